@@ -1,0 +1,103 @@
+"""gpumem's one error hierarchy, each class mapped to a documented process exit code.
+
+Library code raises these; `cli.main` prints `Error: <message>` (plus `Hint: <hint>`) and exits
+with `exit_code`. Messages never contain a token.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes (documented in the README)."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    NOT_FOUND = 3
+    ACCESS = 4
+    FORMAT = 5
+    NETWORK = 6
+    INTERRUPTED = 130
+
+
+class GpumemError(Exception):
+    """Base class of every error gpumem raises on purpose."""
+
+    exit_code = ExitCode.ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(GpumemError):
+    """The request itself is invalid: a bad repo id, option value or combination."""
+
+    exit_code = ExitCode.USAGE
+
+
+class NotFoundError(GpumemError):
+    """Something named by the user does not exist."""
+
+    exit_code = ExitCode.NOT_FOUND
+
+
+class RepoNotFound(NotFoundError):
+    """The repository does not exist, or is private and the token cannot see it."""
+
+
+class RevisionNotFound(NotFoundError):
+    """The branch, tag, commit or PR ref does not exist in the repository."""
+
+
+class EntryNotFound(NotFoundError):
+    """A file the repository's own metadata names is missing."""
+
+
+class AccessError(GpumemError):
+    """The repository exists but the credentials do not open it."""
+
+    exit_code = ExitCode.ACCESS
+
+
+class GatedRepo(AccessError):
+    """The repository is gated: access must be requested and a token passed."""
+
+
+class AuthError(AccessError):
+    """The token was rejected."""
+
+
+class FormatError(GpumemError):
+    """The repository's files are not what gpumem can read."""
+
+    exit_code = ExitCode.FORMAT
+
+
+class NoWeights(FormatError):
+    """The repository holds no weight files gpumem can read."""
+
+
+class BadHeader(FormatError):
+    """A safetensors or GGUF header is malformed; the message names the file and the tensor/field."""
+
+
+class BadConfig(FormatError):
+    """config.json (or an index file) is malformed or has absurd values; names the file and field."""
+
+
+class NetworkError(GpumemError):
+    """The Hub could not be reached or kept failing."""
+
+    exit_code = ExitCode.NETWORK
+
+
+class HubUnavailable(NetworkError):
+    """Connection errors, timeouts, 5xx or 429 persisted after the retries."""
+
+
+class OfflineMiss(NetworkError):
+    """Offline mode was asked for and neither the cache nor the snapshot holds the answer."""

@@ -1,0 +1,60 @@
+"""Frozen value types passed between gpumem's layers (no behaviour beyond derived properties)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    """One stored tensor as a header describes it; `nbytes` is exact (the parser computed it)."""
+
+    name: str
+    dtype: str  # safetensors dtype ("BF16", "I32", ...) or ggml type name ("Q4_K", "F16", ...)
+    shape: tuple[int, ...]
+    nbytes: int
+    file: str = ""  # repo-relative path (or local path) of the file that holds it
+
+    @property
+    def numel(self) -> int:
+        """Number of stored elements (packed elements for packed dtypes)."""
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True, slots=True)
+class Quantization:
+    """What a pre-quantized checkpoint is, and what its quantization costs."""
+
+    method: str  # "gptq", "awq", "compressed-tensors", "bitsandbytes-4bit", "bitsandbytes-8bit",
+    #              "fp8", "fp8-block", "mxfp4", "nvfp4", "gguf"
+    bits: int | None  # nominal bits of the quantized weights (4, 8, ...), None if unknown
+    quantized_parameters: int  # real (unpacked) parameters held in quantized form
+    quantized_bytes: int  # bytes of the packed weights themselves
+    side_data_bytes: int  # scales, zeros, g_idx, SCB, absmax, ... (memory, not parameters)
+    side_tensors: tuple[str, ...] = ()  # names of the side-data tensors
+
+    @property
+    def bits_per_weight(self) -> float:
+        """Effective bits per quantized weight, side data included."""
+        if not self.quantized_parameters:
+            return 0.0
+        return (self.quantized_bytes + self.side_data_bytes) * 8 / self.quantized_parameters
+
+
+@dataclass(frozen=True, slots=True)
+class WeightCount:
+    """Exact counts over a checkpoint's stored tensors."""
+
+    parameters: int | None  # real parameter count; None when it cannot be known (say why in notes)
+    stored_elements: dict[str, int]  # per dtype, as the Hub's `safetensors.total` counts them
+    weight_bytes: int  # exact bytes of every stored tensor
+    buffer_elements: int = 0  # stored but not parameters (rotary inv_freq, attention masks)
+    tied_embeddings: bool = False
+    quantization: Quantization | None = None
+    notes: tuple[str, ...] = field(default=())  # warnings worth showing the user
+
+    @property
+    def stored_total(self) -> int:
+        """Every stored element, as the Hub's `safetensors.total`."""
+        return sum(self.stored_elements.values())

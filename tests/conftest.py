@@ -1,0 +1,44 @@
+"""Shared test set-up: a hermetic environment and loaders for the real-model fixtures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gpumem.safetensors_header import DTYPE_BITS
+from gpumem.types import TensorInfo
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+HUB_FIXTURES = FIXTURES / "hub"
+
+
+@pytest.fixture(autouse=True)
+def hermetic_env(tmp_path, monkeypatch):
+    """Point every Hugging Face / gpumem location at a temp dir and drop any token or endpoint."""
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE", "NO_COLOR",
+                 "GPUMEM_DEBUG", "GPUMEM_CACHE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
+    yield
+
+
+def load_fixture_json(folder: str, name: str) -> dict:
+    """Read one JSON file of a real-model fixture folder, e.g. ('openai-community__gpt2', 'config.json')."""
+    return json.loads((HUB_FIXTURES / folder / name).read_text())
+
+
+def manifest_tensors(folder: str) -> list[TensorInfo]:
+    """TensorInfo for every tensor of a fixture's tensors.json manifest (file = its shard or model.safetensors)."""
+    manifest = load_fixture_json(folder, "tensors.json")
+    shards = manifest.get("shards") or {}
+    tensors = []
+    for name, (dtype, shape) in manifest["tensors"].items():
+        numel = 1
+        for dim in shape:
+            numel *= dim
+        tensors.append(TensorInfo(name, dtype, tuple(shape), numel * DTYPE_BITS[dtype] // 8,
+                                  shards.get(name, "model.safetensors")))
+    return tensors
