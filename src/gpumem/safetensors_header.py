@@ -39,7 +39,7 @@ class SafetensorsHeader:
     header_size: int  # N, the JSON length (the data region starts at 8 + N)
     tensors: tuple[TensorInfo, ...]
     metadata: dict[str, str]
-    unknown_dtypes: tuple[str, ...] = ()
+    unknown_types: tuple[str, ...] = ()
 
     @property
     def data_size(self) -> int:
@@ -63,7 +63,7 @@ def parse_header(data: bytes, file: str, file_size: int | None = None) -> Safete
     """Parse and validate a header from the file's first bytes (at least 8 + N of them).
 
     `file_size`, when known, is checked against the end of the data region. Tensors with an unknown
-    (future) dtype are kept with the byte size their offsets give and listed in `unknown_dtypes`.
+    (future) dtype are kept with the byte size their offsets give and listed in `unknown_types`.
     """
     size = read_header_length(data, file)
     end = PREFIX_BYTES + size

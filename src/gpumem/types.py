@@ -58,3 +58,58 @@ class WeightCount:
     def stored_total(self) -> int:
         """Every stored element, as the Hub's `safetensors.total`."""
         return sum(self.stored_elements.values())
+
+
+@dataclass(frozen=True, slots=True)
+class WeightSet:
+    """One counted set of weights (the root model, a diffusers component, or a GGUF variant) as read."""
+
+    name: str
+    format: str  # "safetensors" | "gguf" | "pytorch-bin"
+    files: tuple[str, ...]
+    tensors: tuple[TensorInfo, ...]
+    config: dict | None = None  # config.json (or, for GGUF, the metadata translated to config keys)
+    quantize_config: dict | None = None
+    estimated_bytes: int | None = None  # .bin repos: the index's total_size; tensors are then unknown
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (tensors as [name, dtype, shape, nbytes, file] rows), used by the cache."""
+        return {
+            "name": self.name, "format": self.format, "files": list(self.files),
+            "tensors": [[t.name, t.dtype, list(t.shape), t.nbytes, t.file] for t in self.tensors],
+            "config": self.config, "quantize_config": self.quantize_config,
+            "estimated_bytes": self.estimated_bytes, "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WeightSet:
+        """Inverse of to_dict."""
+        tensors = tuple(TensorInfo(n, d, tuple(s), b, f) for n, d, s, b, f in data["tensors"])
+        return cls(data["name"], data["format"], tuple(data["files"]), tensors, data.get("config"),
+                   data.get("quantize_config"), data.get("estimated_bytes"), tuple(data.get("notes", ())))
+
+
+@dataclass(frozen=True, slots=True)
+class RepoMetadata:
+    """Everything gpumem read about one revision of a repo: enough to answer without the network."""
+
+    repo_id: str
+    revision: str  # the commit sha (or the snapshot's recorded revision)
+    source: str  # "hub" | "cache" | "snapshot" | "local"
+    weight_sets: tuple[WeightSet, ...]
+    files: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        """JSON-ready form, used by the cache and the built-in snapshot."""
+        return {"repo_id": self.repo_id, "revision": self.revision, "source": self.source,
+                "weight_sets": [w.to_dict() for w in self.weight_sets], "files": list(self.files),
+                "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RepoMetadata:
+        """Inverse of to_dict."""
+        return cls(data["repo_id"], data["revision"], data["source"],
+                   tuple(WeightSet.from_dict(w) for w in data["weight_sets"]), tuple(data.get("files", ())),
+                   tuple(data.get("notes", ())))

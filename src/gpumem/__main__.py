@@ -1,0 +1,6 @@
+"""`python -m gpumem`."""
+
+from gpumem.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""gpumem's public API: short functions that wire the layers (hub -> headers -> counts ->
+architecture -> memory -> GPUs) into ModelReport / CalcReport results. The CLI is a thin layer over this."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import constants
+from .architecture import Architecture, parse_architecture
+from .cache import ResultCache
+from .errors import AccessError, BadConfig, GatedRepo, GpumemError, HubUnavailable, OfflineMiss, UsageError
+from .gpus import Gpu, find_gpu, load_catalog, recommend
+from .memory import ServingOptions, estimate_serving, formula_result
+from .params import count_weights
+from .report import FORMULA_BITS, CalcReport, ComponentCount, ModelReport
+from .snapshot import LIVE_DATA_HINT, load_snapshot
+from .types import RepoMetadata, TensorInfo, WeightCount, WeightSet
+
+__all__ = ["HubOptions", "open_client", "inspect_repo", "inspect_repos", "inspect_local", "estimate", "calc", "parse_parameter_count"]
+
+
+@dataclass(frozen=True)
+class HubOptions:
+    """How to reach the Hub: token (None = discover, False = none), endpoint, offline, cache, timeouts."""
+
+    token: str | bool | None = None
+    endpoint: str | None = None
+    offline: bool | None = None  # None: HF_HUB_OFFLINE decides
+    use_cache: bool = True
+    timeout: float = constants.DEFAULT_TIMEOUT_S
+    deadline: float | None = constants.DEFAULT_DEADLINE_S
+
+
+def open_client(options: HubOptions | None = None):
+    """A HubClient configured from HubOptions (share it across calls to reuse connections)."""
+    from .hub import HubClient
+
+    options = options or HubOptions()
+    return HubClient(options.endpoint, options.token, timeout=options.timeout, deadline=options.deadline)
+
+
+def inspect_repo(repo_id: str, revision: str = "main", options: HubOptions | None = None, *, client=None) -> RepoMetadata:
+    """Read a Hub repo's metadata: from the cache, the Hub, or (unreachable / gated without token) the snapshot."""
+    return inspect_repos([repo_id], revision, options, client=client)[0]
+
+
+def inspect_repos(repo_ids: Sequence[str], revision: str = "main", options: HubOptions | None = None, *,
+                  client=None, return_errors: bool = False) -> list:
+    """Read many repos over one shared connection pool, concurrently; errors raise (or are returned in place)."""
+    from .hub import validate_repo_id
+
+    options = options or HubOptions()
+    for repo_id in repo_ids:
+        validate_repo_id(repo_id)
+    offline = constants.hf_offline() if options.offline is None else options.offline
+    cache = ResultCache() if options.use_cache else None
+    if offline:
+        return [_offline(repo_id, revision, cache, constants.hf_endpoint() if not options.endpoint else options.endpoint,
+                         return_errors) for repo_id in repo_ids]
+    owned = client is None
+    client = client or open_client(options)
+    try:
+        return client.map_concurrent(lambda repo_id: _guarded(_online, return_errors, client, repo_id, revision, cache),
+                                     repo_ids)
+    finally:
+        if owned:
+            client.close()
+
+
+def _online(client, repo_id: str, revision: str, cache: ResultCache | None) -> RepoMetadata:
+    from .fetch import fetch_repo
+
+    if cache and (sha := cache.sha_for(client.endpoint, repo_id, revision)):
+        if sha != revision:  # a branch or tag may have moved: one request to find out
+            sha = client.resolve(repo_id, revision).sha
+        if cached := cache.load(client.endpoint, repo_id, sha):
+            return _with_source(cached, "cache")
+    try:
+        metadata = fetch_repo(client, repo_id, revision)
+    except (HubUnavailable, GatedRepo, AccessError) as exc:
+        fallback = _snapshot_fallback(repo_id, exc, client.has_token)
+        if fallback is None:
+            raise
+        return fallback
+    if cache:
+        cache.store(client.endpoint, revision, metadata)
+    return metadata
+
+
+def _offline(repo_id: str, revision: str, cache: ResultCache | None, endpoint: str, return_errors: bool):
+    def read() -> RepoMetadata:
+        sha = cache.sha_for(endpoint, repo_id, revision) if cache else None
+        if sha and (cached := cache.load(endpoint, repo_id, sha)):
+            return _with_source(cached, "cache")
+        if snapshot := load_snapshot(repo_id):
+            return _with_notes(snapshot, f"offline: answered from the built-in snapshot; {LIVE_DATA_HINT}")
+        raise OfflineMiss(f"offline, and neither the cache nor the built-in snapshot holds {repo_id}@{revision}",
+                          hint="run once with network access (without --offline / HF_HUB_OFFLINE=1)")
+    return _guarded(lambda: read(), return_errors)
+
+
+def _snapshot_fallback(repo_id: str, exc: GpumemError, has_token: bool) -> RepoMetadata | None:
+    """Answer from the snapshot when the Hub is unreachable, or the repo is gated and no token was given."""
+    if isinstance(exc, AccessError) and (has_token or not isinstance(exc, GatedRepo)):
+        return None
+    snapshot = load_snapshot(repo_id)
+    if snapshot is None:
+        return None
+    why = "the Hub could not be reached" if isinstance(exc, HubUnavailable) else "the repo is gated and no token was given"
+    return _with_notes(snapshot, f"{why}: answered from the built-in snapshot; {LIVE_DATA_HINT}")
+
+
+def inspect_local(path: str) -> RepoMetadata:
+    """Read a local safetensors / GGUF file or model folder (headers only, never tensors)."""
+    from .local import read_local
+
+    return read_local(path)
+
+
+def estimate(metadata: RepoMetadata, *, bits: float | None = None, serving: ServingOptions | None = None,
+             gpu: str | None = None, file: str | None = None) -> list[ModelReport]:
+    """Count, size and place a model: one report (or one per GGUF variant; `file` picks one)."""
+    serving = serving or ServingOptions()
+    only = find_gpu(gpu) if gpu else None
+    sets = _pick_gguf(metadata.weight_sets, file) if metadata.weight_sets[0].format == "gguf" else [metadata.weight_sets]
+    return [_report(metadata, group, bits, serving, only) for group in sets]
+
+
+def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | None, serving: ServingOptions,
+            only: Gpu | None) -> ModelReport:
+    main = group[0]
+    tensors = tuple(t for ws in group for t in ws.tensors)
+    count = _count(main, tensors) if main.format != "pytorch-bin" else _estimated_count(main)
+    arch, arch_note = _architecture(main.config)
+    formula_bits = bits if bits is not None else _checkpoint_bits(count)
+    notes = [*metadata.notes, *(n for ws in group for n in ws.notes), *count.notes, *([arch_note] if arch_note else [])]
+    estimate_ = estimate_serving(tensors, count, arch, serving, bits=bits)
+    recs = recommend(tensors, count, arch, serving, bits, load_catalog(), only=only)
+    return ModelReport(
+        metadata.repo_id, metadata.revision, metadata.source, main.format, tuple(f for ws in group for f in ws.files),
+        count, formula_bits,
+        formula_result(count.parameters, formula_bits) if count.parameters and formula_bits else None,
+        tuple(formula_result(count.parameters, b) for b in FORMULA_BITS) if count.parameters else (),
+        arch, estimate_, tuple(recs), file=main.name if main.format == "gguf" else None,
+        estimated=main.format == "pytorch-bin",
+        components=_components(group) if len(group) > 1 else (), notes=tuple(dict.fromkeys([*notes, *estimate_.notes])))
+
+
+def _count(main: WeightSet, tensors: tuple[TensorInfo, ...]) -> WeightCount:
+    return count_weights(tensors, main.config, main.quantize_config)
+
+
+def _components(group: Sequence[WeightSet]) -> tuple[ComponentCount, ...]:
+    counts = [(ws.name or "(root)", count_weights(ws.tensors, ws.config, ws.quantize_config)) for ws in group]
+    return tuple(ComponentCount(name, c.parameters, c.weight_bytes) for name, c in counts)
+
+
+def _estimated_count(weights: WeightSet) -> WeightCount:
+    """Pickle-only repos: parameters ~ total_size / bytes of the config's torch_dtype."""
+    dtype = str((weights.config or {}).get("torch_dtype") or "float32")
+    width = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}.get(dtype, 4)
+    total = weights.estimated_bytes
+    if total is None:
+        return WeightCount(None, {}, 0, notes=("no size information for the .bin files: nothing to estimate from",))
+    name = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "int8": "I8"}.get(dtype, "F32")
+    note = f"parameters ESTIMATED as total_size / {width} bytes ({dtype}); no safetensors headers to count from"
+    return WeightCount(total // width, {name: total // width}, total, notes=(note,))
+
+
+def _architecture(config: dict | None) -> tuple[Architecture | None, str | None]:
+    if not config:
+        return None, "no config.json: weights only (no KV cache or activation estimate)"
+    try:
+        return parse_architecture(config), None
+    except BadConfig as exc:
+        return None, f"config not understood ({exc.message}): weights only"
+
+
+def _checkpoint_bits(count: WeightCount) -> float | None:
+    """The checkpoint's own width: the quantization's bits, else the dtype holding most bytes."""
+    if count.quantization and count.quantization.bits:
+        return count.quantization.bits
+    if not count.parameters or not count.weight_bytes:
+        return None
+    if not count.stored_total:
+        return None
+    width = round(count.weight_bytes * 8 / count.stored_total, 2)
+    return int(width) if width.is_integer() else width
+
+
+def _pick_gguf(sets: tuple[WeightSet, ...], file: str | None) -> list[list[WeightSet]]:
+    if file is None:
+        return [[ws] for ws in sets]
+    chosen = [ws for ws in sets if file in (ws.name, *ws.files) or ws.name.endswith("/" + file)]
+    if not chosen:
+        raise UsageError(f"no GGUF file {file!r} in this repo", hint="choose one of: " + ", ".join(ws.name for ws in sets))
+    return [chosen[:1]]
+
+
+_SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
+
+
+def parse_parameter_count(text: str) -> int:
+    """Parse 70B, 7.24B, 125M, 1.5T, 70e9 or 68976648192 into an integer count."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*", text or "")
+    if not match:
+        raise UsageError(f"cannot read {text!r} as a parameter count", hint="use e.g. 70B, 7.24B, 125M, 70e9 or 68976648192")
+    value = round(float(match[1]) * _SUFFIXES[match[2].upper()])
+    if value <= 0:
+        raise UsageError(f"parameter count must be positive, got {text!r}")
+    return value
+
+
+def calc(parameters: int | str, bits: float = 16, *, serving: ServingOptions | None = None,
+         gpu: str | None = None) -> CalcReport:
+    """The formula (and weights-only GPU fit) for a parameter count given by hand."""
+    count_ = parameters if isinstance(parameters, int) else parse_parameter_count(parameters)
+    if bits <= 0 or bits > 64:
+        raise UsageError(f"--bits must be between 1 and 64, got {bits:g}")
+    weights = WeightCount(count_, {}, round(count_ * bits / 8))
+    only = find_gpu(gpu) if gpu else None
+    recs = recommend((), weights, None, serving or ServingOptions(), None, load_catalog(), only=only)
+    return CalcReport(count_, bits, formula_result(count_, bits), tuple(formula_result(count_, b) for b in FORMULA_BITS),
+                      tuple(recs))
+
+
+def _guarded(function, return_errors: bool, *args):
+    try:
+        return function(*args)
+    except GpumemError as exc:
+        if return_errors:
+            return exc
+        raise
+
+
+def _with_source(metadata: RepoMetadata, source: str) -> RepoMetadata:
+    return RepoMetadata(metadata.repo_id, metadata.revision, source, metadata.weight_sets, metadata.files, metadata.notes)
+
+
+def _with_notes(metadata: RepoMetadata, note: str) -> RepoMetadata:
+    return RepoMetadata(metadata.repo_id, metadata.revision, metadata.source, metadata.weight_sets, metadata.files,
+                        (note, *metadata.notes))
+

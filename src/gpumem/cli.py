@@ -1,0 +1,262 @@
+"""The `gpumem` command line: flags -> one api call -> one renderer. No math and no HTTP here.
+
+Only click is imported at start-up; the API, rich and the HTTP stack load inside the commands
+that need them, so `gpumem --help` and `gpumem calc` start fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import click
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+FORMATS = ("table", "json", "markdown", "csv")
+
+
+class _State:
+    """Per-invocation flags the error handler in `main` needs."""
+
+    debug = False
+    client = None  # the HubClient of this run, for the --debug request log
+
+
+def _output_options(command):
+    """--json / --format / --svg / --quiet, shared by every report."""
+    @click.option("--json", "json_", is_flag=True, help="Print JSON (same as --format json).")
+    @click.option("--format", "format_", type=click.Choice(FORMATS), default="table", show_default=True,
+                  help="Output format.")
+    @click.option("--svg", "svg", type=click.Path(dir_okay=False, writable=True),
+                  help="Also save the table output as an SVG image.")
+    @click.option("--quiet", "-q", is_flag=True, help="No progress or warnings on stderr.")
+    @click.option("--debug", is_flag=True, help="On error, show the traceback and the request log (token redacted).")
+    @functools.wraps(command)
+    def wrapper(*args, json_, format_, svg, quiet, debug, **kwargs):
+        _State.debug = debug or _State.debug
+        output = {"format": "json" if json_ else format_, "svg": svg, "quiet": quiet}
+        return command(*args, output=output, **kwargs)
+    return wrapper
+
+
+def _serving_options(command):
+    """--bits and the serving flags shared by hf, local, compare and fit."""
+    @click.option("--bits", type=float, help="Load width for the formula and the what-if (default: the checkpoint's own).")
+    @click.option("--gpu", help='Answer for one GPU type, e.g. "RTX 4090", a100-80gb, h100.')
+    @click.option("--context", type=int, default=4096, show_default=True, help="Tokens per sequence.")
+    @click.option("--concurrency", type=int, default=1, show_default=True, help="Sequences served at once.")
+    @click.option("--kv-dtype", type=click.Choice(["auto", "bf16", "fp16", "fp8"]), default="auto", show_default=True,
+                  help="KV cache element type.")
+    @click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel size for the breakdown.")
+    @click.option("--engine", type=click.Choice(["vllm", "transformers"]), default="vllm", show_default=True,
+                  help="Serving engine whose memory behaviour to model.")
+    @functools.wraps(command)
+    def wrapper(*args, bits, gpu, context, concurrency, kv_dtype, tp, engine, **kwargs):
+        from .memory import ServingOptions
+
+        serving = ServingOptions(engine=engine, context=context, concurrency=concurrency, kv_dtype=kv_dtype, tp=tp)
+        return command(*args, bits=bits, gpu=gpu, serving=serving, **kwargs)
+    return wrapper
+
+
+def _hub_options(command):
+    """--revision / --token / --offline / --no-cache / --timeout."""
+    @click.option("--revision", default="main", show_default=True, help="Branch, tag, commit sha or refs/pr/N.")
+    @click.option("--token", help="Hugging Face token (default: HF_TOKEN or the saved login).")
+    @click.option("--offline", is_flag=True, help="No network: answer from the cache or the built-in snapshot.")
+    @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
+    @click.option("--timeout", type=float, default=120.0, show_default=True, help="Give up after this many seconds.")
+    @functools.wraps(command)
+    def wrapper(*args, revision, token, offline, no_cache, timeout, **kwargs):
+        from .api import HubOptions
+
+        hub = HubOptions(token=token, offline=True if offline else None, use_cache=not no_cache, deadline=timeout)
+        return command(*args, revision=revision, hub=hub, **kwargs)
+    return wrapper
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(package_name="gpumem", prog_name="gpumem")
+def cli():
+    """How much GPU memory does a model need, and which GPUs should you rent?
+
+    gpumem reads a model's safetensors or GGUF headers from the Hugging Face Hub (never the
+    weights), counts the parameters exactly, applies the formula M = P x 4 / (32 / Q) x 1.2 and a
+    real serving breakdown (weights, KV cache, activations, overhead), and recommends GPUs.
+
+    \b
+    Examples:
+      gpumem hf meta-llama/Llama-2-70b-hf --bits 4
+      gpumem calc --params 70B --bits 16
+      gpumem gpus
+    """
+
+
+@cli.command()
+@click.argument("repo_ids", nargs=-1, metavar="REPO_ID...")
+@click.option("--from-file", type=click.File("r"), help="Read more repo ids from a file (one per line, # comments).")
+@click.option("--file", "gguf_file", help="GGUF repos: the variant (file name) to report on.")
+@_hub_options
+@_serving_options
+@_output_options
+def hf(repo_ids, from_file, gguf_file, revision, hub, bits, gpu, serving, output):
+    """Audit one or more Hugging Face Hub repos without downloading weights.
+
+    \b
+    Examples:
+      gpumem hf meta-llama/Llama-2-70b-hf --bits 4
+      gpumem hf Qwen/Qwen2.5-7B --context 32768 --concurrency 8 --gpu "RTX 4090"
+      gpumem hf TheBloke/Llama-2-7B-GGUF --file llama-2-7b.Q4_K_M.gguf --json
+    """
+    from . import api, render
+
+    ids = _repo_ids(repo_ids, from_file)
+    _State.client = api.open_client(hub)
+    results = api.inspect_repos(ids, revision, hub, client=_State.client, return_errors=len(ids) > 1)
+    reports = [_estimate_or_error(r, bits=bits, serving=serving, gpu=gpu, file=gguf_file) for r in results]
+    render.emit_reports(ids, reports, **output)
+    if any(isinstance(r, Exception) for r in reports):
+        sys.exit(_worst_exit_code(reports))
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--file", "gguf_file", help="GGUF folders: the variant (file name) to report on.")
+@_serving_options
+@_output_options
+def local(path, gguf_file, bits, gpu, serving, output):
+    """Inspect a local safetensors / GGUF file or model folder (headers only).
+
+    \b
+    Example:
+      gpumem local ./my-model/ --context 8192
+    """
+    from . import api, render
+
+    reports = api.estimate(api.inspect_local(path), bits=bits, serving=serving, gpu=gpu, file=gguf_file)
+    render.emit_reports([path], [reports], **output)
+
+
+@cli.command()
+@click.option("--params", "params", required=True, help="Parameter count: 70B, 7.24B, 125M, 70e9 or 68976648192.")
+@click.option("--bits", type=float, default=16, show_default=True, help="Bits per parameter when loaded (Q).")
+@click.option("--gpu", help="Answer for one GPU type.")
+@_output_options
+def calc(params, bits, gpu, output):
+    """The formula M_GB = P x 4 / (32 / Q) x 1.2 for a parameter count.
+
+    \b
+    Examples:
+      gpumem calc --params 70B --bits 16     # 168 GB
+      gpumem calc --params 70B --bits 4      # 42 GB
+    """
+    from . import api, render
+
+    render.emit_calc(api.calc(params, bits, gpu=gpu), **output)
+
+
+@cli.command()
+@_output_options
+def gpus(output):
+    """List the GPU catalog: marketed vs usable memory, bandwidth, TFLOPS, FP8/FP4.
+
+    \b
+    Example:
+      gpumem gpus --format markdown
+    """
+    from . import gpus as catalog
+    from . import render
+
+    render.emit_gpus(catalog.load_catalog(), **output)
+
+
+@cli.group()
+def cache():
+    """Inspect or clear gpumem's result cache (under HF_HOME/gpumem).
+
+    \b
+    Examples:
+      gpumem cache info
+      gpumem cache clear
+    """
+
+
+@cache.command("info")
+@click.option("--json", "json_", is_flag=True, help="Print JSON.")
+def cache_info(json_):
+    """Show where the cache is and what it holds."""
+    from . import render
+    from .cache import ResultCache
+
+    render.emit_cache_info(ResultCache().info(), json_=json_, cleared=False)
+
+
+@cache.command("clear")
+@click.option("--json", "json_", is_flag=True, help="Print JSON.")
+def cache_clear(json_):
+    """Delete every cached result."""
+    from . import render
+    from .cache import ResultCache
+
+    render.emit_cache_info(ResultCache().clear(), json_=json_, cleared=True)
+
+
+def _repo_ids(repo_ids: tuple[str, ...], from_file) -> list[str]:
+    from .errors import UsageError
+
+    ids = list(repo_ids)
+    if from_file is not None:
+        ids += [line.split("#", 1)[0].strip() for line in from_file]
+    ids = list(dict.fromkeys(i for i in ids if i))
+    if not ids:
+        raise UsageError("no repo id given", hint="e.g. gpumem hf meta-llama/Llama-2-7b-hf")
+    return ids
+
+
+def _estimate_or_error(result, **kwargs):
+    from . import api
+    from .errors import GpumemError
+
+    if isinstance(result, GpumemError):
+        return result
+    try:
+        return api.estimate(result, **kwargs)
+    except GpumemError as exc:
+        return exc
+
+
+def _worst_exit_code(results) -> int:
+    return max(int(r.exit_code) for r in results if isinstance(r, Exception))
+
+
+def _print_request_log() -> None:
+    for record in getattr(_State.client, "log", []):
+        click.echo(f"[request] {record.method} {record.url} -> {record.status} "
+                   f"({record.received:,} B, {record.seconds * 1000:.0f} ms)", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and turn gpumem errors into one line on stderr and an exit code."""
+    _State.debug = _State.debug or os.environ.get("GPUMEM_DEBUG", "").lower() in {"1", "true", "yes"}
+    try:
+        cli.main(args=argv, prog_name="gpumem", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
+        from .errors import GpumemError
+
+        if not isinstance(exc, GpumemError) or _State.debug:
+            _print_request_log()
+            raise
+        click.echo(f"Error: {exc.message}", err=True)
+        if exc.hint:
+            click.echo(f"Hint: {exc.hint}", err=True)
+        sys.exit(int(exc.exit_code))

@@ -1,0 +1,119 @@
+"""Pure: from a repo's file list, decide which weight files to count, as one or more weight sets.
+
+A repo may ship the same weights twice (safetensors and .bin, HF format and Mistral's
+`consolidated.safetensors`, `*.fp16.safetensors` variants); gpumem counts one set and says which.
+Multi-component repos (diffusers) give one set per component folder; GGUF repos one per variant.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .errors import NoWeights
+
+# Folders that hold copies of the weights in other formats or for other runtimes.
+_IGNORED_FOLDERS = ("original", "onnx", "openvino", "coreml", "tflite", "flax", "tf", "mlx", "gguf_cache")
+_SPLIT_GGUF = re.compile(r"^(?P<stem>.+)-(?P<part>\d{5})-of-(?P<total>\d{5})\.gguf$")
+_VARIANT = re.compile(r"\.(fp16|fp32|bf16|non_ema|ema)\.safetensors$")
+
+
+@dataclass(frozen=True, slots=True)
+class WeightSetPlan:
+    """Files to read for one counted set of weights."""
+
+    name: str  # "" for the repo root, the folder for a component, the variant for GGUF
+    format: str  # "safetensors" | "gguf" | "pytorch-bin"
+    folder: str  # "" or the component folder, where its config.json lives
+    files: tuple[str, ...]  # weight files, in order
+    index: str | None = None  # *.index.json beside them, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The plan for a whole repo, with notes on what was left out and why."""
+
+    sets: tuple[WeightSetPlan, ...]
+    notes: tuple[str, ...] = ()
+    is_gguf: bool = False
+
+
+def plan_layout(paths: Iterable[str]) -> Layout:
+    """Choose the weight sets to count from a repo's file paths; NoWeights if there are none."""
+    paths = sorted(set(paths))
+    by_folder: dict[str, list[str]] = defaultdict(list)
+    for path in paths:
+        by_folder[posixpath.dirname(path)].append(path)
+    ggufs = [p for p in paths if p.endswith(".gguf") and not _ignored(p)]
+    if ggufs:
+        return Layout(tuple(_gguf_sets(ggufs)), is_gguf=True)
+    notes: list[str] = []
+    root = _folder_set("", by_folder.get("", []), notes)
+    components_wanted = "model_index.json" in paths or root is None
+    sets = [root] if root else []
+    if components_wanted:
+        for folder in sorted(f for f in by_folder if f and "/" not in f and not _ignored(f + "/")):
+            component = _folder_set(folder, by_folder[folder], notes)
+            if component:
+                sets.append(component)
+    elif skipped := sorted({f.split("/")[0] for f in by_folder if f and _has_weights(by_folder[f])}):
+        notes.append(f"counted the root weights only; other folders with weights left out: {', '.join(skipped)}")
+    if not sets:
+        raise NoWeights(_describe_missing(paths),
+                        hint="gpumem reads safetensors, GGUF, or estimates from a pytorch_model.bin index")
+    return Layout(tuple(sets), tuple(notes))
+
+
+def _folder_set(folder: str, files: list[str], notes: list[str]) -> WeightSetPlan | None:
+    names = {posixpath.basename(f): f for f in files}
+    safetensors = [f for f in files if f.endswith(".safetensors")]
+    indexes = [f for f in files if f.endswith(".safetensors.index.json")]
+    label = folder or "the root"
+    if safetensors:
+        variants = [f for f in safetensors if _VARIANT.search(f)]
+        plain = [f for f in safetensors if f not in variants]
+        if plain and variants:
+            notes.append(f"{label}: counted {', '.join(map(posixpath.basename, plain))}; "
+                         f"left out variant files {', '.join(map(posixpath.basename, variants))}")
+            safetensors = plain
+        consolidated = [f for f in safetensors if posixpath.basename(f).startswith("consolidated")]
+        if consolidated and len(consolidated) < len(safetensors):
+            notes.append(f"{label}: counted the Hugging Face format files; left out the Mistral-format "
+                         f"{', '.join(map(posixpath.basename, consolidated))}")
+            safetensors = [f for f in safetensors if f not in consolidated]
+        if any(n.endswith(".bin") for n in names):
+            notes.append(f"{label}: counted the safetensors files; left out the .bin copies")
+        index = next((i for i in indexes if not _VARIANT.search(i.replace(".index.json", ""))), None)
+        return WeightSetPlan(folder, "safetensors", folder, tuple(safetensors), index)
+    bins = [f for f in files if f.endswith(".bin") and posixpath.basename(f).startswith(("pytorch_model", "diffusion_pytorch_model"))]
+    if bins:
+        index = next((f for f in files if f.endswith(".bin.index.json")), None)
+        return WeightSetPlan(folder, "pytorch-bin", folder, tuple(bins), index)
+    return None
+
+
+def _gguf_sets(paths: list[str]) -> list[WeightSetPlan]:
+    groups: dict[str, list[str]] = defaultdict(list)
+    for path in paths:
+        match = _SPLIT_GGUF.match(path)
+        groups[match["stem"] + ".gguf" if match else path].append(path)
+    return [WeightSetPlan(name, "gguf", posixpath.dirname(name), tuple(sorted(files))) for name, files in sorted(groups.items())]
+
+
+def _has_weights(files: list[str]) -> bool:
+    return any(f.endswith((".safetensors", ".bin", ".gguf", ".pth", ".pt")) for f in files)
+
+
+def _ignored(path: str) -> bool:
+    return path.split("/")[0] in _IGNORED_FOLDERS if "/" in path else False
+
+
+def _describe_missing(paths: list[str]) -> str:
+    others = sorted({posixpath.splitext(p)[1] for p in paths if posixpath.splitext(p)[1] in
+                     {".pth", ".pt", ".h5", ".msgpack", ".onnx", ".ckpt", ".tflite", ".mlmodel", ".npz", ".ot"}})
+    if others:
+        return f"no safetensors, GGUF or pytorch_model.bin weights; the repo has {', '.join(others)} files instead"
+    return "no weight files in this repo" if paths else "the repo has no files"

@@ -1,0 +1,56 @@
+"""Inspect a local safetensors / GGUF file or model folder: headers only, tensors never loaded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import GpumemError, NotFoundError
+from .fetch import build_weight_set, parse_json, read_weight_header, small_files_needed
+from .layout import plan_layout
+from .types import RepoMetadata
+
+_MAX_DEPTH = 3  # model folders nest components one level (diffusers); deeper trees are not models
+
+
+def read_local(path: str) -> RepoMetadata:
+    """Read a local file or folder into RepoMetadata (source "local"), as the Hub reader does."""
+    target = Path(path).expanduser()
+    if not target.exists():
+        raise NotFoundError(f"{path}: no such file or folder")
+    root = target.parent if target.is_file() else target
+    paths = [target.name] if target.is_file() else _list_files(root)
+    layout = plan_layout(paths)
+    sizes = {p: (root / p).stat().st_size for p in paths}
+    documents = {p: _read_json(root / p, p) for p in small_files_needed(layout.sets, set(paths), {})}
+    headers = {}
+    for plan in layout.sets:
+        if plan.format != "pytorch-bin":
+            for file in plan.files:
+                headers[file] = _read_header(root / file, plan.format, file, sizes[file])
+    sets = tuple(build_weight_set(plan, sizes.get, set(paths), documents, headers) for plan in layout.sets)
+    return RepoMetadata(str(target), "local", "local", sets, tuple(paths), layout.notes)
+
+
+def _list_files(root: Path) -> list[str]:
+    found = []
+    for folder, dirs, files in os.walk(root):
+        depth = len(Path(folder).relative_to(root).parts)
+        dirs[:] = [] if depth >= _MAX_DEPTH else [d for d in dirs if not d.startswith(".")]
+        found.extend(str((Path(folder) / f).relative_to(root).as_posix()) for f in files if not f.startswith("."))
+    return found
+
+
+def _read_header(file: Path, fmt: str, name: str, size: int):
+    with file.open("rb") as handle:
+        def read(start: int, length: int) -> bytes:
+            handle.seek(start)
+            return handle.read(length)
+        return read_weight_header(read, fmt, name, size)
+
+
+def _read_json(file: Path, name: str) -> dict:
+    try:
+        return parse_json(file.read_bytes(), name)
+    except OSError as exc:
+        raise GpumemError(f"{name}: cannot read ({exc.strerror})") from None

@@ -1,0 +1,105 @@
+"""The result objects gpumem's API returns and its renderers show (frozen, with `to_dict()`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .architecture import Architecture
+from .gpus import Recommendation
+from .memory import FormulaResult, ServingEstimate
+from .types import WeightCount
+
+SCHEMA_VERSION = 1
+FORMULA_BITS = (16, 8, 4)  # the widths shown side by side
+
+
+@dataclass(frozen=True)
+class ComponentCount:
+    """Counts of one component of a multi-component repo (diffusers: unet, vae, text_encoder, ...)."""
+
+    name: str
+    parameters: int | None
+    weight_bytes: int
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {"name": self.name, "parameters": self.parameters, "weight_bytes": self.weight_bytes}
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """Everything gpumem answers about one model (or one GGUF variant of a repo)."""
+
+    repo_id: str
+    revision: str
+    source: str  # "hub" | "cache" | "snapshot" | "local"
+    format: str  # "safetensors" | "gguf" | "pytorch-bin"
+    files: tuple[str, ...]
+    count: WeightCount
+    bits: float | None  # the width the formula uses: --bits, else the checkpoint's own
+    formula: FormulaResult | None
+    formula_by_bits: tuple[FormulaResult, ...]
+    architecture: Architecture | None
+    serving: ServingEstimate | None
+    recommendations: tuple[Recommendation, ...]
+    file: str | None = None  # the GGUF variant this report is about
+    estimated: bool = False  # parameters estimated (pickle-only repos), not read from headers
+    components: tuple[ComponentCount, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def parameters(self) -> int | None:
+        """The real parameter count (None when it cannot be known)."""
+        return self.count.parameters
+
+    def to_dict(self) -> dict:
+        """The documented JSON object (schema_version 1); integers are exact bytes and counts."""
+        quant = self.count.quantization
+        data = {
+            "schema_version": SCHEMA_VERSION,
+            "repo_id": self.repo_id,
+            "revision": self.revision,
+            "source": self.source,
+            "format": self.format,
+            "parameters": self.count.parameters,
+            "parameters_estimated": self.estimated,
+            "stored_elements": dict(self.count.stored_elements),
+            "weight_bytes": self.count.weight_bytes,
+            "buffer_elements": self.count.buffer_elements,
+            "quantization": None if quant is None else {
+                "method": quant.method, "bits": quant.bits, "bits_per_weight": round(quant.bits_per_weight, 4),
+                "quantized_parameters": quant.quantized_parameters, "side_data_bytes": quant.side_data_bytes,
+            },
+            "formula": self.formula.to_dict() if self.formula else None,
+            "formula_by_bits": {str(f.bits): f.memory_gb for f in self.formula_by_bits},
+            "serving": self.serving.to_dict() if self.serving else None,
+            "recommendations": [r.to_dict() for r in self.recommendations],
+            "files": list(self.files),
+            "notes": list(self.notes),
+        }
+        if self.file is not None:
+            data["file"] = self.file
+        if self.components:
+            data["components"] = [c.to_dict() for c in self.components]
+        return data
+
+
+@dataclass(frozen=True)
+class CalcReport:
+    """`gpumem calc`: the formula for a parameter count given by hand."""
+
+    parameters: int
+    bits: float
+    formula: FormulaResult
+    formula_by_bits: tuple[FormulaResult, ...]
+    recommendations: tuple[Recommendation, ...]
+
+    def to_dict(self) -> dict:
+        """The keys of ModelReport.to_dict that apply to a bare parameter count."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "parameters": self.parameters,
+            "formula": self.formula.to_dict(),
+            "formula_by_bits": {str(f.bits): f.memory_gb for f in self.formula_by_bits},
+            "recommendations": [r.to_dict() for r in self.recommendations],
+        }

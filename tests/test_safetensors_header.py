@@ -1,0 +1,127 @@
+"""The safetensors header parser: real files, every validation rule, and fuzzing."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from safetensors.numpy import save
+
+from gpumem.errors import BadHeader, GpumemError
+from gpumem.safetensors_header import DTYPE_BITS, HEADER_SIZE_CAP, parse_header
+
+
+def header_bytes(entries: dict, pad: bool = True) -> bytes:
+    text = json.dumps(entries, separators=(",", ":"))
+    if pad:
+        text += " " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text.encode()
+
+
+def entry(dtype: str, shape: list[int], begin: int, end: int) -> dict:
+    return {"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}
+
+
+def test_parses_a_file_written_by_the_reference_implementation():
+    data = save({"b": np.zeros((3, 5), dtype=np.float16), "a": np.ones((2,), dtype=np.float32)},
+                metadata={"format": "pt"})
+    header = parse_header(data, "model.safetensors", file_size=len(data))
+    assert [(t.name, t.dtype, t.shape, t.nbytes) for t in header.tensors] == [
+        ("a", "F32", (2,), 8), ("b", "F16", (3, 5), 30)]  # data order: safetensors sorts by dtype alignment, then name
+    assert header.metadata == {"format": "pt"}
+    assert header.data_size == 38
+
+
+def test_every_listed_dtype_is_known_with_its_width():
+    assert DTYPE_BITS["F4"] == 4 and DTYPE_BITS["F6_E2M3"] == 6 and DTYPE_BITS["F8_E8M0"] == 8
+    assert DTYPE_BITS["BOOL"] == 8 and DTYPE_BITS["C64"] == 64
+    assert len(DTYPE_BITS) == 22
+
+
+def test_sub_byte_dtypes_use_exact_bit_arithmetic():
+    data = header_bytes({"w": entry("F4", [4, 6], 0, 12), "x": entry("F6_E3M2", [4, 4], 12, 24)})
+    header = parse_header(data, "f.safetensors")
+    assert [t.nbytes for t in header.tensors] == [12, 12]  # 24 x 4 bits, 16 x 6 bits
+
+
+def test_unknown_future_dtype_is_kept_not_fatal():
+    data = header_bytes({"w": entry("F3_NEW", [10], 0, 4), "x": entry("BF16", [2], 4, 8)})
+    header = parse_header(data, "f.safetensors")
+    assert header.unknown_types == ("F3_NEW",)
+    assert [t.nbytes for t in header.tensors] == [4, 4]
+
+
+BAD_HEADERS = [
+    (b"\x01\x02", "too short"),
+    (struct.pack("<Q", HEADER_SIZE_CAP + 1), "exceeds"),
+    (struct.pack("<Q", 100) + b"{}", "only 2"),
+    (struct.pack("<Q", 4) + b"\xff\xfe{}", "UTF-8"),
+    (header_bytes([1, 2]), "list, not an object"),  # type: ignore[arg-type]
+    (struct.pack("<Q", 5) + b"{oops", "not valid JSON"),
+    (header_bytes({"a": "x"}), "not an object"),
+    (header_bytes({"a": {"shape": [1], "data_offsets": [0, 2]}}), "no dtype"),
+    (header_bytes({"a": entry("F16", [-1], 0, 2)}), "invalid shape"),
+    (header_bytes({"a": entry("F16", [1.5], 0, 2)}), "invalid shape"),
+    (header_bytes({"a": entry("F16", [True], 0, 2)}), "invalid shape"),
+    (header_bytes({"a": {"dtype": "F16", "shape": [1], "data_offsets": [0]}}), "invalid data_offsets"),
+    (header_bytes({"a": entry("F16", [1], 4, 2)}), "before it begins"),
+    (header_bytes({"a": entry("F16", [2], 0, 2)}), "needs 4"),
+    (header_bytes({"a": entry("F16", [1], 0, 2), "b": entry("F16", [1], 1, 3)}), "overlaps"),
+    (header_bytes({"a": entry("F16", [1], 0, 2), "b": entry("F16", [1], 4, 6)}), "hole"),
+    (header_bytes({"a": entry("F16", [1], 2, 4)}), "hole"),
+    (header_bytes({"a": entry("F16", [2**40, 2**40], 0, 2)}), "needs"),
+    (header_bytes({"__metadata__": {"k": 1}}), "__metadata__"),
+    (header_bytes({"a": {"dtype": "F16", "shape": [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]], "data_offsets": [0, 2]}}),
+     "nested deeper"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), BAD_HEADERS)
+def test_bad_headers_raise_bad_header_naming_the_file(data, message):
+    with pytest.raises(BadHeader) as info:
+        parse_header(data, "model-00003-of-00015.safetensors")
+    assert message in info.value.message
+    assert info.value.message.startswith("model-00003-of-00015.safetensors: ")
+
+
+def test_violation_names_the_tensor():
+    with pytest.raises(BadHeader, match="tensor 'layers.0.w'"):
+        parse_header(header_bytes({"layers.0.w": entry("BF16", [4], 0, 6)}), "f.safetensors")
+
+
+@pytest.mark.parametrize(("file_size", "message"), [(10, "runs past the end"), (10_000, "but the file is")])
+def test_file_size_is_checked_when_known(file_size, message):
+    data = header_bytes({"a": entry("F32", [4], 0, 16)})
+    with pytest.raises(BadHeader, match=message):
+        parse_header(data, "f.safetensors", file_size=file_size)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=512))
+def test_arbitrary_bytes_raise_only_gpumem_errors(data):
+    try:
+        parse_header(data, "fuzz.safetensors")
+    except GpumemError:
+        pass
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(max_size=10), json_values | st.fixed_dictionaries(
+    {"dtype": st.sampled_from([*DTYPE_BITS, "X9"]), "shape": st.lists(st.integers(-3, 2**66), max_size=4),
+     "data_offsets": st.lists(st.integers(-3, 2**66), max_size=3)}), max_size=6))
+def test_arbitrary_json_headers_raise_only_gpumem_errors(entries):
+    try:
+        parse_header(header_bytes(entries), "fuzz.safetensors")
+    except GpumemError:
+        pass
