@@ -42,3 +42,35 @@ def manifest_tensors(folder: str) -> list[TensorInfo]:
         tensors.append(TensorInfo(name, dtype, tuple(shape), numel * DTYPE_BITS[dtype] // 8,
                                   shards.get(name, "model.safetensors")))
     return tensors
+
+
+import fakehub  # noqa: E402 - the loopback fake Hub package beside this file
+
+fake_hub = pytest.fixture(scope="session")(fakehub.fake_hub)
+
+
+@pytest.fixture
+def hub(fake_hub, monkeypatch):
+    """The session's fake Hub as HF_ENDPOINT, with a clean request log and no faults."""
+    fake_hub.reset_log()
+    fake_hub.reset_faults()
+    monkeypatch.setenv("HF_ENDPOINT", fake_hub.endpoint)
+    yield fake_hub
+    fake_hub.reset_faults()
+
+
+@pytest.fixture
+def gpumem(capsys):
+    """Run the real CLI entry point in-process: returns (exit code, stdout, stderr)."""
+    from gpumem.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -12,7 +12,7 @@ from .architecture import Architecture, parse_architecture
 from .cache import ResultCache
 from .errors import AccessError, BadConfig, GatedRepo, GpumemError, HubUnavailable, OfflineMiss, UsageError
 from .gpus import Gpu, find_gpu, load_catalog, recommend
-from .memory import ServingOptions, estimate_serving, formula_result
+from .memory import FormulaResult, ServingOptions, estimate_serving
 from .params import count_weights
 from .report import FORMULA_BITS, CalcReport, ComponentCount, ModelReport
 from .snapshot import LIVE_DATA_HINT, load_snapshot
@@ -123,6 +123,7 @@ def estimate(metadata: RepoMetadata, *, bits: float | None = None, serving: Serv
              gpu: str | None = None, file: str | None = None) -> list[ModelReport]:
     """Count, size and place a model: one report (or one per GGUF variant; `file` picks one)."""
     serving = serving or ServingOptions()
+    bits = None if bits is None else _check_bits(bits)
     only = find_gpu(gpu) if gpu else None
     sets = _pick_gguf(metadata.weight_sets, file) if metadata.weight_sets[0].format == "gguf" else [metadata.weight_sets]
     return [_report(metadata, group, bits, serving, only) for group in sets]
@@ -141,8 +142,8 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
     return ModelReport(
         metadata.repo_id, metadata.revision, metadata.source, main.format, tuple(f for ws in group for f in ws.files),
         count, formula_bits,
-        formula_result(count.parameters, formula_bits) if count.parameters and formula_bits else None,
-        tuple(formula_result(count.parameters, b) for b in FORMULA_BITS) if count.parameters else (),
+        FormulaResult.compute(count.parameters, formula_bits) if count.parameters and formula_bits else None,
+        tuple(FormulaResult.compute(count.parameters, b) for b in FORMULA_BITS) if count.parameters else (),
         arch, estimate_, tuple(recs), file=main.name if main.format == "gguf" else None,
         estimated=main.format == "pytorch-bin",
         components=_components(group) if len(group) > 1 else (), notes=tuple(dict.fromkeys([*notes, *estimate_.notes])))
@@ -217,13 +218,19 @@ def calc(parameters: int | str, bits: float = 16, *, serving: ServingOptions | N
          gpu: str | None = None) -> CalcReport:
     """The formula (and weights-only GPU fit) for a parameter count given by hand."""
     count_ = parameters if isinstance(parameters, int) else parse_parameter_count(parameters)
-    if bits <= 0 or bits > 64:
-        raise UsageError(f"--bits must be between 1 and 64, got {bits:g}")
+    bits = _check_bits(bits)
     weights = WeightCount(count_, {}, round(count_ * bits / 8))
     only = find_gpu(gpu) if gpu else None
-    recs = recommend((), weights, None, serving or ServingOptions(), None, load_catalog(), only=only)
-    return CalcReport(count_, bits, formula_result(count_, bits), tuple(formula_result(count_, b) for b in FORMULA_BITS),
+    recs = recommend((), weights, None, serving or ServingOptions(), bits, load_catalog(), only=only)
+    return CalcReport(count_, bits, FormulaResult.compute(count_, bits), tuple(FormulaResult.compute(count_, b) for b in FORMULA_BITS),
                       tuple(recs))
+
+
+def _check_bits(bits: float) -> float:
+    """Bits per parameter as given, an int when whole (so JSON shows 4, not 4.0)."""
+    if not 1 <= bits <= 64:
+        raise UsageError(f"--bits must be between 1 and 64, got {bits:g}")
+    return int(bits) if float(bits).is_integer() else bits
 
 
 def _guarded(function, return_errors: bool, *args):

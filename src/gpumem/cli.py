@@ -7,10 +7,11 @@ that need them, so `gpumem --help` and `gpumem calc` start fast.
 from __future__ import annotations
 
 import functools
-import os
 import sys
 
 import click
+
+from .constants import debug_enabled
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 FORMATS = ("table", "json", "markdown", "csv")
@@ -238,7 +239,8 @@ def _print_request_log() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn gpumem errors into one line on stderr and an exit code."""
-    _State.debug = _State.debug or os.environ.get("GPUMEM_DEBUG", "").lower() in {"1", "true", "yes"}
+    _State.debug = debug_enabled()
+    _State.client = None
     try:
         cli.main(args=argv, prog_name="gpumem", standalone_mode=False)
     except click.exceptions.Abort:

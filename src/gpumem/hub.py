@@ -199,7 +199,8 @@ class HubClient:
             try:
                 response = self._send_following_redirects(method, url, headers or {}, params, stream)
             except requests.RequestException as exc:
-                if attempt == self.retries:
+                # A host that does not resolve means no network (or a typo in HF_ENDPOINT): retrying won't help.
+                if attempt == self.retries or "NameResolutionError" in repr(exc):
                     raise HubUnavailable(f"could not reach {self.endpoint}: {_describe(exc)}",
                                          hint="check your connection or HF_ENDPOINT; --offline uses cached results") from None
                 self._sleep_before_retry(attempt, None)
@@ -353,6 +354,8 @@ def _strip_query(url: str) -> str:
 def _describe(exc: requests.RequestException) -> str:
     if isinstance(exc, requests.Timeout):
         return "timed out"
+    if "NameResolutionError" in repr(exc):
+        return "the host name does not resolve (no network?)"
     if isinstance(exc, requests.ConnectionError):
         return "connection failed"
     return type(exc).__name__

@@ -155,7 +155,7 @@ def _gpu_table(d: dict) -> Table:
         if rec.get("fits"):
             table.add_row(rec["gpu"], str(rec["count"]), str(rec.get("tp", rec["count"])),
                           gb(rec.get("per_gpu_total_bytes")), f"{rec['headroom_gb']:,.1f} GB",
-                          _concurrency(rec.get("max_concurrency")))
+                          _concurrency(rec.get("max_concurrency")) if context else "-")
         else:
             table.add_row(Text(rec["gpu"], style="dim"), Text("does not fit on 8", style="dim"), "", "", "", "")
     return table

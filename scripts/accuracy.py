@@ -1,0 +1,99 @@
+"""Print gpumem's predicted peak GPU memory against the H200 measurements (transformers engine, bf16 KV).
+
+For every `serve` row of fixtures/measurements/h200-transformers-bf16.jsonl: predicted per-GPU total
+(weights + KV + activation peak + context overhead) vs measured `weights_bytes +
+prefill_peak_over_weights_bytes + context_overhead_bytes`. Weights come from the model's tensors.json
+manifest in fixtures/hub when there is one, else from Llama-shaped tensors built from the measured
+config (embeddings, q/k/v/o, gate/up/down, two norms per layer, final norm, lm_head, all bf16).
+
+    python scripts/accuracy.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from gpumem.architecture import parse_architecture
+from gpumem.memory import ServingOptions, estimate_serving
+from gpumem.safetensors_header import DTYPE_BITS
+from gpumem.types import TensorInfo, WeightCount
+
+ROOT = Path(__file__).resolve().parent.parent
+MEASUREMENTS = ROOT / "fixtures" / "measurements" / "h200-transformers-bf16.jsonl"
+MANIFESTS = {"Llama-2-7b-hf": "meta-llama__Llama-2-7b-hf", "Meta-Llama-3-8B": "meta-llama__Llama-3.1-8B"}
+
+
+def manifest_tensors(folder: str) -> list[TensorInfo]:
+    """TensorInfo rows of a fixtures/hub tensors.json manifest."""
+    manifest = json.loads((ROOT / "fixtures" / "hub" / folder / "tensors.json").read_text())
+    rows = []
+    for name, (dtype, shape) in manifest["tensors"].items():
+        numel = 1
+        for dim in shape:
+            numel *= dim
+        rows.append(TensorInfo(name, dtype, tuple(shape), numel * DTYPE_BITS[dtype] // 8))
+    return rows
+
+
+def llama_shaped_tensors(config: dict) -> list[TensorInfo]:
+    """Bf16 tensors of a Llama-style decoder with the config's shapes (no biases, untied lm_head)."""
+    arch = parse_architecture(config)
+    h, i, v, d = arch.hidden_size, arch.intermediate_size, arch.vocab_size, arch.head_dim
+    q, kv = arch.num_attention_heads * d, arch.num_kv_heads * d
+    shapes = {"model.embed_tokens.weight": (v, h), "model.norm.weight": (h,), "lm_head.weight": (v, h)}
+    for n in range(arch.num_layers):
+        p = f"model.layers.{n}."
+        shapes |= {p + "self_attn.q_proj.weight": (q, h), p + "self_attn.k_proj.weight": (kv, h),
+                   p + "self_attn.v_proj.weight": (kv, h), p + "self_attn.o_proj.weight": (h, q),
+                   p + "mlp.gate_proj.weight": (i, h), p + "mlp.up_proj.weight": (i, h),
+                   p + "mlp.down_proj.weight": (h, i), p + "input_layernorm.weight": (h,),
+                   p + "post_attention_layernorm.weight": (h,)}
+    return [TensorInfo(name, "BF16", shape, 2 * _prod(shape)) for name, shape in shapes.items()]
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    out = 1
+    for dim in shape:
+        out *= dim
+    return out
+
+
+def rows() -> list[dict]:
+    """One dict per serve row: model, batch, seq, predicted and measured bytes, error in percent."""
+    lines = [json.loads(line) for line in MEASUREMENTS.read_text().splitlines() if line.strip()]
+    device = next(r for r in lines if r["kind"] == "device")
+    configs = {r["model"]: r["config"] for r in lines if r["kind"] == "weights"}
+    out = []
+    for row in (r for r in lines if r["kind"] == "serve"):
+        config = configs[row["model"]]
+        folder = MANIFESTS.get(row["model"])
+        tensors = manifest_tensors(folder) if folder else llama_shaped_tensors(config)
+        count = WeightCount(sum(t.numel for t in tensors if "inv_freq" not in t.name), {},
+                            sum(t.nbytes for t in tensors))
+        options = ServingOptions(engine="transformers", context=row["seq"], concurrency=row["batch"],
+                                 kv_dtype="bf16")
+        estimate = estimate_serving(tensors, count, parse_architecture(config), options)
+        measured = row["weights_bytes"] + row["prefill_peak_over_weights_bytes"] + device["context_overhead_bytes"]
+        out.append({"model": row["model"], "batch": row["batch"], "seq": row["seq"],
+                    "predicted": estimate.total_bytes, "measured": measured,
+                    "kv_predicted": estimate.kv_cache_bytes, "kv_measured": row["kv_bytes_measured"],
+                    "error_pct": 100 * (estimate.total_bytes - measured) / measured})
+    return out
+
+
+def main() -> int:
+    """Print the table; exit 1 if any row is off by 10% or more."""
+    table = rows()
+    print(f"{'model':<18} {'batch':>5} {'seq':>6} {'predicted GB':>13} {'measured GB':>12} {'error %':>8}")
+    for r in table:
+        print(f"{r['model']:<18} {r['batch']:>5} {r['seq']:>6} {r['predicted'] / 1e9:>13.3f} "
+              f"{r['measured'] / 1e9:>12.3f} {r['error_pct']:>+8.2f}")
+    worst = max(abs(r["error_pct"]) for r in table)
+    print(f"worst error {worst:.2f}% over {len(table)} rows")
+    return 0 if worst < 10 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

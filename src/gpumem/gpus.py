@@ -1,0 +1,161 @@
+"""The GPU catalog (package data gpus.toml) and the recommender built on the serving breakdown.
+
+For each GPU type the recommender tries 1, 2, 4 and 8 GPUs with tensor parallel = count (skipping TP
+sizes the model's heads cannot split over) and keeps the smallest count whose per-GPU total fits the
+budget: usable memory * gpu_memory_utilization for vLLM, usable memory for transformers (whose total
+already carries the CUDA context as its runtime reserve). Beyond 8 it answers "does not fit".
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from .architecture import Architecture
+from .errors import UsageError
+from .memory import GB, MIB, ServingOptions, capacity, check_tp, estimate_serving
+from .types import TensorInfo, WeightCount
+
+GPU_COUNTS = (1, 2, 4, 8)
+
+
+@dataclass(frozen=True, slots=True)
+class Gpu:
+    """One GPU type of the catalog."""
+
+    name: str
+    aliases: tuple[str, ...]
+    vendor: str
+    memory_type: str
+    marketed_gb: float
+    usable_mib: int
+    bandwidth_gbps: float
+    bf16_tflops: float | None
+    fp8: bool
+    fp4: bool
+    interconnect: str
+    derived: bool = False  # usable memory derived from the marketed figure (no reported total known)
+    note: str = ""
+
+    @property
+    def usable_bytes(self) -> int:
+        """Memory the driver reports, in bytes."""
+        return self.usable_mib * MIB
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return {"name": self.name, "aliases": list(self.aliases), "vendor": self.vendor,
+                "memory_type": self.memory_type, "marketed_gb": self.marketed_gb, "usable_mib": self.usable_mib,
+                "bandwidth_gbps": self.bandwidth_gbps, "bf16_tflops": self.bf16_tflops, "fp8": self.fp8,
+                "fp4": self.fp4, "interconnect": self.interconnect, "derived": self.derived, "note": self.note}
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """How many GPUs of one type serve the model, with which TP, and what is left."""
+
+    gpu: str
+    count: int
+    tp: int
+    fits: bool
+    headroom_gb: float  # per GPU: budget minus the per-GPU total (negative when it does not fit)
+    max_concurrency: int  # sequences of --context tokens that fit at once
+    per_gpu_total_bytes: int
+    budget_bytes: int
+    kv_pool_bytes: int
+    largest_context: int | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """{"gpu", "count", "tp", "headroom_gb", "max_concurrency", "fits", ...}."""
+        return {"gpu": self.gpu, "count": self.count, "tp": self.tp, "headroom_gb": round(self.headroom_gb, 2),
+                "max_concurrency": self.max_concurrency, "fits": self.fits,
+                "per_gpu_total_bytes": self.per_gpu_total_bytes, "budget_bytes": self.budget_bytes,
+                "kv_pool_bytes": self.kv_pool_bytes, "largest_context": self.largest_context,
+                "notes": list(self.notes)}
+
+
+def _key(text: str) -> str:
+    """Case- and punctuation-insensitive form of a GPU name."""
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+@cache
+def load_catalog() -> tuple[Gpu, ...]:
+    """Every GPU of the packaged gpus.toml, in file order."""
+    data = tomllib.loads(resources.files("gpumem").joinpath("data/gpus.toml").read_text(encoding="utf-8"))
+    return tuple(Gpu(name=g["name"], aliases=tuple(g.get("aliases", ())), vendor=g["vendor"],
+                     memory_type=g["memory_type"], marketed_gb=g["marketed_gb"], usable_mib=g["usable_mib"],
+                     bandwidth_gbps=g["bandwidth_gbps"], bf16_tflops=g.get("bf16_tflops"), fp8=g["fp8"],
+                     fp4=g["fp4"], interconnect=g["interconnect"], derived=g.get("derived", False),
+                     note=g.get("note", "")) for g in data["gpu"])
+
+
+def find_gpu(name: str, catalog: Sequence[Gpu] | None = None) -> Gpu:
+    """The catalog GPU a name or alias means; UsageError listing close matches when none does."""
+    gpus = load_catalog() if catalog is None else catalog
+    names = {}
+    for gpu in gpus:
+        for label in (gpu.name, *gpu.aliases):
+            names.setdefault(_key(label), gpu)
+    wanted = _key(name)
+    if wanted in names:
+        return names[wanted]
+    close = difflib.get_close_matches(wanted, list(names), n=5, cutoff=0.5)
+    suggestions = list(dict.fromkeys(names[c].name for c in close))
+    hint = f"did you mean: {', '.join(suggestions)}?" if suggestions else "run `gpumem gpus` to list the catalog"
+    raise UsageError(f"unknown GPU {name!r}; {hint}", hint="`gpumem gpus` lists every GPU and its aliases")
+
+
+def _tp_allowed(arch: Architecture | None, tp: int) -> bool:
+    try:
+        check_tp(arch, tp)
+    except UsageError:
+        return False
+    return True
+
+
+def _try(gpu: Gpu, n: int, tensors: Sequence[TensorInfo], count: WeightCount, arch: Architecture | None,
+         options: ServingOptions, bits: int | None) -> Recommendation:
+    opts = replace(options, tp=n)
+    estimate = estimate_serving(tensors, count, arch, opts, bits)
+    cap = capacity(estimate, arch, opts, gpu.usable_bytes)
+    total = estimate.total_bytes
+    notes = (f"{gpu.name}: usable memory derived from the marketed figure",) if gpu.derived else ()
+    return Recommendation(gpu=gpu.name, count=n, tp=n, fits=total <= cap.budget_bytes,
+                          headroom_gb=(cap.budget_bytes - total) / GB, max_concurrency=cap.max_concurrency,
+                          per_gpu_total_bytes=total, budget_bytes=cap.budget_bytes, kv_pool_bytes=cap.kv_pool_bytes,
+                          largest_context=cap.largest_context, notes=notes + estimate.notes)
+
+
+def _recommend_one(gpu: Gpu, tensors: Sequence[TensorInfo], count: WeightCount, arch: Architecture | None,
+                   options: ServingOptions, bits: int | None) -> Recommendation:
+    last = None
+    for n in GPU_COUNTS:
+        if not _tp_allowed(arch, n):
+            continue
+        last = _try(gpu, n, tensors, count, arch, options, bits)
+        if last.fits:
+            return last
+    if last is None:  # no TP of 1/2/4/8 splits the heads: only TP 1 is left to report on
+        last = _try(gpu, 1, tensors, count, arch, options, bits)
+    return replace(last, notes=last.notes + (f"does not fit on {GPU_COUNTS[-1]} or fewer {gpu.name}",))
+
+
+def recommend(tensors: Sequence[TensorInfo], count: WeightCount, arch: Architecture | None,
+              options: ServingOptions, bits: int | None = None, catalog: Sequence[Gpu] | None = None,
+              only: Gpu | None = None) -> list[Recommendation]:
+    """For each GPU type (or `only`), the fewest GPUs (1/2/4/8, TP = count) that serve the model; best first.
+
+    With `arch` None (unreadable config.json) the totals are weights and runtime overhead only.
+    """
+    gpus = [only] if only is not None else list(load_catalog() if catalog is None else catalog)
+    by_name = {g.name: g for g in gpus}
+    found = [_recommend_one(g, tensors, count, arch, options, bits) for g in gpus]
+    return sorted(found, key=lambda r: (not r.fits, r.count, r.count * by_name[r.gpu].usable_mib, r.gpu))

@@ -1,0 +1,344 @@
+"""A loopback fake of the Hugging Face Hub's model-info API, resolve endpoint and LFS CDN.
+
+It answers as the real Hub does, headers included (huggingface_hub's hf_raise_for_status reads
+X-Error-Code / X-Error-Message), and offers fault injection for retry and robustness tests.
+The API is served as http://127.0.0.1:PORT and the CDN as http://localhost:PORT (same server, a
+different host name), so a client that carries the Authorization header across hosts is caught.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from .repos import GOOD_TOKEN, NO_ACCESS_TOKEN, FakeFile, FakeRepo
+
+_RESOLVE = re.compile(r"^/(?P<repo>.+?)/resolve/(?P<rev>refs/pr/\d+|[^/]+)/(?P<path>.+)$")
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+@dataclass
+class RequestRecord:
+    """One request to the fake Hub, logged on arrival; `status` and `bytes_sent` (body bytes) fill in as
+    the answer goes out. `headers` has lower-case names."""
+
+    method: str
+    host: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    status: int = 0  # 0: the connection was dropped before any status line
+    bytes_sent: int = 0
+    timestamp: float = 0.0
+
+
+@dataclass
+class _Reply:
+    status: int
+    headers: dict[str, str]
+    body: FakeFile
+    start: int = 0
+    stop: int = 0
+
+
+@dataclass
+class _Fault:
+    kind: str  # "fail", "truncate", "drop" or "redirect_loop"
+    substring: str
+    remaining: int | None  # None: forever
+    status: int = 0
+    headers: dict[str, str] | None = None
+
+
+def _json(status: int, document: object, headers: dict[str, str] | None = None) -> _Reply:
+    body = FakeFile.of(json.dumps(document))
+    return _Reply(status, {"Content-Type": "application/json; charset=utf-8", **(headers or {})}, body, 0, body.size)
+
+
+def _hub_error(status: int, code: str | None, message: str) -> _Reply:
+    headers = {"X-Error-Message": message, **({"X-Error-Code": code} if code else {})}
+    return _json(status, {"error": message}, headers)
+
+
+class FakeHub:
+    """A running fake Hub: `endpoint` for HF_ENDPOINT, `add_repo`, the `requests` log and fault knobs."""
+
+    def __init__(self, repos: tuple[FakeRepo, ...] | list[FakeRepo] = (),
+                 tokens: tuple[str, ...] = (GOOD_TOKEN, NO_ACCESS_TOKEN)) -> None:
+        self.repos: dict[str, FakeRepo] = {}
+        self.tokens = set(tokens)  # valid tokens; each repo's allowed_tokens are valid too
+        self.latency = 0.0  # seconds slept before every response
+        self.ignore_range = False  # answer every Range request with 200 and the whole file
+        self.requests: list[RequestRecord] = []
+        self._faults: list[_Fault] = []
+        self._lock = threading.Lock()
+        self._secret = os.urandom(16)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.hub = self
+        self.port = self._server.server_address[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.cdn_endpoint = f"http://localhost:{self.port}"
+        self._thread: threading.Thread | None = None
+        for repo in repos:
+            self.add_repo(repo)
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> FakeHub:
+        """Serve in a daemon thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
+                                            name=f"fakehub:{self.port}", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> FakeHub:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- content, log and faults ----------------------------------------------------------------
+
+    def add_repo(self, repo: FakeRepo) -> FakeRepo:
+        """Serve `repo` (replacing one with the same id)."""
+        self.repos[repo.repo_id] = repo
+        return repo
+
+    def reset_log(self) -> None:
+        """Forget every logged request."""
+        with self._lock:
+            self.requests.clear()
+
+    def reset_faults(self) -> None:
+        """Drop every pending fault and turn latency and ignore_range off."""
+        with self._lock:
+            self._faults.clear()
+        self.latency, self.ignore_range = 0.0, False
+
+    @property
+    def bytes_sent(self) -> int:
+        """Body bytes sent over every logged request."""
+        return sum(record.bytes_sent for record in self.requests)
+
+    def fail_next(self, path_substring: str, status: int = 503, count: int = 1,
+                  headers: dict[str, str] | None = None) -> None:
+        """Answer the next `count` requests whose path contains `path_substring` with `status`
+        (e.g. 503, or 429 with {"Retry-After": "1"})."""
+        self._add_fault(_Fault("fail", path_substring, count, status, headers))
+
+    def truncate_next(self, path_substring: str, count: int = 1) -> None:
+        """Send the full Content-Length but only half the body, then close, `count` times."""
+        self._add_fault(_Fault("truncate", path_substring, count))
+
+    def drop_connection_next(self, path_substring: str, count: int = 1) -> None:
+        """Close the connection without answering, `count` times."""
+        self._add_fault(_Fault("drop", path_substring, count))
+
+    def redirect_loop(self, path_substring: str, count: int | None = None) -> None:
+        """Answer 302 to the request's own URL (forever, or `count` times)."""
+        self._add_fault(_Fault("redirect_loop", path_substring, count))
+
+    def _add_fault(self, fault: _Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def _take_fault(self, path: str) -> _Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.substring in path:
+                    if fault.remaining is not None:
+                        fault.remaining -= 1
+                        if fault.remaining <= 0:
+                            self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _log(self, record: RequestRecord) -> None:
+        with self._lock:
+            self.requests.append(record)
+
+    # -- the Hub's answers ---------------------------------------------------------------
+
+    def answer(self, record: RequestRecord) -> _Reply:
+        """Route one request (API, resolve or CDN) to its reply."""
+        if record.path.startswith("/cdn/"):
+            return self._cdn(record)
+        token = record.headers.get("authorization", "").removeprefix("Bearer ").strip() or None
+        valid = self.tokens.union(*(repo.allowed_tokens for repo in self.repos.values()))
+        if token is not None and token not in valid:
+            return _hub_error(401, None, "Invalid credentials in Authorization header")
+        if record.path.startswith("/api/models/"):
+            repo_id, _, revision = record.path.removeprefix("/api/models/").partition("/revision/")
+            return self._model_info(unquote(repo_id), unquote(revision) or "main", token, record.query)
+        match = _RESOLVE.match(record.path)
+        if match:
+            return self._resolve(unquote(match["repo"]), unquote(match["rev"]), unquote(match["path"]), token, record)
+        return _json(404, {"error": "Not Found"})
+
+    def _open(self, repo_id: str, revision: str, token: str | None) -> tuple[FakeRepo, str] | _Reply:
+        repo = self.repos.get(repo_id)
+        if repo is None or (repo.private and token not in repo.allowed_tokens):
+            return _hub_error(401, "RepoNotFound", "Repository not found")
+        sha = repo.resolve(revision)
+        if sha is None:
+            return _hub_error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
+        return repo, sha
+
+    def _model_info(self, repo_id: str, revision: str, token: str | None, query: str) -> _Reply:
+        opened = self._open(repo_id, revision, token)
+        if isinstance(opened, _Reply):
+            return opened
+        repo, sha = opened
+        blobs = parse_qs(query).get("blobs", ["false"])[0].lower() in ("1", "true")
+        return _json(200, repo.model_info(sha, blobs))  # gated repos answer model info without a token
+
+    def _resolve(self, repo_id: str, revision: str, path: str, token: str | None, record: RequestRecord) -> _Reply:
+        opened = self._open(repo_id, revision, token)
+        if isinstance(opened, _Reply):
+            return opened
+        repo, sha = opened
+        if repo.gated and token not in repo.allowed_tokens:
+            if token is None:
+                message = (f"Access to model {repo_id} is restricted. You must have access to it and be "
+                           "authenticated to access it. Please log in.")
+                return _hub_error(401, "GatedRepo", message)
+            message = (f"Access to model {repo_id} is restricted and you are not in the authorized list. "
+                       f"Visit {self.endpoint}/{repo_id} to ask for access.")
+            return _hub_error(403, "GatedRepo", message)
+        file = repo.files.get(path)
+        if file is None:
+            return _hub_error(404, "EntryNotFound", "Entry not found")
+        if repo.is_lfs(path):
+            location = self.cdn_url(repo_id, sha, path)
+            body = FakeFile.of(f"Found. Redirecting to {location}")
+            headers = {"Location": location, "X-Repo-Commit": sha, "X-Linked-Size": str(file.size),
+                       "X-Linked-Etag": f'"{file.sha256}"', "ETag": f'"{file.sha256}"',
+                       "Content-Type": "text/plain; charset=utf-8"}
+            return _Reply(302, headers, body, 0, body.size)
+        content_type = "application/json" if path.endswith(".json") else "text/plain; charset=utf-8"
+        return self._ranged(file, record, {"X-Repo-Commit": sha, "ETag": f'"{file.git_oid}"',
+                                           "Content-Type": content_type})
+
+    def cdn_url(self, repo_id: str, sha: str, path: str) -> str:
+        """The pre-signed CDN address of one LFS file at one commit (what the 302 points to)."""
+        key = f"/cdn/{quote(repo_id, safe='')}/{sha}/{quote(path, safe='')}"
+        query = f"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=3600&X-Amz-Signature={self._sign(key)}"
+        return f"{self.cdn_endpoint}{key}?{query}"
+
+    def _sign(self, key: str) -> str:
+        return hmac.new(self._secret, key.encode(), hashlib.sha256).hexdigest()
+
+    def _cdn(self, record: RequestRecord) -> _Reply:
+        if "authorization" in record.headers:  # S3's answer to a pre-signed URL that also carries a token
+            return _json(400, {"error": "Only one auth mechanism allowed; only the X-Amz-Algorithm query "
+                                        "parameter, Signature query string parameter or the Authorization "
+                                        "header should be specified"})
+        signature = parse_qs(record.query).get("X-Amz-Signature", [""])[0]
+        if not hmac.compare_digest(signature, self._sign(record.path)):
+            return _json(403, {"error": "SignatureDoesNotMatch"})
+        _, _, repo_id, sha, path = record.path.split("/", 4)
+        repo = self.repos.get(unquote(repo_id))
+        file = repo.files.get(unquote(path)) if repo else None
+        if file is None:
+            return _json(404, {"error": "NoSuchKey"})
+        return self._ranged(file, record, {"ETag": f'"{file.sha256}"', "Content-Type": "application/octet-stream"})
+
+    def _ranged(self, file: FakeFile, record: RequestRecord, headers: dict[str, str]) -> _Reply:
+        """200 with the whole file, or 206 for a satisfiable single `bytes=` range, as S3 answers."""
+        headers = {**headers, "Accept-Ranges": "bytes"}
+        match = _RANGE.match(record.headers.get("range", "").strip())
+        if self.ignore_range or match is None or match.group(1) == match.group(2) == "":
+            return _Reply(200, headers, file, 0, file.size)
+        first, last = match.groups()
+        if first == "":  # bytes=-N: the last N bytes
+            start, stop = max(0, file.size - int(last)), file.size
+        else:
+            start, stop = int(first), file.size if last == "" else min(int(last) + 1, file.size)
+        if start >= file.size or stop <= start:
+            return _Reply(416, {**headers, "Content-Range": f"bytes */{file.size}"}, FakeFile.of(b""))
+        return _Reply(206, {**headers, "Content-Range": f"bytes {start}-{stop - 1}/{file.size}"}, file, start, stop)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # the listen() backlog: hundreds of clients connecting at once are never refused
+    hub: FakeHub
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+    server_version = "fakehub"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes; don't wait for ACKs
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (ConnectionError, TimeoutError):
+            pass  # the client went away mid-answer; that is its right
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # quiet: the request log is the record
+
+    def do_GET(self) -> None:
+        self._serve(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._serve(send_body=False)
+
+    def _serve(self, send_body: bool) -> None:
+        hub = self.server.hub  # type: ignore[attr-defined]
+        url = urlsplit(self.path)
+        record = RequestRecord(self.command, self.headers.get("Host", ""), url.path, url.query,
+                               {k.lower(): v for k, v in self.headers.items()}, timestamp=time.time())
+        hub._log(record)  # logged before answering, so a client never sees an answer its record lacks
+        if hub.latency:
+            time.sleep(hub.latency)
+        fault = hub._take_fault(url.path)
+        if fault is not None and fault.kind == "drop":
+            self.close_connection = True
+            return
+        if fault is not None and fault.kind == "fail":
+            reply = _json(fault.status, {"error": f"fakehub: injected HTTP {fault.status}"}, fault.headers)
+        elif fault is not None and fault.kind == "redirect_loop":
+            body = FakeFile.of(b"Found")
+            reply = _Reply(302, {"Location": f"http://{record.host}{self.path}"}, body, 0, body.size)
+        else:
+            reply = hub.answer(record)
+        self._send(reply, record, send_body, truncate=fault is not None and fault.kind == "truncate")
+
+    def _send(self, reply: _Reply, record: RequestRecord, send_body: bool, truncate: bool) -> None:
+        length = reply.stop - reply.start
+        record.status = reply.status
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        if not send_body:
+            return
+        stop = reply.start + length // 2 if truncate else reply.stop
+        for piece in reply.body.chunks(reply.start, stop):
+            record.bytes_sent += len(piece)  # counted first: the client may act on the bytes before write returns
+            try:
+                self.wfile.write(piece)
+            except OSError:
+                record.bytes_sent -= len(piece)
+                raise
+        if truncate:
+            self.close_connection = True  # the promised Content-Length never arrives

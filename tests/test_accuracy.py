@@ -1,0 +1,36 @@
+"""Predicted per-GPU peak vs the H200 measurements: every serve row within 10% (scripts/accuracy.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "accuracy.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("gpumem_accuracy", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ROWS = load_script().rows()
+
+
+def test_every_measured_row_is_covered():
+    assert len(ROWS) == 9 and {r["model"] for r in ROWS} == {"Llama-2-7b-hf", "Meta-Llama-3-8B", "Mistral-7B-v0.1"}
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: f"{r['model']}-{r['batch']}x{r['seq']}")
+def test_total_within_ten_percent(row):
+    assert abs(row["error_pct"]) < 10
+    assert row["kv_predicted"] == row["kv_measured"]
+
+
+def test_script_prints_the_table(capsys):
+    assert load_script().main() == 0
+    out = capsys.readouterr().out
+    assert "predicted GB" in out and "Mistral-7B-v0.1" in out

@@ -1,0 +1,201 @@
+"""The seed formula, exact KV bytes, TP rules, the serving breakdown and vLLM capacity."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import FIXTURES, load_fixture_json, manifest_tensors
+from gpumem.architecture import parse_architecture
+from gpumem.errors import UsageError
+from gpumem.memory import (CUDA_CONTEXT_BYTES, FormulaResult, ServingOptions, active_parameters, capacity,
+                           estimate_serving, formula_memory_gb, kv_bytes_per_sequence, kv_bytes_per_token,
+                           weights_per_gpu)
+from gpumem.types import WeightCount
+from test_architecture import real_config
+
+
+def weight_count(folder: str) -> tuple[list, WeightCount]:
+    """Tensors of a manifest and their WeightCount (buffers excluded from parameters)."""
+    tensors = manifest_tensors(folder)
+    params = sum(t.numel for t in tensors if "inv_freq" not in t.name and not t.name.endswith(".attn.bias"))
+    return tensors, WeightCount(params, {}, sum(t.nbytes for t in tensors))
+
+
+@pytest.mark.parametrize("params,bits,expected", [(70e9, 16, 168.0), (70e9, 4, 42.0), (70e9, 8, 84.0)])
+def test_formula(params, bits, expected):
+    assert formula_memory_gb(int(params), bits) == pytest.approx(expected)
+    assert FormulaResult.compute(int(params), bits).to_dict() == {"bits": bits, "overhead": 1.2,
+                                                                  "memory_gb": pytest.approx(expected)}
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("meta-llama__Llama-2-7b-hf", 524_288),
+    ("meta-llama__Llama-3.1-8B", 131_072),
+    ("Qwen__Qwen2.5-7B", 57_344),
+    ("deepseek-ai__DeepSeek-R1", 70_272),  # DeepSeek-V3 architecture: MLA 61 x 576 x 2
+    ("meta-llama__Llama-2-70b-chat-hf", 327_680),
+    ("openai-community__gpt2", 36_864),
+])
+def test_kv_bytes_per_token_exact(name, expected):
+    assert kv_bytes_per_token(parse_architecture(real_config(name)), 2) == expected
+
+
+def measurement_rows() -> list[dict]:
+    lines = (FIXTURES / "measurements" / "h200-transformers-bf16.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.mark.parametrize("row", [r for r in measurement_rows() if r["kind"] == "serve"],
+                         ids=lambda r: f"{r['model']}-{r['batch']}x{r['seq']}")
+def test_kv_matches_measured_cache_bytes(row):
+    config = next(r["config"] for r in measurement_rows() if r.get("model") == row["model"] and r["kind"] == "weights")
+    arch = parse_architecture(config)
+    options = ServingOptions(engine="transformers", context=row["seq"], kv_dtype="bf16")
+    assert kv_bytes_per_sequence(arch, row["seq"], options) * row["batch"] == row["kv_bytes_measured"]
+
+
+def test_fp8_halves_the_cache():
+    arch = parse_architecture(real_config("meta-llama__Llama-3.1-8B"))
+    assert kv_bytes_per_token(arch, 1) * 2 == kv_bytes_per_token(arch, 2)
+
+
+@pytest.mark.parametrize("tp,expected", [(1, 327_680), (2, 163_840), (8, 40_960)])
+def test_kv_heads_split_over_tp(tp, expected):
+    arch = parse_architecture(real_config("meta-llama__Llama-2-70b-chat-hf"))  # 8 KV heads
+    assert kv_bytes_per_token(arch, 2, tp) == expected
+
+
+def test_kv_heads_replicated_when_tp_exceeds_them():
+    arch = parse_architecture(real_config("Qwen__Qwen3-30B-A3B"))  # 4 KV heads: TP 8 keeps one per GPU
+    assert kv_bytes_per_token(arch, 2, 8) == kv_bytes_per_token(arch, 2, 4) == 48 * 2 * 1 * 128 * 2
+
+
+def test_mla_cache_replicated_on_every_rank():
+    arch = parse_architecture(real_config("deepseek-ai__DeepSeek-R1"))
+    assert kv_bytes_per_token(arch, 2, 8) == kv_bytes_per_token(arch, 2, 1) == 70_272
+
+
+def test_tp_not_dividing_attention_heads_is_a_usage_error():
+    tensors, count = weight_count("meta-llama__Llama-2-70b-chat-hf")
+    arch = parse_architecture(real_config("meta-llama__Llama-2-70b-chat-hf"))
+    with pytest.raises(UsageError, match="--tp 3 does not divide the model's 64 attention heads"):
+        estimate_serving(tensors, count, arch, ServingOptions(tp=3))
+
+
+def test_tp_multiple_of_kv_heads_is_allowed():
+    tensors, count = weight_count("meta-llama__Llama-2-70b-chat-hf")
+    arch = parse_architecture(real_config("meta-llama__Llama-2-70b-chat-hf"))  # 64 heads, 8 KV heads
+    assert estimate_serving(tensors, count, arch, ServingOptions(tp=16)).kv_bytes_per_token == 80 * 2 * 128 * 2
+
+
+def test_sliding_layers_hold_at_most_the_window():
+    arch = parse_architecture(real_config("openai__gpt-oss-20b"))  # 12 full + 12 sliding(128) layers
+    per_layer = 2 * 8 * 64 * 2
+    hf = ServingOptions(engine="transformers", context=32768)
+    assert kv_bytes_per_sequence(arch, 32768, hf) == per_layer * (12 * 32768 + 12 * 128)
+    vllm = ServingOptions(engine="vllm", context=32768, max_num_batched_tokens=8192)
+    assert kv_bytes_per_sequence(arch, 32768, vllm) == per_layer * (12 * 32768 + 12 * (128 - 1 + 8192))
+
+
+def test_hybrid_state_is_constant_per_sequence():
+    config = real_config("meta-llama__Llama-3.1-8B") | {"model_type": "jamba", "attn_layer_period": 8,
+                                                         "attn_layer_offset": 4, "mamba_d_state": 16,
+                                                         "mamba_d_conv": 4, "mamba_expand": 2}
+    arch = parse_architecture(config)
+    options = ServingOptions(engine="transformers", kv_dtype="bf16")
+    state = 28 * (8192 * 3 + 8192 * 16) * 2
+    for context in (1, 1000, 100_000):
+        assert kv_bytes_per_sequence(arch, context, options) == state + 4 * 2 * 8 * 128 * 2 * context
+
+
+def test_mixtral_active_parameters_match_published():
+    tensors, count = weight_count("mistralai__Mixtral-8x7B-v0.1")
+    arch = parse_architecture(real_config("mistralai__Mixtral-8x7B-v0.1"))
+    assert count.parameters == 46_702_792_704
+    assert active_parameters(tensors, count, arch) == 12_879_925_248
+
+
+def test_dense_active_parameters_equal_parameters():
+    tensors, count = weight_count("meta-llama__Llama-2-7b-hf")
+    arch = parse_architecture(real_config("meta-llama__Llama-2-7b-hf"))
+    assert active_parameters(tensors, count, arch) == count.parameters == 6_738_415_616
+
+
+def test_tp_splits_linears_and_vocab_but_replicates_norms():
+    tensors, count = weight_count("meta-llama__Llama-2-70b-chat-hf")
+    norms = sum(t.nbytes for t in tensors if "norm" in t.name)
+    buffers = sum(t.nbytes for t in tensors if "inv_freq" in t.name)
+    rest = count.weight_bytes - norms - buffers
+    assert weights_per_gpu(tensors, count, 1) == rest + norms
+    assert weights_per_gpu(tensors, count, 2) == rest // 2 + norms
+
+
+def test_bits_reweigh_every_parameter():
+    tensors, count = weight_count("meta-llama__Llama-2-70b-chat-hf")
+    assert weights_per_gpu(tensors, count, 1, bits=4) == count.parameters // 2
+
+
+def test_breakdown_dict_shape_and_total():
+    tensors, count = weight_count("meta-llama__Llama-2-70b-chat-hf")
+    arch = parse_architecture(real_config("meta-llama__Llama-2-70b-chat-hf"))
+    data = estimate_serving(tensors, count, arch, ServingOptions(tp=2)).to_dict()
+    per_gpu = data["per_gpu"]
+    assert set(per_gpu) == {"weights_bytes", "kv_cache_bytes", "activation_bytes", "overhead_bytes", "total_bytes"}
+    assert all(isinstance(v, int) for v in per_gpu.values())
+    assert per_gpu["total_bytes"] == sum(v for k, v in per_gpu.items() if k != "total_bytes")
+    assert {"engine", "context", "concurrency", "kv_dtype", "tp", "kv_bytes_per_token",
+            "active_parameters"} <= set(data)
+    assert per_gpu["kv_cache_bytes"] == 4096 * 163_840
+    assert per_gpu["overhead_bytes"] > CUDA_CONTEXT_BYTES  # vLLM + NCCL on top of the CUDA context
+
+
+def test_context_capped_at_model_maximum_with_a_note():
+    tensors, count = weight_count("meta-llama__Llama-2-7b-hf")
+    arch = parse_architecture(real_config("meta-llama__Llama-2-7b-hf"))
+    estimate = estimate_serving(tensors, count, arch, ServingOptions(context=32768))
+    assert estimate.context == 4096 and "capped" in estimate.notes[0]
+
+
+def test_without_architecture_weights_only_with_reason():
+    tensors, count = weight_count("meta-llama__Llama-2-7b-hf")
+    estimate = estimate_serving(tensors, count, None, ServingOptions())
+    assert estimate.kv_cache_bytes == estimate.activation_bytes == 0
+    assert estimate.weights_bytes == 13_476_831_232 and "config.json" in estimate.notes[0]
+
+
+def test_vllm_max_concurrency_on_two_a100_80gb():
+    # memory-model.md: Llama-2-70B BF16 on 2 x A100-80GB keeps about 4-5.5 GiB per GPU for KV, 26-36k tokens.
+    tensors, count = weight_count("meta-llama__Llama-2-70b-chat-hf")
+    arch = parse_architecture(real_config("meta-llama__Llama-2-70b-chat-hf"))
+    options = ServingOptions(tp=2)
+    estimate = estimate_serving(tensors, count, arch, options)
+    cap = capacity(estimate, arch, options, 81920 * 2**20)
+    assert 4 * 2**30 <= cap.kv_pool_bytes <= 5.5 * 2**30
+    assert cap.max_concurrency == cap.kv_pool_bytes // (4096 * 163_840)
+    assert 26_000 <= cap.max_concurrency * 4096 <= 36_000
+
+
+def test_largest_context_when_one_sequence_does_not_fit():
+    tensors, count = weight_count("meta-llama__Llama-2-7b-hf")
+    arch = parse_architecture(real_config("meta-llama__Llama-2-7b-hf"))
+    options = ServingOptions(context=4096)
+    estimate = estimate_serving(tensors, count, arch, options)
+    usable = int((estimate.non_kv_bytes + 1000 * 524_288) / 0.9) + 1
+    cap = capacity(estimate, arch, options, usable)
+    assert cap.max_concurrency == 0 and cap.largest_context == 1000
+
+
+@pytest.mark.parametrize("kwargs", [{"engine": "tgi"}, {"kv_dtype": "int4"}, {"context": 0}, {"tp": 0}])
+def test_bad_options_are_usage_errors(kwargs):
+    with pytest.raises(UsageError):
+        ServingOptions(**kwargs)
+
+
+def test_gpt2_breakdown_from_hub_fixture():
+    config = load_fixture_json("openai-community__gpt2", "config.json")
+    tensors, count = weight_count("openai-community__gpt2")
+    estimate = estimate_serving(tensors, count, parse_architecture(config), ServingOptions(context=512))
+    assert count.parameters == 124_439_808
+    assert estimate.weights_bytes == 124_439_808 * 4 and estimate.kv_cache_bytes == 512 * 36_864
