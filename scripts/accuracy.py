@@ -1,6 +1,8 @@
 """Print gpumem's predicted peak GPU memory against the H200 measurements (transformers engine, bf16 KV).
 
-For every `serve` row of fixtures/measurements/h200-transformers-bf16.jsonl: predicted per-GPU total
+Two measurement files: h200-transformers-bf16.jsonl (the calibration set the activation constants were
+fitted on) and h200-heldout-transformers-bf16.jsonl (models the fit never saw, measured with
+scripts/measure_gpu.py). For every `serve` row: predicted per-GPU total
 (weights + KV + activation peak + context overhead) vs measured `weights_bytes +
 prefill_peak_over_weights_bytes + context_overhead_bytes`. Weights come from the model's tensors.json
 manifest in fixtures/hub when there is one, else from Llama-shaped tensors built from the measured
@@ -17,12 +19,16 @@ from pathlib import Path
 
 from gpumem.architecture import parse_architecture
 from gpumem.memory import ServingOptions, estimate_serving
+from gpumem.params import count_weights
 from gpumem.safetensors_header import DTYPE_BITS
-from gpumem.types import TensorInfo, WeightCount
+from gpumem.types import TensorInfo
 
 ROOT = Path(__file__).resolve().parent.parent
-MEASUREMENTS = ROOT / "fixtures" / "measurements" / "h200-transformers-bf16.jsonl"
-MANIFESTS = {"Llama-2-7b-hf": "meta-llama__Llama-2-7b-hf", "Meta-Llama-3-8B": "meta-llama__Llama-3.1-8B"}
+MEASUREMENTS = {"calibration": ROOT / "fixtures" / "measurements" / "h200-transformers-bf16.jsonl",
+                "held-out": ROOT / "fixtures" / "measurements" / "h200-heldout-transformers-bf16.jsonl"}
+MANIFESTS = {"Llama-2-7b-hf": "meta-llama__Llama-2-7b-hf", "Meta-Llama-3-8B": "meta-llama__Llama-3.1-8B",
+             "Qwen2.5-7B": "Qwen__Qwen2.5-7B", "Phi-3-mini-4k-instruct": "microsoft__Phi-3-mini-4k-instruct",
+             "gpt2": "openai-community__gpt2", "Mixtral-8x7B-v0.1": "mistralai__Mixtral-8x7B-v0.1"}
 
 
 def manifest_tensors(folder: str) -> list[TensorInfo]:
@@ -61,22 +67,26 @@ def _prod(shape: tuple[int, ...]) -> int:
 
 
 def rows() -> list[dict]:
-    """One dict per serve row: model, batch, seq, predicted and measured bytes, error in percent."""
-    lines = [json.loads(line) for line in MEASUREMENTS.read_text().splitlines() if line.strip()]
+    """One dict per serve row of both files: set, model, batch, seq, predicted and measured bytes, error %."""
+    return [row for label, path in MEASUREMENTS.items() for row in _rows(label, path)]
+
+
+def _rows(label: str, path: Path) -> list[dict]:
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     device = next(r for r in lines if r["kind"] == "device")
-    configs = {r["model"]: r["config"] for r in lines if r["kind"] == "weights"}
     out = []
     for row in (r for r in lines if r["kind"] == "serve"):
-        config = configs[row["model"]]
         folder = MANIFESTS.get(row["model"])
+        config = next((r["config"] for r in lines if r["kind"] == "weights" and r["model"] == row["model"]
+                       and "config" in r), None) or json.loads((ROOT / "fixtures" / "hub" / folder / "config.json").read_text())
         tensors = manifest_tensors(folder) if folder else llama_shaped_tensors(config)
-        count = WeightCount(sum(t.numel for t in tensors if "inv_freq" not in t.name), {},
-                            sum(t.nbytes for t in tensors))
+        count = count_weights(tensors, config)
         options = ServingOptions(engine="transformers", context=row["seq"], concurrency=row["batch"],
                                  kv_dtype="bf16")
-        estimate = estimate_serving(tensors, count, parse_architecture(config), options)
+        # The measurements load every model in bf16 (gpt2's checkpoint is F32): the 16-bit what-if.
+        estimate = estimate_serving(tensors, count, parse_architecture(config), options, bits=16)
         measured = row["weights_bytes"] + row["prefill_peak_over_weights_bytes"] + device["context_overhead_bytes"]
-        out.append({"model": row["model"], "batch": row["batch"], "seq": row["seq"],
+        out.append({"set": label, "model": row["model"], "batch": row["batch"], "seq": row["seq"],
                     "predicted": estimate.total_bytes, "measured": measured,
                     "kv_predicted": estimate.kv_cache_bytes, "kv_measured": row["kv_bytes_measured"],
                     "error_pct": 100 * (estimate.total_bytes - measured) / measured})
@@ -86,9 +96,9 @@ def rows() -> list[dict]:
 def main() -> int:
     """Print the table; exit 1 if any row is off by 10% or more."""
     table = rows()
-    print(f"{'model':<18} {'batch':>5} {'seq':>6} {'predicted GB':>13} {'measured GB':>12} {'error %':>8}")
+    print(f"{'set':<11} {'model':<22} {'batch':>5} {'seq':>6} {'predicted GB':>13} {'measured GB':>12} {'error %':>8}")
     for r in table:
-        print(f"{r['model']:<18} {r['batch']:>5} {r['seq']:>6} {r['predicted'] / 1e9:>13.3f} "
+        print(f"{r['set']:<11} {r['model']:<22} {r['batch']:>5} {r['seq']:>6} {r['predicted'] / 1e9:>13.3f} "
               f"{r['measured'] / 1e9:>12.3f} {r['error_pct']:>+8.2f}")
     worst = max(abs(r["error_pct"]) for r in table)
     print(f"worst error {worst:.2f}% over {len(table)} rows")

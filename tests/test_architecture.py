@@ -1,4 +1,4 @@
-"""parse_architecture over real published configs (fixtures/hub, fixtures/configs, the measured rows)."""
+"""parse_architecture over real published configs (fixtures/hub, fixtures/configs)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,6 @@ def real_config(name: str) -> dict:
     return json.loads(path.read_text())
 
 
-def measured_config(model: str) -> dict:
-    """The config a measurement row was built from."""
-    lines = (FIXTURES / "measurements" / "h200-transformers-bf16.jsonl").read_text().splitlines()
-    return next(r["config"] for r in map(json.loads, lines) if r.get("model") == model and r["kind"] == "weights")
-
-
 # name, layers, hidden, heads, kv heads, head_dim, intermediate, vocab, max context
 FAMILIES = [
     ("meta-llama__Llama-2-7b-hf", 32, 4096, 32, 32, 128, 11008, 32000, 4096),
@@ -37,6 +31,8 @@ FAMILIES = [
     ("deepseek-ai__DeepSeek-R1", 61, 7168, 128, 128, 56, 18432, 129280, 163840),
     ("openai__gpt-oss-20b", 24, 2880, 64, 8, 64, 2880, 201088, 131072),
     ("openai-community__gpt2", 12, 768, 12, 12, 64, 3072, 50257, 1024),
+    ("google__gemma-2-9b-it", 42, 3584, 16, 8, 256, 14336, 256000, 8192),
+    ("google__gemma-3-270m-it", 18, 640, 4, 1, 256, 2048, 262144, 32768),
 ]
 
 
@@ -99,47 +95,32 @@ def test_phi3_window_on_every_layer():
     assert arch.sliding_layers == 32 and arch.sliding_window == 2047
 
 
-def test_mistral_measured_config_without_window_is_all_full_attention():
-    arch = parse_architecture(measured_config("Mistral-7B-v0.1"))
-    assert arch.full_attention_layers == 32 and arch.sliding_window is None
+def test_gemma2_alternates_sliding_and_global_without_layer_types():
+    arch = parse_architecture(real_config("google__gemma-2-9b-it"))  # no layer_types: even layers slide
+    assert arch.layer_kinds[:4] == (SLIDING, FULL, SLIDING, FULL)
+    assert (arch.sliding_layers, arch.full_attention_layers, arch.sliding_window) == (21, 21, 4096)
+    assert arch.head_dim == 256  # explicit, not 3584 / 16
 
 
-def test_gemma2_style_alternation_without_layer_types():
-    # Gemma-2's scheme (even layers local) applied to a real config's shapes: every 2nd layer global.
-    config = real_config("meta-llama__Llama-2-7b-hf") | {"model_type": "gemma2", "sliding_window": 4096}
-    arch = parse_architecture(config)
-    assert arch.layer_kinds[:4] == (SLIDING, FULL, SLIDING, FULL) and arch.sliding_layers == 16
+def test_gemma3_layer_types_five_local_one_global():
+    arch = parse_architecture(real_config("google__gemma-3-270m-it"))
+    assert arch.layer_kinds[:6] == (SLIDING,) * 5 + (FULL,)
+    assert (arch.sliding_layers, arch.full_attention_layers, arch.sliding_window) == (15, 3, 512)
+    assert (arch.num_attention_heads, arch.num_kv_heads, arch.head_dim) == (4, 1, 256)
 
 
-def test_sliding_window_pattern_five_local_one_global():
-    config = real_config("meta-llama__Llama-2-7b-hf") | {"model_type": "gemma3_text", "sliding_window": 1024,
-                                                           "sliding_window_pattern": 6}
-    arch = parse_architecture(config)
-    assert arch.layer_kinds[:6] == (SLIDING,) * 5 + (FULL,) and arch.full_attention_layers == 5
+def test_language_model_inside_sparse_text_config():
+    arch = parse_architecture(real_config("llava-hf__llava-1.5-7b-hf"))
+    assert arch.has_vision and arch.config_path == "config.json:text_config"
+    assert (arch.num_layers, arch.hidden_size, arch.num_attention_heads, arch.num_kv_heads) == (32, 4096, 32, 32)
+    assert (arch.intermediate_size, arch.vocab_size, arch.max_context) == (11008, 32064, 4096)
 
 
-def test_jamba_attention_period_and_mamba_state():
-    # Jamba's layout keys (attention every 8 layers from offset 4, Mamba-1 state) on a real config's shapes.
-    config = real_config("meta-llama__Llama-3.1-8B") | {
-        "model_type": "jamba", "attn_layer_period": 8, "attn_layer_offset": 4,
-        "mamba_d_state": 16, "mamba_d_conv": 4, "mamba_expand": 2}
-    arch = parse_architecture(config)
-    assert [i for i, k in enumerate(arch.layer_kinds) if k == FULL] == [4, 12, 20, 28]
-    assert arch.state_layers == 28
-    assert arch.mamba_state_elements == 8192 * 3 + 8192 * 16  # conv (d_conv - 1) + SSM d_state, d_inner 8192
-
-
-def test_language_model_inside_text_config():
-    # A multimodal wrapper (Llava layout) around the real Llama-2-7B config.
-    config = {"architectures": ["LlavaForConditionalGeneration"], "model_type": "llava",
-              "text_config": real_config("meta-llama__Llama-2-7b-hf"), "vision_config": {"hidden_size": 1024}}
-    arch = parse_architecture(config)
-    assert arch.has_vision and arch.config_path == "config.json:text_config" and arch.num_layers == 32
-
-
-def test_bare_encoder_class_has_no_kv_cache():
-    config = real_config("openai-community__gpt2") | {"architectures": ["BertModel"], "model_type": "bert"}
-    assert parse_architecture(config).is_encoder
+def test_sentence_embedding_bert_has_no_kv_cache():
+    arch = parse_architecture(real_config("sentence-transformers__all-MiniLM-L6-v2"))  # BertModel
+    assert arch.is_encoder
+    assert (arch.num_layers, arch.hidden_size, arch.num_attention_heads, arch.head_dim, arch.max_context) == (
+        6, 384, 12, 32, 512)
 
 
 @pytest.mark.parametrize("change,field", [

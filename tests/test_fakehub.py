@@ -13,7 +13,6 @@ from fakehub import (
     GOOD_TOKEN,
     NO_ACCESS_TOKEN,
     FakeFile,
-    FakeHub,
     FakeRepo,
     fake_hub,
     llama2_70b_repo,
@@ -35,7 +34,7 @@ from safetensors.numpy import save
 from conftest import HUB_FIXTURES, load_fixture_json, manifest_tensors
 from gpumem.safetensors_header import parse_header
 
-hub = pytest.fixture(fake_hub)
+hub = pytest.fixture(fake_hub)  # a fresh server per test here: these tests add repos and flip knobs
 
 LLAMA7 = "meta-llama/Llama-2-7b-hf"  # gated "manual", two shards, real model info
 GPT2 = "openai-community/gpt2"  # public, one model.safetensors

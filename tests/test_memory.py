@@ -94,20 +94,24 @@ def test_sliding_layers_hold_at_most_the_window():
     arch = parse_architecture(real_config("openai__gpt-oss-20b"))  # 12 full + 12 sliding(128) layers
     per_layer = 2 * 8 * 64 * 2
     hf = ServingOptions(engine="transformers", context=32768)
-    assert kv_bytes_per_sequence(arch, 32768, hf) == per_layer * (12 * 32768 + 12 * 128)
+    # transformers keeps window - 1 tokens (measured on Phi-3-mini: 2,046 of its 2,047-token window)
+    assert kv_bytes_per_sequence(arch, 32768, hf) == per_layer * (12 * 32768 + 12 * 127)
     vllm = ServingOptions(engine="vllm", context=32768, max_num_batched_tokens=8192)
     assert kv_bytes_per_sequence(arch, 32768, vllm) == per_layer * (12 * 32768 + 12 * (128 - 1 + 8192))
 
 
-def test_hybrid_state_is_constant_per_sequence():
-    config = real_config("meta-llama__Llama-3.1-8B") | {"model_type": "jamba", "attn_layer_period": 8,
-                                                         "attn_layer_offset": 4, "mamba_d_state": 16,
-                                                         "mamba_d_conv": 4, "mamba_expand": 2}
-    arch = parse_architecture(config)
-    options = ServingOptions(engine="transformers", kv_dtype="bf16")
-    state = 28 * (8192 * 3 + 8192 * 16) * 2
-    for context in (1, 1000, 100_000):
-        assert kv_bytes_per_sequence(arch, context, options) == state + 4 * 2 * 8 * 128 * 2 * context
+def test_gemma2_sliding_layers_cap_at_the_window():
+    arch = parse_architecture(real_config("google__gemma-2-9b-it"))  # 21 full + 21 sliding(4096) layers
+    per_layer = 2 * 8 * 256 * 2
+    hf = ServingOptions(engine="transformers", context=8192)
+    assert kv_bytes_per_sequence(arch, 8192, hf) == per_layer * (21 * 8192 + 21 * 4095)
+    assert kv_bytes_per_sequence(arch, 2048, hf) == per_layer * 42 * 2048  # under the window: every layer grows
+
+
+def test_embedding_model_keeps_no_cache():
+    arch = parse_architecture(real_config("sentence-transformers__all-MiniLM-L6-v2"))
+    options = ServingOptions(engine="transformers", context=512)
+    assert kv_bytes_per_token(arch, 2) == kv_bytes_per_sequence(arch, 512, options) == 0
 
 
 def test_mixtral_active_parameters_match_published():

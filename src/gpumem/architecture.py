@@ -105,13 +105,21 @@ def _int(cfg: dict, path: str, names: tuple[str, ...], *, default: int | None = 
     return default
 
 
+# transformers' LlamaConfig defaults (configuration_llama.py), for sparse nested text configs.
+_CLASS_DEFAULTS = {
+    "llama": {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32,
+              "vocab_size": 32000, "max_position_embeddings": 2048},
+}
+
+
 def _language_config(config: dict) -> tuple[dict, str, bool]:
     """The sub-config holding the language model, its path label, and whether a vision tower exists."""
     has_vision = any(k in config for k in ("vision_config", "visual", "vision_tower", "mm_vision_tower"))
     for key in ("text_config", "llm_config", "language_config"):
         sub = config.get(key)
         if isinstance(sub, dict) and sub:
-            merged = dict(sub)
+            # Multimodal configs (llava) list only what differs from the text model class's defaults.
+            merged = {**_CLASS_DEFAULTS.get(sub.get("model_type", ""), {}), **sub}
             merged.setdefault("model_type", config.get("model_type", ""))
             merged.setdefault("architectures", config.get("architectures"))
             return merged, f"config.json:{key}", has_vision
