@@ -4,21 +4,21 @@ architecture -> memory -> GPUs) into ModelReport / CalcReport results. The CLI i
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import constants
 from .architecture import Architecture, parse_architecture
 from .cache import ResultCache
 from .errors import AccessError, BadConfig, GatedRepo, GpumemError, HubUnavailable, OfflineMiss, UsageError
-from .gpus import Gpu, find_gpu, load_catalog, recommend
+from .gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, load_catalog, recommend
 from .memory import FormulaResult, ServingOptions, estimate_serving
 from .params import count_weights
-from .report import FORMULA_BITS, CalcReport, ComponentCount, ModelReport
+from .report import FORMULA_BITS, CalcReport, ComponentCount, FitReport, ModelReport
 from .snapshot import LIVE_DATA_HINT, load_snapshot
 from .types import RepoMetadata, TensorInfo, WeightCount, WeightSet
 
-__all__ = ["HubOptions", "open_client", "inspect_repo", "inspect_repos", "inspect_local", "estimate", "calc", "parse_parameter_count"]
+__all__ = ["HubOptions", "open_client", "inspect_repo", "inspect_repos", "inspect_local", "estimate", "fit", "calc", "parse_parameter_count"]
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,18 @@ def inspect_repo(repo_id: str, revision: str = "main", options: HubOptions | Non
 
 
 def inspect_repos(repo_ids: Sequence[str], revision: str = "main", options: HubOptions | None = None, *,
-                  client=None, return_errors: bool = False) -> list:
-    """Read many repos over one shared connection pool, concurrently; errors raise (or are returned in place)."""
+                  client=None, return_errors: bool = False, on_done: Callable[[str], None] | None = None) -> list:
+    """Read many repos over one shared connection pool, concurrently; errors raise (or are returned in place).
+
+    `on_done(repo_id)` is called as each repo finishes (for progress display).
+    """
+    def read(repo_id: str):
+        try:
+            return _guarded(_online, return_errors, client, repo_id, revision, cache)
+        finally:
+            if on_done:
+                on_done(repo_id)
+
     from .hub import validate_repo_id
 
     options = options or HubOptions()
@@ -62,8 +72,7 @@ def inspect_repos(repo_ids: Sequence[str], revision: str = "main", options: HubO
     owned = client is None
     client = client or open_client(options)
     try:
-        return client.map_concurrent(lambda repo_id: _guarded(_online, return_errors, client, repo_id, revision, cache),
-                                     repo_ids)
+        return client.map_concurrent(read, repo_ids)
     finally:
         if owned:
             client.close()
@@ -125,8 +134,32 @@ def estimate(metadata: RepoMetadata, *, bits: float | None = None, serving: Serv
     serving = serving or ServingOptions()
     bits = None if bits is None else _check_bits(bits)
     only = find_gpu(gpu) if gpu else None
-    sets = _pick_gguf(metadata.weight_sets, file) if metadata.weight_sets[0].format == "gguf" else [metadata.weight_sets]
-    return [_report(metadata, group, bits, serving, only) for group in sets]
+    return [_report(metadata, group, bits, serving, only) for group in _groups(metadata, file)]
+
+
+def fit(metadata: RepoMetadata, gpu: str, *, serving: ServingOptions | None = None,
+        counts: Sequence[int] | None = None, file: str | None = None) -> list[FitReport]:
+    """Which load widths (as stored, 16, 8, 4 bit) and GPU counts of one type serve the model, with what room."""
+    serving = serving or ServingOptions()
+    target = find_gpu(gpu)
+    reports = []
+    for group in _groups(metadata, file):
+        main = group[0]
+        tensors = tuple(t for ws in group for t in ws.tensors)
+        count = _count(main, tensors) if main.format != "pytorch-bin" else _estimated_count(main)
+        arch, _ = _architecture(main.config)
+        widths = [None, *(b for b in FORMULA_BITS if b != _checkpoint_bits(count))] if count.parameters else [None]
+        rows = fit_options(tensors, count, arch, serving, target, widths, counts or GPU_COUNTS)
+        reports.append(FitReport(metadata.repo_id, metadata.revision, metadata.source, target.name, serving.context,
+                                 count.parameters, tuple(rows)))
+    return reports
+
+
+def _groups(metadata: RepoMetadata, file: str | None) -> list[list[WeightSet]]:
+    """Weight sets reported together: one per GGUF variant, else all of them (diffusers components) as one."""
+    if metadata.weight_sets[0].format == "gguf":
+        return _pick_gguf(metadata.weight_sets, file)
+    return [list(metadata.weight_sets)]
 
 
 def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | None, serving: ServingOptions,

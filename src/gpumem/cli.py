@@ -114,11 +114,68 @@ def hf(repo_ids, from_file, gguf_file, revision, hub, bits, gpu, serving, output
 
     ids = _repo_ids(repo_ids, from_file)
     _State.client = api.open_client(hub)
-    results = api.inspect_repos(ids, revision, hub, client=_State.client, return_errors=len(ids) > 1)
+    with render.RepoProgress(len(ids), output["quiet"]) as progress:
+        results = api.inspect_repos(ids, revision, hub, client=_State.client, return_errors=len(ids) > 1,
+                                    on_done=progress.advance)
     reports = [_estimate_or_error(r, bits=bits, serving=serving, gpu=gpu, file=gguf_file) for r in results]
     render.emit_reports(ids, reports, **output)
     if any(isinstance(r, Exception) for r in reports):
         sys.exit(_worst_exit_code(reports))
+
+
+@cli.command()
+@click.argument("repo_ids", nargs=-1, required=True, metavar="REPO_ID...")
+@_hub_options
+@_serving_options
+@_output_options
+def compare(repo_ids, revision, hub, bits, gpu, serving, output):
+    """Put models side by side: parameters, stored size, memory at 16/8/4 bit, cheapest GPU option.
+
+    \b
+    Example:
+      gpumem compare meta-llama/Llama-3.1-8B Qwen/Qwen2.5-7B mistralai/Mixtral-8x7B-v0.1
+    """
+    from . import api, render
+
+    ids = _repo_ids(repo_ids, None)
+    _State.client = api.open_client(hub)
+    results = api.inspect_repos(ids, revision, hub, client=_State.client, return_errors=True)
+    reports = [_estimate_or_error(r, bits=bits, serving=serving, gpu=gpu, file=None) for r in results]
+    render.emit_reports(ids, reports, compare=True, **output)
+    if any(isinstance(r, Exception) for r in reports):
+        sys.exit(_worst_exit_code(reports))
+
+
+@cli.command()
+@click.argument("repo_ids", nargs=-1, required=True, metavar="REPO_ID...")
+@click.option("--gpu", required=True, help='The GPU type, e.g. "RTX 4090".')
+@click.option("--count", "counts", type=click.IntRange(1, 64), multiple=True,
+              help="GPU counts to try (repeatable; default 1, 2, 4, 8).")
+@click.option("--file", "gguf_file", help="GGUF repos: the variant to check.")
+@click.option("--context", type=int, default=4096, show_default=True, help="Tokens per sequence.")
+@click.option("--kv-dtype", type=click.Choice(["auto", "bf16", "fp16", "fp8"]), default="auto", show_default=True,
+              help="KV cache element type.")
+@click.option("--engine", type=click.Choice(["vllm", "transformers"]), default="vllm", show_default=True,
+              help="Serving engine whose memory behaviour to model.")
+@_hub_options
+@_output_options
+def fit(repo_ids, gpu, counts, gguf_file, context, kv_dtype, engine, revision, hub, output):
+    """What fits here: at which bit width, context and concurrency a model fits N GPUs of one type.
+
+    \b
+    Example:
+      gpumem fit --gpu "RTX 4090" meta-llama/Llama-3.1-8B Qwen/Qwen2.5-7B
+    """
+    from . import api, render
+    from .memory import ServingOptions
+
+    serving = ServingOptions(engine=engine, context=context, kv_dtype=kv_dtype)
+    ids = _repo_ids(repo_ids, None)
+    _State.client = api.open_client(hub)
+    results = api.inspect_repos(ids, revision, hub, client=_State.client)
+    reports = [r for metadata in results for r in api.fit(metadata, gpu, serving=serving, counts=counts or None,
+                                                            file=gguf_file)]
+    render.emit_fits(reports, **output)
 
 
 @cli.command()

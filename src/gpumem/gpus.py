@@ -159,3 +159,11 @@ def recommend(tensors: Sequence[TensorInfo], count: WeightCount, arch: Architect
     by_name = {g.name: g for g in gpus}
     found = [_recommend_one(g, tensors, count, arch, options, bits) for g in gpus]
     return sorted(found, key=lambda r: (not r.fits, r.count, r.count * by_name[r.gpu].usable_mib, r.gpu))
+
+
+def fit_options(tensors: Sequence[TensorInfo], count: WeightCount, arch: Architecture | None,
+                options: ServingOptions, gpu: Gpu, bit_widths: Sequence[float | None],
+                counts: Sequence[int] = GPU_COUNTS) -> list[tuple[float | None, Recommendation]]:
+    """`gpumem fit`: for each load width (None = as stored) and GPU count, whether the model fits `gpu`."""
+    return [(bits, _try(gpu, n, tensors, count, arch, options, bits))
+            for bits in bit_widths for n in counts if _tp_allowed(arch, n)]

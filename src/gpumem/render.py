@@ -34,12 +34,9 @@ def gb(value: int | float | None, digits: int = 2) -> str:
 
 def count(value: int | None) -> str:
     """An exact count with separators, and a short form: '6,738,415,616 (6.74 B)'."""
-    if value is None:
-        return "unknown"
-    for unit, size in (("T", 10**12), ("B", 10**9), ("M", 10**6), ("K", 10**3)):
-        if value >= size:
-            return f"{value:,} ({value / size:.2f} {unit})"
-    return f"{value:,}"
+    if value is None or value < 10**6:
+        return "unknown" if value is None else f"{value:,}"
+    return f"{value:,} ({short_count(value)})"
 
 
 def _stdout(record: bool = False) -> Console:
@@ -54,7 +51,8 @@ def _stderr() -> Console:
 # -- model reports --------------------------------------------------------------------------------
 
 
-def emit_reports(ids: Sequence[str], results: Sequence, *, format: str, svg: str | None, quiet: bool) -> None:
+def emit_reports(ids: Sequence[str], results: Sequence, *, format: str, svg: str | None, quiet: bool,
+                 compare: bool = False) -> None:
     """Print the reports of one or more repos (a GpumemError in place of a repo that failed)."""
     reports = [r for result in results if isinstance(result, list) for r in result]
     dicts = [r.to_dict() for r in reports]
@@ -69,20 +67,22 @@ def emit_reports(ids: Sequence[str], results: Sequence, *, format: str, svg: str
         sys.stdout.write(render_markdown(dicts))
     else:
         console = _stdout(record=bool(svg))
-        console.print(report_tables(dicts))
+        console.print(_comparison(dicts) if compare else report_tables(dicts))
         if svg:
             _save_svg(console, svg)
     _warn(ids, results, dicts, quiet)
 
 
 def _warn(ids: Sequence[str], results: Sequence, dicts: list[dict], quiet: bool) -> None:
+    sys.stdout.flush()  # keep the data above the notes when both go to one terminal
     err = _stderr()
     for repo_id, result in zip(ids, results):
         if isinstance(result, Exception):
             err.print(Text(f"Error: {repo_id}: {result.message}"))
     if quiet:
         return
-    for note in dict.fromkeys(n for d in dicts for n in d["notes"]):
+    several = len({d["repo_id"] for d in dicts}) > 1
+    for note in dict.fromkeys((f"{d['repo_id']}: " if several else "") + n for d in dicts for n in d["notes"]):
         err.print(Text(f"Note: {note}", style="dim"))
 
 
@@ -166,36 +166,47 @@ def _concurrency(value) -> str:
 
 
 def _stacked_bar(d: dict, rec: dict) -> Text:
-    per_gpu = d["serving"]["per_gpu"]
-    capacity = rec.get("usable_bytes") or per_gpu["total_bytes"]
-    used = [per_gpu["weights_bytes"], per_gpu["kv_cache_bytes"], per_gpu["activation_bytes"], per_gpu["overhead_bytes"]]
-    values = [*used, max(0, capacity - sum(used))]
-    text = Text(f"\n{rec['gpu']} × {rec['count']}: one GPU of {gb(capacity, 1)}\n")
-    cells = [round(v / max(capacity, 1) * _BAR_WIDTH) for v in values]
-    for (label, glyph, colour), cells_ in zip(_SEGMENTS, cells):
-        text.append(glyph * cells_, style=colour)
+    """One GPU of the best option as a bar: what each term takes of its memory budget, and what is free."""
+    per_gpu = d["serving"]["per_gpu"] if rec["tp"] == d["serving"]["tp"] else None
+    used = ([per_gpu["weights_bytes"], per_gpu["kv_cache_bytes"], per_gpu["activation_bytes"],
+             per_gpu["overhead_bytes"]] if per_gpu else [rec["per_gpu_total_bytes"], 0, 0, 0])
+    budget = rec["budget_bytes"]
+    values = [*used, max(0, budget - sum(used))]
+    text = Text(f"\nOne {rec['gpu']} of {rec['count']}: budget {gb(budget, 1)}\n")
+    for (_, glyph, colour), value in zip(_SEGMENTS, values):
+        text.append(glyph * round(value / max(budget, 1) * _BAR_WIDTH), style=colour)
     text.append("\n")
-    for (label, glyph, colour), value in zip(_SEGMENTS, values):
-        text.append(f"{glyph} {label} {gb(value, 1)}  ", style=colour)
+    labels = [f"{glyph} {label} {gb(value, 1)}" for (label, glyph, _), value in zip(_SEGMENTS, values)]
+    for (_, _, colour), label in zip(_SEGMENTS, labels):
+        text.append(label + "  ", style=colour)
     return text
 
 
 def _comparison(dicts: list[dict]) -> Table:
-    table = Table(title="Models side by side", title_justify="left", box=box.SIMPLE_HEAD)
-    for name, justify in (("model", "left"), ("parameters", "right"), ("stored", "right"), ("16 bit", "right"),
-                          ("8 bit", "right"), ("4 bit", "right"), ("per-GPU need", "right"), ("cheapest fit", "left")):
-        table.add_column(name, justify=justify)
+    table = Table(title="Models side by side (GB = 10^9 bytes)", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("model", overflow="fold")
+    for name in ("params", "stored", "16 bit", "8 bit", "4 bit", "need/GPU", "smallest fit"):
+        table.add_column(name, justify="right" if name != "smallest fit" else "left", overflow="fold")
     for d in dicts:
         widths = d["formula_by_bits"]
         best = next((r for r in d["recommendations"] if r.get("fits")), None)
         table.add_row(
-            d["repo_id"] + (f" · {d['file']}" if d.get("file") else ""), count(d["parameters"]).split(" (")[0],
-            gb(d["weight_bytes"], 1), *(f"{widths[b]:,.1f} GB" if b in widths else "-" for b in ("16", "8", "4")),
-            gb(d["serving"]["per_gpu"]["total_bytes"], 1) if d["serving"] else "-",
-            f"{best['count']} × {best['gpu']}" if best else "none of 8",
+            d["repo_id"] + (f" · {d['file']}" if d.get("file") else ""), short_count(d["parameters"]),
+            f"{d['weight_bytes'] / GB:,.1f}",
+            *(f"{widths[b]:,.1f}" if b in widths else "-" for b in ("16", "8", "4")),
+            f"{d['serving']['per_gpu']['total_bytes'] / GB:,.1f}" if d["serving"] else "-",
+            f"{best['count']} × {best['gpu']}" if best else "none (8 max)",
         )
-    table.caption = "16/8/4 bit: the formula P × 4 B / (32 / Q) × 1.2; per-GPU need: the serving breakdown"
+    table.caption = "16/8/4 bit: the formula P × 4 B / (32 / Q) × 1.2; need/GPU: the serving breakdown"
     return table
+
+
+def short_count(value: int | None) -> str:
+    """A parameter count in short form: '6.74 B'."""
+    if value is None:
+        return "unknown"
+    return next((f"{value / size:.2f} {unit}" for unit, size in (("T", 10**12), ("B", 10**9), ("M", 10**6))
+                 if value >= size), f"{value:,}")
 
 
 def render_markdown(dicts: list[dict]) -> str:
@@ -243,6 +254,83 @@ def render_csv(dicts: list[dict]) -> str:
                          widths.get("4", ""), d["serving"]["per_gpu"]["total_bytes"] if d["serving"] else "",
                          best.get("gpu", ""), best.get("count", "")])
     return out.getvalue()
+
+
+def emit_fits(reports, *, format: str, svg: str | None, quiet: bool) -> None:
+    """Print `gpumem fit`."""
+    dicts = [r.to_dict() for r in reports]
+    if format == "json":
+        sys.stdout.write(json.dumps(dicts[0] if len(dicts) == 1 else dicts, indent=2) + "\n")
+        return
+    rows = [(d, o) for d in dicts for o in d["options"]]
+    if format == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(("repo_id", "gpu", "bits", "count", "fits", "per_gpu_total_bytes", "headroom_gb",
+                         "max_concurrency", "largest_context"))
+        for d, o in rows:
+            writer.writerow((d["repo_id"], d["gpu"], o["bits"] or "stored", o["count"], o["fits"],
+                             o["per_gpu_total_bytes"], o["headroom_gb"], o["max_concurrency"], o["largest_context"]))
+        sys.stdout.write(out.getvalue())
+        return
+    console = _stdout(record=bool(svg))
+    for d in dicts:
+        table = Table(title=f"{d['repo_id']} on {d['gpu']} · sequences of {d['context']:,} tokens",
+                      title_justify="left", box=box.SIMPLE_HEAD)
+        for name in ("load width", "GPUs", "per-GPU need", "headroom", "fits", "max seqs", "longest context"):
+            table.add_column(name, justify="left" if name == "load width" else "right")
+        for o in d["options"]:
+            table.add_row("as stored" if o["bits"] is None else f"{o['bits']:g} bit", str(o["count"]),
+                          gb(o["per_gpu_total_bytes"]), f"{o['headroom_gb']:,.1f} GB", "yes" if o["fits"] else "no",
+                          _concurrency(o["max_concurrency"]) if o["fits"] else "-",
+                          _longest(o, d["context"]))
+        if format == "markdown":
+            sys.stdout.write(_markdown_table(table))
+        else:
+            console.print(table)
+    if svg and format == "table":
+        _save_svg(console, svg)
+
+
+def _longest(option: dict, context: int) -> str:
+    if option["max_concurrency"]:
+        return f"≥ {context:,}"
+    return f"{option['largest_context']:,}" if option.get("largest_context") else "-"
+
+
+def _markdown_table(table: Table) -> str:
+    """A rich Table's title, header and cells as a GitHub Markdown table."""
+    headers = [str(c.header) for c in table.columns]
+    cells = [[str(cell) for cell in column.cells] for column in table.columns]
+    lines = [f"**{table.title}**", "", "| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in zip(*cells)]
+    return "\n".join(lines) + "\n\n"
+
+
+class RepoProgress:
+    """A transient progress bar on stderr while many repos are read; silent off a TTY or with --quiet."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self._progress = None
+        if total > 1 and not quiet and sys.stderr.isatty():
+            from rich.progress import Progress
+
+            self._progress = Progress(console=_stderr(), transient=True)
+            self._task = self._progress.add_task("Reading repos", total=total)
+
+    def __enter__(self) -> RepoProgress:
+        if self._progress:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress:
+            self._progress.stop()
+
+    def advance(self, _repo_id: str) -> None:
+        """One more repo read."""
+        if self._progress:
+            self._progress.advance(self._task)
 
 
 # -- calc, gpus, cache ----------------------------------------------------------------------------

@@ -103,3 +103,24 @@ class CalcReport:
             "formula_by_bits": {str(f.bits): f.memory_gb for f in self.formula_by_bits},
             "recommendations": [r.to_dict() for r in self.recommendations],
         }
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """`gpumem fit`: at which width, context and concurrency a model fits N GPUs of one type."""
+
+    repo_id: str
+    revision: str
+    source: str
+    gpu: str
+    context: int
+    parameters: int | None
+    rows: tuple[tuple[float | None, Recommendation], ...]  # (bits, None = as stored; the fit at that width)
+
+    def to_dict(self) -> dict:
+        """JSON-ready form: one entry per (bits, count)."""
+        return {
+            "schema_version": SCHEMA_VERSION, "repo_id": self.repo_id, "revision": self.revision,
+            "source": self.source, "gpu": self.gpu, "context": self.context, "parameters": self.parameters,
+            "options": [{"bits": bits, **rec.to_dict()} for bits, rec in self.rows],
+        }
