@@ -74,3 +74,7 @@ def gpumem(capsys):
         return code, out, err
 
     return run
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", help="Rewrite tests/golden/ from the current output.")

@@ -40,12 +40,16 @@ def count(value: int | None) -> str:
 
 
 def _stdout(record: bool = False) -> Console:
-    # rich already honours NO_COLOR, COLUMNS and non-TTY output (no escape codes when piped).
-    return Console(record=record, highlight=False, soft_wrap=False)
+    # rich honours COLUMNS and writes no escape codes when piped; NO_COLOR also drops bold/dim (no codes at all).
+    return Console(record=record, highlight=False, soft_wrap=False, color_system=_color_system())
 
 
 def _stderr() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, color_system=_color_system())
+
+
+def _color_system() -> str | None:
+    return None if os.environ.get("NO_COLOR") else "auto"
 
 
 # -- model reports --------------------------------------------------------------------------------

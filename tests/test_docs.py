@@ -1,0 +1,62 @@
+"""The docs cannot drift: README's generated blocks match the real program, every command is documented."""
+
+from __future__ import annotations
+
+import importlib.util
+import tomllib
+
+import click
+import pytest
+
+from conftest import FIXTURES
+from gpumem.cli import cli
+
+ROOT = FIXTURES.parent
+README = (ROOT / "README.md").read_text()
+
+
+def load_updater():
+    spec = importlib.util.spec_from_file_location("update_readme", ROOT / "scripts" / "update_readme.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def commands(group: click.Group, prefix: tuple[str, ...] = ()):
+    for name, command in sorted(group.commands.items()):
+        yield (*prefix, name), command
+        if isinstance(command, click.Group):
+            yield from commands(command, (*prefix, name))
+
+
+def test_readme_generated_blocks_are_current():
+    updater = load_updater()
+    fresh = updater.regenerate(README)
+    assert fresh == README, "README.md is stale: run python scripts/update_readme.py"
+
+
+@pytest.mark.parametrize(("path", "command"), list(commands(cli)), ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
+def test_every_command_has_help_and_a_readme_entry(path, command):
+    assert command.help and command.help.strip()
+    top = path[0]
+    assert f"<!-- help: gpumem {top} -->" in README
+
+
+def test_readme_starts_with_the_two_setup_commands():
+    head = README[:README.index("## What it looks like")]
+    assert "pip install . && .venv/bin/gpumem hf meta-llama/Llama-2-70b-hf --bits 4" in head
+    assert 'pip install -e ".[test]" && .venv/bin/python -m pytest' in head
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'pip install -q -e ".[test]" && .venv/bin/python -m pytest' in ci
+
+
+def test_package_metadata_for_pipx_uvx_and_the_hf_extension():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"] == {"gpumem": "gpumem.cli:main", "hf-gpumem": "gpumem.cli:main"}
+    assert project["description"] and project["requires-python"] == ">=3.11"
+    assert set(project["dependencies"]) >= {"click>=8.1", "requests>=2.31", "rich>=13"}
+
+
+def test_version_and_python_m(gpumem):
+    code, out, _ = gpumem("--version")
+    assert code == 0 and out.startswith("gpumem, version ")
