@@ -18,7 +18,14 @@ from gpumem.types import RepoMetadata, TensorInfo, WeightSet
 ROOT = Path(__file__).resolve().parent.parent
 HUB = ROOT / "fixtures" / "hub"
 OUT = ROOT / "src" / "gpumem" / "data" / "snapshot.json.gz"
-ALIASES = {"meta-llama/Llama-2-70b-hf": "meta-llama__Llama-2-70b-chat-hf"}
+# Repos whose tensors are another folder's (same architecture and shapes). Each alias with a saved Hub
+# model-info must have the same `safetensors.total` as the manifest: checked below, not assumed.
+ALIASES = {
+    "meta-llama/Llama-2-70b-hf": "meta-llama__Llama-2-70b-chat-hf",
+    "meta-llama/Llama-3.1-8B-Instruct": "meta-llama__Llama-3.1-8B",
+    "meta-llama/Meta-Llama-3-8B": "meta-llama__Llama-3.1-8B",
+    "Qwen/Qwen2.5-7B-Instruct": "Qwen__Qwen2.5-7B",
+}
 
 
 def _read(folder: Path, name: str) -> dict | None:
@@ -27,9 +34,9 @@ def _read(folder: Path, name: str) -> dict | None:
 
 
 def build_entry(repo_id: str, folder: Path) -> RepoMetadata:
-    """One snapshot entry from a fixture folder."""
+    """One snapshot entry from a fixture folder (for an alias: the alias's own model info, if saved)."""
     manifest = _read(folder, "tensors.json")
-    info = _read(folder, "hf_api_model_info.json") if repo_id == folder.name.replace("__", "/") else None
+    info = _read(HUB / repo_id.replace("/", "__"), "hf_api_model_info.json")
     index = _read(folder, "model.safetensors.index.json")
     shards = manifest.get("shards") or (index or {}).get("weight_map") or {}
     listed = [s["rfilename"] for s in (info or {}).get("siblings", [])]
@@ -42,6 +49,12 @@ def build_entry(repo_id: str, folder: Path) -> RepoMetadata:
     weights = WeightSet("", "safetensors", tuple(weight_files), tensors, _read(folder, "config.json"))
     revision = (info or {}).get("sha") or "unrecorded"
     note = f"built-in snapshot of real Hub metadata (revision {revision}); see fixtures/hub/SOURCES.md"
+    if folder.name != repo_id.replace("/", "__"):
+        hub_total = ((info or {}).get("safetensors") or {}).get("total")
+        stored = sum(t.numel for t in tensors)
+        if hub_total is not None and hub_total != stored:
+            raise SystemExit(f"{repo_id}: the Hub's total {hub_total:,} differs from {folder.name}'s {stored:,}")
+        note += f"; tensors and config.json of {folder.name.replace('__', '/')} (same architecture and shapes)"
     return RepoMetadata(repo_id, revision, "snapshot", (weights,), tuple(listed or weight_files), (note,))
 
 
