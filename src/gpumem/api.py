@@ -7,16 +7,21 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 from . import constants
 from .architecture import Architecture, parse_architecture
-from .cache import ResultCache
 from .errors import AccessError, BadConfig, GatedRepo, GpumemError, HubUnavailable, OfflineMiss, UsageError
 from .gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, load_catalog, recommend
 from .memory import FormulaResult, ServingOptions, estimate_serving
-from .params import count_weights
 from .report import FORMULA_BITS, CalcReport, ComponentCount, FitReport, ModelReport
-from .snapshot import LIVE_DATA_HINT, load_snapshot
 from .types import RepoMetadata, TensorInfo, WeightCount, WeightSet
+
+if TYPE_CHECKING:
+    from .cache import ResultCache
+
+# The Hub client, cache, snapshot and counting modules are imported where they are used, so that
+# `gpumem calc` and `gpumem --help` start fast.
 
 __all__ = ["HubOptions", "open_client", "inspect_repo", "inspect_repos", "inspect_local", "estimate", "fit", "calc", "parse_parameter_count"]
 
@@ -65,6 +70,8 @@ def inspect_repos(repo_ids: Sequence[str], revision: str = "main", options: HubO
     for repo_id in repo_ids:
         validate_repo_id(repo_id)
     offline = constants.hf_offline() if options.offline is None else options.offline
+    from .cache import ResultCache
+
     cache = ResultCache() if options.use_cache else None
     if offline:
         return [_offline(repo_id, revision, cache, constants.hf_endpoint() if not options.endpoint else options.endpoint,
@@ -99,6 +106,8 @@ def _online(client, repo_id: str, revision: str, cache: ResultCache | None) -> R
 
 
 def _offline(repo_id: str, revision: str, cache: ResultCache | None, endpoint: str, return_errors: bool):
+    from .snapshot import LIVE_DATA_HINT, load_snapshot
+
     def read() -> RepoMetadata:
         sha = cache.sha_for(endpoint, repo_id, revision) if cache else None
         if sha and (cached := cache.load(endpoint, repo_id, sha)):
@@ -112,6 +121,8 @@ def _offline(repo_id: str, revision: str, cache: ResultCache | None, endpoint: s
 
 def _snapshot_fallback(repo_id: str, exc: GpumemError, has_token: bool) -> RepoMetadata | None:
     """Answer from the snapshot when the Hub is unreachable, or the repo is gated and no token was given."""
+    from .snapshot import LIVE_DATA_HINT, load_snapshot
+
     if isinstance(exc, AccessError) and (has_token or not isinstance(exc, GatedRepo)):
         return None
     snapshot = load_snapshot(repo_id)
@@ -183,11 +194,13 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
 
 
 def _count(main: WeightSet, tensors: tuple[TensorInfo, ...]) -> WeightCount:
+    from .params import count_weights
+
     return count_weights(tensors, main.config, main.quantize_config)
 
 
 def _components(group: Sequence[WeightSet]) -> tuple[ComponentCount, ...]:
-    counts = [(ws.name or "(root)", count_weights(ws.tensors, ws.config, ws.quantize_config)) for ws in group]
+    counts = [(ws.name or "(root)", _count(ws, ws.tensors)) for ws in group]
     return tuple(ComponentCount(name, c.parameters, c.weight_bytes) for name, c in counts)
 
 

@@ -8,13 +8,12 @@ already carries the CUDA context as its runtime reserve). Beyond 8 it answers "d
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from .architecture import Architecture
@@ -23,6 +22,8 @@ from .memory import GB, MIB, ServingOptions, capacity, check_tp, estimate_servin
 from .types import TensorInfo, WeightCount
 
 GPU_COUNTS = (1, 2, 4, 8)
+# Package data beside this module (a plain path: importlib.resources costs start-up time for nothing here).
+CATALOG_FILE = Path(__file__).parent / "data" / "gpus.toml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,7 @@ def _key(text: str) -> str:
 @cache
 def load_catalog() -> tuple[Gpu, ...]:
     """Every GPU of the packaged gpus.toml, in file order."""
-    data = tomllib.loads(resources.files("gpumem").joinpath("data/gpus.toml").read_text(encoding="utf-8"))
+    data = tomllib.loads(CATALOG_FILE.read_text(encoding="utf-8"))
     return tuple(Gpu(name=g["name"], aliases=tuple(g.get("aliases", ())), vendor=g["vendor"],
                      memory_type=g["memory_type"], marketed_gb=g["marketed_gb"], usable_mib=g["usable_mib"],
                      bandwidth_gbps=g["bandwidth_gbps"], bf16_tflops=g.get("bf16_tflops"), fp8=g["fp8"],
@@ -107,6 +108,8 @@ def find_gpu(name: str, catalog: Sequence[Gpu] | None = None) -> Gpu:
     wanted = _key(name)
     if wanted in names:
         return names[wanted]
+    import difflib  # only on this error path
+
     close = difflib.get_close_matches(wanted, list(names), n=5, cutoff=0.5)
     suggestions = list(dict.fromkeys(names[c].name for c in close))
     hint = f"did you mean: {', '.join(suggestions)}?" if suggestions else "run `gpumem gpus` to list the catalog"

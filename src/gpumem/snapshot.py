@@ -10,18 +10,18 @@ from __future__ import annotations
 import gzip
 import json
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 
 from .types import RepoMetadata
 
 SNAPSHOT_FILE = "snapshot.json.gz"
+SNAPSHOT_PATH = Path(__file__).parent / "data" / SNAPSHOT_FILE
 LIVE_DATA_HINT = "live data: run with network access (and a token for gated repos: --token or HF_TOKEN)"
 
 
 @lru_cache(maxsize=1)
 def _entries() -> dict[str, dict]:
-    with resources.files("gpumem.data").joinpath(SNAPSHOT_FILE).open("rb") as handle:
-        return json.loads(gzip.decompress(handle.read()))
+    return json.loads(gzip.decompress(SNAPSHOT_PATH.read_bytes()))
 
 
 def snapshot_repo_ids() -> list[str]:
