@@ -114,7 +114,9 @@ def hf(repo_ids, from_file, gguf_file, revision, hub, bits, gpu, serving, output
 
     ids = _repo_ids(repo_ids, from_file)
     _State.client = api.open_client(hub)
-    with render.RepoProgress(len(ids), output["quiet"]) as progress:
+    from .tables import RepoProgress
+
+    with RepoProgress(len(ids), output["quiet"]) as progress:
         results = api.inspect_repos(ids, revision, hub, client=_State.client, return_errors=len(ids) > 1,
                                     on_done=progress.advance)
     reports = [_estimate_or_error(r, bits=bits, serving=serving, gpu=gpu, file=gguf_file) for r in results]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any
 
 from .architecture import Architecture
 from .errors import UsageError
-from .memory import GB, MIB, ServingOptions, capacity, check_tp, estimate_serving
+from .memory import GB, MIB, ServingEstimate, ServingOptions, capacity, check_tp, estimate_serving
 from .types import TensorInfo, WeightCount
 
 GPU_COUNTS = (1, 2, 4, 8)
@@ -124,10 +124,19 @@ def _tp_allowed(arch: Architecture | None, tp: int) -> bool:
     return True
 
 
-def _try(gpu: Gpu, n: int, tensors: Sequence[TensorInfo], count: WeightCount, arch: Architecture | None,
-         options: ServingOptions, bits: int | None) -> Recommendation:
+def _estimator(tensors: Sequence[TensorInfo], count: WeightCount, arch: Architecture | None,
+               options: ServingOptions, bits: float | None) -> Callable[[int], ServingEstimate]:
+    """The breakdown at each TP size, computed once: it does not depend on the GPU type."""
+    @cache
+    def at(tp: int) -> ServingEstimate:
+        return estimate_serving(tensors, count, arch, replace(options, tp=tp), bits)
+    return at
+
+
+def _try(gpu: Gpu, n: int, estimate_at: Callable[[int], ServingEstimate], arch: Architecture | None,
+         options: ServingOptions) -> Recommendation:
     opts = replace(options, tp=n)
-    estimate = estimate_serving(tensors, count, arch, opts, bits)
+    estimate = estimate_at(n)
     cap = capacity(estimate, arch, opts, gpu.usable_bytes)
     total = estimate.total_bytes
     notes = (f"{gpu.name}: usable memory derived from the marketed figure",) if gpu.derived else ()
@@ -137,17 +146,17 @@ def _try(gpu: Gpu, n: int, tensors: Sequence[TensorInfo], count: WeightCount, ar
                           largest_context=cap.largest_context, notes=notes + estimate.notes)
 
 
-def _recommend_one(gpu: Gpu, tensors: Sequence[TensorInfo], count: WeightCount, arch: Architecture | None,
-                   options: ServingOptions, bits: int | None) -> Recommendation:
+def _recommend_one(gpu: Gpu, estimate_at: Callable[[int], ServingEstimate], arch: Architecture | None,
+                   options: ServingOptions) -> Recommendation:
     last = None
     for n in GPU_COUNTS:
         if not _tp_allowed(arch, n):
             continue
-        last = _try(gpu, n, tensors, count, arch, options, bits)
+        last = _try(gpu, n, estimate_at, arch, options)
         if last.fits:
             return last
     if last is None:  # no TP of 1/2/4/8 splits the heads: only TP 1 is left to report on
-        last = _try(gpu, 1, tensors, count, arch, options, bits)
+        last = _try(gpu, 1, estimate_at, arch, options)
     return replace(last, notes=last.notes + (f"does not fit on {GPU_COUNTS[-1]} or fewer {gpu.name}",))
 
 
@@ -160,7 +169,8 @@ def recommend(tensors: Sequence[TensorInfo], count: WeightCount, arch: Architect
     """
     gpus = [only] if only is not None else list(load_catalog() if catalog is None else catalog)
     by_name = {g.name: g for g in gpus}
-    found = [_recommend_one(g, tensors, count, arch, options, bits) for g in gpus]
+    estimate_at = _estimator(tensors, count, arch, options, bits)
+    found = [_recommend_one(g, estimate_at, arch, options) for g in gpus]
     return sorted(found, key=lambda r: (not r.fits, r.count, r.count * by_name[r.gpu].usable_mib, r.gpu))
 
 
@@ -168,5 +178,8 @@ def fit_options(tensors: Sequence[TensorInfo], count: WeightCount, arch: Archite
                 options: ServingOptions, gpu: Gpu, bit_widths: Sequence[float | None],
                 counts: Sequence[int] = GPU_COUNTS) -> list[tuple[float | None, Recommendation]]:
     """`gpumem fit`: for each load width (None = as stored) and GPU count, whether the model fits `gpu`."""
-    return [(bits, _try(gpu, n, tensors, count, arch, options, bits))
-            for bits in bit_widths for n in counts if _tp_allowed(arch, n)]
+    rows = []
+    for bits in bit_widths:
+        estimate_at = _estimator(tensors, count, arch, options, bits)
+        rows += [(bits, _try(gpu, n, estimate_at, arch, options)) for n in counts if _tp_allowed(arch, n)]
+    return rows

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from .architecture import Architecture
@@ -272,6 +273,7 @@ def tensor_parameters(tensor: TensorInfo, count: WeightCount) -> int:
     return tensor.numel
 
 
+@lru_cache(maxsize=65536)  # the recommender asks again for every GPU type and TP size
 def tensor_split(name: str) -> str:
     """How TP shards a tensor: "buffer" (not loaded), "replicated", "vocab" or "split"."""
     if _BUFFER.search(name):

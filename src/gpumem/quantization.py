@@ -109,7 +109,7 @@ def scan_quantization(
     notes += tally.unknown_notes()
     parameters = None if tally.unknown else tally.parameters
     summary = Quantization(method, _nominal_bits(qc, tally), tally.parameters, tally.packed_bytes,
-                           tally.side_bytes, tuple(tally.side))
+                           tally.side_bytes, frozenset(tally.side))
     return QuantScan(summary, parameters, frozenset(claimed), tuple(notes))
 
 

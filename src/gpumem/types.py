@@ -32,7 +32,7 @@ class Quantization:
     quantized_parameters: int  # real (unpacked) parameters held in quantized form
     quantized_bytes: int  # bytes of the packed weights themselves
     side_data_bytes: int  # scales, zeros, g_idx, SCB, absmax, ... (memory, not parameters)
-    side_tensors: tuple[str, ...] = ()  # names of the side-data tensors
+    side_tensors: frozenset[str] = frozenset()  # names of the side-data tensors (a set: looked up per tensor)
 
     @property
     def bits_per_weight(self) -> float:

@@ -1,0 +1,224 @@
+"""Terminal output with rich: the summary, breakdown and GPU tables, the stacked bar, progress, SVG.
+
+Imported only when a table is printed, so `--json` and `calc --format csv` never load rich.
+Colour only on a terminal; NO_COLOR (or a pipe) gives plain text with no escape codes at all.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from rich import box
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from .render import fit_rows
+from .units import GB, concurrency, count, gb, short_count
+
+# Stacked-bar segments: distinct glyphs so the bar reads without colour too.
+_SEGMENTS = (("weights", "█", "cyan"), ("KV cache", "▓", "magenta"), ("activations", "▒", "yellow"),
+             ("overhead", "░", "red"), ("free", "·", "green"))
+_BAR_WIDTH = 50
+
+
+def stdout_console(record: bool = False) -> Console:
+    """The console tables go to (recording when an SVG is wanted)."""
+    # rich honours COLUMNS and writes no escape codes when piped; NO_COLOR also drops bold/dim.
+    return Console(record=record, highlight=False, soft_wrap=False,
+                   color_system=None if os.environ.get("NO_COLOR") else "auto")
+
+
+def print_reports(dicts: list[dict], *, compare: bool, svg: str | None) -> None:
+    """Details for one report, a comparison table for several (or when comparing)."""
+    console = stdout_console(record=bool(svg))
+    console.print(_comparison(dicts) if compare or len(dicts) != 1 else _detail(dicts[0]))
+    _finish(console, svg)
+
+
+def _detail(d: dict) -> Group:
+    parts = [_summary(d)]
+    if d["serving"]:
+        parts.append(_breakdown(d))
+    if d["recommendations"]:
+        parts.append(_gpu_table(d))
+        best = next((r for r in d["recommendations"] if r.get("fits")), None)
+        if best and d["serving"]:
+            parts.append(_stacked_bar(d, best))
+    return Group(*parts)
+
+
+def _summary(d: dict) -> Table:
+    title = d["repo_id"] + (f" · {d['file']}" if d.get("file") else "")
+    table = Table(title=Text(title, style="bold"), box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("Revision", f"{d['revision']} ({d['source']})")
+    estimated = " (ESTIMATE)" if d["parameters_estimated"] else ""
+    table.add_row("Parameters", count(d["parameters"]) + estimated)
+    if d["serving"] and d["serving"]["active_parameters"] != d["parameters"]:
+        table.add_row("Active / token", count(d["serving"]["active_parameters"]))
+    stored = ", ".join(f"{k} {v:,}" for k, v in d["stored_elements"].items())
+    table.add_row("Stored", f"{gb(d['weight_bytes'])} in {d['format']}" + (f" ({stored})" if stored else ""))
+    if q := d["quantization"]:
+        table.add_row("Quantization", f"{q['method']} {q['bits'] or '?'}-bit, {q['bits_per_weight']:.2f} bits/weight "
+                                      f"with side data ({gb(q['side_data_bytes'])} of scales/zeros)")
+    for component in d.get("components", []):
+        table.add_row(f"  {component['name']}", f"{count(component['parameters'])} · {gb(component['weight_bytes'])}")
+    if f := d["formula"]:
+        widths = " · ".join(f"{bits} bit {value:,.1f} GB" for bits, value in d["formula_by_bits"].items())
+        table.add_row("Formula", f"P × 4 B / (32 / {f['bits']:g}) × {f['overhead']} = {f['memory_gb']:,.1f} GB  ({widths})")
+    return table
+
+
+def _breakdown(d: dict) -> Table:
+    s = d["serving"]
+    per_gpu = s["per_gpu"]
+    title = (f"Serving breakdown per GPU · {s['engine']}, {s['context']:,} tokens × {s['concurrency']} "
+             f"sequence{'s' if s['concurrency'] != 1 else ''}, KV {s['kv_dtype']}, TP {s['tp']}")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("weights", "KV cache", "activations", "overhead", "total"):
+        table.add_column(name, justify="right")
+    table.add_row(gb(per_gpu["weights_bytes"]), gb(per_gpu["kv_cache_bytes"]), gb(per_gpu["activation_bytes"]),
+                  gb(per_gpu["overhead_bytes"]), Text(gb(per_gpu["total_bytes"]), style="bold"))
+    table.caption = f"KV cache: {s['kv_bytes_per_token']:,} bytes per token"
+    return table
+
+
+def _gpu_table(d: dict) -> Table:
+    context = d["serving"]["context"] if d["serving"] else None
+    table = Table(title="GPU options (best first)", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("GPU")
+    table.add_column("count", justify="right")
+    table.add_column("TP", justify="right")
+    table.add_column("per-GPU need", justify="right")
+    table.add_column("headroom", justify="right")
+    table.add_column(f"max seqs @ {context:,}" if context else "max seqs", justify="right")
+    for rec in d["recommendations"]:
+        if rec.get("fits"):
+            table.add_row(rec["gpu"], str(rec["count"]), str(rec.get("tp", rec["count"])),
+                          gb(rec.get("per_gpu_total_bytes")), f"{rec['headroom_gb']:,.1f} GB",
+                          concurrency(rec.get("max_concurrency")) if context else "-")
+        else:
+            table.add_row(Text(rec["gpu"], style="dim"), Text("does not fit on 8", style="dim"), "", "", "", "")
+    return table
+
+
+def _stacked_bar(d: dict, rec: dict) -> Text:
+    """One GPU of the best option as a bar: what each term takes of its memory budget, and what is free."""
+    per_gpu = d["serving"]["per_gpu"] if rec["tp"] == d["serving"]["tp"] else None
+    used = ([per_gpu["weights_bytes"], per_gpu["kv_cache_bytes"], per_gpu["activation_bytes"],
+             per_gpu["overhead_bytes"]] if per_gpu else [rec["per_gpu_total_bytes"], 0, 0, 0])
+    budget = rec["budget_bytes"]
+    values = [*used, max(0, budget - sum(used))]
+    text = Text(f"\nOne {rec['gpu']} of {rec['count']}: budget {gb(budget, 1)}\n")
+    for (_, glyph, colour), value in zip(_SEGMENTS, values):
+        text.append(glyph * round(value / max(budget, 1) * _BAR_WIDTH), style=colour)
+    text.append("\n")
+    labels = [f"{glyph} {label} {gb(value, 1)}" for (label, glyph, _), value in zip(_SEGMENTS, values)]
+    for (_, _, colour), label in zip(_SEGMENTS, labels):
+        text.append(label + "  ", style=colour)
+    return text
+
+
+def _comparison(dicts: list[dict]) -> Table:
+    table = Table(title="Models side by side (GB = 10^9 bytes)", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("model", overflow="fold")
+    for name in ("params", "stored", "16 bit", "8 bit", "4 bit", "need/GPU", "smallest fit"):
+        table.add_column(name, justify="right" if name != "smallest fit" else "left", overflow="fold")
+    for d in dicts:
+        widths = d["formula_by_bits"]
+        best = next((r for r in d["recommendations"] if r.get("fits")), None)
+        table.add_row(
+            d["repo_id"] + (f" · {d['file']}" if d.get("file") else ""), short_count(d["parameters"]),
+            f"{d['weight_bytes'] / GB:,.1f}",
+            *(f"{widths[b]:,.1f}" if b in widths else "-" for b in ("16", "8", "4")),
+            f"{d['serving']['per_gpu']['total_bytes'] / GB:,.1f}" if d["serving"] else "-",
+            f"{best['count']} × {best['gpu']}" if best else "none (8 max)",
+        )
+    table.caption = "16/8/4 bit: the formula P × 4 B / (32 / Q) × 1.2; need/GPU: the serving breakdown"
+    return table
+
+
+def print_fits(dicts: list[dict], *, svg: str | None) -> None:
+    """`gpumem fit` tables: one row per load width and GPU count."""
+    console = stdout_console(record=bool(svg))
+    for d in dicts:
+        table = Table(title=f"{d['repo_id']} on {d['gpu']} · sequences of {d['context']:,} tokens",
+                      title_justify="left", box=box.SIMPLE_HEAD)
+        for name in ("load width", "GPUs", "per-GPU need", "headroom", "fits", "max seqs", "longest context"):
+            table.add_column(name, justify="left" if name == "load width" else "right")
+        for row in fit_rows(d):
+            table.add_row(*row)
+        console.print(table)
+    _finish(console, svg)
+
+
+def print_calc(d: dict, line: str, *, svg: str | None) -> None:
+    """`gpumem calc` as text: the formula line, the three widths, the GPU table."""
+    console = stdout_console(record=bool(svg))
+    console.print(Text(line, style="bold"))
+    console.print(" · ".join(f"{b} bit {v:,.1f} GB" for b, v in d["formula_by_bits"].items()))
+    if d["recommendations"]:
+        console.print(_gpu_table({"recommendations": d["recommendations"], "serving": None}))
+    _finish(console, svg)
+
+
+def print_gpus(rows: list[dict], columns: list[str], *, svg: str | None) -> None:
+    """The GPU catalog as a table."""
+    table = Table(title="GPU catalog (usable = what the driver reports)", title_justify="left", box=box.SIMPLE_HEAD)
+    for column in columns:
+        table.add_column(column.replace("_", " "))
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) for c in columns))
+    console = stdout_console(record=bool(svg))
+    console.print(table)
+    _finish(console, svg)
+
+
+class RepoProgress:
+    """A transient progress bar on stderr while many repos are read; silent off a TTY or with --quiet."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self._progress = None
+        if total > 1 and not quiet and sys.stderr.isatty():
+            from rich.progress import Progress
+
+            self._progress = Progress(console=Console(stderr=True), transient=True)
+            self._task = self._progress.add_task("Reading repos", total=total)
+
+    def __enter__(self) -> RepoProgress:
+        if self._progress:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress:
+            self._progress.stop()
+
+    def advance(self, _repo_id: str) -> None:
+        """One more repo read."""
+        if self._progress:
+            self._progress.advance(self._task)
+
+
+def _finish(console: Console, svg: str | None) -> None:
+    if svg:
+        _save_svg(console, svg)
+
+
+def _save_svg(console: Console, path: str) -> None:
+    """Write the recorded output as SVG atomically: a failed run never leaves half a file."""
+    svg = console.export_svg(title="gpumem")
+    target = Path(path)
+    fd, temp = tempfile.mkstemp(dir=target.parent or ".", suffix=".svg.part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(svg)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
