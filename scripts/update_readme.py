@@ -4,8 +4,8 @@ Blocks are delimited by HTML comments, so they stay invisible on GitHub:
     <!-- cmd: gpumem hf meta-llama/Llama-2-70b-hf --bits 4 -->   output of that command (offline, 100 columns)
     <!-- help: gpumem hf -->                                      `gpumem hf --help`
     <!-- script: scripts/accuracy.py -->                          output of a script of this repo
-    <!-- include: docs/bad-inputs.md#table -->                    a section of another file (between
-                                                                  <!-- section: table --> and <!-- /section -->)
+    <!-- include: docs/benchmark.md#results -->                   a part of another file (between
+                                                                  <!-- begin: results --> and <!-- end: results -->)
     <!-- end -->
 Commands run in-process, offline, against the built-in snapshot with an empty cache, no colour and a
 fixed width, so the output is the same on every machine.
@@ -57,12 +57,11 @@ def help_text(command: list[str]) -> str:
 
 
 def include(spec: str) -> str:
-    """The part of a file between `<!-- section: NAME -->` and `<!-- /section -->` (or its end)."""
-    path, _, section = spec.partition("#")
+    """The part of a file between `<!-- begin: NAME -->` and `<!-- end: NAME -->`."""
+    path, _, name = spec.partition("#")
     text = (ROOT / path).read_text()
-    start = text.index(f"<!-- section: {section} -->") + len(f"<!-- section: {section} -->")
-    end = text.find("<!-- /section -->", start)
-    return text[start:end if end >= 0 else None].strip("\n") + "\n"
+    begin, end = f"<!-- begin: {name} -->", f"<!-- end: {name} -->"
+    return text[text.index(begin) + len(begin):text.index(end)].strip("\n") + "\n"
 
 
 def render(kind: str, spec: str) -> str:

@@ -64,9 +64,10 @@ def inspect_repos(repo_ids: Sequence[str], revision: str = "main", options: HubO
             if on_done:
                 on_done(repo_id)
 
-    from .hub import validate_repo_id
+    from .hub import validate_repo_id, validate_revision
 
     options = options or HubOptions()
+    validate_revision(revision)
     for repo_id in repo_ids:
         validate_repo_id(repo_id)
     offline = constants.hf_offline() if options.offline is None else options.offline

@@ -119,7 +119,7 @@ def _language_config(config: dict) -> tuple[dict, str, bool]:
         sub = config.get(key)
         if isinstance(sub, dict) and sub:
             # Multimodal configs (llava) list only what differs from the text model class's defaults.
-            merged = {**_CLASS_DEFAULTS.get(sub.get("model_type", ""), {}), **sub}
+            merged = {**_CLASS_DEFAULTS.get(str(sub.get("model_type") or ""), {}), **sub}  # str(): may be any JSON
             merged.setdefault("model_type", config.get("model_type", ""))
             merged.setdefault("architectures", config.get("architectures"))
             return merged, f"config.json:{key}", has_vision

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import traceback
 
 import click
 
@@ -43,7 +44,8 @@ def _output_options(command):
 
 def _serving_options(command):
     """--bits and the serving flags shared by hf, local, compare and fit."""
-    @click.option("--bits", type=float, help="Load width for the formula and the what-if (default: the checkpoint's own).")
+    @click.option("--bits", type=click.FloatRange(1, 64),
+                  help="Load width for the formula and the what-if (default: the checkpoint's own).")
     @click.option("--gpu", help='Answer for one GPU type, e.g. "RTX 4090", a100-80gb, h100.')
     @click.option("--context", type=int, default=4096, show_default=True, help="Tokens per sequence.")
     @click.option("--concurrency", type=int, default=1, show_default=True, help="Sequences served at once.")
@@ -200,7 +202,8 @@ def local(path, gguf_file, bits, gpu, serving, output):
 
 @cli.command()
 @click.option("--params", "params", required=True, help="Parameter count: 70B, 7.24B, 125M, 70e9 or 68976648192.")
-@click.option("--bits", type=float, default=16, show_default=True, help="Bits per parameter when loaded (Q).")
+@click.option("--bits", type=click.FloatRange(1, 64), default=16, show_default=True,
+              help="Bits per parameter when loaded (Q).")
 @click.option("--gpu", help="Answer for one GPU type.")
 @_output_options
 def calc(params, bits, gpu, output):
@@ -305,8 +308,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # bad options: one line and a hint, like every other error
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            click.echo(f"Hint: see '{exc.ctx.command_path} --help'", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
@@ -314,9 +319,13 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
         from .errors import GpumemError
 
-        if not isinstance(exc, GpumemError) or _State.debug:
+        if _State.debug:
+            traceback.print_exception(exc)
             _print_request_log()
-            raise
+        if not isinstance(exc, GpumemError):  # a bug in gpumem: still one line, with how to report it
+            click.echo(f"Error: internal error ({type(exc).__name__}: {exc}); rerun with --debug and report it",
+                       err=True)
+            sys.exit(1)
         click.echo(f"Error: {exc.message}", err=True)
         if exc.hint:
             click.echo(f"Hint: {exc.hint}", err=True)

@@ -45,13 +45,16 @@ def fetch_repo(client: HubClient, repo_id: str, revision: str = "main") -> RepoM
     layout = plan_layout(f.path for f in listing.files)
     small = small_files_needed(layout.sets, {f.path for f in listing.files}, first.files)
     headers_of = {plan.name: plan.files for plan in layout.sets}
-    index_of = {plan.name: first.files.get(plan.index) if plan.index else None for plan in layout.sets}
+    guesses_of = {plan.name: predict_header_sizes(first.files.get(plan.index) or {}) if plan.index else {}
+                  for plan in layout.sets}
     tasks: list[Callable[[], tuple[str, object]]] = [_small_task(client, listing, path) for path in small]
     for plan in layout.sets:
         if plan.format == "pytorch-bin":
             continue
         for path in headers_of[plan.name]:
-            tasks.append(_header_task(client, listing, plan, path, index_of[plan.name]))
+            guesses = guesses_of[plan.name]
+            guess = guesses.get(path) or guesses.get(posixpath.basename(path))
+            tasks.append(_header_task(client, listing, plan, path, guess))
     results = dict(client.map_concurrent(lambda task: task(), tasks))
     documents = {**first.files, **{p: results[p] for p in small}}
     sets = tuple(build_weight_set(plan, listing.size_of, {f.path for f in listing.files}, documents, results)
@@ -100,11 +103,10 @@ def _small_task(client: HubClient, listing: RepoListing, path: str) -> Callable[
 
 
 def _header_task(client: HubClient, listing: RepoListing, plan: WeightSetPlan, path: str,
-                 index: dict | None) -> Callable[[], tuple[str, object]]:
+                 guess: int | None) -> Callable[[], tuple[str, object]]:
     def read(start: int, length: int) -> bytes:
         return client.read_range(listing.repo_id, listing.sha, path, start, length)
 
-    guess = predict_header_bytes(index, path) if index else None
     return lambda: (path, read_weight_header(read, plan.format, path, listing.size_of(path), guess))
 
 
@@ -116,15 +118,17 @@ def read_weight_header(read: Callable[[int, int], bytes], fmt: str, path: str, s
     return _read_safetensors_header(read, path, guess or _DEFAULT_FIRST_READ, size)
 
 
-def predict_header_bytes(index: dict, shard: str) -> int:
-    """First-read size for a shard: its tensor names from the index, plus a per-entry allowance."""
-    weight_map = index.get("weight_map") or {}
-    base = posixpath.basename(shard)
-    names = [name for name, file in weight_map.items() if file in (shard, base)]
-    if not names:
-        return _DEFAULT_FIRST_READ
-    estimate = PREFIX_BYTES + sum(len(name) + _ENTRY_BYTES for name in names) + 64
-    return math.ceil(estimate * _HEADER_MARGIN)
+def predict_header_sizes(index: dict) -> dict[str, int]:
+    """First-read size per shard the index names: its tensor names, plus a per-entry allowance.
+
+    One pass over the weight map (not one per shard: 191 shards x 1,100 tensors added up).
+    """
+    weight_map = index.get("weight_map")
+    totals: dict[str, int] = {}
+    for name, file in (weight_map.items() if isinstance(weight_map, dict) else ()):
+        if isinstance(name, str) and isinstance(file, str):
+            totals[file] = totals.get(file, PREFIX_BYTES + 64) + len(name) + _ENTRY_BYTES
+    return {file: math.ceil(total * _HEADER_MARGIN) for file, total in totals.items()}
 
 
 def _read_safetensors_header(read: Callable[[int, int], bytes], path: str, guess: int,
@@ -165,17 +169,18 @@ def build_weight_set(plan: WeightSetPlan, size_of: Callable[[str], int | None], 
         return _bin_set(plan, size_of, documents, config)
     parsed = [headers[path] for path in plan.files]
     if plan.format == "gguf":
-        config = gguf_config(parsed[0].metadata)
+        config = _gguf_set_config(parsed)
     if plan.index and documents.get(plan.index):
         _check_index(plan.index, documents[plan.index], listed)
     return WeightSet(plan.name, plan.format, plan.files, _merge_tensors(parsed), config, quantize_config,
-                     notes=_unknown_type_notes(parsed))
+                     notes=_unknown_type_notes(parsed) if plan.format == "gguf" else ())
 
 
 def _bin_set(plan: WeightSetPlan, size_of: Callable[[str], int | None], documents: dict, config: dict | None) -> WeightSet:
     """A pickle-only repo: never download it; take total_size from its index or the listed file sizes."""
     index = documents.get(plan.index) if plan.index else None
-    total = (index or {}).get("metadata", {}).get("total_size")
+    metadata = (index or {}).get("metadata")
+    total = metadata.get("total_size") if isinstance(metadata, dict) else None
     if not isinstance(total, int):
         sizes = [size_of(path) for path in plan.files]
         total = sum(sizes) if all(isinstance(s, int) for s in sizes) else None
@@ -200,14 +205,32 @@ def _check_index(path: str, index: dict, listed: set[str]) -> None:
     if not isinstance(weight_map, dict):
         raise BadConfig(f"{path}: field 'weight_map' is missing or not an object")
     folder = posixpath.dirname(path)
-    for shard in sorted(set(weight_map.values())):
+    for shard in weight_map.values():
         if not isinstance(shard, str) or posixpath.join(folder, shard) not in listed:
             raise BadConfig(f"{path}: field 'weight_map' names shard {shard!r}, which is not in the repo")
 
 
+def _gguf_set_config(parsed: list) -> dict:
+    """Config keys from a GGUF variant's first part; vocab_size from token_embd when the metadata omits it."""
+    config = gguf_config(parsed[0].metadata, parsed[0].file)
+    if "vocab_size" not in config:  # older converters wrote neither llama.vocab_size nor always the tokenizer
+        embedding = next((t for header in parsed for t in header.tensors if t.name == "token_embd.weight"), None)
+        if embedding is not None and len(embedding.shape) == 2:
+            config["vocab_size"] = embedding.shape[0]
+    return config
+
+
 def _unknown_type_notes(parsed: list) -> tuple[str, ...]:
-    unknown = sorted({str(t) for header in parsed for t in header.unknown_types})
-    return (f"unknown tensor types {', '.join(map(str, unknown))}: their bytes are counted, parameters are not",) if unknown else ()
+    """GGUF tensors of ggml types gpumem does not know: the reader left them out (their size is unknown too).
+
+    Unknown safetensors dtypes keep their exact bytes (the offsets give them); params.count_weights notes them.
+    """
+    types = sorted({t for header in parsed for t in header.unknown_types})
+    if not types:
+        return ()
+    count = sum(header.unknown_tensors for header in parsed)
+    label = f"ggml type{'s' if len(types) > 1 else ''} {', '.join(map(str, types))}"
+    return (f"{label} ({count} tensor{'s' if count != 1 else ''}) left out of bytes and parameters",)
 
 
 def parse_json(content: bytes, path: str) -> dict:

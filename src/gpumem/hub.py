@@ -147,6 +147,7 @@ class HubClient:
     def resolve(self, repo_id: str, revision: str = "main") -> RepoListing:
         """Resolve `revision` (branch, tag, sha or refs/pr/N) to a commit sha and list its files."""
         validate_repo_id(repo_id)
+        validate_revision(revision)
         url = f"{self.endpoint}/api/models/{repo_id}/revision/{quote(revision, safe='')}"
         response = self._request("GET", url, params={"blobs": "true"}, context=(repo_id, revision, None))
         try:
@@ -160,6 +161,7 @@ class HubClient:
 
     def file_url(self, repo_id: str, revision: str, path: str) -> str:
         """The resolve URL of one file at one revision."""
+        validate_revision(revision)
         return f"{self.endpoint}/{repo_id}/resolve/{quote(revision, safe='')}/{quote(path)}"
 
     def read_file(self, repo_id: str, revision: str, path: str, *, max_bytes: int = constants.SMALL_FILE_CAP) -> tuple[bytes, str | None]:
@@ -178,7 +180,7 @@ class HubClient:
                 return content, commit
             if attempt < self.retries:  # cut short: parsing half a JSON file would blame the repo
                 self._sleep_before_retry(attempt, None)
-        raise HubUnavailable(f"{path}: the Hub kept cutting the response short ({len(content):,} bytes arrived)",
+        raise HubUnavailable(f"{path}: the Hub kept cutting the response short",
                              hint="retry later; if it persists the file may be damaged on the Hub")
 
     def read_range(self, repo_id: str, revision: str, path: str, start: int, length: int) -> bytes:
@@ -303,6 +305,14 @@ def validate_repo_id(repo_id: str) -> None:
         first = str(exc).strip().splitlines()[0]
         raise UsageError(f"invalid repo id {repo_id!r}: {first}",
                          hint="use the form ORG/NAME, e.g. meta-llama/Llama-2-7b-hf") from None
+
+
+def validate_revision(revision: str) -> None:
+    """Refuse revisions no git ref or sha can be, as a UsageError: '.' and '..' would even turn into
+    another URL path (HTTP clients resolve dot segments), so `--revision ..` must never reach the Hub."""
+    if not revision or revision == "." or ".." in revision or any(ord(c) < 32 or c == "\x7f" for c in revision):
+        raise UsageError(f"invalid revision {revision!r}: git refs cannot be empty, contain '..' or control "
+                         "characters", hint="use a branch, tag, full commit sha or refs/pr/N")
 
 
 def translate_error(response: requests.Response, endpoint: str, repo_id: str, revision: str, path: str | None,

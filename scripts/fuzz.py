@@ -1,0 +1,161 @@
+"""Long fuzz run of gpumem's parsers of untrusted bytes (hypothesis, many examples; CI runs a bounded slice).
+
+Targets: safetensors headers (raw bytes, and structured headers read as fetch reads them), config.json
+(parse_architecture), GGUF headers (mutations of a real file), and index files (fetch's weight-map and
+pickle-index handling). Each may return a result or raise a gpumem error (GpumemError); anything else is
+a failure, printed with the smallest input hypothesis finds.
+
+    .venv/bin/python scripts/fuzz.py --seconds 60     # per target; prints a Markdown summary
+"""
+
+from __future__ import annotations
+
+import argparse
+import struct
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from test_reliability import check_config, check_safetensors, configs, json_values, tensor  # noqa: E402
+
+from gpumem.errors import GpumemError  # noqa: E402
+from gpumem.fetch import build_weight_set, predict_header_sizes  # noqa: E402
+from gpumem.gguf_header import IncompleteGGUF, parse_gguf  # noqa: E402
+from gpumem.layout import WeightSetPlan  # noqa: E402
+from gpumem.safetensors_header import parse_header  # noqa: E402
+
+TINY_GGUF = (ROOT / "fixtures" / "gguf" / "tiny-mix.gguf").read_bytes()
+BATCH = 500
+
+
+def raw_safetensors(data: bytes, size_delta: int) -> None:
+    try:
+        parse_header(data, "fuzz.safetensors", max(0, len(data) + size_delta) if size_delta else None)
+    except GpumemError:
+        pass
+
+
+def gguf(mutations: list[tuple[int, int]], cut: int, known_size: bool) -> None:
+    data = bytearray(TINY_GGUF)
+    for position, value in mutations:
+        data[position % len(data)] = value
+    data = bytes(data[: max(24, len(data) - cut)])
+    try:
+        parse_gguf(data, "fuzz.gguf", len(data) if known_size else None)
+    except (GpumemError, IncompleteGGUF):
+        pass
+
+
+def gguf_counts(field: int, value: int) -> None:
+    """The preamble's counts and version set to extreme values."""
+    data = bytearray(TINY_GGUF)
+    offset, fmt = [(4, "<I"), (8, "<Q"), (16, "<Q")][field]
+    struct.pack_into(fmt, data, offset, value % (1 << (8 * struct.calcsize(fmt))))
+    try:
+        parse_gguf(bytes(data), "fuzz.gguf", len(data))
+    except (GpumemError, IncompleteGGUF):
+        pass
+
+
+_PLAN = WeightSetPlan("", "safetensors", "", ("a.safetensors",), "model.safetensors.index.json")
+_BIN_PLAN = WeightSetPlan("", "pytorch-bin", "", ("pytorch_model.bin",), "pytorch_model.bin.index.json")
+
+
+def index(document) -> None:
+    """An index file (any JSON object) through fetch's sizing, checking and pickle-size paths."""
+    if not isinstance(document, dict):
+        return
+    listed = {"a.safetensors", "pytorch_model.bin", "model.safetensors.index.json"}
+    try:
+        predict_header_sizes(document)
+        build_weight_set(_PLAN, lambda p: 8, listed, {_PLAN.index: document}, {"a.safetensors": _EMPTY})
+    except GpumemError:
+        pass
+    try:
+        build_weight_set(_BIN_PLAN, lambda p: 8, listed, {_BIN_PLAN.index: document}, {})
+    except GpumemError:
+        pass
+
+
+_EMPTY = parse_header(b"\x02\x00\x00\x00\x00\x00\x00\x00{}", "a.safetensors")
+index_documents = st.dictionaries(st.sampled_from(["weight_map", "metadata", "total_size"]), json_values, max_size=3)
+index_documents |= st.fixed_dictionaries({"weight_map": st.dictionaries(st.text(max_size=4), json_values, max_size=4),
+                                          "metadata": json_values | st.dictionaries(st.just("total_size"), json_values)})
+
+TARGETS = {
+    "safetensors: raw bytes": (raw_safetensors, (st.binary(max_size=600), st.integers(-64, 64))),
+    "safetensors: structured header via fetch": (check_safetensors, (st.dictionaries(st.text(max_size=6), tensor,
+                                                                                      max_size=6),
+                                                                      st.integers(-20, 20))),
+    "config.json: parse_architecture": (check_config, (configs,)),
+    "GGUF: mutated real header": (gguf, (st.lists(st.tuples(st.integers(0, len(TINY_GGUF)), st.integers(0, 255)),
+                                                  max_size=6), st.integers(0, 200), st.booleans())),
+    "GGUF: extreme counts and version": (gguf_counts, (st.integers(0, 2), st.integers(0, 2**64))),
+    "index files: fetch weight map / total_size": (index, (index_documents,)),
+}
+
+
+def run_target(function, strategies, seconds: float) -> tuple[int, list[str]]:
+    """Batches of BATCH examples (fresh random seeds) until `seconds` pass; returns (examples, failures)."""
+    examples, failures = 0, []
+
+    def counted(args: tuple) -> None:
+        nonlocal examples
+        examples += 1
+        function(*args)
+
+    test = settings(max_examples=BATCH, deadline=None, database=None, derandomize=False,
+                    phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck))(
+        given(st.tuples(*strategies))(counted))
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and len(failures) < 3:
+        try:
+            test()
+        except BaseException as exc:  # noqa: BLE001 - a fuzz finding, reported
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            failures.append(f"{_first_error(exc)} on {_minimal_input(exc)}")
+    return examples, failures
+
+
+def _first_error(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup):  # hypothesis groups distinct bugs
+        exc = exc.exceptions[0]
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"`{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}` at {Path(frame.filename).name}:{frame.lineno}"
+
+
+def _minimal_input(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    notes = " ".join(" ".join(n.split()) for n in getattr(exc, "__notes__", []) if "args=" in n)
+    return f"`{notes[:200]}`" if notes else "(see a rerun)"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=40.0, help="time per target")
+    args = parser.parse_args()
+    rows, total, failed = [], 0, 0
+    for name, (function, strategies) in TARGETS.items():
+        started = time.monotonic()
+        examples, failures = run_target(function, strategies, args.seconds)
+        total += examples
+        failed += len(failures)
+        rows.append(f"| {name} | {examples:,} | {time.monotonic() - started:.0f} s | "
+                    f"{'; '.join(failures) or 'none'} |")
+        print(rows[-1], flush=True)
+    print("\n| Target | Examples | Time | Failures (non-gpumem exceptions) |\n|---|---|---|---|")
+    print("\n".join(rows))
+    print(f"\n{total:,} examples, {failed} failing target batches")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

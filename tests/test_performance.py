@@ -1,0 +1,90 @@
+"""Round trips, bytes and start-up imports, checked structurally (no timing asserts; see scripts/benchmark.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from fakehub import GOOD_TOKEN, llama2_70b_repo, synthetic_sharded_repo
+from gpumem import api
+
+REPO_405B = "gpumem-perf/Llama-3.1-405B-191-shards"  # its own id: the session Hub's other repos stay as they are
+
+
+@pytest.fixture
+def big_repo(hub):
+    """The 191-shard Llama-3.1-405B layout, served by the session's fake Hub."""
+    return hub.add_repo(synthetic_sharded_repo(REPO_405B))
+
+
+def _read(hub, repo_id: str) -> None:
+    api.inspect_repo(repo_id, options=api.HubOptions(endpoint=hub.endpoint, token=GOOD_TOKEN, use_cache=False))
+
+
+def _shard_requests(hub, shards: list[str]) -> tuple[list, list]:
+    """(resolve requests on the Hub host, CDN requests) for the given weight files."""
+    resolves = [r for r in hub.requests if "/resolve/" in r.path and r.path.endswith(tuple(shards))]
+    cdn = [r for r in hub.requests if r.path.startswith("/cdn/")]
+    return resolves, cdn
+
+
+@pytest.mark.parametrize("make_repo", [llama2_70b_repo, lambda: synthetic_sharded_repo(REPO_405B)],
+                         ids=["15-shards", "191-shards"])
+def test_one_wave_of_shard_reads_each_read_once_and_bytes_bounded(hub, make_repo):
+    repo = hub.add_repo(make_repo())
+    shards = sorted(p for p in repo.files if p.endswith(".safetensors"))
+    _read(hub, repo.repo_id)
+
+    resolves, cdn = _shard_requests(hub, shards)
+    assert sorted(r.path.rsplit("/", 1)[1] for r in resolves) == shards  # one resolve per shard, none twice
+    assert all(r.method == "GET" and r.status == 302 for r in resolves)  # no HEAD round trip before the read
+    assert len(cdn) == len(shards) and all(r.status == 206 and r.headers.get("range") for r in cdn)
+    assert len(hub.requests) == 3 + 2 * len(shards)  # wave 1 (model info, config, index) + resolve/CDN per shard
+
+    header_bytes = {path: len(repo.files[path].prefix) for path in shards}  # the 8-byte length + JSON header
+    for record in cdn:
+        shard = record.path.rsplit("%2F", 1)[-1].rsplit("/", 1)[-1]
+        assert record.bytes_sent >= header_bytes[shard]  # the first read held the whole header: no second read
+    weight_bytes = sum(r.bytes_sent for r in resolves + cdn)
+    assert weight_bytes <= 1.25 * sum(header_bytes.values()) + 16 * 1024 * len(shards)
+
+
+def test_all_191_shard_reads_are_in_flight_at_once(hub, big_repo, monkeypatch):
+    # Hold every shard's resolve answer until all 191 have arrived: a client that reads in waves
+    # (a pool smaller than the shard count, or a lock around requests) never gets there.
+    shards = sum(p.endswith(".safetensors") for p in big_repo.files)
+    barrier = threading.Barrier(shards, timeout=20)
+    arrived, answered, broken = [], [], []
+    answer = hub.answer
+
+    def gated(record):
+        if "/resolve/" in record.path and record.path.endswith(".safetensors"):
+            arrived.append(time.monotonic())
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:
+                broken.append(record.path)
+            answered.append(time.monotonic())
+        return answer(record)
+
+    monkeypatch.setattr(hub, "answer", gated)
+    _read(hub, REPO_405B)
+    assert not broken
+    assert len(arrived) == shards and max(arrived) <= min(answered)  # every read started before the first ended
+
+
+def test_help_imports_no_http_stack_or_rich():
+    code = ("import sys, contextlib, io\n"
+            "from gpumem.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n        main(['--help'])\n    except SystemExit:\n        pass\n"
+            "print(__import__('json').dumps(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    modules = set(json.loads(done.stdout))
+    assert not {name.split(".")[0] for name in modules} & {"requests", "urllib3", "huggingface_hub", "rich"}
+    assert not modules & {"gpumem.api", "gpumem.hub"}
