@@ -48,7 +48,7 @@ def build_entry(repo_id: str, folder: Path) -> RepoMetadata:
     )
     weights = WeightSet("", "safetensors", tuple(weight_files), tensors, _read(folder, "config.json"))
     revision = (info or {}).get("sha") or "unrecorded"
-    note = f"built-in snapshot of real Hub metadata (revision {revision}); see fixtures/hub/SOURCES.md"
+    note = f"snapshot revision {revision}; provenance in fixtures/hub/SOURCES.md"
     if folder.name != repo_id.replace("/", "__"):
         hub_total = ((info or {}).get("safetensors") or {}).get("total")
         stored = sum(t.numel for t in tensors)

@@ -125,10 +125,11 @@ def _stacked_bar(d: dict, rec: dict) -> Text:
 
 
 def _comparison(dicts: list[dict]) -> Table:
-    table = Table(title="Models side by side (GB = 10^9 bytes)", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title="Models side by side (GB = 10^9 bytes)", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False, collapse_padding=True)
     table.add_column("model", overflow="fold")
     for name in ("params", "stored", "16 bit", "8 bit", "4 bit", "need/GPU", "smallest fit"):
-        table.add_column(name, justify="right" if name != "smallest fit" else "left", overflow="fold")
+        table.add_column(name, justify="right" if name != "smallest fit" else "left", no_wrap=True)
     for d in dicts:
         widths = d["formula_by_bits"]
         best = next((r for r in d["recommendations"] if r.get("fits")), None)
