@@ -8,7 +8,6 @@ read after wave 1 is pinned to the commit sha; wave-1 files are checked against 
 
 from __future__ import annotations
 
-import json
 import math
 import posixpath
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from .errors import BadConfig, BadHeader, EntryNotFound, GpumemError
 from .gguf_header import IncompleteGGUF, gguf_config, parse_gguf
 from .hub import HubClient, RepoListing
+from .jsondoc import load_json_object
 from .layout import WeightSetPlan, plan_layout
 from .safetensors_header import PREFIX_BYTES, SafetensorsHeader, parse_header, read_header_length
 from .types import RepoMetadata, TensorInfo, WeightSet
@@ -235,13 +235,7 @@ def _unknown_type_notes(parsed: list) -> tuple[str, ...]:
 
 def parse_json(content: bytes, path: str) -> dict:
     """Parse a small JSON metadata file that must hold an object."""
-    try:
-        value = json.loads(content)
-    except ValueError as exc:
-        raise BadConfig(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise BadConfig(f"{path}: expected a JSON object, found a {type(value).__name__}")
-    return value
+    return load_json_object(content, path, BadConfig)
 
 
 def _capture(call: Callable[[], object]) -> tuple[bool, object]:

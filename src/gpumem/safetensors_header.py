@@ -7,12 +7,12 @@ Offsets are relative to the data region that follows the header and must tile it
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass
 
 from .errors import BadHeader
+from .jsondoc import load_json_object
 from .types import TensorInfo
 
 # The reference implementation refuses headers above 100 MB (safetensors MAX_HEADER_SIZE).
@@ -27,8 +27,6 @@ DTYPE_BITS: dict[str, int] = {
     "I64": 64, "U64": 64, "F64": 64, "C64": 64,
 }  # fmt: skip
 
-# Nesting deeper than this is never a real header; refusing it keeps json.loads' recursion bounded.
-_MAX_JSON_DEPTH = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,42 +94,8 @@ def parse_header(data: bytes, file: str, file_size: int | None = None) -> Safete
 
 
 def _decode_json(payload: bytes, file: str) -> dict:
-    try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadHeader(f"{file}: header is not valid UTF-8 (byte {exc.start})") from None
-    text = text.rstrip(" ")  # writers pad the header with spaces to an 8-byte boundary
-    if _nesting_depth(text) > _MAX_JSON_DEPTH:
-        raise BadHeader(f"{file}: header JSON is nested deeper than {_MAX_JSON_DEPTH} levels")
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise BadHeader(f"{file}: header is not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise BadHeader(f"{file}: header JSON is a {type(value).__name__}, not an object")
-    return value
-
-
-def _nesting_depth(text: str) -> int:
-    """Maximum bracket depth, ignoring brackets inside strings (cheap guard before json.loads)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
+    # writers pad the header with spaces to an 8-byte boundary
+    return load_json_object(payload.rstrip(b" "), f"{file}: header", BadHeader)
 
 
 def _read_metadata(value: object, file: str) -> dict[str, str]:
