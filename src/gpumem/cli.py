@@ -122,6 +122,8 @@ def hf(repo_ids, from_file, gguf_file, revision, hub, bits, gpu, serving, output
         results = api.inspect_repos(ids, revision, hub, client=_State.client, return_errors=len(ids) > 1,
                                     on_done=progress.advance)
     reports = [_estimate_or_error(r, bits=bits, serving=serving, gpu=gpu, file=gguf_file) for r in results]
+    if len(reports) == 1 and isinstance(reports[0], Exception):
+        raise reports[0]  # one repo asked for, one error: the plain error line and exit code
     render.emit_reports(ids, reports, **output)
     if any(isinstance(r, Exception) for r in reports):
         sys.exit(_worst_exit_code(reports))

@@ -18,7 +18,8 @@ from .errors import NoWeights
 # Folders that hold copies of the weights in other formats or for other runtimes.
 _IGNORED_FOLDERS = ("original", "onnx", "openvino", "coreml", "tflite", "flax", "tf", "mlx", "gguf_cache")
 _SPLIT_GGUF = re.compile(r"^(?P<stem>.+)-(?P<part>\d{5})-of-(?P<total>\d{5})\.gguf$")
-_VARIANT = re.compile(r"\.(fp16|fp32|bf16|non_ema|ema)\.safetensors$")
+# transformers / diffusers variants: model.fp16.safetensors, sharded model.fp16-00001-of-00002.safetensors
+_VARIANT = re.compile(r"\.(fp16|fp32|bf16|non_ema|ema)(-\d{5}-of-\d{5})?\.safetensors$")
 
 
 @dataclass(frozen=True, slots=True)

@@ -263,7 +263,7 @@ def _method(count: WeightCount) -> str | None:
 
 def tensor_parameters(tensor: TensorInfo, count: WeightCount) -> int:
     """Real parameters one stored tensor holds (0 for buffers and quantization side data)."""
-    if _BUFFER.search(tensor.name):
+    if tensor_split(tensor.name) == "buffer":
         return 0
     quant = count.quantization
     if quant and tensor.name in quant.side_tensors:
@@ -273,7 +273,7 @@ def tensor_parameters(tensor: TensorInfo, count: WeightCount) -> int:
     return tensor.numel
 
 
-@lru_cache(maxsize=65536)  # the recommender asks again for every GPU type and TP size
+@lru_cache(maxsize=2**18)  # asked again for every TP size; DeepSeek-V3 stores 92k tensors
 def tensor_split(name: str) -> str:
     """How TP shards a tensor: "buffer" (not loaded), "replicated", "vocab" or "split"."""
     if _BUFFER.search(name):
@@ -304,12 +304,17 @@ def weights_per_gpu(tensors: Sequence[TensorInfo], count: WeightCount, tp: int =
     return total
 
 
+@lru_cache(maxsize=2**18)
+def _is_routed_expert(name: str) -> bool:
+    return bool(_EXPERT.search(name)) and "shared" not in name
+
+
 def active_parameters(tensors: Sequence[TensorInfo], count: WeightCount, arch: Architecture | None) -> int:
     """Parameters one token uses: routed experts count top_k / n_experts, shared experts and the rest whole."""
     total = count.parameters if count.parameters is not None else sum(tensor_parameters(t, count) for t in tensors)
     if arch is None or not arch.is_moe:
         return total
-    routed = sum(tensor_parameters(t, count) for t in tensors if _EXPERT.search(t.name) and "shared" not in t.name)
+    routed = sum(tensor_parameters(t, count) for t in tensors if _is_routed_expert(t.name))
     inactive = routed * (arch.num_experts - arch.experts_per_token) // arch.num_experts
     return total - inactive
 

@@ -19,6 +19,7 @@ _UNTIED_BY_DEFAULT = frozenset({
 _INPUT_EMBEDDINGS = ("embed_tokens.weight", "wte.weight", "word_embeddings.weight", "tok_embeddings.weight",
                      "embed_in.weight")  # fmt: skip
 _OUTPUT_EMBEDDINGS = ("lm_head.weight", "embed_out.weight")
+_INDEX_DTYPES = frozenset({"I64", "I32"})
 
 
 def count_weights(
@@ -55,15 +56,16 @@ def count_weights(
 
 
 def is_buffer(tensor: TensorInfo) -> bool:
-    """True for stored tensors that are not parameters: rotary inv_freq and causal attention masks.
+    """True for stored tensors that are not parameters: rotary inv_freq, position ids and causal attention masks.
 
-    Old transformers saved Llama's `rotary_emb.inv_freq` (F32 [head_dim/2]) with the weights. GPT-2-style
+    Old transformers saved Llama's `rotary_emb.inv_freq` (F32 [head_dim/2]) with the weights, and BERT/RoBERTa/CLIP
+    their `embeddings.position_ids` (I64 [1, max_positions], an index buffer, persistent before 4.31). GPT-2-style
     models (gpt2, GPT-Neo, GPT-J) store the causal mask as `attn.bias` [1, 1, n_ctx, n_ctx] and
     `attn.masked_bias` (a scalar). A real bias is a vector, so the mask is told apart by its 4-D
     [1, 1, n, n] shape, never by name alone (Qwen2's `q_proj.bias`, BERT's `attention...bias` are real).
     """
     leaf = tensor.name.rpartition(".")[2]
-    if leaf == "inv_freq":
+    if leaf == "inv_freq" or (leaf == "position_ids" and tensor.dtype in _INDEX_DTYPES):
         return True
     if leaf == "masked_bias":
         return tensor.numel <= 1

@@ -29,7 +29,7 @@ def emit_reports(ids: Sequence[str], results: Sequence, *, format: str, svg: str
         sys.stdout.write(render_csv(dicts))
     elif format == "markdown":
         sys.stdout.write(render_markdown(dicts))
-    else:
+    elif dicts:
         from . import tables
 
         tables.print_reports(dicts, compare=compare, svg=svg)
@@ -41,6 +41,8 @@ def _warn(ids: Sequence[str], results: Sequence, dicts: list[dict], quiet: bool)
     for repo_id, result in zip(ids, results):
         if isinstance(result, Exception):
             sys.stderr.write(f"Error: {repo_id}: {result.message}\n")
+            if result.hint:
+                sys.stderr.write(f"Hint: {result.hint}\n")
     if quiet:
         return
     several = len({d["repo_id"] for d in dicts}) > 1

@@ -125,23 +125,33 @@ def _stacked_bar(d: dict, rec: dict) -> Text:
 
 
 def _comparison(dicts: list[dict]) -> Table:
-    table = Table(title="Models side by side (GB = 10^9 bytes)", title_justify="left", box=box.SIMPLE_HEAD,
-                  pad_edge=False, collapse_padding=True)
-    table.add_column("model", overflow="fold")
-    for name in ("params", "stored", "16 bit", "8 bit", "4 bit", "need/GPU", "smallest fit"):
+    """One row per model (or GGUF variant): counts, size, bits per weight, the formula, the best fit."""
+    one_repo = len({d["repo_id"] for d in dicts}) == 1 and all(d.get("file") for d in dicts)
+    title = f"{dicts[0]['repo_id']}: variants side by side" if one_repo else "Models side by side"
+    table = Table(title=f"{title} (GB = 10^9 bytes)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
+    table.add_column("file" if one_repo else "model", overflow="fold")
+    for name in ("params", "stored", "bits/w", "16 bit", "8 bit", "4 bit", "need/GPU", "smallest fit"):
         table.add_column(name, justify="right" if name != "smallest fit" else "left", no_wrap=True)
     for d in dicts:
         widths = d["formula_by_bits"]
         best = next((r for r in d["recommendations"] if r.get("fits")), None)
+        name = d["file"] if one_repo else d["repo_id"] + (f" · {d['file']}" if d.get("file") else "")
         table.add_row(
-            d["repo_id"] + (f" · {d['file']}" if d.get("file") else ""), short_count(d["parameters"]),
-            f"{d['weight_bytes'] / GB:,.1f}",
+            name, short_count(d["parameters"]), f"{d['weight_bytes'] / GB:,.1f}", _bits_per_weight(d),
             *(f"{widths[b]:,.1f}" if b in widths else "-" for b in ("16", "8", "4")),
             f"{d['serving']['per_gpu']['total_bytes'] / GB:,.1f}" if d["serving"] else "-",
             f"{best['count']} × {best['gpu']}" if best else "none (8 max)",
         )
     table.caption = "16/8/4 bit: the formula P × 4 B / (32 / Q) × 1.2; need/GPU: the serving breakdown"
     return table
+
+
+def _bits_per_weight(d: dict) -> str:
+    """Stored bits per parameter: the quantization's effective figure, else bytes x 8 / parameters."""
+    if d["quantization"]:
+        return f"{d['quantization']['bits_per_weight']:.2f}"
+    return f"{d['weight_bytes'] * 8 / d['parameters']:.2f}" if d["parameters"] else "-"
 
 
 def print_fits(dicts: list[dict], *, svg: str | None) -> None:
