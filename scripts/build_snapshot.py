@@ -1,15 +1,17 @@
-"""Build src/gpumem/data/snapshot.json.gz from the real Hub metadata in fixtures/hub/.
+"""Build src/gpumem/data/snapshot/ (one gzip JSON per repo) from the real Hub metadata in fixtures/hub/.
 
 Run after changing fixtures/hub:  python scripts/build_snapshot.py
-Only folders with a tensor manifest (tensors.json) and a config.json become entries; the one alias
-is meta-llama/Llama-2-70b-hf, whose tensors are those of the -chat repo (same names and shapes, see
-fixtures/hub/SOURCES.md).
+Entries: every folder with a tensor manifest (tensors.json) and config.json; the aliases below (same
+architecture and shapes, checked against the Hub's own totals where saved); and the pre-quantized repos
+of fixtures/hub, whose tensors are built from their real config and index with each method's documented
+packing (tests/fakehub/layouts.py; their counts are asserted in tests/test_quantization.py).
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import sys
 from pathlib import Path
 
 from gpumem.safetensors_header import DTYPE_BITS
@@ -17,7 +19,9 @@ from gpumem.types import RepoMetadata, TensorInfo, WeightSet
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB = ROOT / "fixtures" / "hub"
-OUT = ROOT / "src" / "gpumem" / "data" / "snapshot.json.gz"
+OUT = ROOT / "src" / "gpumem" / "data" / "snapshot"
+sys.path.insert(0, str(ROOT / "tests"))
+from fakehub import layouts  # noqa: E402 - the documented packings, shared with the tests
 # Repos whose tensors are another folder's (same architecture and shapes). Each alias with a saved Hub
 # model-info must have the same `safetensors.total` as the manifest: checked below, not assumed.
 ALIASES = {
@@ -65,16 +69,59 @@ def _nbytes(dtype: str, shape: list[int]) -> int:
     return numel * DTYPE_BITS[dtype] // 8
 
 
-def main() -> None:
-    """Write the snapshot file and print what it holds."""
-    entries = {}
+def build_quantized(repo_id: str) -> RepoMetadata:
+    """A pre-quantized fixture repo: real config (+ quantize_config / index), tensors from its packing."""
+    folder = HUB / repo_id.replace("/", "__")
+    config, index = _read(folder, "config.json"), _read(folder, "model.safetensors.index.json")
+    quantize_config = _read(folder, "quantize_config.json")
+    if repo_id == "TheBloke/Llama-2-13B-chat-GPTQ":
+        tensors = layouts.quantize(layouts.llama2_13b_layout(config), layouts.gptq)
+    elif repo_id == "deepseek-ai/DeepSeek-R1":
+        tensors = layouts.deepseek_v3_layout(config)
+    else:  # bitsandbytes int8 on Llama-3.1-8B shapes, names from the real index
+        shapes = {name: tuple(shape) for name, (_, shape) in _read(HUB / "meta-llama__Llama-3.1-8B",
+                                                                   "tensors.json")["tensors"].items()}
+        tensors = layouts.bnb_int8_layout(index, shapes)
+    shards = (index or {}).get("weight_map") or {}
+    files = tuple(sorted(set(shards.values()))) or SHARD_NAMES.get(repo_id, ("model.safetensors",))
+    tensors = tuple(TensorInfo(t.name, t.dtype, t.shape, t.nbytes, shards.get(t.name, files[0] if len(files) == 1 else ""))
+                    for t in tensors)
+    note = ("snapshot built from the real config with the method's documented packing (exact names and shapes "
+            "unverified against the Hub); provenance in fixtures/hub/SOURCES.md")
+    return RepoMetadata(repo_id, "unrecorded", "snapshot",
+                        (WeightSet("", "safetensors", files, tensors, config, quantize_config),), files, (note,))
+
+
+# Shard names known from fixtures/hub/SOURCES.md where no index is saved (which tensor is in which: unrecorded).
+SHARD_NAMES = {"deepseek-ai/DeepSeek-R1": tuple(f"model-{i:05d}-of-000163.safetensors" for i in range(1, 164))}
+QUANTIZED = ("TheBloke/Llama-2-13B-chat-GPTQ", "deepseek-ai/DeepSeek-R1",
+             "IrfanUruchi/Llama-3.1-8B-Computer-Networks-LLM")
+
+
+def entries() -> dict[str, RepoMetadata]:
+    """Every snapshot entry, by repo id."""
     sources = {f.name.replace("__", "/"): f for f in sorted(HUB.iterdir()) if (f / "tensors.json").exists()}
     sources.update({alias: HUB / folder for alias, folder in ALIASES.items()})
-    for repo_id, folder in sorted(sources.items()):
-        entries[repo_id] = build_entry(repo_id, folder).to_dict()
-    payload = json.dumps(entries, separators=(",", ":"), sort_keys=True).encode()
-    OUT.write_bytes(gzip.compress(payload, mtime=0))
-    print(f"{OUT.relative_to(ROOT)}: {len(entries)} repos, {OUT.stat().st_size:,} bytes: {', '.join(entries)}")
+    built = {repo_id: build_entry(repo_id, folder) for repo_id, folder in sorted(sources.items())}
+    built.update({repo_id: build_quantized(repo_id) for repo_id in QUANTIZED})
+    return built
+
+
+def file_name(repo_id: str) -> str:
+    """The snapshot file of a repo."""
+    return repo_id.replace("/", "__") + ".json.gz"
+
+
+def main() -> None:
+    """Write one file per repo (replacing the folder) and print what it holds."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    for old in OUT.glob("*.json.gz"):
+        old.unlink()
+    for repo_id, metadata in entries().items():
+        payload = json.dumps(metadata.to_dict(), separators=(",", ":"), sort_keys=True).encode()
+        (OUT / file_name(repo_id)).write_bytes(gzip.compress(payload, mtime=0))
+    files = sorted(OUT.glob("*.json.gz"))
+    print(f"{OUT.relative_to(ROOT)}: {len(files)} repos, {sum(f.stat().st_size for f in files):,} bytes")
 
 
 if __name__ == "__main__":

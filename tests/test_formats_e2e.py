@@ -11,8 +11,8 @@ import pytest
 from conftest import load_fixture_json
 from fakehub import FakeRepo
 from fakehub import formats as fmt
+from fakehub.layouts import deepseek_v3_layout, gptq, llama2_13b_layout, quantize
 from fakehub.repos import tensor_nbytes
-from test_quantization import deepseek_v3_layout, gptq, llama2_13b_layout, quantize
 
 LLAMA2_7B = 6_738_415_616
 LLAMA2_13B = 13_015_864_320  # fixtures/hub/SOURCES.md

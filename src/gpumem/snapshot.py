@@ -1,36 +1,33 @@
 """The built-in snapshot: real metadata of well-known models, for when the Hub can't answer.
 
-`data/snapshot.json.gz` is built by `scripts/build_snapshot.py` from the real Hub metadata in
-`fixtures/hub/` (configs, index files and tensor manifests). Each entry is a RepoMetadata dict
-whose `source` is "snapshot" and whose `revision` is the Hub commit it was taken from, where known.
+`data/snapshot/<org>__<name>.json.gz` (one RepoMetadata dict per repo, `source` "snapshot", `revision`
+the Hub commit it was taken from where known) is built by `scripts/build_snapshot.py` from the real Hub
+metadata in the repository's `fixtures/hub/`. Only the requested repo's file is read.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-from functools import lru_cache
 from pathlib import Path
 
 from .types import RepoMetadata
 
-SNAPSHOT_FILE = "snapshot.json.gz"
-SNAPSHOT_PATH = Path(__file__).parent / "data" / SNAPSHOT_FILE
+SNAPSHOT_DIR = Path(__file__).parent / "data" / "snapshot"
 LIVE_DATA_HINT = "live data: run with network access (and a token for gated repos: --token or HF_TOKEN)"
-
-
-@lru_cache(maxsize=1)
-def _entries() -> dict[str, dict]:
-    return json.loads(gzip.decompress(SNAPSHOT_PATH.read_bytes()))
+_SUFFIX = ".json.gz"
 
 
 def snapshot_repo_ids() -> list[str]:
     """Repo ids the snapshot holds."""
-    return sorted(_entries())
+    return sorted(p.name.removesuffix(_SUFFIX).replace("__", "/", 1) for p in SNAPSHOT_DIR.glob("*" + _SUFFIX))
 
 
 def load_snapshot(repo_id: str) -> RepoMetadata | None:
     """The snapshot's metadata for a repo (matched case-insensitively), or None."""
-    entries = _entries()
-    key = next((k for k in entries if k.lower() == repo_id.lower()), None)
-    return RepoMetadata.from_dict(entries[key]) if key else None
+    wanted = repo_id.lower()
+    match = next((r for r in snapshot_repo_ids() if r.lower() == wanted), None)
+    if match is None:
+        return None
+    path = SNAPSHOT_DIR / (match.replace("/", "__") + _SUFFIX)
+    return RepoMetadata.from_dict(json.loads(gzip.decompress(path.read_bytes())))

@@ -109,18 +109,21 @@ def _gpu_table(d: dict) -> Table:
 
 def _stacked_bar(d: dict, rec: dict) -> Text:
     """One GPU of the best option as a bar: what each term takes of its memory budget, and what is free."""
-    per_gpu = d["serving"]["per_gpu"] if rec["tp"] == d["serving"]["tp"] else None
-    used = ([per_gpu["weights_bytes"], per_gpu["kv_cache_bytes"], per_gpu["activation_bytes"],
-             per_gpu["overhead_bytes"]] if per_gpu else [rec["per_gpu_total_bytes"], 0, 0, 0])
     budget = rec["budget_bytes"]
-    values = [*used, max(0, budget - sum(used))]
+    if rec["tp"] == d["serving"]["tp"]:
+        per_gpu = d["serving"]["per_gpu"]
+        parts = [(label, glyph, colour, per_gpu[key]) for (label, glyph, colour), key in zip(
+            _SEGMENTS, ("weights_bytes", "kv_cache_bytes", "activation_bytes", "overhead_bytes"))]
+    else:  # the breakdown above is for --tp; this option splits the model another way: its total only
+        parts = [("need at TP " + str(rec["tp"]), *_SEGMENTS[0][1:], rec["per_gpu_total_bytes"])]
+    free_label, free_glyph, free_colour = _SEGMENTS[-1]
+    parts.append((free_label, free_glyph, free_colour, max(0, budget - sum(p[3] for p in parts))))
     text = Text(f"\nOne {rec['gpu']} of {rec['count']}: budget {gb(budget, 1)}\n")
-    for (_, glyph, colour), value in zip(_SEGMENTS, values):
+    for _, glyph, colour, value in parts:
         text.append(glyph * round(value / max(budget, 1) * _BAR_WIDTH), style=colour)
     text.append("\n")
-    labels = [f"{glyph} {label} {gb(value, 1)}" for (label, glyph, _), value in zip(_SEGMENTS, values)]
-    for (_, _, colour), label in zip(_SEGMENTS, labels):
-        text.append(label + "  ", style=colour)
+    for label, glyph, colour, value in parts:
+        text.append(f"{glyph} {label} {gb(value, 1)}  ", style=colour)
     return text
 
 
