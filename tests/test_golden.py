@@ -90,3 +90,24 @@ def test_notes_go_to_stderr_and_json_stays_parseable(hub, gpumem):
     assert err.startswith("Note: ")
     code, out, err = gpumem("hf", "meta-llama/Llama-2-70b-hf", "--json", "--no-cache", "--quiet")
     assert err == ""
+
+
+def test_progress_appears_only_on_a_terminal_after_a_moment(monkeypatch, capsys):
+    from gpumem import tables
+
+    quiet_run = tables.ReadProgress(3, quiet=False)  # stderr is captured: not a terminal
+    with quiet_run:
+        quiet_run.header_read("model-00001-of-00002.safetensors")
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(tables.sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr(tables.ReadProgress, "DELAY_S", 0.0)
+    shown = tables.ReadProgress(3, quiet=False)
+    with shown:
+        for repo in ("a/b", "c/d"):
+            shown.header_read("model.safetensors")
+            shown.repo_done(repo)
+    assert shown._progress is not None  # the bar was started, and stopped on exit
+    silenced = tables.ReadProgress(3, quiet=True)
+    with silenced:
+        silenced.header_read("model.safetensors")
+    assert silenced._progress is None

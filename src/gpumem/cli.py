@@ -112,21 +112,8 @@ def hf(repo_ids, from_file, gguf_file, revision, hub, bits, gpu, serving, output
       gpumem hf Qwen/Qwen2.5-7B --context 32768 --concurrency 8 --gpu "RTX 4090"
       gpumem hf TheBloke/Llama-2-7B-GGUF --file llama-2-7b.Q4_K_M.gguf --json
     """
-    from . import api, render
-
-    ids = _repo_ids(repo_ids, from_file)
-    _State.client = api.open_client(hub)
-    from .tables import RepoProgress
-
-    with RepoProgress(len(ids), output["quiet"]) as progress:
-        results = api.inspect_repos(ids, revision, hub, client=_State.client, return_errors=len(ids) > 1,
-                                    on_done=progress.advance)
-    reports = [_estimate_or_error(r, bits=bits, serving=serving, gpu=gpu, file=gguf_file) for r in results]
-    if len(reports) == 1 and isinstance(reports[0], Exception):
-        raise reports[0]  # one repo asked for, one error: the plain error line and exit code
-    render.emit_reports(ids, reports, **output)
-    if any(isinstance(r, Exception) for r in reports):
-        sys.exit(_worst_exit_code(reports))
+    _report(_repo_ids(repo_ids, from_file), revision, hub, output, compare=False,
+            bits=bits, serving=serving, gpu=gpu, file=gguf_file)
 
 
 @cli.command()
@@ -141,15 +128,8 @@ def compare(repo_ids, revision, hub, bits, gpu, serving, output):
     Example:
       gpumem compare meta-llama/Llama-3.1-8B Qwen/Qwen2.5-7B mistralai/Mixtral-8x7B-v0.1
     """
-    from . import api, render
-
-    ids = _repo_ids(repo_ids, None)
-    _State.client = api.open_client(hub)
-    results = api.inspect_repos(ids, revision, hub, client=_State.client, return_errors=True)
-    reports = [_estimate_or_error(r, bits=bits, serving=serving, gpu=gpu, file=None) for r in results]
-    render.emit_reports(ids, reports, compare=True, **output)
-    if any(isinstance(r, Exception) for r in reports):
-        sys.exit(_worst_exit_code(reports))
+    _report(_repo_ids(repo_ids, None), revision, hub, output, compare=True, bits=bits, serving=serving, gpu=gpu,
+            file=None)
 
 
 @cli.command()
@@ -177,8 +157,7 @@ def fit(repo_ids, gpu, counts, gguf_file, context, kv_dtype, engine, revision, h
 
     serving = ServingOptions(engine=engine, context=context, kv_dtype=kv_dtype)
     ids = _repo_ids(repo_ids, None)
-    _State.client = api.open_client(hub)
-    results = api.inspect_repos(ids, revision, hub, client=_State.client)
+    results = _inspect(ids, revision, hub, output["quiet"], return_errors=False)
     reports = [r for metadata in results for r in api.fit(metadata, gpu, serving=serving, counts=counts or None,
                                                             file=gguf_file)]
     render.emit_fits(reports, **output)
@@ -265,6 +244,31 @@ def cache_clear(json_):
     from .cache import ResultCache
 
     render.emit_cache_info(ResultCache().clear(), json_=json_, cleared=True)
+
+
+def _report(ids: list[str], revision: str, hub, output: dict, *, compare: bool, **estimate) -> None:
+    """Read, estimate and print many repos; a failed repo is reported in place, the worst exit code wins."""
+    from . import render
+
+    results = _inspect(ids, revision, hub, output["quiet"], return_errors=len(ids) > 1)
+    reports = [_estimate_or_error(r, **estimate) for r in results]
+    if len(reports) == 1 and isinstance(reports[0], Exception):
+        raise reports[0]  # one repo asked for, one error: the plain error line and exit code
+    render.emit_reports(ids, reports, compare=compare, **output)
+    if any(isinstance(r, Exception) for r in reports):
+        sys.exit(_worst_exit_code(reports))
+
+
+def _inspect(ids: list[str], revision: str, hub, quiet: bool, *, return_errors: bool) -> list:
+    """Read the repos over one client (kept for --debug's request log), with progress on a terminal."""
+    from . import api
+    from .tables import ReadProgress
+
+    _State.client = api.open_client(hub)
+    with ReadProgress(len(ids), quiet) as progress:
+        _State.client.on_range_read = progress.header_read
+        return api.inspect_repos(ids, revision, hub, client=_State.client, return_errors=return_errors,
+                                 on_done=progress.repo_done)
 
 
 def _repo_ids(repo_ids: tuple[str, ...], from_file) -> list[str]:

@@ -125,6 +125,7 @@ class HubClient:
         self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         self._proxies: dict[str, dict[str, str]] = {}
         self.log: list[RequestRecord] = []
+        self.on_range_read: Callable[[str], None] | None = None  # progress display hook (called from threads)
         self._log_lock = threading.Lock()
 
     @property
@@ -195,6 +196,8 @@ class HubClient:
                 data, _ = self._read_body(response, start + length, start=start)
             expected = _expected_length(response, start, length)
             if len(data) >= expected:
+                if self.on_range_read:
+                    self.on_range_read(path)
                 return data
             if attempt < self.retries:
                 self._sleep_before_retry(attempt, None)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 from rich import box
@@ -193,30 +195,52 @@ def print_gpus(rows: list[dict], columns: list[str], *, svg: str | None) -> None
     _finish(console, svg)
 
 
-class RepoProgress:
-    """A transient progress bar on stderr while many repos are read; silent off a TTY or with --quiet."""
+class ReadProgress:
+    """Transient progress on stderr (repos done, file headers read) once reading takes more than a moment.
 
-    def __init__(self, total: int, quiet: bool) -> None:
+    Silent off a TTY or with --quiet. The callbacks come from the fetcher's worker threads.
+    """
+
+    DELAY_S = 0.5
+
+    def __init__(self, repos: int, quiet: bool) -> None:
+        self._enabled = not quiet and sys.stderr.isatty()
+        self._began = time.monotonic()
+        self._lock = threading.Lock()
+        self._repos, self._repos_done, self._headers = repos, 0, 0
         self._progress = None
-        if total > 1 and not quiet and sys.stderr.isatty():
-            from rich.progress import Progress
 
-            self._progress = Progress(console=Console(stderr=True), transient=True)
-            self._task = self._progress.add_task("Reading repos", total=total)
-
-    def __enter__(self) -> RepoProgress:
-        if self._progress:
-            self._progress.start()
+    def __enter__(self) -> ReadProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._progress:
             self._progress.stop()
 
-    def advance(self, _repo_id: str) -> None:
+    def repo_done(self, _repo_id: str) -> None:
         """One more repo read."""
-        if self._progress:
-            self._progress.advance(self._task)
+        with self._lock:
+            self._repos_done += 1
+            self._refresh()
+
+    def header_read(self, _path: str) -> None:
+        """One more byte range (a file header) read."""
+        with self._lock:
+            self._headers += 1
+            self._refresh()
+
+    def _refresh(self) -> None:
+        if not self._enabled or (self._progress is None and time.monotonic() - self._began < self.DELAY_S):
+            return
+        if self._progress is None:
+            from rich.progress import Progress
+
+            self._progress = Progress(console=Console(stderr=True), transient=True)
+            self._repo_task = self._progress.add_task("Repos", total=self._repos, visible=self._repos > 1)
+            self._header_task = self._progress.add_task("Headers read", total=None)
+            self._progress.start()
+        self._progress.update(self._repo_task, completed=self._repos_done)
+        self._progress.update(self._header_task, completed=self._headers)
 
 
 def _finish(console: Console, svg: str | None) -> None:
