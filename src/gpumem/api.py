@@ -6,12 +6,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 from . import constants
 from .architecture import Architecture, parse_architecture
-from .errors import AccessError, BadConfig, GatedRepo, GpumemError, HubUnavailable, OfflineMiss, UsageError
+from .errors import (
+    AccessError,
+    BadConfig,
+    GatedRepo,
+    GpumemError,
+    HubUnavailable,
+    OfflineMiss,
+    UsageError,
+)
 from .gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, load_catalog, recommend
 from .memory import FormulaResult, ServingOptions, estimate_serving
 from .report import FORMULA_BITS, CalcReport, ComponentCount, FitReport, ModelReport

@@ -18,7 +18,12 @@ from .gguf_header import IncompleteGGUF, gguf_config, parse_gguf
 from .hub import HubClient, RepoListing
 from .jsondoc import load_json_object
 from .layout import WeightSetPlan, plan_layout
-from .safetensors_header import PREFIX_BYTES, SafetensorsHeader, parse_header, read_header_length
+from .safetensors_header import (
+    PREFIX_BYTES,
+    SafetensorsHeader,
+    parse_header,
+    read_header_length,
+)
 from .types import RepoMetadata, TensorInfo, WeightSet
 
 ROOT_CONFIG = "config.json"

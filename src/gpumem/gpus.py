@@ -18,7 +18,15 @@ from typing import Any
 
 from .architecture import Architecture
 from .errors import UsageError
-from .memory import GB, MIB, ServingEstimate, ServingOptions, capacity, check_tp, estimate_serving
+from .memory import (
+    GB,
+    MIB,
+    ServingEstimate,
+    ServingOptions,
+    capacity,
+    check_tp,
+    estimate_serving,
+)
 from .types import TensorInfo, WeightCount
 
 GPU_COUNTS = (1, 2, 4, 8)

@@ -33,6 +33,7 @@ from typing import Any
 
 from .architecture import Architecture
 from .errors import UsageError
+from .params import is_buffer
 from .types import TensorInfo, WeightCount
 
 GB = 10**9
@@ -46,7 +47,6 @@ KV_DTYPE_BYTES = {"auto": 2, "bf16": 2, "fp16": 2, "fp8": 1}
 ENGINES = ("vllm", "transformers")
 
 _EXPERT = re.compile(r"\.experts\.(\d+\.)?")
-_BUFFER = re.compile(r"(rotary_emb\.inv_freq|\.attn\.bias$|\.attn\.masked_bias$)")
 _EMBEDDING = re.compile(r"(embed_tokens|\bwte\b|word_embeddings|embed_in|embed_out|lm_head|^output\.weight)")
 _REPLICATED = re.compile(r"(norm|\bln_|\.ln\d|router|\.gate\.(weight|e_score_correction_bias)|shared_expert_gate|"
                          r"kv_a_proj_with_mqa|q_a_proj|\bwpe\b|position_embeddings)")
@@ -263,7 +263,7 @@ def _method(count: WeightCount) -> str | None:
 
 def tensor_parameters(tensor: TensorInfo, count: WeightCount) -> int:
     """Real parameters one stored tensor holds (0 for buffers and quantization side data)."""
-    if tensor_split(tensor.name) == "buffer":
+    if is_buffer(tensor):
         return 0
     quant = count.quantization
     if quant and tensor.name in quant.side_tensors:
@@ -275,9 +275,7 @@ def tensor_parameters(tensor: TensorInfo, count: WeightCount) -> int:
 
 @lru_cache(maxsize=2**18)  # asked again for every TP size; DeepSeek-V3 stores 92k tensors
 def tensor_split(name: str) -> str:
-    """How TP shards a tensor: "buffer" (not loaded), "replicated", "vocab" or "split"."""
-    if _BUFFER.search(name):
-        return "buffer"
+    """How TP shards a tensor: "replicated", "vocab" (split by rows of the vocabulary) or "split"."""
     if _EMBEDDING.search(name):
         return "vocab"
     if _REPLICATED.search(name):
@@ -296,9 +294,9 @@ def weights_per_gpu(tensors: Sequence[TensorInfo], count: WeightCount, tp: int =
         return -(-size // tp)
     total = 0
     for t in tensors:
-        kind = tensor_split(t.name)
-        if kind == "buffer":
+        if is_buffer(t):  # not loaded as weights
             continue
+        kind = tensor_split(t.name)
         size = t.nbytes if bits is None else tensor_parameters(t, count) * bits // 8
         total += size if kind == "replicated" else -(-size // tp)
     return total
