@@ -44,3 +44,9 @@ def test_calc_json_has_the_keys_that_apply(gpumem):
     data = json.loads(out)
     assert code == 0 and data["formula"] == {"bits": 16, "overhead": 1.2, "memory_gb": 168.0}
     assert {"parameters", "formula", "formula_by_bits", "recommendations"} <= set(data)
+
+
+@pytest.mark.parametrize("text", ["1e400", "1e15", "200T"])
+def test_absurd_counts_are_usage_errors_not_overflows(text):
+    with pytest.raises(UsageError, match="between 1 and 100T"):
+        api.parse_parameter_count(text)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import FIXTURES, load_fixture_json
+
 from gpumem.architecture import FULL, SLIDING, parse_architecture
 from gpumem.errors import BadConfig
 

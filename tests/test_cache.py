@@ -6,8 +6,8 @@ import json
 import os
 
 import pytest
-
 from conftest import manifest_tensors
+
 from gpumem.cache import ResultCache
 from gpumem.types import RepoMetadata, WeightSet
 

@@ -7,8 +7,8 @@ import tomllib
 
 import click
 import pytest
-
 from conftest import FIXTURES
+
 from gpumem.cli import cli
 
 ROOT = FIXTURES.parent

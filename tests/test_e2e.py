@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from fakehub import GOOD_TOKEN, NO_ACCESS_TOKEN, FakeRepo, repo_from_fixture
+from fakehub import GOOD_TOKEN, NO_ACCESS_TOKEN, repo_from_fixture
 
 # Published exact counts (fixtures/hub/SOURCES.md).
 PUBLISHED = [
@@ -172,3 +171,40 @@ def test_table_output_has_no_escape_codes_when_piped(hub, gpumem):
     code, out, _ = gpumem("hf", "openai-community/gpt2", "--no-cache")
     assert code == 0 and "\x1b[" not in out
     assert "124,439,808" in out and "GB" in out
+
+
+def test_a_cached_repo_still_answers_when_the_hub_goes_down(hub, gpumem, monkeypatch):
+    code, _, _ = gpumem("hf", "Qwen/Qwen2.5-7B", "--json")
+    assert code == 0
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: connection refused
+    monkeypatch.setattr("gpumem.hub.time.sleep", lambda seconds: None)
+    code, out, err = gpumem("hf", "Qwen/Qwen2.5-7B", "--json")
+    assert code == 0, err  # the first run cached the endpoint of the fake Hub, not this one: snapshot
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint + "/")  # same Hub, trailing slash: the same cache entry
+    hub.fail_next("/api/models/", status=503, count=10)
+    code, out, err = gpumem("hf", "Qwen/Qwen2.5-7B", "--json")
+    assert code == 0 and as_json(out)["source"] == "cache"
+    assert "may have moved" in err
+
+
+def test_offline_finds_entries_whatever_the_endpoint_spelling(hub, gpumem, monkeypatch):
+    assert gpumem("hf", "openai-community/gpt2", "--json")[0] == 0
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint + "/")
+    code, out, _ = gpumem("hf", "openai-community/gpt2", "--json", "--offline")
+    assert code == 0 and as_json(out)["source"] == "cache"
+
+
+def test_option_errors_come_before_any_request(hub, gpumem, tmp_path):
+    code, out, err = gpumem("hf", "openai-community/gpt2", "--gpu", "Voodoo 5")
+    assert code == 2 and hub.requests == [] and err.startswith("Error: unknown GPU 'Voodoo 5'")
+    code, _, err = gpumem("hf", "openai-community/gpt2", "--svg", str(tmp_path / "missing" / "x.svg"))
+    assert code == 2 and hub.requests == [] and "does not exist" in err
+    code, _, err = gpumem("hf", "openai-community/gpt2", "--file", "model.Q4_K_M.gguf", "--no-cache")
+    assert code == 2 and "has no GGUF files" in err
+
+
+def test_fit_reports_each_repo_and_the_worst_exit_code(hub, gpumem):
+    code, out, err = gpumem("fit", "--gpu", "L4", "openai-community/gpt2", "nobody/nothing", "--json", "--no-cache")
+    assert code == 3
+    assert as_json(out)["repo_id"] == "openai-community/gpt2"
+    assert "Error: nobody/nothing: repository nobody/nothing not found" in err

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import requests
+from conftest import HUB_FIXTURES, load_fixture_json, manifest_tensors
 from fakehub import (
     GOOD_TOKEN,
     NO_ACCESS_TOKEN,
@@ -31,7 +32,6 @@ from huggingface_hub.errors import (
 from safetensors import safe_open
 from safetensors.numpy import save
 
-from conftest import HUB_FIXTURES, load_fixture_json, manifest_tensors
 from gpumem.safetensors_header import parse_header
 
 hub = pytest.fixture(fake_hub)  # a fresh server per test here: these tests add repos and flip knobs

@@ -10,7 +10,6 @@ import json
 import xml.etree.ElementTree as ElementTree
 
 import pytest
-
 from conftest import FIXTURES
 
 GOLDEN = FIXTURES.parent / "tests" / "golden"
@@ -93,21 +92,21 @@ def test_notes_go_to_stderr_and_json_stays_parseable(hub, gpumem):
 
 
 def test_progress_appears_only_on_a_terminal_after_a_moment(monkeypatch, capsys):
-    from gpumem import tables
+    from gpumem import progress
 
-    quiet_run = tables.ReadProgress(3, quiet=False)  # stderr is captured: not a terminal
+    quiet_run = progress.ReadProgress(3, quiet=False)  # stderr is captured: not a terminal
     with quiet_run:
         quiet_run.header_read("model-00001-of-00002.safetensors")
     assert capsys.readouterr().err == ""
-    monkeypatch.setattr(tables.sys.stderr, "isatty", lambda: True)
-    monkeypatch.setattr(tables.ReadProgress, "DELAY_S", 0.0)
-    shown = tables.ReadProgress(3, quiet=False)
+    monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr(progress.ReadProgress, "DELAY_S", 0.0)
+    shown = progress.ReadProgress(3, quiet=False)
     with shown:
         for repo in ("a/b", "c/d"):
             shown.header_read("model.safetensors")
             shown.repo_done(repo)
     assert shown._progress is not None  # the bar was started, and stopped on exit
-    silenced = tables.ReadProgress(3, quiet=True)
+    silenced = progress.ReadProgress(3, quiet=True)
     with silenced:
         silenced.header_read("model.safetensors")
     assert silenced._progress is None

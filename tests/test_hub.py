@@ -6,8 +6,15 @@ import pytest
 import requests
 import responses
 
-from gpumem.errors import (AuthError, EntryNotFound, GatedRepo, HubUnavailable, RepoNotFound, RevisionNotFound,
-                           UsageError)
+from gpumem.errors import (
+    AuthError,
+    EntryNotFound,
+    GatedRepo,
+    HubUnavailable,
+    RepoNotFound,
+    RevisionNotFound,
+    UsageError,
+)
 from gpumem.hub import HubClient
 
 API = "https://hub.test"

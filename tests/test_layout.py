@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import load_fixture_json
+
 from gpumem.errors import NoWeights
 from gpumem.layout import plan_layout
 

@@ -5,15 +5,24 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import FIXTURES, load_fixture_json, manifest_tensors
+from test_architecture import real_config
+
 from gpumem.architecture import parse_architecture
 from gpumem.errors import UsageError
-from gpumem.memory import (CUDA_CONTEXT_BYTES, FormulaResult, ServingOptions, active_parameters, capacity,
-                           estimate_serving, formula_memory_gb, kv_bytes_per_sequence, kv_bytes_per_token,
-                           weights_per_gpu)
+from gpumem.memory import (
+    CUDA_CONTEXT_BYTES,
+    FormulaResult,
+    ServingOptions,
+    active_parameters,
+    capacity,
+    estimate_serving,
+    formula_memory_gb,
+    kv_bytes_per_sequence,
+    kv_bytes_per_token,
+    weights_per_gpu,
+)
 from gpumem.types import WeightCount
-from test_architecture import real_config
 
 
 def weight_count(folder: str) -> tuple[list, WeightCount]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
+from conftest import load_fixture_json, manifest_tensors
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import load_fixture_json, manifest_tensors
 from gpumem.errors import BadConfig, BadHeader, GpumemError
 from gpumem.params import count_weights, is_buffer
 from gpumem.safetensors_header import DTYPE_BITS

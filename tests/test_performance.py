@@ -9,8 +9,8 @@ import threading
 import time
 
 import pytest
-
 from fakehub import GOOD_TOKEN, llama2_70b_repo, synthetic_sharded_repo
+
 from gpumem import api
 
 REPO_405B = "gpumem-perf/Llama-3.1-405B-191-shards"  # its own id: the session Hub's other repos stay as they are

@@ -18,11 +18,19 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, HUB_FIXTURES
+from fakehub import (
+    GOOD_TOKEN,
+    NO_ACCESS_TOKEN,
+    FakeFile,
+    FakeHub,
+    FakeRepo,
+    repo_from_fixture,
+    safetensors_bytes,
+)
+from fakehub.repos import fake_sha
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fakehub import GOOD_TOKEN, NO_ACCESS_TOKEN, FakeFile, FakeHub, FakeRepo, repo_from_fixture, safetensors_bytes
-from fakehub.repos import fake_sha
 from gpumem import hub as hub_module
 from gpumem.architecture import parse_architecture
 from gpumem.errors import BadConfig, BadHeader, FormatError

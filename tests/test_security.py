@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from conftest import manifest_tensors
-
 from fakehub import FakeHub, FakeRepo, repo_from_fixture
+
 from gpumem.cache import ResultCache
 from gpumem.errors import GpumemError
 from gpumem.hub import HubClient

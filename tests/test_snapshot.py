@@ -7,8 +7,8 @@ import importlib.util
 import json
 
 import pytest
-
 from conftest import FIXTURES
+
 from gpumem import api
 from gpumem.snapshot import SNAPSHOT_DIR, load_snapshot, snapshot_repo_ids
 

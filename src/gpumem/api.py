@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from . import constants
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 # The Hub client, cache, snapshot and counting modules are imported where they are used, so that
 # `gpumem calc` and `gpumem --help` start fast.
 
-__all__ = ["HubOptions", "open_client", "inspect_repo", "inspect_repos", "inspect_local", "estimate", "fit", "calc", "parse_parameter_count"]
+__all__ = ["HubOptions", "is_offline", "open_client", "inspect_repo", "inspect_repos", "inspect_local", "estimate", "fit", "calc", "parse_parameter_count"]
 
 
 @dataclass(frozen=True)
@@ -58,49 +58,67 @@ def inspect_repo(repo_id: str, revision: str = "main", options: HubOptions | Non
     return inspect_repos([repo_id], revision, options, client=client)[0]
 
 
+def is_offline(options: HubOptions | None = None) -> bool:
+    """Whether these options (or HF_HUB_OFFLINE) forbid the network."""
+    options = options or HubOptions()
+    return constants.hf_offline() if options.offline is None else options.offline
+
+
 def inspect_repos(repo_ids: Sequence[str], revision: str = "main", options: HubOptions | None = None, *,
                   client=None, return_errors: bool = False, on_done: Callable[[str], None] | None = None) -> list:
     """Read many repos over one shared connection pool, concurrently; errors raise (or are returned in place).
 
     `on_done(repo_id)` is called as each repo finishes (for progress display).
     """
-    def read(repo_id: str):
-        try:
-            return _guarded(_online, return_errors, client, repo_id, revision, cache)
-        finally:
-            if on_done:
-                on_done(repo_id)
-
+    from .cache import ResultCache
     from .hub import validate_repo_id, validate_revision
 
     options = options or HubOptions()
     validate_revision(revision)
     for repo_id in repo_ids:
         validate_repo_id(repo_id)
-    offline = constants.hf_offline() if options.offline is None else options.offline
-    from .cache import ResultCache
-
     cache = ResultCache() if options.use_cache else None
-    if offline:
-        return [_offline(repo_id, revision, cache, constants.hf_endpoint() if not options.endpoint else options.endpoint,
-                         return_errors) for repo_id in repo_ids]
+    if is_offline(options):
+        endpoint = constants.hf_endpoint(options.endpoint)
+        return [_each(lambda r: _offline(endpoint, r, revision, cache), repo_id, return_errors, on_done)
+                for repo_id in repo_ids]
     owned = client is None
     client = client or open_client(options)
     try:
-        return client.map_concurrent(read, repo_ids)
+        return client.map_concurrent(
+            lambda repo_id: _each(lambda r: _online(client, r, revision, cache), repo_id, return_errors, on_done),
+            repo_ids)
     finally:
         if owned:
             client.close()
+
+
+def _each(read: Callable[[str], RepoMetadata], repo_id: str, return_errors: bool,
+          on_done: Callable[[str], None] | None):
+    """One repo of a many-repo run: its metadata, or (when asked) its error in its place."""
+    try:
+        return read(repo_id)
+    except GpumemError as exc:
+        if return_errors:
+            return exc
+        raise
+    finally:
+        if on_done:
+            on_done(repo_id)
 
 
 def _online(client, repo_id: str, revision: str, cache: ResultCache | None) -> RepoMetadata:
     from .fetch import fetch_repo
 
     if cache and (sha := cache.sha_for(client.endpoint, repo_id, revision)):
+        note = None
         if sha != revision:  # a branch or tag may have moved: one request to find out
-            sha = client.resolve(repo_id, revision).sha
+            try:
+                sha = client.resolve(repo_id, revision).sha
+            except HubUnavailable:
+                note = f"the Hub could not be reached: answered from the cache ({revision} may have moved since)"
         if cached := cache.load(client.endpoint, repo_id, sha):
-            return _with_source(cached, "cache")
+            return replace(cached, source="cache", notes=(note, *cached.notes) if note else cached.notes)
     try:
         metadata = fetch_repo(client, repo_id, revision)
     except (HubUnavailable, GatedRepo, AccessError) as exc:
@@ -113,18 +131,16 @@ def _online(client, repo_id: str, revision: str, cache: ResultCache | None) -> R
     return metadata
 
 
-def _offline(repo_id: str, revision: str, cache: ResultCache | None, endpoint: str, return_errors: bool):
+def _offline(endpoint: str, repo_id: str, revision: str, cache: ResultCache | None) -> RepoMetadata:
     from .snapshot import LIVE_DATA_HINT, load_snapshot
 
-    def read() -> RepoMetadata:
-        sha = cache.sha_for(endpoint, repo_id, revision) if cache else None
-        if sha and (cached := cache.load(endpoint, repo_id, sha)):
-            return _with_source(cached, "cache")
-        if snapshot := load_snapshot(repo_id):
-            return _with_notes(snapshot, f"offline: answered from the built-in snapshot; {LIVE_DATA_HINT}")
-        raise OfflineMiss(f"offline, and neither the cache nor the built-in snapshot holds {repo_id}@{revision}",
-                          hint="run once with network access (without --offline / HF_HUB_OFFLINE=1)")
-    return _guarded(lambda: read(), return_errors)
+    sha = cache.sha_for(endpoint, repo_id, revision) if cache else None
+    if sha and (cached := cache.load(endpoint, repo_id, sha)):
+        return replace(cached, source="cache")
+    if snapshot := load_snapshot(repo_id):
+        return _with_note(snapshot, f"offline: answered from the built-in snapshot; {LIVE_DATA_HINT}")
+    raise OfflineMiss(f"offline, and neither the cache nor the built-in snapshot holds {repo_id}@{revision}",
+                      hint="run once with network access (without --offline / HF_HUB_OFFLINE=1)")
 
 
 def _snapshot_fallback(repo_id: str, exc: GpumemError, has_token: bool) -> RepoMetadata | None:
@@ -137,7 +153,7 @@ def _snapshot_fallback(repo_id: str, exc: GpumemError, has_token: bool) -> RepoM
     if snapshot is None:
         return None
     why = "the Hub could not be reached" if isinstance(exc, HubUnavailable) else "the repo is gated and no token was given"
-    return _with_notes(snapshot, f"{why}: answered from the built-in snapshot; {LIVE_DATA_HINT}")
+    return _with_note(snapshot, f"{why}: answered from the built-in snapshot; {LIVE_DATA_HINT}")
 
 
 def inspect_local(path: str) -> RepoMetadata:
@@ -178,6 +194,8 @@ def _groups(metadata: RepoMetadata, file: str | None) -> list[list[WeightSet]]:
     """Weight sets reported together: one per GGUF variant, else all of them (diffusers components) as one."""
     if metadata.weight_sets[0].format == "gguf":
         return _pick_gguf(metadata.weight_sets, file)
+    if file is not None:
+        raise UsageError(f"--file picks a GGUF variant, and {metadata.repo_id} has no GGUF files")
     return [list(metadata.weight_sets)]
 
 
@@ -212,21 +230,24 @@ def _components(group: Sequence[WeightSet]) -> tuple[ComponentCount, ...]:
     return tuple(ComponentCount(name, c.parameters, c.weight_bytes) for name, c in counts)
 
 
+# torch_dtype of a pickle-only repo -> (bytes per parameter, safetensors dtype name)
+_TORCH_DTYPES = {"float32": (4, "F32"), "float16": (2, "F16"), "bfloat16": (2, "BF16"), "int8": (1, "I8")}
+
+
 def _estimated_count(weights: WeightSet) -> WeightCount:
     """Pickle-only repos: parameters ~ total_size / bytes of the config's torch_dtype."""
     dtype = str((weights.config or {}).get("torch_dtype") or "float32")
-    width = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}.get(dtype, 4)
+    width, name = _TORCH_DTYPES.get(dtype, _TORCH_DTYPES["float32"])
     total = weights.estimated_bytes
     if total is None:
         return WeightCount(None, {}, 0, notes=("no size information for the .bin files: nothing to estimate from",))
-    name = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "int8": "I8"}.get(dtype, "F32")
     note = f"parameters ESTIMATED as total_size / {width} bytes ({dtype}); no safetensors headers to count from"
     return WeightCount(total // width, {name: total // width}, total, notes=(note,))
 
 
 def _architecture(config: dict | None) -> tuple[Architecture | None, str | None]:
     if not config:
-        return None, "no config.json: weights only (no KV cache or activation estimate)"
+        return None, None  # the memory model says what a weights-only answer leaves out
     try:
         return parse_architecture(config), None
     except BadConfig as exc:
@@ -237,9 +258,7 @@ def _checkpoint_bits(count: WeightCount) -> float | None:
     """The checkpoint's own width: the quantization's bits, else the dtype holding most bytes."""
     if count.quantization and count.quantization.bits:
         return count.quantization.bits
-    if not count.parameters or not count.weight_bytes:
-        return None
-    if not count.stored_total:
+    if not count.parameters or not count.stored_total:
         return None
     width = round(count.weight_bytes * 8 / count.stored_total, 2)
     return int(width) if width.is_integer() else width
@@ -254,6 +273,7 @@ def _pick_gguf(sets: tuple[WeightSet, ...], file: str | None) -> list[list[Weigh
     return [chosen[:1]]
 
 
+_MAX_PARAMETERS = 10**14  # a hundred times the largest models published
 _SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
 
 
@@ -262,9 +282,10 @@ def parse_parameter_count(text: str) -> int:
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*", text or "")
     if not match:
         raise UsageError(f"cannot read {text!r} as a parameter count", hint="use e.g. 70B, 7.24B, 125M, 70e9 or 68976648192")
-    value = round(float(match[1]) * _SUFFIXES[match[2].upper()])
-    if value <= 0:
-        raise UsageError(f"parameter count must be positive, got {text!r}")
+    value = float(match[1]) * _SUFFIXES[match[2].upper()]
+    if not 1 <= value <= _MAX_PARAMETERS:
+        raise UsageError(f"parameter count must be between 1 and 100T, got {text!r}")
+    value = round(value)
     return value
 
 
@@ -287,20 +308,5 @@ def _check_bits(bits: float) -> float:
     return int(bits) if float(bits).is_integer() else bits
 
 
-def _guarded(function, return_errors: bool, *args):
-    try:
-        return function(*args)
-    except GpumemError as exc:
-        if return_errors:
-            return exc
-        raise
-
-
-def _with_source(metadata: RepoMetadata, source: str) -> RepoMetadata:
-    return RepoMetadata(metadata.repo_id, metadata.revision, source, metadata.weight_sets, metadata.files, metadata.notes)
-
-
-def _with_notes(metadata: RepoMetadata, note: str) -> RepoMetadata:
-    return RepoMetadata(metadata.repo_id, metadata.revision, metadata.source, metadata.weight_sets, metadata.files,
-                        (note, *metadata.notes))
-
+def _with_note(metadata: RepoMetadata, note: str) -> RepoMetadata:
+    return replace(metadata, notes=(note, *metadata.notes))

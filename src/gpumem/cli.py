@@ -7,12 +7,13 @@ that need them, so `gpumem --help` and `gpumem calc` start fast.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import traceback
 
 import click
 
-from .constants import debug_enabled
+from .constants import DEFAULT_DEADLINE_S, debug_enabled
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 FORMATS = ("table", "json", "markdown", "csv")
@@ -25,12 +26,19 @@ class _State:
     client = None  # the HubClient of this run, for the --debug request log
 
 
+def _check_svg_folder(ctx, param, value):
+    """Refuse an --svg path whose folder does not exist before any work is done."""
+    if value and not os.path.isdir(os.path.dirname(os.path.abspath(value))):
+        raise click.BadParameter(f"the folder of {value!r} does not exist", ctx=ctx, param=param)
+    return value
+
+
 def _output_options(command):
     """--json / --format / --svg / --quiet, shared by every report."""
     @click.option("--json", "json_", is_flag=True, help="Print JSON (same as --format json).")
     @click.option("--format", "format_", type=click.Choice(FORMATS), default="table", show_default=True,
                   help="Output format.")
-    @click.option("--svg", "svg", type=click.Path(dir_okay=False, writable=True),
+    @click.option("--svg", "svg", type=click.Path(dir_okay=False, writable=True), callback=_check_svg_folder,
                   help="Also save the table output as an SVG image.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress or warnings on stderr.")
     @click.option("--debug", is_flag=True, help="On error, show the traceback and the request log (token redacted).")
@@ -56,8 +64,11 @@ def _serving_options(command):
                   help="Serving engine whose memory behaviour to model.")
     @functools.wraps(command)
     def wrapper(*args, bits, gpu, context, concurrency, kv_dtype, tp, engine, **kwargs):
+        from .gpus import find_gpu
         from .memory import ServingOptions
 
+        if gpu:
+            find_gpu(gpu)  # an unknown name fails now, before any network traffic
         serving = ServingOptions(engine=engine, context=context, concurrency=concurrency, kv_dtype=kv_dtype, tp=tp)
         return command(*args, bits=bits, gpu=gpu, serving=serving, **kwargs)
     return wrapper
@@ -69,7 +80,8 @@ def _hub_options(command):
     @click.option("--token", help="Hugging Face token (default: HF_TOKEN or the saved login).")
     @click.option("--offline", is_flag=True, help="No network: answer from the cache or the built-in snapshot.")
     @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
-    @click.option("--timeout", type=float, default=120.0, show_default=True, help="Give up after this many seconds.")
+    @click.option("--timeout", type=float, default=DEFAULT_DEADLINE_S, show_default=True,
+                  help="Give up after this many seconds.")
     @functools.wraps(command)
     def wrapper(*args, revision, token, offline, no_cache, timeout, **kwargs):
         from .api import HubOptions
@@ -153,14 +165,20 @@ def fit(repo_ids, gpu, counts, gguf_file, context, kv_dtype, engine, revision, h
       gpumem fit --gpu "RTX 4090" meta-llama/Llama-3.1-8B Qwen/Qwen2.5-7B
     """
     from . import api, render
+    from .gpus import find_gpu
     from .memory import ServingOptions
 
+    find_gpu(gpu)
     serving = ServingOptions(engine=engine, context=context, kv_dtype=kv_dtype)
     ids = _repo_ids(repo_ids, None)
-    results = _inspect(ids, revision, hub, output["quiet"], return_errors=False)
-    reports = [r for metadata in results for r in api.fit(metadata, gpu, serving=serving, counts=counts or None,
-                                                            file=gguf_file)]
-    render.emit_fits(reports, **output)
+    results = _inspect(ids, revision, hub, output["quiet"], return_errors=len(ids) > 1)
+    fits = [_call_or_error(api.fit, r, gpu, serving=serving, counts=counts or None, file=gguf_file) for r in results]
+    if len(fits) == 1 and isinstance(fits[0], Exception):
+        raise fits[0]
+    render.emit_fits([r for f in fits if not isinstance(f, Exception) for r in f], **output)
+    render.report_errors(ids, fits)
+    if any(isinstance(f, Exception) for f in fits):
+        sys.exit(_worst_exit_code(fits))
 
 
 @cli.command()
@@ -248,10 +266,10 @@ def cache_clear(json_):
 
 def _report(ids: list[str], revision: str, hub, output: dict, *, compare: bool, **estimate) -> None:
     """Read, estimate and print many repos; a failed repo is reported in place, the worst exit code wins."""
-    from . import render
+    from . import api, render
 
     results = _inspect(ids, revision, hub, output["quiet"], return_errors=len(ids) > 1)
-    reports = [_estimate_or_error(r, **estimate) for r in results]
+    reports = [_call_or_error(api.estimate, r, **estimate) for r in results]
     if len(reports) == 1 and isinstance(reports[0], Exception):
         raise reports[0]  # one repo asked for, one error: the plain error line and exit code
     render.emit_reports(ids, reports, compare=compare, **output)
@@ -262,11 +280,12 @@ def _report(ids: list[str], revision: str, hub, output: dict, *, compare: bool, 
 def _inspect(ids: list[str], revision: str, hub, quiet: bool, *, return_errors: bool) -> list:
     """Read the repos over one client (kept for --debug's request log), with progress on a terminal."""
     from . import api
-    from .tables import ReadProgress
+    from .progress import ReadProgress
 
-    _State.client = api.open_client(hub)
+    _State.client = None if api.is_offline(hub) else api.open_client(hub)
     with ReadProgress(len(ids), quiet) as progress:
-        _State.client.on_range_read = progress.header_read
+        if _State.client:
+            _State.client.on_range_read = progress.header_read
         return api.inspect_repos(ids, revision, hub, client=_State.client, return_errors=return_errors,
                                  on_done=progress.repo_done)
 
@@ -283,14 +302,14 @@ def _repo_ids(repo_ids: tuple[str, ...], from_file) -> list[str]:
     return ids
 
 
-def _estimate_or_error(result, **kwargs):
-    from . import api
+def _call_or_error(function, result, *args, **kwargs):
+    """`function(result, ...)` for a repo that was read; its error in place for one that failed."""
     from .errors import GpumemError
 
     if isinstance(result, GpumemError):
         return result
     try:
-        return api.estimate(result, **kwargs)
+        return function(result, *args, **kwargs)
     except GpumemError as exc:
         return exc
 

@@ -25,9 +25,9 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in _TRUTHY
 
 
-def hf_endpoint() -> str:
-    """The Hub endpoint: HF_ENDPOINT or huggingface.co, without a trailing slash."""
-    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+def hf_endpoint(override: str | None = None) -> str:
+    """The Hub endpoint: `override`, else HF_ENDPOINT, else huggingface.co; never with a trailing slash."""
+    return (override or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
 
 def hf_offline() -> bool:

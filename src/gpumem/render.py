@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from .units import GB, concurrency, count, gb
+from .units import FIT_HEADERS, GB, concurrency, count, fit_rows, gb
 
 
 def emit_reports(ids: Sequence[str], results: Sequence, *, format: str, svg: str | None, quiet: bool,
@@ -36,13 +36,18 @@ def emit_reports(ids: Sequence[str], results: Sequence, *, format: str, svg: str
     _warn(ids, results, dicts, quiet)
 
 
-def _warn(ids: Sequence[str], results: Sequence, dicts: list[dict], quiet: bool) -> None:
-    sys.stdout.flush()  # keep the data above the notes when both go to one terminal
+def report_errors(ids: Sequence[str], results: Sequence) -> None:
+    """`Error: REPO: message` (and its hint) on stderr for each repo of a many-repo run that failed."""
+    sys.stdout.flush()  # keep the data above the errors when both go to one terminal
     for repo_id, result in zip(ids, results):
         if isinstance(result, Exception):
             sys.stderr.write(f"Error: {repo_id}: {result.message}\n")
             if result.hint:
                 sys.stderr.write(f"Hint: {result.hint}\n")
+
+
+def _warn(ids: Sequence[str], results: Sequence, dicts: list[dict], quiet: bool) -> None:
+    report_errors(ids, results)
     if quiet:
         return
     several = len({d["repo_id"] for d in dicts}) > 1
@@ -116,7 +121,7 @@ def emit_fits(reports, *, format: str, svg: str | None, quiet: bool) -> None:
         return
     if format == "markdown":
         for d in dicts:
-            headers = ("load width", "GPUs", "per-GPU need", "headroom", "fits", "max seqs", "longest context")
+            headers = FIT_HEADERS
             lines = [f"**{d['repo_id']} on {d['gpu']} · sequences of {d['context']:,} tokens**", "",
                      "| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
             lines += ["| " + " | ".join(row) + " |" for row in fit_rows(d)]
@@ -125,20 +130,6 @@ def emit_fits(reports, *, format: str, svg: str | None, quiet: bool) -> None:
     from . import tables
 
     tables.print_fits(dicts, svg=svg)
-
-
-def fit_rows(d: dict) -> list[tuple[str, ...]]:
-    """The cells of a fit table (shared with the Markdown writer)."""
-    return [("as stored" if o["bits"] is None else f"{o['bits']:g} bit", str(o["count"]),
-             gb(o["per_gpu_total_bytes"]), f"{o['headroom_gb']:,.1f} GB", "yes" if o["fits"] else "no",
-             concurrency(o["max_concurrency"]) if o["fits"] else "-", _longest(o, d["context"]))
-            for o in d["options"]]
-
-
-def _longest(option: dict, context: int) -> str:
-    if option["max_concurrency"]:
-        return f"≥ {context:,}"
-    return f"{option['largest_context']:,}" if option.get("largest_context") else "-"
 
 
 # -- calc, gpus, cache ----------------------------------------------------------------------------

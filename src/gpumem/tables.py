@@ -7,10 +7,7 @@ Colour only on a terminal; NO_COLOR (or a pipe) gives plain text with no escape 
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 from rich import box
@@ -18,8 +15,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from .render import fit_rows
-from .units import GB, concurrency, count, gb, short_count
+from .units import FIT_HEADERS, GB, concurrency, count, fit_rows, gb, short_count
 
 # Stacked-bar segments: distinct glyphs so the bar reads without colour too.
 _SEGMENTS = (("weights", "█", "cyan"), ("KV cache", "▓", "magenta"), ("activations", "▒", "yellow"),
@@ -165,7 +161,7 @@ def print_fits(dicts: list[dict], *, svg: str | None) -> None:
     for d in dicts:
         table = Table(title=f"{d['repo_id']} on {d['gpu']} · sequences of {d['context']:,} tokens",
                       title_justify="left", box=box.SIMPLE_HEAD)
-        for name in ("load width", "GPUs", "per-GPU need", "headroom", "fits", "max seqs", "longest context"):
+        for name in FIT_HEADERS:
             table.add_column(name, justify="left" if name == "load width" else "right")
         for row in fit_rows(d):
             table.add_row(*row)
@@ -193,54 +189,6 @@ def print_gpus(rows: list[dict], columns: list[str], *, svg: str | None) -> None
     console = stdout_console(record=bool(svg))
     console.print(table)
     _finish(console, svg)
-
-
-class ReadProgress:
-    """Transient progress on stderr (repos done, file headers read) once reading takes more than a moment.
-
-    Silent off a TTY or with --quiet. The callbacks come from the fetcher's worker threads.
-    """
-
-    DELAY_S = 0.5
-
-    def __init__(self, repos: int, quiet: bool) -> None:
-        self._enabled = not quiet and sys.stderr.isatty()
-        self._began = time.monotonic()
-        self._lock = threading.Lock()
-        self._repos, self._repos_done, self._headers = repos, 0, 0
-        self._progress = None
-
-    def __enter__(self) -> ReadProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress:
-            self._progress.stop()
-
-    def repo_done(self, _repo_id: str) -> None:
-        """One more repo read."""
-        with self._lock:
-            self._repos_done += 1
-            self._refresh()
-
-    def header_read(self, _path: str) -> None:
-        """One more byte range (a file header) read."""
-        with self._lock:
-            self._headers += 1
-            self._refresh()
-
-    def _refresh(self) -> None:
-        if not self._enabled or (self._progress is None and time.monotonic() - self._began < self.DELAY_S):
-            return
-        if self._progress is None:
-            from rich.progress import Progress
-
-            self._progress = Progress(console=Console(stderr=True), transient=True)
-            self._repo_task = self._progress.add_task("Repos", total=self._repos, visible=self._repos > 1)
-            self._header_task = self._progress.add_task("Headers read", total=None)
-            self._progress.start()
-        self._progress.update(self._repo_task, completed=self._repos_done)
-        self._progress.update(self._header_task, completed=self._headers)
 
 
 def _finish(console: Console, svg: str | None) -> None:

@@ -1,4 +1,4 @@
-"""Human units shared by every output format: GB (10^9 bytes) and parameter counts."""
+"""Human units and table cells shared by every output format: GB (10^9 bytes), counts, fit rows."""
 
 from __future__ import annotations
 
@@ -30,3 +30,20 @@ def short_count(value: int | None) -> str:
 def concurrency(value: int | None) -> str:
     """A sequence count, or '-' when unknown."""
     return "-" if value is None else f"{value:,}"
+
+
+FIT_HEADERS = ("load width", "GPUs", "per-GPU need", "headroom", "fits", "max seqs", "longest context")
+
+
+def fit_rows(d: dict) -> list[tuple[str, ...]]:
+    """The cells of a fit table (shared with the Markdown writer)."""
+    return [("as stored" if o["bits"] is None else f"{o['bits']:g} bit", str(o["count"]),
+             gb(o["per_gpu_total_bytes"]), f"{o['headroom_gb']:,.1f} GB", "yes" if o["fits"] else "no",
+             concurrency(o["max_concurrency"]) if o["fits"] else "-", _longest(o, d["context"]))
+            for o in d["options"]]
+
+
+def _longest(option: dict, context: int) -> str:
+    if option["max_concurrency"]:
+        return f"≥ {context:,}"
+    return f"{option['largest_context']:,}" if option.get("largest_context") else "-"
