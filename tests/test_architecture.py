@@ -130,11 +130,31 @@ def test_sentence_embedding_bert_has_no_kv_cache():
     ({"num_attention_heads": 30, "num_key_value_heads": 30}, "num_attention_heads"),  # 4096 % 30, no head_dim
     ({"hidden_size": "4096"}, "hidden_size"),
     ({"vocab_size": None}, "vocab_size"),
+    ({"hidden_size": {"value": 4096}}, "hidden_size"),  # an object where an integer is expected
+    ({"num_attention_heads": True}, "num_attention_heads"),  # bool is an int subclass: refused
+    ({"num_hidden_layers": 2**70}, "num_hidden_layers"),  # would build a per-layer list past memory
+    ({"layer_types": [["x"]] + ["full_attention"] * 31}, "layer_types"),  # unhashable entry: was a TypeError
+    ({"layer_types": [None, "x"] + ["full_attention"] * 30}, "layer_types"),  # unsortable mix: was a TypeError
 ])
 def test_absurd_values_name_the_field(change, field):
     config = real_config("meta-llama__Llama-2-7b-hf") | change
     with pytest.raises(BadConfig, match=f"config.json: field '{field}'"):
         parse_architecture(config)
+
+
+@pytest.mark.parametrize("change", [
+    {"model_type": ["llama"]}, {"model_type": {"x": 1}}, {"architectures": [{"x": 1}, 3]},
+    {"attn_layer_period": None}, {"tie_word_embeddings": {"x": 1}}, {"text_config": {"model_type": [1]}},
+])
+def test_odd_json_types_parse_or_raise_bad_config(change):
+    # Regression: a null attn_layer_period was `i % None` (TypeError); any JSON object gives BadConfig at worst.
+    config = real_config("meta-llama__Llama-2-7b-hf") | change
+    try:
+        arch = parse_architecture(config)
+    except BadConfig as exc:
+        assert exc.message.startswith("config.json")
+    else:
+        assert arch.num_layers == len(arch.layer_kinds) == 32
 
 
 def test_non_object_config_is_bad_config():

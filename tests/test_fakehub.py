@@ -317,7 +317,7 @@ def test_the_70b_repo_headers_parse_and_sum_to_the_index_total(hub, http):
         answer = http.get(url, headers={**_auth(GOOD_TOKEN), "Range": f"bytes=0-{7 + length}"})
         size = int(answer.headers["Content-Range"].rsplit("/", 1)[1])
         header = parse_header(answer.content, shard, file_size=size)
-        total += header.data_size
+        total += sum(t.nbytes for t in header.tensors)
         names += [t.name for t in header.tensors]
     assert total == 137_953_316_864 == index["metadata"]["total_size"]
     assert sorted(names) == sorted(index["weight_map"])
@@ -339,7 +339,7 @@ def test_synthetic_405b_has_the_published_count_in_191_shards():
     config = json.loads(repo.files["config.json"].read())
     assert (config["num_hidden_layers"], config["hidden_size"], config["num_key_value_heads"]) == (126, 16384, 8)
     headers = [parse_header(repo.files[p].prefix, p, file_size=repo.files[p].size) for p in shards]
-    assert sum(h.data_size for h in headers) == 2 * 405_853_388_800
+    assert sum(t.nbytes for h in headers for t in h.tensors) == 2 * 405_853_388_800
 
 
 @pytest.mark.parametrize("n_shards", [1, 2, 7, 64])

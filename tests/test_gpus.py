@@ -100,6 +100,22 @@ def test_weights_only_recommendation_without_config():
     assert hf.max_concurrency == 0 and any("config.json" in n for n in hf.notes)
 
 
+def test_active_parameters_computed_once_per_recommendation(monkeypatch):
+    # Regression: every TP estimate re-summed active parameters over all tensors (1.2 s for DeepSeek-R1).
+    import gpumem.gpus
+    import gpumem.memory
+
+    tensors, weights = weight_count("mistralai__Mixtral-8x7B-v0.1")
+    arch = parse_architecture(real_config("mistralai__Mixtral-8x7B-v0.1"))
+    expected = recommend(tensors, weights, arch, ServingOptions(), 16)
+    calls = []
+    real = gpumem.memory.active_parameters
+    monkeypatch.setattr(gpumem.gpus, "active_parameters", lambda *a: calls.append(a) or real(*a))
+    monkeypatch.setattr(gpumem.memory, "active_parameters", lambda *a: pytest.fail("recomputed per TP size"))
+    assert recommend(tensors, weights, arch, ServingOptions(), 16) == expected
+    assert len(calls) == 1
+
+
 def test_catalog_is_package_data():
     text = (Path(__file__).resolve().parent.parent / "src" / "gpumem" / "data" / "gpus.toml").read_text()
     assert len(re.findall(r"^\[\[gpu\]\]", text, re.M)) == len(load_catalog())

@@ -35,7 +35,8 @@ def test_resolve_encodes_the_revision_and_lists_files_with_sizes():
     responses.get(f"{API}/api/models/org/model/revision/refs%2Fpr%2F3", json=INFO)
     listing = client().resolve("org/model", "refs/pr/3")
     assert listing.sha == SHA
-    assert listing.size_of("model.safetensors") == 1000  # the LFS size wins over the pointer's
+    sizes = {f.path: f.size for f in listing.files}
+    assert sizes == {"config.json": 10, "model.safetensors": 1000}  # the LFS size wins over the pointer's
     assert responses.calls[0].request.params == {"blobs": "true"}
 
 
@@ -71,6 +72,20 @@ def test_relative_redirects_and_the_redirect_cap():
                   headers={"Location": f"{API}/org/model/resolve/{SHA}/loop.json"})
     with pytest.raises(HubUnavailable, match="too many redirects"):
         client().read_file("org/model", SHA, "loop.json")
+
+
+@pytest.mark.parametrize("value", ["12abc", "²", "-5", ""])
+@responses.activate
+def test_odd_content_length_headers_are_ignored_not_a_crash(value):
+    # Regression: int(Content-Length) raised ValueError on a non-numeric header (read_file and the request log).
+    responses.get(f"{API}/org/model/resolve/{SHA}/config.json", body=b'{"a": 1}', headers={"Content-Length": value},
+                  auto_calculate_content_length=False)
+    responses.get(f"{API}/org/model/resolve/{SHA}/model.safetensors", body=b"x" * 64, status=200,
+                  headers={"Content-Length": value}, auto_calculate_content_length=False)
+    hub = client(retries=0)
+    assert hub.read_file("org/model", SHA, "config.json")[0] == b'{"a": 1}'
+    assert hub.read_range("org/model", SHA, "model.safetensors", 0, 64) == b"x" * 64
+    assert [r.received for r in hub.log] == [0, 0]
 
 
 ERRORS = [
@@ -110,6 +125,16 @@ def test_429_honours_retry_after_then_succeeds(monkeypatch):
     responses.get(url, json=INFO)
     assert client().resolve("org/model").sha == SHA
     assert slept[0] == 2.0 and len(slept) == 2
+
+
+@responses.activate
+def test_non_ascii_digit_retry_after_falls_back_to_backoff(monkeypatch):
+    slept = []
+    monkeypatch.setattr("gpumem.hub.time.sleep", slept.append)
+    url = f"{API}/api/models/org/model/revision/main"
+    responses.get(url, status=429, headers={"Retry-After": "²"})  # str.isdigit() says yes, float() says no
+    responses.get(url, json=INFO)
+    assert client().resolve("org/model").sha == SHA and slept == [0.0]
 
 
 @responses.activate

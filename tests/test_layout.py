@@ -53,6 +53,39 @@ CASES = [
 ]
 
 
+def test_training_bin_files_are_not_called_weight_copies():
+    # Regression: any *.bin (training_args.bin, optimizer.bin) gave "left out the .bin copies".
+    layout = plan_layout(["model.safetensors", "training_args.bin", "optimizer.bin", "config.json"])
+    assert layout.sets[0].files == ("model.safetensors",)
+    assert not any(".bin" in note for note in layout.notes)
+
+
+def test_index_of_the_kept_hf_shards_not_the_consolidated_one():
+    # Regression: with both indexes listed, consolidated.safetensors.index.json sorted first and was chosen.
+    shards = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+    layout = plan_layout(shards + ["consolidated-00001-of-00002.safetensors", "consolidated-00002-of-00002.safetensors",
+                                   "consolidated.safetensors.index.json", "model.safetensors.index.json"])
+    (weights,) = layout.sets
+    assert weights.files == tuple(shards) and weights.index == "model.safetensors.index.json"
+
+
+def test_mistral_format_only_keeps_its_own_index():
+    files = ["consolidated-00001-of-00002.safetensors", "consolidated-00002-of-00002.safetensors"]
+    (weights,) = plan_layout(files + ["consolidated.safetensors.index.json"]).sets
+    assert weights.files == tuple(files) and weights.index == "consolidated.safetensors.index.json"
+
+
+def test_gguf_split_parts_group_as_gguf_header_groups_them():
+    # One grouping rule (gguf_header.group_gguf_files): parts in part order, upper-case -OF- names too.
+    paths = ["q/Big-Q4_K_M-00002-OF-00003.gguf", "q/Big-Q4_K_M-00001-OF-00003.gguf", "q/Big-Q4_K_M-00003-OF-00003.gguf",
+             "small.gguf"]
+    layout = plan_layout(paths)
+    assert [(s.name, s.folder, s.files) for s in layout.sets] == [
+        ("q/Big-Q4_K_M.gguf", "q", ("q/Big-Q4_K_M-00001-OF-00003.gguf", "q/Big-Q4_K_M-00002-OF-00003.gguf",
+                                    "q/Big-Q4_K_M-00003-OF-00003.gguf")),
+        ("small.gguf", "", ("small.gguf",))]
+
+
 @pytest.mark.parametrize(("paths", "expected", "note"), CASES)
 def test_layouts(paths, expected, note):
     layout = plan_layout(paths)

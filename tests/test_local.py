@@ -109,3 +109,19 @@ def test_a_broken_local_file_is_a_one_line_format_error(gpumem, tmp_path, conten
     code, out, err = gpumem("local", str(tmp_path / "model.safetensors"))
     assert code == 5 and out == "" and err.startswith("Error: ") and "model.safetensors" in err
     assert "Traceback" not in err
+
+
+def test_a_dangling_link_beside_the_weights_is_ignored(gpumem, tmp_path):
+    # Regression: every walked file was stat-ed, so extra.txt -> nowhere was an internal error.
+    save_file({"proj.weight": np.zeros((4, 4), np.float16)}, str(tmp_path / "model.safetensors"))
+    (tmp_path / "extra.txt").symlink_to(tmp_path / "nowhere")
+    report, _, _ = local_json(gpumem, tmp_path)
+    assert report["parameters"] == 16
+
+
+def test_a_dangling_weight_link_is_a_one_line_error_naming_it(gpumem, tmp_path):
+    (tmp_path / "model.safetensors").symlink_to(tmp_path / "nowhere.safetensors")
+    (tmp_path / "config.json").write_text("{}")
+    code, out, err = gpumem("local", str(tmp_path))
+    assert code == 1 and out == "" and "Traceback" not in err
+    assert err.startswith("Error: model.safetensors: cannot read (No such file or directory)")

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from conftest import FIXTURES, load_fixture_json, manifest_tensors
+from fakehub.layouts import gptq, quantize
 from test_architecture import real_config
 
 from gpumem.architecture import parse_architecture
@@ -20,8 +21,10 @@ from gpumem.memory import (
     formula_memory_gb,
     kv_bytes_per_sequence,
     kv_bytes_per_token,
+    tensor_parameters,
     weights_per_gpu,
 )
+from gpumem.params import count_weights
 from gpumem.types import WeightCount
 
 
@@ -198,6 +201,44 @@ def test_largest_context_when_one_sequence_does_not_fit():
     usable = int((estimate.non_kv_bytes + 1000 * 524_288) / 0.9) + 1
     cap = capacity(estimate, arch, options, usable)
     assert cap.max_concurrency == 0 and cap.largest_context == 1000
+
+
+def test_largest_context_counts_the_sdpa_math_path_of_sliding_models():
+    # Regression: under transformers the per-sequence cost that made one 4096-token Phi-3 sequence not fit
+    # holds S x S attention scores; the longest-context search left them out and answered 4096 itself.
+    tensors, count = weight_count("microsoft__Phi-3-mini-4k-instruct")
+    arch = parse_architecture(real_config("microsoft__Phi-3-mini-4k-instruct"))  # sliding window 2047
+    options = ServingOptions(engine="transformers", context=4096)
+    estimate = estimate_serving(tensors, count, arch, options)
+    per_seq = estimate.kv_bytes_per_sequence + estimate.activation_bytes_per_sequence
+    cap = capacity(estimate, arch, options, estimate.weights_bytes + estimate.overhead_bytes + per_seq - 1)
+    assert cap.max_concurrency == 0 and cap.largest_context is not None and cap.largest_context < 4096
+
+    def cost(tokens: int) -> int:  # what capacity() charges one sequence of `tokens`
+        at = estimate_serving(tensors, count, arch, ServingOptions(engine="transformers", context=tokens))
+        return at.kv_bytes_per_sequence + at.activation_bytes_per_sequence
+    assert cost(cap.largest_context) <= cap.kv_pool_bytes < cost(cap.largest_context + 1)
+
+
+@pytest.mark.parametrize("bits", [3, 4, 8])
+def test_packed_gptq_unpacks_at_its_own_bits(bits):
+    # Regression: I32 storage was taken as 8 parameters per element whatever the bits (8-bit GPTQ doubled).
+    config = load_fixture_json("meta-llama__Llama-2-7b-hf", "config.json")
+    layout = quantize(manifest_tensors("meta-llama__Llama-2-7b-hf"), lambda s, o, i: gptq(s, o, i, bits))
+    count = count_weights(layout, config, {"bits": bits, "group_size": 128})
+    assert count.quantization.method == "gptq" and count.quantization.bits == bits
+    assert count.parameters == 6_738_415_616
+    assert sum(tensor_parameters(t, count) for t in layout) == count.parameters
+    assert weights_per_gpu(layout, count, 1, bits=16) == 2 * count.parameters
+    assert active_parameters(layout, count, parse_architecture(config)) == count.parameters
+
+
+def test_precomputed_active_parameters_are_used_as_given():
+    tensors, count = weight_count("mistralai__Mixtral-8x7B-v0.1")
+    arch = parse_architecture(real_config("mistralai__Mixtral-8x7B-v0.1"))
+    active = active_parameters(tensors, count, arch)
+    assert estimate_serving(tensors, count, arch, ServingOptions(tp=2), None, active) == \
+        estimate_serving(tensors, count, arch, ServingOptions(tp=2))
 
 
 @pytest.mark.parametrize("kwargs", [{"engine": "tgi"}, {"kv_dtype": "int4"}, {"context": 0}, {"tp": 0}])

@@ -33,7 +33,7 @@ def test_parses_a_file_written_by_the_reference_implementation():
     assert [(t.name, t.dtype, t.shape, t.nbytes) for t in header.tensors] == [
         ("a", "F32", (2,), 8), ("b", "F16", (3, 5), 30)]  # data order: safetensors sorts by dtype alignment, then name
     assert header.metadata == {"format": "pt"}
-    assert header.data_size == 38
+    assert 8 + header.header_size + 38 == len(data)  # the header, then the tensors' 38 bytes
 
 
 def test_every_listed_dtype_is_known_with_its_width():

@@ -19,6 +19,8 @@ FULL, SLIDING, MAMBA = "full", "sliding", "mamba"
 _WINDOW_ON_ALL_LAYERS = {"mistral", "mixtral", "phi3", "starcoder2"}
 # Families that alternate local (sliding) and global layers without listing `layer_types`.
 _ALTERNATING = {"gemma2": 2, "gemma3_text": 6, "gemma3": 6, "cohere2": 4}
+# A per-layer kind list is built: absurd layer counts must not exhaust memory (real models: under 200).
+_MAX_LAYERS = 100_000
 # Encoder-only / pooling heads: no KV cache is kept between requests.
 _ENCODER_SUFFIXES = ("Model", "ForSequenceClassification", "ForTokenClassification", "ForMaskedLM")
 _ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "deberta", "deberta-v2", "electra",
@@ -92,8 +94,8 @@ def _bad(path: str, field: str, why: str) -> BadConfig:
 
 
 def _int(cfg: dict, path: str, names: tuple[str, ...], *, default: int | None = None,
-         minimum: int = 1) -> int | None:
-    """First present key of `names` as an int >= minimum; `default` when none is present."""
+         minimum: int = 1, maximum: int | None = None) -> int | None:
+    """First present key of `names` as an int in [minimum, maximum]; `default` when none is present."""
     for name in names:
         if name in cfg and cfg[name] is not None:
             value = cfg[name]
@@ -101,6 +103,8 @@ def _int(cfg: dict, path: str, names: tuple[str, ...], *, default: int | None = 
                 raise _bad(path, name, f"must be an integer, got {value!r}")
             if value < minimum:
                 raise _bad(path, name, f"must be >= {minimum}, got {value}")
+            if maximum is not None and value > maximum:
+                raise _bad(path, name, f"must be <= {maximum:,}, got {value:,}")
             return value
     return default
 
@@ -140,16 +144,18 @@ def _layer_kinds(cfg: dict, path: str, model_type: str, layers: int, window: int
     if types is not None:
         if not isinstance(types, list) or len(types) != layers:
             raise _bad(path, "layer_types", f"must list {layers} layer kinds")
+        if not all(isinstance(t, str) for t in types):
+            raise _bad(path, "layer_types", "must list layer kinds as strings")
         mapping = {"full_attention": FULL, "attention": FULL, "sliding_attention": SLIDING,
                    "mamba": MAMBA, "mamba2": MAMBA}
         unknown = sorted({t for t in types if t not in mapping})
         if unknown:
-            raise _bad(path, "layer_types", f"has layer kinds gpumem cannot size yet: {', '.join(map(str, unknown))}")
+            raise _bad(path, "layer_types", f"has layer kinds gpumem cannot size yet: {', '.join(unknown)}")
         kinds = tuple(mapping[t] for t in types)
         if SLIDING in kinds and not window:
             raise _bad(path, "sliding_window", "is missing but layer_types lists sliding_attention layers")
         return kinds
-    if "attn_layer_period" in cfg:  # Jamba: attention every `period` layers from `offset`, Mamba elsewhere
+    if cfg.get("attn_layer_period") is not None:  # Jamba: attention every `period` layers from `offset`
         period = _int(cfg, path, ("attn_layer_period",))
         offset = _int(cfg, path, ("attn_layer_offset",), default=0, minimum=0)
         return tuple(FULL if i % period == offset else MAMBA for i in range(layers))
@@ -191,7 +197,7 @@ def parse_architecture(config: dict) -> Architecture:
     model_type = str(cfg.get("model_type") or "")
     archs_raw = cfg.get("architectures") or config.get("architectures") or ()
     archs = tuple(str(a) for a in archs_raw) if isinstance(archs_raw, list) else ()
-    layers = _int(cfg, path, ("num_hidden_layers", "n_layer", "num_layers", "n_layers"))
+    layers = _int(cfg, path, ("num_hidden_layers", "n_layer", "num_layers", "n_layers"), maximum=_MAX_LAYERS)
     hidden = _int(cfg, path, ("hidden_size", "n_embd", "d_model", "dim"))
     heads = _int(cfg, path, ("num_attention_heads", "n_head", "num_heads", "n_heads"))
     if layers is None or hidden is None or heads is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from .errors import BadConfig, BadHeader, EntryNotFound, GpumemError
@@ -47,23 +47,20 @@ def fetch_repo(client: HubClient, repo_id: str, revision: str = "main") -> RepoM
     """Read everything gpumem needs about one revision of a repo (never tensor data)."""
     first = _wave1(client, repo_id, revision)
     listing = first.listing
-    layout = plan_layout(f.path for f in listing.files)
-    small = small_files_needed(layout.sets, {f.path for f in listing.files}, first.files)
-    headers_of = {plan.name: plan.files for plan in layout.sets}
-    guesses_of = {plan.name: predict_header_sizes(first.files.get(plan.index) or {}) if plan.index else {}
-                  for plan in layout.sets}
+    sizes = {f.path: f.size for f in listing.files}  # also the set of listed paths
+    layout = plan_layout(sizes)
+    small = small_files_needed(layout.sets, sizes.keys(), first.files)
     tasks: list[Callable[[], tuple[str, object]]] = [_small_task(client, listing, path) for path in small]
     for plan in layout.sets:
         if plan.format == "pytorch-bin":
             continue
-        for path in headers_of[plan.name]:
-            guesses = guesses_of[plan.name]
+        guesses = predict_header_sizes(first.files.get(plan.index) or {}) if plan.index else {}
+        for path in plan.files:
             guess = guesses.get(path) or guesses.get(posixpath.basename(path))
-            tasks.append(_header_task(client, listing, plan, path, guess))
+            tasks.append(_header_task(client, listing, plan, path, sizes.get(path), guess))
     results = dict(client.map_concurrent(lambda task: task(), tasks))
     documents = {**first.files, **{p: results[p] for p in small}}
-    sets = tuple(build_weight_set(plan, listing.size_of, {f.path for f in listing.files}, documents, results)
-                 for plan in layout.sets)
+    sets = tuple(build_weight_set(plan, sizes.get, sizes.keys(), documents, results) for plan in layout.sets)
     return RepoMetadata(repo_id, listing.sha, "hub", sets, tuple(f.path for f in listing.files), layout.notes)
 
 
@@ -89,7 +86,7 @@ def _wave1(client: HubClient, repo_id: str, revision: str) -> _Wave1:
     return _Wave1(listing, files)
 
 
-def small_files_needed(plans: tuple[WeightSetPlan, ...], listed: set[str], have: dict) -> list[str]:
+def small_files_needed(plans: tuple[WeightSetPlan, ...], listed: Collection[str], have: dict) -> list[str]:
     """Config, index and quantization files the weight sets need that are not read yet."""
     wanted = set()
     for plan in plans:
@@ -107,12 +104,12 @@ def _small_task(client: HubClient, listing: RepoListing, path: str) -> Callable[
     return run
 
 
-def _header_task(client: HubClient, listing: RepoListing, plan: WeightSetPlan, path: str,
+def _header_task(client: HubClient, listing: RepoListing, plan: WeightSetPlan, path: str, size: int | None,
                  guess: int | None) -> Callable[[], tuple[str, object]]:
     def read(start: int, length: int) -> bytes:
         return client.read_range(listing.repo_id, listing.sha, path, start, length)
 
-    return lambda: (path, read_weight_header(read, plan.format, path, listing.size_of(path), guess))
+    return lambda: (path, read_weight_header(read, plan.format, path, size, guess))
 
 
 def read_weight_header(read: Callable[[int, int], bytes], fmt: str, path: str, size: int | None,
@@ -165,7 +162,7 @@ def _read_gguf_header(read: Callable[[int, int], bytes], path: str, size: int | 
             data += more_bytes
 
 
-def build_weight_set(plan: WeightSetPlan, size_of: Callable[[str], int | None], listed: set[str],
+def build_weight_set(plan: WeightSetPlan, size_of: Callable[[str], int | None], listed: Collection[str],
                      documents: dict, headers: dict) -> WeightSet:
     """Assemble one WeightSet from its parsed headers and small files."""
     config = documents.get(posixpath.join(plan.folder, ROOT_CONFIG))
@@ -205,7 +202,7 @@ def _merge_tensors(parsed: list) -> tuple[TensorInfo, ...]:
     return tuple(tensors)
 
 
-def _check_index(path: str, index: dict, listed: set[str]) -> None:
+def _check_index(path: str, index: dict, listed: Collection[str]) -> None:
     weight_map = index.get("weight_map")
     if not isinstance(weight_map, dict):
         raise BadConfig(f"{path}: field 'weight_map' is missing or not an object")

@@ -19,15 +19,16 @@ from typing import Any
 from .architecture import Architecture
 from .errors import UsageError
 from .memory import (
-    GB,
     MIB,
     ServingEstimate,
     ServingOptions,
+    active_parameters,
     capacity,
     check_tp,
     estimate_serving,
 )
 from .types import TensorInfo, WeightCount
+from .units import GB
 
 GPU_COUNTS = (1, 2, 4, 8)
 # Package data beside this module (a plain path: importlib.resources costs start-up time for nothing here).
@@ -133,11 +134,15 @@ def _tp_allowed(arch: Architecture | None, tp: int) -> bool:
 
 
 def _estimator(tensors: Sequence[TensorInfo], count: WeightCount, arch: Architecture | None,
-               options: ServingOptions, bits: float | None) -> Callable[[int], ServingEstimate]:
-    """The breakdown at each TP size, computed once: it does not depend on the GPU type."""
+               options: ServingOptions, bits: float | None, active: int) -> Callable[[int], ServingEstimate]:
+    """The breakdown at each TP size, computed once: it does not depend on the GPU type.
+
+    `active` is active_parameters(tensors, count, arch), the same at every TP size and load width (a
+    pass over every tensor: DeepSeek-R1 stores 92k), so callers compute it once.
+    """
     @cache
     def at(tp: int) -> ServingEstimate:
-        return estimate_serving(tensors, count, arch, replace(options, tp=tp), bits)
+        return estimate_serving(tensors, count, arch, replace(options, tp=tp), bits, active)
     return at
 
 
@@ -156,15 +161,12 @@ def _try(gpu: Gpu, n: int, estimate_at: Callable[[int], ServingEstimate], arch: 
 
 def _recommend_one(gpu: Gpu, estimate_at: Callable[[int], ServingEstimate], arch: Architecture | None,
                    options: ServingOptions) -> Recommendation:
-    last = None
-    for n in GPU_COUNTS:
+    for n in GPU_COUNTS:  # TP 1 is always allowed, so `last` is always set
         if not _tp_allowed(arch, n):
             continue
         last = _try(gpu, n, estimate_at, arch, options)
         if last.fits:
             return last
-    if last is None:  # no TP of 1/2/4/8 splits the heads: only TP 1 is left to report on
-        last = _try(gpu, 1, estimate_at, arch, options)
     return replace(last, notes=last.notes + (f"does not fit on {GPU_COUNTS[-1]} or fewer {gpu.name}",))
 
 
@@ -177,7 +179,7 @@ def recommend(tensors: Sequence[TensorInfo], count: WeightCount, arch: Architect
     """
     gpus = [only] if only is not None else list(load_catalog() if catalog is None else catalog)
     by_name = {g.name: g for g in gpus}
-    estimate_at = _estimator(tensors, count, arch, options, bits)
+    estimate_at = _estimator(tensors, count, arch, options, bits, active_parameters(tensors, count, arch))
     found = [_recommend_one(g, estimate_at, arch, options) for g in gpus]
     return sorted(found, key=lambda r: (not r.fits, r.count, r.count * by_name[r.gpu].usable_mib, r.gpu))
 
@@ -187,7 +189,8 @@ def fit_options(tensors: Sequence[TensorInfo], count: WeightCount, arch: Archite
                 counts: Sequence[int] = GPU_COUNTS) -> list[tuple[float | None, Recommendation]]:
     """`gpumem fit`: for each load width (None = as stored) and GPU count, whether the model fits `gpu`."""
     rows = []
+    active = active_parameters(tensors, count, arch)
     for bits in bit_widths:
-        estimate_at = _estimator(tensors, count, arch, options, bits)
+        estimate_at = _estimator(tensors, count, arch, options, bits, active)
         rows += [(bits, _try(gpu, n, estimate_at, arch, options)) for n in counts if _tp_allowed(arch, n)]
     return rows

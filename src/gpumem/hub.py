@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -57,13 +57,6 @@ class RepoListing:
     repo_id: str
     sha: str
     files: tuple[RepoFile, ...]
-    gated: bool | str = False
-    private: bool = False
-    info: dict = field(default_factory=dict, repr=False)
-
-    def size_of(self, path: str) -> int | None:
-        """The file's size in bytes, when listed."""
-        return next((f.size for f in self.files if f.path == path), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +151,7 @@ class HubClient:
         if not isinstance(info, dict) or not isinstance(info.get("sha"), str):
             raise HubUnavailable(f"the Hub's model-info answer for {repo_id} has no commit sha")
         files = tuple(_repo_file(s) for s in info.get("siblings") or [] if isinstance(s, dict) and "rfilename" in s)
-        return RepoListing(repo_id, info["sha"], files, info.get("gated") or False, bool(info.get("private")), info)
+        return RepoListing(repo_id, info["sha"], files)
 
     def file_url(self, repo_id: str, revision: str, path: str) -> str:
         """The resolve URL of one file at one revision."""
@@ -170,7 +163,7 @@ class HubClient:
         for attempt in range(self.retries + 1):
             response = self._request("GET", self.file_url(repo_id, revision, path), context=(repo_id, revision, path),
                                      stream=True)
-            if int(response.headers.get("Content-Length") or 0) > max_bytes:
+            if (_content_length(response) or 0) > max_bytes:
                 response.close()
                 raise _too_big(repo_id, path, max_bytes)
             commit = response.headers.get("X-Repo-Commit")
@@ -222,7 +215,7 @@ class HubClient:
                 response = self._send_following_redirects(method, url, headers or {}, params, stream)
             except requests.RequestException as exc:
                 # A host that does not resolve means no network (or a typo in HF_ENDPOINT): retrying won't help.
-                if attempt == self.retries or "NameResolutionError" in repr(exc):
+                if attempt == self.retries or _is_name_resolution(exc):
                     raise HubUnavailable(f"could not reach {self.endpoint}: {_describe(exc)}",
                                          hint="check your connection or HF_ENDPOINT; --offline uses cached results") from None
                 self._sleep_before_retry(attempt, None)
@@ -250,7 +243,7 @@ class HubClient:
             except requests.RequestException as exc:
                 self._record(method, url, type(exc).__name__, 0, started)
                 raise
-            self._record(method, url, response.status_code, int(response.headers.get("Content-Length") or 0), started)
+            self._record(method, url, response.status_code, _content_length(response) or 0, started)
             if response.status_code not in (301, 302, 303, 307, 308) or "Location" not in response.headers:
                 return response
             response.close()
@@ -370,19 +363,30 @@ def _repo_file(sibling: dict) -> RepoFile:
 
 def _expected_length(response: requests.Response, start: int, length: int) -> int:
     """Bytes a complete answer must hold: `length`, unless the file ends sooner."""
-    total = response.headers.get("Content-Range", "").rpartition("/")[2]
-    if total.isdigit():
-        return max(0, min(length, int(total) - start))
-    if response.status_code == 200 and (size := response.headers.get("Content-Length", "")).isdigit():
-        return max(0, min(length, int(size) - start))
+    total = _number(response.headers.get("Content-Range", "").rpartition("/")[2])
+    if total is not None:
+        return max(0, min(length, total - start))
+    if response.status_code == 200 and (size := _content_length(response)) is not None:
+        return max(0, min(length, size - start))
     return length
+
+
+def _content_length(response: requests.Response) -> int | None:
+    """The Content-Length header as a number; None when absent or not a plain number."""
+    return _number(response.headers.get("Content-Length", ""))
+
+
+def _number(text: str) -> int | None:
+    """A header's non-negative decimal number; None otherwise (str.isdigit alone takes '²', which int() refuses)."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
-    if value.strip().isdigit():
-        seconds = float(value)
+    if (whole := _number(value)) is not None:
+        seconds = float(whole)
     else:
         try:
             seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
@@ -395,10 +399,15 @@ def _strip_query(url: str) -> str:
     return url.split("?", 1)[0]
 
 
+def _is_name_resolution(exc: requests.RequestException) -> bool:
+    """True when the host name did not resolve (urllib3 nests its NameResolutionError inside the exception)."""
+    return "NameResolutionError" in repr(exc)
+
+
 def _describe(exc: requests.RequestException) -> str:
     if isinstance(exc, requests.Timeout):
         return "timed out"
-    if "NameResolutionError" in repr(exc):
+    if _is_name_resolution(exc):
         return "the host name does not resolve (no network?)"
     if isinstance(exc, requests.ConnectionError):
         return "connection failed"

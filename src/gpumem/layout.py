@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import NoWeights
+from .gguf_header import group_gguf_files
 
 # Folders that hold copies of the weights in other formats or for other runtimes.
 _IGNORED_FOLDERS = ("original", "onnx", "openvino", "coreml", "tflite", "flax", "tf", "mlx", "gguf_cache")
-_SPLIT_GGUF = re.compile(r"^(?P<stem>.+)-(?P<part>\d{5})-of-(?P<total>\d{5})\.gguf$")
 # transformers / diffusers variants: model.fp16.safetensors, sharded model.fp16-00001-of-00002.safetensors
 _VARIANT = re.compile(r"\.(fp16|fp32|bf16|non_ema|ema)(-\d{5}-of-\d{5})?\.safetensors$")
 
@@ -39,7 +39,6 @@ class Layout:
 
     sets: tuple[WeightSetPlan, ...]
     notes: tuple[str, ...] = ()
-    is_gguf: bool = False
 
 
 def plan_layout(paths: Iterable[str]) -> Layout:
@@ -50,7 +49,8 @@ def plan_layout(paths: Iterable[str]) -> Layout:
         by_folder[posixpath.dirname(path)].append(path)
     ggufs = [p for p in paths if p.endswith(".gguf") and not _ignored(p)]
     if ggufs:
-        return Layout(tuple(_gguf_sets(ggufs)), is_gguf=True)
+        return Layout(tuple(WeightSetPlan(name, "gguf", posixpath.dirname(name), files)
+                            for name, files in group_gguf_files(ggufs).items()))
     notes: list[str] = []
     root = _folder_set("", by_folder.get("", []), notes)
     components_wanted = "model_index.json" in paths or root is None
@@ -69,7 +69,6 @@ def plan_layout(paths: Iterable[str]) -> Layout:
 
 
 def _folder_set(folder: str, files: list[str], notes: list[str]) -> WeightSetPlan | None:
-    names = {posixpath.basename(f): f for f in files}
     safetensors = [f for f in files if f.endswith(".safetensors")]
     indexes = [f for f in files if f.endswith(".safetensors.index.json")]
     label = folder or "the root"
@@ -80,28 +79,31 @@ def _folder_set(folder: str, files: list[str], notes: list[str]) -> WeightSetPla
             notes.append(f"{label}: counted {', '.join(map(posixpath.basename, plain))}; "
                          f"left out variant files {', '.join(map(posixpath.basename, variants))}")
             safetensors = plain
-        consolidated = [f for f in safetensors if posixpath.basename(f).startswith("consolidated")]
+        indexes = [i for i in indexes if not _VARIANT.search(i.removesuffix(".index.json"))]
+        consolidated = [f for f in safetensors if _is_consolidated(f)]
         if consolidated and len(consolidated) < len(safetensors):
             notes.append(f"{label}: counted the Hugging Face format files; left out the Mistral-format "
                          f"{', '.join(map(posixpath.basename, consolidated))}")
             safetensors = [f for f in safetensors if f not in consolidated]
-        if any(n.endswith(".bin") for n in names):
+            indexes = [i for i in indexes if not _is_consolidated(i)]  # the index of the shards kept
+        if any(_is_bin_weights(f) for f in files):
             notes.append(f"{label}: counted the safetensors files; left out the .bin copies")
-        index = next((i for i in indexes if not _VARIANT.search(i.replace(".index.json", ""))), None)
-        return WeightSetPlan(folder, "safetensors", folder, tuple(safetensors), index)
-    bins = [f for f in files if f.endswith(".bin") and posixpath.basename(f).startswith(("pytorch_model", "diffusion_pytorch_model"))]
+        return WeightSetPlan(folder, "safetensors", folder, tuple(safetensors), next(iter(indexes), None))
+    bins = [f for f in files if _is_bin_weights(f)]
     if bins:
         index = next((f for f in files if f.endswith(".bin.index.json")), None)
         return WeightSetPlan(folder, "pytorch-bin", folder, tuple(bins), index)
     return None
 
 
-def _gguf_sets(paths: list[str]) -> list[WeightSetPlan]:
-    groups: dict[str, list[str]] = defaultdict(list)
-    for path in paths:
-        match = _SPLIT_GGUF.match(path)
-        groups[match["stem"] + ".gguf" if match else path].append(path)
-    return [WeightSetPlan(name, "gguf", posixpath.dirname(name), tuple(sorted(files))) for name, files in sorted(groups.items())]
+def _is_bin_weights(path: str) -> bool:
+    """A pickled transformers / diffusers weight file (not training_args.bin, optimizer.bin, ...)."""
+    return path.endswith(".bin") and posixpath.basename(path).startswith(("pytorch_model", "diffusion_pytorch_model"))
+
+
+def _is_consolidated(path: str) -> bool:
+    """Mistral's own format (consolidated.safetensors and its index), shipped beside the HF files."""
+    return posixpath.basename(path).startswith("consolidated")
 
 
 def _has_weights(files: list[str]) -> bool:

@@ -21,7 +21,8 @@ def read_local(path: str) -> RepoMetadata:
     root = target.parent if target.is_file() else target
     paths = [target.name] if target.is_file() else _list_files(root)
     layout = plan_layout(paths)
-    sizes = {p: (root / p).stat().st_size for p in paths}
+    # Only the weight files are stat-ed: a dangling link elsewhere in the folder (extra.txt) is none of ours.
+    sizes = {file: _size(root / file, file) for plan in layout.sets for file in plan.files}
     documents = {p: _read_json(root / p, p) for p in small_files_needed(layout.sets, set(paths), {})}
     headers = {}
     for plan in layout.sets:
@@ -41,16 +42,30 @@ def _list_files(root: Path) -> list[str]:
     return found
 
 
+def _size(file: Path, name: str) -> int:
+    try:
+        return file.stat().st_size
+    except OSError as exc:
+        raise _unreadable(name, exc) from None
+
+
 def _read_header(file: Path, fmt: str, name: str, size: int):
-    with file.open("rb") as handle:
-        def read(start: int, length: int) -> bytes:
-            handle.seek(start)
-            return handle.read(length)
-        return read_weight_header(read, fmt, name, size)
+    try:
+        with file.open("rb") as handle:
+            def read(start: int, length: int) -> bytes:
+                handle.seek(start)
+                return handle.read(length)
+            return read_weight_header(read, fmt, name, size)
+    except OSError as exc:
+        raise _unreadable(name, exc) from None
 
 
 def _read_json(file: Path, name: str) -> dict:
     try:
         return parse_json(file.read_bytes(), name)
     except OSError as exc:
-        raise GpumemError(f"{name}: cannot read ({exc.strerror})") from None
+        raise _unreadable(name, exc) from None
+
+
+def _unreadable(name: str, exc: OSError) -> GpumemError:
+    return GpumemError(f"{name}: cannot read ({exc.strerror or exc})")

@@ -34,9 +34,10 @@ from typing import Any
 from .architecture import Architecture
 from .errors import UsageError
 from .params import is_buffer
+from .safetensors_header import DTYPE_BITS
 from .types import TensorInfo, WeightCount
+from .units import GB
 
-GB = 10**9
 MIB = 2**20
 CUDA_CONTEXT_BYTES = 552_402_944
 VLLM_NON_TORCH_BYTES = 200 * MIB
@@ -50,8 +51,8 @@ _EXPERT = re.compile(r"\.experts\.(\d+\.)?")
 _EMBEDDING = re.compile(r"(embed_tokens|\bwte\b|word_embeddings|embed_in|embed_out|lm_head|^output\.weight)")
 _REPLICATED = re.compile(r"(norm|\bln_|\.ln\d|router|\.gate\.(weight|e_score_correction_bias)|shared_expert_gate|"
                          r"kv_a_proj_with_mqa|q_a_proj|\bwpe\b|position_embeddings)")
-# Packed quantized storage: parameters held per stored element.
-_PACKING = {"I32": 8, "U32": 8, "U8": 2}
+# Packed quantized storage: integer containers holding several `quantization.bits`-bit values each.
+_PACKED_DTYPES = frozenset({"I32", "U32", "U8"})
 _PACKED_METHODS = {"gptq", "awq", "compressed-tensors", "bitsandbytes-4bit", "mxfp4", "nvfp4"}
 
 
@@ -167,9 +168,7 @@ class Capacity:
 
 
 def check_tp(arch: Architecture | None, tp: int) -> None:
-    """Raise UsageError for a tensor-parallel size the model's heads cannot be split over."""
-    if tp < 1:
-        raise UsageError(f"--tp must be at least 1, got {tp}")
+    """Raise UsageError for a tensor-parallel size (>= 1, as ServingOptions checks) the heads cannot split over."""
     if arch is None or tp == 1:
         return
     if arch.num_attention_heads % tp:
@@ -231,19 +230,24 @@ def activation_bytes_per_token(arch: Architecture, tp: int = 1) -> int:
     return ACTIVATION_BYTES * (3 * _mlp_width(arch) // tp + 4 * arch.hidden_size)
 
 
-def _activation_bytes(arch: Architecture, options: ServingOptions, context: int) -> tuple[int, int]:
-    """(activation peak, what one more concurrent sequence adds) for the engine."""
-    per_token = activation_bytes_per_token(arch, options.tp)
-    if options.engine == "vllm":
-        sampler = 3 * options.max_num_seqs * arch.vocab_size * 4
-        return options.max_num_batched_tokens * per_token + sampler, 0
-    per_sequence = context * per_token + arch.vocab_size * 4  # + last-position logits in fp32
-    if arch.sliding_layers and arch.sliding_window and arch.sliding_window - 1 < context:
+def _transformers_activation_per_sequence(arch: Architecture, options: ServingOptions, tokens: int) -> int:
+    """Prefill activations one sequence of `tokens` adds under transformers, per GPU."""
+    per_sequence = tokens * activation_bytes_per_token(arch, options.tp) + arch.vocab_size * 4  # + fp32 logits
+    if arch.sliding_layers and arch.sliding_window and arch.sliding_window - 1 < tokens:
         # A sliding-window mask sends SDPA down its math path, which holds one layer's S x S bf16 scores
         # beside q/k/v (measured on Phi-3-mini: 1.19 GB at 1 x 4096, 9.42 GB at 8 x 4096 over the cache).
         heads = arch.num_attention_heads // options.tp
         qkv = (heads + 2 * max(1, arch.num_kv_heads // options.tp)) * arch.head_dim * ACTIVATION_BYTES
-        per_sequence = max(per_sequence, heads * context * context * ACTIVATION_BYTES + context * qkv)
+        per_sequence = max(per_sequence, heads * tokens * tokens * ACTIVATION_BYTES + tokens * qkv)
+    return per_sequence
+
+
+def _activation_bytes(arch: Architecture, options: ServingOptions, context: int) -> tuple[int, int]:
+    """(activation peak, what one more concurrent sequence adds) for the engine."""
+    if options.engine == "vllm":
+        sampler = 3 * options.max_num_seqs * arch.vocab_size * 4
+        return options.max_num_batched_tokens * activation_bytes_per_token(arch, options.tp) + sampler, 0
+    per_sequence = _transformers_activation_per_sequence(arch, options, context)
     return options.concurrency * per_sequence, per_sequence
 
 
@@ -257,10 +261,6 @@ def overhead_bytes(engine: str, tp: int) -> int:
     return total
 
 
-def _method(count: WeightCount) -> str | None:
-    return count.quantization.method if count.quantization else None
-
-
 def tensor_parameters(tensor: TensorInfo, count: WeightCount) -> int:
     """Real parameters one stored tensor holds (0 for buffers and quantization side data)."""
     if is_buffer(tensor):
@@ -268,8 +268,8 @@ def tensor_parameters(tensor: TensorInfo, count: WeightCount) -> int:
     quant = count.quantization
     if quant and tensor.name in quant.side_tensors:
         return 0
-    if _method(count) in _PACKED_METHODS and tensor.dtype in _PACKING:
-        return tensor.numel * _PACKING[tensor.dtype]
+    if quant and quant.bits and quant.method in _PACKED_METHODS and tensor.dtype in _PACKED_DTYPES:
+        return tensor.numel * DTYPE_BITS[tensor.dtype] // quant.bits
     return tensor.numel
 
 
@@ -318,20 +318,23 @@ def active_parameters(tensors: Sequence[TensorInfo], count: WeightCount, arch: A
 
 
 def estimate_serving(tensors: Sequence[TensorInfo], count: WeightCount, arch: Architecture | None,
-                     options: ServingOptions, bits: int | None = None) -> ServingEstimate:
+                     options: ServingOptions, bits: int | None = None, active: int | None = None) -> ServingEstimate:
     """Per-GPU breakdown of serving the model; weights-only (with the reason noted) without an architecture.
 
     `bits` re-weighs the load width: every parameter at `bits` (parameters * bits / 8, matching the seed
-    formula); quantization side data and buffers then count nothing.
+    formula); quantization side data and buffers then count nothing. `active`, when given, is
+    `active_parameters(tensors, count, arch)` computed once by a caller that estimates several TP sizes.
     """
     check_tp(arch, options.tp)
+    if active is None:
+        active = active_parameters(tensors, count, arch)
     notes: list[str] = []
     weights = weights_per_gpu(tensors, count, options.tp, bits)
     overhead = overhead_bytes(options.engine, options.tp)
     if arch is None:
         notes.append("no readable config.json: weights and runtime overhead only (no KV cache, no activations)")
         return ServingEstimate(options.engine, options.context, options.concurrency, options.kv_dtype, options.tp,
-                               0, active_parameters(tensors, count, None), weights, 0, 0, overhead, 0, 0,
+                               0, active, weights, 0, 0, overhead, 0, 0,
                                None, tuple(notes))
     context = options.context
     if arch.max_context and context > arch.max_context:
@@ -349,7 +352,7 @@ def estimate_serving(tensors: Sequence[TensorInfo], count: WeightCount, arch: Ar
     return ServingEstimate(
         engine=options.engine, context=context, concurrency=options.concurrency, kv_dtype=options.kv_dtype,
         tp=options.tp, kv_bytes_per_token=kv_bytes_per_token(arch, options.kv_bytes, options.tp),
-        active_parameters=active_parameters(tensors, count, arch), weights_bytes=weights,
+        active_parameters=active, weights_bytes=weights,
         kv_cache_bytes=per_seq * options.concurrency, activation_bytes=activations, overhead_bytes=overhead,
         kv_bytes_per_sequence=per_seq, activation_bytes_per_sequence=act_per_seq, max_context=arch.max_context,
         notes=tuple(notes))
@@ -380,7 +383,7 @@ def _largest_context(arch: Architecture, options: ServingOptions, pool: int) -> 
     def cost(tokens: int) -> int:
         kv = kv_bytes_per_sequence(arch, tokens, options)
         if options.engine == "transformers":
-            kv += tokens * activation_bytes_per_token(arch, options.tp) + arch.vocab_size * 4
+            kv += _transformers_activation_per_sequence(arch, options, tokens)
         return kv
     low, high = 0, options.context
     while low < high:

@@ -292,12 +292,12 @@ def _reconcile(declared: str | None, tally: _Tally) -> tuple[str | None, list[st
     """Pick the method: the config's declared one first, tensor evidence second; note disagreement."""
     evidence = sorted(tally.evidence)
     if declared is None:
-        return (evidence[0] if len(evidence) == 1 else "+".join(evidence) or None), []
+        return "+".join(evidence) or None, []
     if not evidence:
         quiet = declared not in KNOWN_METHODS  # the unknown-method note is added by the caller
         return declared, [] if quiet else [f"config declares '{declared}' but no tensor is stored quantized"]
     if declared not in KNOWN_METHODS:
-        method = evidence[0] if len(evidence) == 1 else "+".join(evidence)
+        method = "+".join(evidence)
         return method, [f"config declares unknown quantization '{declared}'; tensors look like {method}"]
     family = _FAMILY.get(declared, declared)
     if declared == "compressed-tensors" or all(_FAMILY.get(e, e) == family for e in evidence):

@@ -39,11 +39,6 @@ class SafetensorsHeader:
     metadata: dict[str, str]
     unknown_types: tuple[str, ...] = ()
 
-    @property
-    def data_size(self) -> int:
-        """Length of the data region the offsets describe."""
-        return sum(t.nbytes for t in self.tensors)
-
 
 def read_header_length(prefix: bytes, file: str) -> int:
     """Return N from the first 8 bytes of a safetensors file, refusing sizes over the cap."""
