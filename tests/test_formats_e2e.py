@@ -172,7 +172,7 @@ def test_gguf_file_json_has_the_safetensors_keys(hub, gpumem):
     repo = hub.add_repo(gguf_repo())
     gguf, _ = run_json(gpumem, repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf")
     plain, _ = run_json(gpumem, "meta-llama/Llama-2-7b-hf", "--token", "hf_fakehub_granted_0123456789abcdef")
-    assert set(plain) <= set(gguf) and gguf["file"] == "llama-2-7b.Q4_K_M.gguf"
+    assert set(plain) <= set(gguf) and gguf["file"] == "llama-2-7b.Q4_K_M.gguf" and gguf["variant"] == "Q4_K_M"
     rows = fmt.make_gguf.llama2_q4_k_m_tensors()
     by_type: dict[str, int] = {}
     for _, shape, qtype in rows:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .architecture import Architecture
+from .gguf_header import variant_label
 from .gpus import Recommendation
 from .memory import FormulaResult, ServingEstimate
 from .types import WeightCount
@@ -79,6 +80,7 @@ class ModelReport:
         }
         if self.file is not None:
             data["file"] = self.file
+            data["variant"] = variant_label(self.file)
         if self.components:
             data["components"] = [c.to_dict() for c in self.components]
         return data

@@ -137,7 +137,7 @@ def _comparison(dicts: list[dict]) -> Table:
     for d in dicts:
         widths = d["formula_by_bits"]
         best = next((r for r in d["recommendations"] if r.get("fits")), None)
-        name = d["file"] if one_repo else d["repo_id"] + (f" · {d['file']}" if d.get("file") else "")
+        name = d["file"] if one_repo else d["repo_id"] + (f" · {d.get('variant') or d['file']}" if d.get("file") else "")
         table.add_row(
             name, short_count(d["parameters"]), f"{d['weight_bytes'] / GB:,.1f}", _bits_per_weight(d),
             *(f"{widths[b]:,.1f}" if b in widths else "-" for b in ("16", "8", "4")),
