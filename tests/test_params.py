@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpumem.errors import BadConfig, BadHeader, GpumemError
-from gpumem.params import count_weights, is_buffer
+from gpumem.params import count_weights
 from gpumem.safetensors_header import DTYPE_BITS
 from gpumem.types import TensorInfo
 
@@ -51,7 +51,7 @@ def test_published_counts(folder, parameters, stored, weight_bytes, buffers):
     ],
 )
 def test_buffer_rule(name, shape, buffer):
-    assert is_buffer(TensorInfo(name, "F32", shape, 4 * math.prod(shape))) is buffer
+    assert TensorInfo(name, "F32", shape, 4 * math.prod(shape)).is_buffer is buffer
 
 
 def test_gpt2_is_tied_by_default_and_counted_once():

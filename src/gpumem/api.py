@@ -214,9 +214,17 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
         count, formula_bits,
         FormulaResult.compute(count.parameters, formula_bits) if count.parameters and formula_bits else None,
         tuple(FormulaResult.compute(count.parameters, b) for b in FORMULA_BITS) if count.parameters else (),
-        arch, estimate_, tuple(recs), file=main.name if main.format == "gguf" else None,
+        arch, estimate_, tuple(recs), file=main.name if main.format == "gguf" else None, variant=_variant(main),
         estimated=main.format == "pytorch-bin",
         components=_components(group) if len(group) > 1 else (), notes=tuple(dict.fromkeys([*notes, *estimate_.notes])))
+
+
+def _variant(weights: WeightSet) -> str | None:
+    if weights.format != "gguf":
+        return None
+    from .gguf_header import variant_label
+
+    return variant_label(weights.name)
 
 
 def _count(main: WeightSet, tensors: tuple[TensorInfo, ...]) -> WeightCount:

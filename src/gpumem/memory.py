@@ -33,7 +33,6 @@ from typing import Any
 
 from .architecture import Architecture
 from .errors import UsageError
-from .params import is_buffer
 from .safetensors_header import DTYPE_BITS
 from .types import TensorInfo, WeightCount
 from .units import GB
@@ -263,7 +262,7 @@ def overhead_bytes(engine: str, tp: int) -> int:
 
 def tensor_parameters(tensor: TensorInfo, count: WeightCount) -> int:
     """Real parameters one stored tensor holds (0 for buffers and quantization side data)."""
-    if is_buffer(tensor):
+    if tensor.is_buffer:
         return 0
     quant = count.quantization
     if quant and tensor.name in quant.side_tensors:
@@ -294,7 +293,7 @@ def weights_per_gpu(tensors: Sequence[TensorInfo], count: WeightCount, tp: int =
         return -(-size // tp)
     total = 0
     for t in tensors:
-        if is_buffer(t):  # not loaded as weights
+        if t.is_buffer:  # not loaded as weights
             continue
         kind = tensor_split(t.name)
         size = t.nbytes if bits is None else tensor_parameters(t, count) * bits // 8

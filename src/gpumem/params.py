@@ -19,7 +19,6 @@ _UNTIED_BY_DEFAULT = frozenset({
 _INPUT_EMBEDDINGS = ("embed_tokens.weight", "wte.weight", "word_embeddings.weight", "tok_embeddings.weight",
                      "embed_in.weight")  # fmt: skip
 _OUTPUT_EMBEDDINGS = ("lm_head.weight", "embed_out.weight")
-_INDEX_DTYPES = frozenset({"I64", "I32"})
 
 
 def count_weights(
@@ -33,8 +32,8 @@ def count_weights(
     scan = scan_quantization(tensors, config, quantize_config)
     notes = list(scan.notes)
     plain = [t for t in tensors if t.name not in scan.claimed]
-    buffers = sum(t.numel for t in plain if is_buffer(t))
-    params = [t for t in plain if not is_buffer(t)]
+    buffers = sum(t.numel for t in plain if t.is_buffer)
+    params = [t for t in plain if not t.is_buffer]
     tied, duplicate = _tied_duplicate(params, config)
     unknown = sorted({t.dtype for t in plain if t.dtype not in DTYPE_BITS})  # claimed ones: the scan's notes
     if unknown:
@@ -53,24 +52,6 @@ def count_weights(
         quantization=scan.quantization,
         notes=tuple(notes),
     )
-
-
-def is_buffer(tensor: TensorInfo) -> bool:
-    """True for stored tensors that are not parameters: rotary inv_freq, position ids and causal attention masks.
-
-    Old transformers saved Llama's `rotary_emb.inv_freq` (F32 [head_dim/2]) with the weights, and BERT/RoBERTa/CLIP
-    their `embeddings.position_ids` (I64 [1, max_positions], an index buffer, persistent before 4.31). GPT-2-style
-    models (gpt2, GPT-Neo, GPT-J) store the causal mask as `attn.bias` [1, 1, n_ctx, n_ctx] and
-    `attn.masked_bias` (a scalar). A real bias is a vector, so the mask is told apart by its 4-D
-    [1, 1, n, n] shape, never by name alone (Qwen2's `q_proj.bias`, BERT's `attention...bias` are real).
-    """
-    leaf = tensor.name.rpartition(".")[2]
-    if leaf == "inv_freq" or (leaf == "position_ids" and tensor.dtype in _INDEX_DTYPES):
-        return True
-    if leaf == "masked_bias":
-        return tensor.numel <= 1
-    shape = tensor.shape
-    return leaf == "bias" and len(shape) == 4 and shape[0] == shape[1] == 1 and shape[2] == shape[3]
 
 
 def _tied_duplicate(params: list[TensorInfo], config: dict | None) -> tuple[bool, int]:

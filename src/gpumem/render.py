@@ -150,9 +150,29 @@ def emit_calc(report, *, format: str, svg: str | None, quiet: bool) -> None:
     if format == "markdown":
         sys.stdout.write(f"**{line}**\n")
         return
-    from . import tables
+    if svg:  # only rich can record an SVG
+        from . import tables
 
-    tables.print_calc(d, line, svg=svg)
+        tables.print_calc(d, line, svg=svg)
+        return
+    # Plain text keeps `gpumem calc` free of rich's import cost (start-up budget: issue 5).
+    widths = " · ".join(f"{b} bit {v:,.1f} GB" for b, v in d["formula_by_bits"].items())
+    rows = [(r["gpu"], str(r["count"]), str(r["tp"]), gb(r["per_gpu_total_bytes"]), f"{r['headroom_gb']:,.1f} GB")
+            if r["fits"] else (r["gpu"], "> 8", "", "", "does not fit") for r in d["recommendations"]]
+    table = plain_table(("GPU", "count", "TP", "per-GPU need", "headroom"), rows) if rows else ""
+    sys.stdout.write(f"{line}\n{widths}\n" + (f"GPU options (best first, weights + runtime overhead)\n{table}" if rows else ""))
+
+
+def plain_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """An aligned text table (first column left, the rest right) with a rule under the header."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+
+    def line(cells: Sequence[str]) -> str:
+        first, *rest = (str(c) for c in cells)
+        return "  " + "   ".join([first.ljust(widths[0]), *(c.rjust(w) for c, w in zip(rest, widths[1:]))]).rstrip()
+
+    rule = " " + "─" * (sum(widths) + 3 * (len(widths) - 1) + 2)
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)]) + "\n"
 
 
 def emit_gpus(catalog, *, format: str, svg: str | None, quiet: bool) -> None:

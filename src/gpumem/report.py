@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .architecture import Architecture
-from .gguf_header import variant_label
 from .gpus import Recommendation
 from .memory import FormulaResult, ServingEstimate
 from .types import WeightCount
@@ -44,6 +43,7 @@ class ModelReport:
     serving: ServingEstimate | None
     recommendations: tuple[Recommendation, ...]
     file: str | None = None  # the GGUF variant this report is about
+    variant: str | None = None  # its quantization label (Q4_K_M, ...), read from the file name
     estimated: bool = False  # parameters estimated (pickle-only repos), not read from headers
     components: tuple[ComponentCount, ...] = ()
     notes: tuple[str, ...] = field(default=())
@@ -80,7 +80,7 @@ class ModelReport:
         }
         if self.file is not None:
             data["file"] = self.file
-            data["variant"] = variant_label(self.file)
+            data["variant"] = self.variant
         if self.components:
             data["components"] = [c.to_dict() for c in self.components]
         return data

@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+# Integer dtypes an index buffer (position_ids) is stored in.
+_INDEX_DTYPES = frozenset({"I64", "I32"})
+
 
 @dataclass(frozen=True, slots=True)
 class TensorInfo:
@@ -20,6 +23,24 @@ class TensorInfo:
     def numel(self) -> int:
         """Number of stored elements (packed elements for packed dtypes)."""
         return math.prod(self.shape)
+
+    @property
+    def is_buffer(self) -> bool:
+        """True for stored tensors that are not parameters: rotary inv_freq, position ids and causal attention masks.
+
+        Old transformers saved Llama's `rotary_emb.inv_freq` (F32 [head_dim/2]) with the weights, and BERT/RoBERTa/CLIP
+        their `embeddings.position_ids` (I64 [1, max_positions], an index buffer, persistent before 4.31). GPT-2-style
+        models (gpt2, GPT-Neo, GPT-J) store the causal mask as `attn.bias` [1, 1, n_ctx, n_ctx] and
+        `attn.masked_bias` (a scalar). A real bias is a vector, so the mask is told apart by its 4-D
+        [1, 1, n, n] shape, never by name alone (Qwen2's `q_proj.bias`, BERT's `attention...bias` are real).
+        """
+        leaf = self.name.rpartition(".")[2]
+        if leaf == "inv_freq" or (leaf == "position_ids" and self.dtype in _INDEX_DTYPES):
+            return True
+        if leaf == "masked_bias":
+            return self.numel <= 1
+        shape = self.shape
+        return leaf == "bias" and len(shape) == 4 and shape[0] == shape[1] == 1 and shape[2] == shape[3]
 
 
 @dataclass(frozen=True, slots=True)
