@@ -17,8 +17,8 @@ HUB_FIXTURES = FIXTURES / "hub"
 @pytest.fixture(autouse=True)
 def hermetic_env(tmp_path, monkeypatch):
     """Point every Hugging Face / gpumem location at a temp dir and drop any token or endpoint."""
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE", "NO_COLOR",
-                 "GPUMEM_DEBUG", "GPUMEM_CACHE_DIR"):
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE", "NO_COLOR", "FORCE_COLOR",
+                 "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS", "GPUMEM_DEBUG", "GPUMEM_CACHE_DIR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
