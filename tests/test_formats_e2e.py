@@ -196,6 +196,17 @@ def test_gguf_split_variant_is_one_model(hub, gpumem):
     assert report["weight_bytes"] == 2 * (LLAMA2_7B - 65 * 4096) + 4 * 65 * 4096
 
 
+def test_gguf_file_reads_only_that_variant_and_is_not_cached_partially(hub, gpumem):
+    repo = hub.add_repo(gguf_repo())
+    code, out, err = gpumem("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--json")  # cache on
+    assert code == 0, err
+    report = json.loads(out)
+    weight_reads = {r.path.rsplit("/", 1)[1] for r in hub.requests if r.path.startswith("/cdn/")}
+    assert weight_reads == {"llama-2-7b.Q4_K_M.gguf"} and report["parameters"] == LLAMA2_7B
+    code, out, _ = gpumem("hf", repo.repo_id, "--json")  # with the cache: all variants, read afresh
+    assert code == 0 and [r["file"] for r in json.loads(out)] == list(VARIANTS)
+
+
 def test_gguf_unknown_file_is_a_usage_error(hub, gpumem):
     repo = hub.add_repo(gguf_repo())
     code, _, err = gpumem("hf", repo.repo_id, "--file", "llama-2-7b.Q5_K_M.gguf", "--no-cache")

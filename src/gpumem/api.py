@@ -53,9 +53,13 @@ def open_client(options: HubOptions | None = None):
     return HubClient(options.endpoint, options.token, timeout=options.timeout, deadline=options.deadline)
 
 
-def inspect_repo(repo_id: str, revision: str = "main", options: HubOptions | None = None, *, client=None) -> RepoMetadata:
-    """Read a Hub repo's metadata: from the cache, the Hub, or (unreachable / gated without token) the snapshot."""
-    return inspect_repos([repo_id], revision, options, client=client)[0]
+def inspect_repo(repo_id: str, revision: str = "main", options: HubOptions | None = None, *, client=None,
+                 gguf_file: str | None = None) -> RepoMetadata:
+    """Read a Hub repo's metadata: from the cache, the Hub, or (unreachable / gated without token) the snapshot.
+
+    `gguf_file` reads only that variant of a GGUF repo.
+    """
+    return inspect_repos([repo_id], revision, options, client=client, gguf_file=gguf_file)[0]
 
 
 def is_offline(options: HubOptions | None = None) -> bool:
@@ -65,7 +69,8 @@ def is_offline(options: HubOptions | None = None) -> bool:
 
 
 def inspect_repos(repo_ids: Sequence[str], revision: str = "main", options: HubOptions | None = None, *,
-                  client=None, return_errors: bool = False, on_done: Callable[[str], None] | None = None) -> list:
+                  client=None, return_errors: bool = False, on_done: Callable[[str], None] | None = None,
+                  gguf_file: str | None = None) -> list:
     """Read many repos over one shared connection pool, concurrently; errors raise (or are returned in place).
 
     `on_done(repo_id)` is called as each repo finishes (for progress display).
@@ -86,7 +91,8 @@ def inspect_repos(repo_ids: Sequence[str], revision: str = "main", options: HubO
     client = client or open_client(options)
     try:
         return client.map_concurrent(
-            lambda repo_id: _each(lambda r: _online(client, r, revision, cache), repo_id, return_errors, on_done),
+            lambda repo_id: _each(lambda r: _online(client, r, revision, cache, gguf_file), repo_id, return_errors,
+                                  on_done),
             repo_ids)
     finally:
         if owned:
@@ -107,7 +113,7 @@ def _each(read: Callable[[str], RepoMetadata], repo_id: str, return_errors: bool
             on_done(repo_id)
 
 
-def _online(client, repo_id: str, revision: str, cache: ResultCache | None) -> RepoMetadata:
+def _online(client, repo_id: str, revision: str, cache: ResultCache | None, gguf_file: str | None = None) -> RepoMetadata:
     from .fetch import fetch_repo
 
     if cache and (sha := cache.sha_for(client.endpoint, repo_id, revision)):
@@ -120,13 +126,13 @@ def _online(client, repo_id: str, revision: str, cache: ResultCache | None) -> R
         if cached := cache.load(client.endpoint, repo_id, sha):
             return replace(cached, source="cache", notes=(note, *cached.notes) if note else cached.notes)
     try:
-        metadata = fetch_repo(client, repo_id, revision)
+        metadata = fetch_repo(client, repo_id, revision, gguf_file=gguf_file)
     except (HubUnavailable, GatedRepo, AccessError) as exc:
         fallback = _snapshot_fallback(repo_id, exc, client.has_token)
         if fallback is None:
             raise
         return fallback
-    if cache:
+    if cache and (gguf_file is None or metadata.weight_sets[0].format != "gguf"):  # never cache a partial read
         cache.store(client.endpoint, revision, metadata)
     return metadata
 
@@ -273,12 +279,9 @@ def _checkpoint_bits(count: WeightCount) -> float | None:
 
 
 def _pick_gguf(sets: tuple[WeightSet, ...], file: str | None) -> list[list[WeightSet]]:
-    if file is None:
-        return [[ws] for ws in sets]
-    chosen = [ws for ws in sets if file in (ws.name, *ws.files) or ws.name.endswith("/" + file)]
-    if not chosen:
-        raise UsageError(f"no GGUF file {file!r} in this repo", hint="choose one of: " + ", ".join(ws.name for ws in sets))
-    return [chosen[:1]]
+    from .layout import pick_gguf_variant
+
+    return [[ws] for ws in sets] if file is None else [[pick_gguf_variant(sets, file)]]
 
 
 _MAX_PARAMETERS = 10**14  # a hundred times the largest models published

@@ -171,7 +171,7 @@ def fit(repo_ids, gpu, counts, gguf_file, context, kv_dtype, engine, revision, h
     find_gpu(gpu)
     serving = ServingOptions(engine=engine, context=context, kv_dtype=kv_dtype)
     ids = _repo_ids(repo_ids, None)
-    results = _inspect(ids, revision, hub, output["quiet"], return_errors=len(ids) > 1)
+    results = _inspect(ids, revision, hub, output["quiet"], return_errors=len(ids) > 1, gguf_file=gguf_file)
     fits = [_call_or_error(api.fit, r, gpu, serving=serving, counts=counts or None, file=gguf_file) for r in results]
     if len(fits) == 1 and isinstance(fits[0], Exception):
         raise fits[0]
@@ -268,7 +268,7 @@ def _report(ids: list[str], revision: str, hub, output: dict, *, compare: bool, 
     """Read, estimate and print many repos; a failed repo is reported in place, the worst exit code wins."""
     from . import api, render
 
-    results = _inspect(ids, revision, hub, output["quiet"], return_errors=len(ids) > 1)
+    results = _inspect(ids, revision, hub, output["quiet"], return_errors=len(ids) > 1, gguf_file=estimate["file"])
     reports = [_call_or_error(api.estimate, r, **estimate) for r in results]
     if len(reports) == 1 and isinstance(reports[0], Exception):
         raise reports[0]  # one repo asked for, one error: the plain error line and exit code
@@ -277,7 +277,8 @@ def _report(ids: list[str], revision: str, hub, output: dict, *, compare: bool, 
         sys.exit(_worst_exit_code(reports))
 
 
-def _inspect(ids: list[str], revision: str, hub, quiet: bool, *, return_errors: bool) -> list:
+def _inspect(ids: list[str], revision: str, hub, quiet: bool, *, return_errors: bool,
+             gguf_file: str | None = None) -> list:
     """Read the repos over one client (kept for --debug's request log), with progress on a terminal."""
     from . import api
     from .progress import ReadProgress
@@ -287,7 +288,7 @@ def _inspect(ids: list[str], revision: str, hub, quiet: bool, *, return_errors: 
         if _State.client:
             _State.client.on_range_read = progress.header_read
         return api.inspect_repos(ids, revision, hub, client=_State.client, return_errors=return_errors,
-                                 on_done=progress.repo_done)
+                                 on_done=progress.repo_done, gguf_file=gguf_file)
 
 
 def _repo_ids(repo_ids: tuple[str, ...], from_file) -> list[str]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import math
 import posixpath
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import BadConfig, BadHeader, EntryNotFound, GpumemError
 from .gguf_header import IncompleteGGUF, gguf_config, parse_gguf
 from .hub import HubClient, RepoListing
 from .jsondoc import load_json_object
-from .layout import WeightSetPlan, plan_layout
+from .layout import WeightSetPlan, pick_gguf_variant, plan_layout
 from .safetensors_header import (
     PREFIX_BYTES,
     SafetensorsHeader,
@@ -43,12 +43,17 @@ class _Wave1:
     files: dict[str, dict | None]  # path -> parsed JSON (None when absent)
 
 
-def fetch_repo(client: HubClient, repo_id: str, revision: str = "main") -> RepoMetadata:
-    """Read everything gpumem needs about one revision of a repo (never tensor data)."""
+def fetch_repo(client: HubClient, repo_id: str, revision: str = "main", *, gguf_file: str | None = None) -> RepoMetadata:
+    """Read everything gpumem needs about one revision of a repo (never tensor data).
+
+    `gguf_file` reads only that variant of a GGUF repo (each header carries a tokenizer of ~1 MB).
+    """
     first = _wave1(client, repo_id, revision)
     listing = first.listing
     sizes = {f.path: f.size for f in listing.files}  # also the set of listed paths
     layout = plan_layout(sizes)
+    if gguf_file is not None and layout.sets[0].format == "gguf":
+        layout = replace(layout, sets=(pick_gguf_variant(layout.sets, gguf_file),))
     small = small_files_needed(layout.sets, sizes.keys(), first.files)
     tasks: list[Callable[[], tuple[str, object]]] = [_small_task(client, listing, path) for path in small]
     for plan in layout.sets:

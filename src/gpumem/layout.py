@@ -10,11 +10,14 @@ from __future__ import annotations
 import posixpath
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
-from .errors import NoWeights
+from .errors import NoWeights, UsageError
 from .gguf_header import group_gguf_files
+
+T = TypeVar("T")  # a WeightSetPlan or a read WeightSet: both have .name and .files
 
 # Folders that hold copies of the weights in other formats or for other runtimes.
 _IGNORED_FOLDERS = ("original", "onnx", "openvino", "coreml", "tflite", "flax", "tf", "mlx", "gguf_cache")
@@ -120,3 +123,12 @@ def _describe_missing(paths: list[str]) -> str:
     if others:
         return f"no safetensors, GGUF or pytorch_model.bin weights; the repo has {', '.join(others)} files instead"
     return "no weight files in this repo" if paths else "the repo has no files"
+
+
+def pick_gguf_variant(sets: Sequence[T], wanted: str) -> T:
+    """The GGUF weight set (plan or read set) a `--file` name means: its name, one of its files, or a basename."""
+    for weights in sets:
+        if wanted in (weights.name, *weights.files) or weights.name.endswith("/" + wanted):
+            return weights
+    raise UsageError(f"no GGUF file {wanted!r} in this repo",
+                     hint="choose one of: " + ", ".join(weights.name for weights in sets))
