@@ -180,3 +180,16 @@ def test_explicit_token_wins_and_false_means_none(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_from_env")
     assert client(None).has_token
     assert not client(False).has_token
+
+
+@responses.activate
+def test_a_shared_client_deadline_bounds_each_operation_not_its_life(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr("gpumem.hub.time.monotonic", lambda: clock[0])
+    responses.get(f"{API}/api/models/org/model/revision/main", json=INFO)
+    shared = client(deadline=10)
+    clock[0] += 60  # an hour-long notebook session between two calls
+    with pytest.raises(HubUnavailable, match="deadline"):
+        shared.resolve("org/model")
+    shared.restart_deadline()
+    assert shared.resolve("org/model").sha == SHA

@@ -89,6 +89,7 @@ def inspect_repos(repo_ids: Sequence[str], revision: str = "main", options: HubO
                 for repo_id in repo_ids]
     owned = client is None
     client = client or open_client(options)
+    client.restart_deadline()  # a shared client's deadline bounds this call, not its lifetime
     try:
         return client.map_concurrent(
             lambda repo_id: _each(lambda r: _online(client, r, revision, cache, gguf_file), repo_id, return_errors,

@@ -103,6 +103,7 @@ class HubClient:
         self._host = urlsplit(self.endpoint).netloc
         self._token = _discover_token(token)
         self.timeout = timeout
+        self._deadline_s = deadline
         self._deadline = _Deadline(deadline)
         self.retries = retries
         self.backoff = backoff
@@ -125,6 +126,10 @@ class HubClient:
     def has_token(self) -> bool:
         """Whether requests to the Hub carry a token (the token itself is never exposed)."""
         return bool(self._token)
+
+    def restart_deadline(self) -> None:
+        """Start the total deadline afresh: it bounds one operation, not the client's whole life."""
+        self._deadline = _Deadline(self._deadline_s)
 
     def close(self) -> None:
         """Close the connection pool."""
