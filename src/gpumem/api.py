@@ -19,7 +19,7 @@ from .errors import (
     OfflineMiss,
     UsageError,
 )
-from .gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, load_catalog, recommend
+from .gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, recommend
 from .memory import FormulaResult, ServingOptions, estimate_serving
 from .report import FORMULA_BITS, CalcReport, ComponentCount, FitReport, ModelReport
 from .types import RepoMetadata, TensorInfo, WeightCount, WeightSet
@@ -186,10 +186,7 @@ def fit(metadata: RepoMetadata, gpu: str, *, serving: ServingOptions | None = No
     target = find_gpu(gpu)
     reports = []
     for group in _groups(metadata, file):
-        main = group[0]
-        tensors = tuple(t for ws in group for t in ws.tensors)
-        count = _count(main, tensors) if main.format != "pytorch-bin" else _estimated_count(main)
-        arch, _ = _architecture(main.config)
+        tensors, count, arch, _ = _prepare(group)
         widths = [None, *(b for b in FORMULA_BITS if b != _checkpoint_bits(count))] if count.parameters else [None]
         rows = fit_options(tensors, count, arch, serving, target, widths, counts or GPU_COUNTS)
         reports.append(FitReport(metadata.repo_id, metadata.revision, metadata.source, target.name, serving.context,
@@ -209,13 +206,11 @@ def _groups(metadata: RepoMetadata, file: str | None) -> list[list[WeightSet]]:
 def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | None, serving: ServingOptions,
             only: Gpu | None) -> ModelReport:
     main = group[0]
-    tensors = tuple(t for ws in group for t in ws.tensors)
-    count = _count(main, tensors) if main.format != "pytorch-bin" else _estimated_count(main)
-    arch, arch_note = _architecture(main.config)
+    tensors, count, arch, arch_note = _prepare(group)
     formula_bits = bits if bits is not None else _checkpoint_bits(count)
     notes = [*metadata.notes, *(n for ws in group for n in ws.notes), *count.notes, *([arch_note] if arch_note else [])]
     estimate_ = estimate_serving(tensors, count, arch, serving, bits=bits)
-    recs = recommend(tensors, count, arch, serving, bits, load_catalog(), only=only)
+    recs = recommend(tensors, count, arch, serving, bits, only=only, active=estimate_.active_parameters)
     return ModelReport(
         metadata.repo_id, metadata.revision, metadata.source, main.format, tuple(f for ws in group for f in ws.files),
         count, formula_bits,
@@ -224,6 +219,14 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
         arch, estimate_, tuple(recs), file=main.name if main.format == "gguf" else None, variant=_variant(main),
         estimated=main.format == "pytorch-bin",
         components=_components(group) if len(group) > 1 else (), notes=tuple(dict.fromkeys([*notes, *estimate_.notes])))
+
+
+def _prepare(group: Sequence[WeightSet]):
+    """What a report or fit of one group needs: its tensors, their count, the architecture (and why not)."""
+    main = group[0]
+    tensors = tuple(t for ws in group for t in ws.tensors)
+    count = _count(main, tensors) if main.format != "pytorch-bin" else _estimated_count(main)
+    return (tensors, count, *_architecture(main.config))
 
 
 def _variant(weights: WeightSet) -> str | None:
@@ -297,8 +300,7 @@ def parse_parameter_count(text: str) -> int:
     value = float(match[1]) * _SUFFIXES[match[2].upper()]
     if not 1 <= value <= _MAX_PARAMETERS:
         raise UsageError(f"parameter count must be between 1 and 100T, got {text!r}")
-    value = round(value)
-    return value
+    return round(value)
 
 
 def calc(parameters: int | str, bits: float = 16, *, serving: ServingOptions | None = None,
@@ -308,7 +310,7 @@ def calc(parameters: int | str, bits: float = 16, *, serving: ServingOptions | N
     bits = _check_bits(bits)
     weights = WeightCount(count_, {}, round(count_ * bits / 8))
     only = find_gpu(gpu) if gpu else None
-    recs = recommend((), weights, None, serving or ServingOptions(), bits, load_catalog(), only=only)
+    recs = recommend((), weights, None, serving or ServingOptions(), bits, only=only)
     return CalcReport(count_, bits, FormulaResult.compute(count_, bits), tuple(FormulaResult.compute(count_, b) for b in FORMULA_BITS),
                       tuple(recs))
 

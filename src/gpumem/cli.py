@@ -50,18 +50,24 @@ def _output_options(command):
     return wrapper
 
 
+# Serving flags that `fit` shares with the report commands.
+_CONTEXT_OPTION = click.option("--context", type=int, default=4096, show_default=True, help="Tokens per sequence.")
+_KV_DTYPE_OPTION = click.option("--kv-dtype", type=click.Choice(["auto", "bf16", "fp16", "fp8"]), default="auto",
+                                show_default=True, help="KV cache element type.")
+_ENGINE_OPTION = click.option("--engine", type=click.Choice(["vllm", "transformers"]), default="vllm",
+                              show_default=True, help="Serving engine whose memory behaviour to model.")
+
+
 def _serving_options(command):
-    """--bits and the serving flags shared by hf, local, compare and fit."""
+    """--bits and the serving flags shared by hf, local and compare."""
     @click.option("--bits", type=click.FloatRange(1, 64),
                   help="Load width for the formula and the what-if (default: the checkpoint's own).")
     @click.option("--gpu", help='Answer for one GPU type, e.g. "RTX 4090", a100-80gb, h100.')
-    @click.option("--context", type=int, default=4096, show_default=True, help="Tokens per sequence.")
+    @_CONTEXT_OPTION
     @click.option("--concurrency", type=int, default=1, show_default=True, help="Sequences served at once.")
-    @click.option("--kv-dtype", type=click.Choice(["auto", "bf16", "fp16", "fp8"]), default="auto", show_default=True,
-                  help="KV cache element type.")
+    @_KV_DTYPE_OPTION
     @click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel size for the breakdown.")
-    @click.option("--engine", type=click.Choice(["vllm", "transformers"]), default="vllm", show_default=True,
-                  help="Serving engine whose memory behaviour to model.")
+    @_ENGINE_OPTION
     @functools.wraps(command)
     def wrapper(*args, bits, gpu, context, concurrency, kv_dtype, tp, engine, **kwargs):
         from .gpus import find_gpu
@@ -150,11 +156,9 @@ def compare(repo_ids, revision, hub, bits, gpu, serving, output):
 @click.option("--count", "counts", type=click.IntRange(1, 64), multiple=True,
               help="GPU counts to try (repeatable; default 1, 2, 4, 8).")
 @click.option("--file", "gguf_file", help="GGUF repos: the variant to check.")
-@click.option("--context", type=int, default=4096, show_default=True, help="Tokens per sequence.")
-@click.option("--kv-dtype", type=click.Choice(["auto", "bf16", "fp16", "fp8"]), default="auto", show_default=True,
-              help="KV cache element type.")
-@click.option("--engine", type=click.Choice(["vllm", "transformers"]), default="vllm", show_default=True,
-              help="Serving engine whose memory behaviour to model.")
+@_CONTEXT_OPTION
+@_KV_DTYPE_OPTION
+@_ENGINE_OPTION
 @_hub_options
 @_output_options
 def fit(repo_ids, gpu, counts, gguf_file, context, kv_dtype, engine, revision, hub, output):
@@ -173,12 +177,11 @@ def fit(repo_ids, gpu, counts, gguf_file, context, kv_dtype, engine, revision, h
     ids = _repo_ids(repo_ids, None)
     results = _inspect(ids, revision, hub, output["quiet"], return_errors=len(ids) > 1, gguf_file=gguf_file)
     fits = [_call_or_error(api.fit, r, gpu, serving=serving, counts=counts or None, file=gguf_file) for r in results]
-    if len(fits) == 1 and isinstance(fits[0], Exception):
-        raise fits[0]
-    render.emit_fits([r for f in fits if not isinstance(f, Exception) for r in f], **output)
-    render.report_errors(ids, fits)
-    if any(isinstance(f, Exception) for f in fits):
-        sys.exit(_worst_exit_code(fits))
+
+    def emit(results: list) -> None:
+        render.emit_fits([r for f in results if not isinstance(f, Exception) for r in f], **output)
+        render.report_errors(ids, results)
+    _emit_each(fits, emit)
 
 
 @cli.command()
@@ -270,11 +273,16 @@ def _report(ids: list[str], revision: str, hub, output: dict, *, compare: bool, 
 
     results = _inspect(ids, revision, hub, output["quiet"], return_errors=len(ids) > 1, gguf_file=estimate["file"])
     reports = [_call_or_error(api.estimate, r, **estimate) for r in results]
-    if len(reports) == 1 and isinstance(reports[0], Exception):
-        raise reports[0]  # one repo asked for, one error: the plain error line and exit code
-    render.emit_reports(ids, reports, compare=compare, **output)
-    if any(isinstance(r, Exception) for r in reports):
-        sys.exit(_worst_exit_code(reports))
+    _emit_each(reports, lambda results: render.emit_reports(ids, results, compare=compare, **output))
+
+
+def _emit_each(results: list, emit) -> None:
+    """Print per-repo results (errors in place); one repo with one error is the plain error; worst exit code."""
+    if len(results) == 1 and isinstance(results[0], Exception):
+        raise results[0]
+    emit(results)
+    if any(isinstance(r, Exception) for r in results):
+        sys.exit(_worst_exit_code(results))
 
 
 def _inspect(ids: list[str], revision: str, hub, quiet: bool, *, return_errors: bool,

@@ -172,14 +172,17 @@ def _recommend_one(gpu: Gpu, estimate_at: Callable[[int], ServingEstimate], arch
 
 def recommend(tensors: Sequence[TensorInfo], count: WeightCount, arch: Architecture | None,
               options: ServingOptions, bits: int | None = None, catalog: Sequence[Gpu] | None = None,
-              only: Gpu | None = None) -> list[Recommendation]:
+              only: Gpu | None = None, active: int | None = None) -> list[Recommendation]:
     """For each GPU type (or `only`), the fewest GPUs (1/2/4/8, TP = count) that serve the model; best first.
 
-    With `arch` None (unreadable config.json) the totals are weights and runtime overhead only.
+    With `arch` None (unreadable config.json) the totals are weights and runtime overhead only. `active`,
+    when the caller already has it (a ServingEstimate's active_parameters), saves a pass over the tensors.
     """
     gpus = [only] if only is not None else list(load_catalog() if catalog is None else catalog)
     by_name = {g.name: g for g in gpus}
-    estimate_at = _estimator(tensors, count, arch, options, bits, active_parameters(tensors, count, arch))
+    if active is None:
+        active = active_parameters(tensors, count, arch)
+    estimate_at = _estimator(tensors, count, arch, options, bits, active)
     found = [_recommend_one(g, estimate_at, arch, options) for g in gpus]
     return sorted(found, key=lambda r: (not r.fits, r.count, r.count * by_name[r.gpu].usable_mib, r.gpu))
 

@@ -20,16 +20,17 @@ def read_local(path: str) -> RepoMetadata:
         raise NotFoundError(f"{path}: no such file or folder")
     root = target.parent if target.is_file() else target
     paths = [target.name] if target.is_file() else _list_files(root)
-    layout = plan_layout(paths)
+    listed = set(paths)
+    layout = plan_layout(listed)
     # Only the weight files are stat-ed: a dangling link elsewhere in the folder (extra.txt) is none of ours.
     sizes = {file: _size(root / file, file) for plan in layout.sets for file in plan.files}
-    documents = {p: _read_json(root / p, p) for p in small_files_needed(layout.sets, set(paths), {})}
+    documents = {p: _read_json(root / p, p) for p in small_files_needed(layout.sets, listed, {})}
     headers = {}
     for plan in layout.sets:
         if plan.format != "pytorch-bin":
             for file in plan.files:
                 headers[file] = _read_header(root / file, plan.format, file, sizes[file])
-    sets = tuple(build_weight_set(plan, sizes.get, set(paths), documents, headers) for plan in layout.sets)
+    sets = tuple(build_weight_set(plan, sizes.get, listed, documents, headers) for plan in layout.sets)
     return RepoMetadata(str(target), "local", "local", sets, tuple(paths), layout.notes)
 
 
