@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from .units import FIT_HEADERS, GB, concurrency, count, fit_rows, gb
+from .units import FIT_HEADERS, GB, concurrency, count, fit_rows, formula_widths, gb
 
 
 def emit_reports(ids: Sequence[str], results: Sequence, *, format: str, svg: str | None, quiet: bool,
@@ -88,18 +88,32 @@ CSV_COLUMNS = ("repo_id", "file", "revision", "source", "format", "parameters", 
 
 def render_csv(dicts: list[dict]) -> str:
     """One row per model (or GGUF variant)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    rows = []
     for d in dicts:
         best = next((r for r in d["recommendations"] if r.get("fits")), {})
         widths = d["formula_by_bits"]
-        writer.writerow([d["repo_id"], d.get("file", ""), d["revision"], d["source"], d["format"], d["parameters"],
-                         d["weight_bytes"], d["formula"]["bits"] if d["formula"] else "",
-                         d["formula"]["memory_gb"] if d["formula"] else "", widths.get("16", ""), widths.get("8", ""),
-                         widths.get("4", ""), d["serving"]["per_gpu"]["total_bytes"] if d["serving"] else "",
-                         best.get("gpu", ""), best.get("count", "")])
+        rows.append([d["repo_id"], d.get("file", ""), d["revision"], d["source"], d["format"], d["parameters"],
+                     d["weight_bytes"], d["formula"]["bits"] if d["formula"] else "",
+                     d["formula"]["memory_gb"] if d["formula"] else "", widths.get("16", ""), widths.get("8", ""),
+                     widths.get("4", ""), d["serving"]["per_gpu"]["total_bytes"] if d["serving"] else "",
+                     best.get("gpu", ""), best.get("count", "")])
+    return csv_text(CSV_COLUMNS, rows)
+
+
+def csv_text(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A CSV document: header row, then the rows."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(headers)
+    writer.writerows(rows)
     return out.getvalue()
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub Markdown table (every column left-aligned)."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 def emit_fits(reports, *, format: str, svg: str | None, quiet: bool) -> None:
@@ -110,22 +124,16 @@ def emit_fits(reports, *, format: str, svg: str | None, quiet: bool) -> None:
         return
     rows = [(d, o) for d in dicts for o in d["options"]]
     if format == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(("repo_id", "gpu", "bits", "count", "fits", "per_gpu_total_bytes", "headroom_gb",
-                         "max_concurrency", "largest_context"))
-        for d, o in rows:
-            writer.writerow((d["repo_id"], d["gpu"], o["bits"] or "stored", o["count"], o["fits"],
-                             o["per_gpu_total_bytes"], o["headroom_gb"], o["max_concurrency"], o["largest_context"]))
-        sys.stdout.write(out.getvalue())
+        sys.stdout.write(csv_text(
+            ("repo_id", "gpu", "bits", "count", "fits", "per_gpu_total_bytes", "headroom_gb", "max_concurrency",
+             "largest_context"),
+            [(d["repo_id"], d["gpu"], o["bits"] or "stored", o["count"], o["fits"], o["per_gpu_total_bytes"],
+              o["headroom_gb"], o["max_concurrency"], o["largest_context"]) for d, o in rows]))
         return
     if format == "markdown":
         for d in dicts:
-            headers = FIT_HEADERS
-            lines = [f"**{d['repo_id']} on {d['gpu']} · sequences of {d['context']:,} tokens**", "",
-                     "| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
-            lines += ["| " + " | ".join(row) + " |" for row in fit_rows(d)]
-            sys.stdout.write("\n".join(lines) + "\n\n")
+            title = f"**{d['repo_id']} on {d['gpu']} · sequences of {d['context']:,} tokens**"
+            sys.stdout.write(f"{title}\n\n{markdown_table(FIT_HEADERS, fit_rows(d))}\n")
         return
     from . import tables
 
@@ -145,7 +153,7 @@ def emit_calc(report, *, format: str, svg: str | None, quiet: bool) -> None:
     line = (f"{d['parameters']:,} parameters × 4 B / (32 / {f['bits']:g}) × {f['overhead']} = "
             f"{f['memory_gb']:,.1f} GB")
     if format == "csv":
-        sys.stdout.write(f"parameters,bits,memory_gb\n{d['parameters']},{f['bits']:g},{f['memory_gb']}\n")
+        sys.stdout.write(csv_text(("parameters", "bits", "memory_gb"), [(d["parameters"], f"{f['bits']:g}", f["memory_gb"])]))
         return
     if format == "markdown":
         sys.stdout.write(f"**{line}**\n")
@@ -156,7 +164,7 @@ def emit_calc(report, *, format: str, svg: str | None, quiet: bool) -> None:
         tables.print_calc(d, line, svg=svg)
         return
     # Plain text keeps `gpumem calc` free of rich's import cost (start-up budget: issue 5).
-    widths = " · ".join(f"{b} bit {v:,.1f} GB" for b, v in d["formula_by_bits"].items())
+    widths = formula_widths(d["formula_by_bits"])
     rows = [(r["gpu"], str(r["count"]), str(r["tp"]), gb(r["per_gpu_total_bytes"]), f"{r['headroom_gb']:,.1f} GB")
             if r["fits"] else (r["gpu"], "> 8", "", "", "does not fit") for r in d["recommendations"]]
     table = plain_table(("GPU", "count", "TP", "per-GPU need", "headroom"), rows) if rows else ""
@@ -182,17 +190,12 @@ def emit_gpus(catalog, *, format: str, svg: str | None, quiet: bool) -> None:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     columns = [k for k in rows[0] if k not in ("aliases", "note")] if rows else []
+    cells = [[row.get(c, "") for c in columns] for row in rows]
     if format == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        sys.stdout.write(out.getvalue())
+        sys.stdout.write(csv_text(columns, cells))
         return
     if format == "markdown":
-        lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-        lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
-        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.write(markdown_table(columns, cells))
         return
     from . import tables
 

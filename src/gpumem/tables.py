@@ -15,7 +15,16 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from .units import FIT_HEADERS, GB, concurrency, count, fit_rows, gb, short_count
+from .units import (
+    FIT_HEADERS,
+    GB,
+    concurrency,
+    count,
+    fit_rows,
+    formula_widths,
+    gb,
+    short_count,
+)
 
 # Stacked-bar segments: distinct glyphs so the bar reads without colour too.
 _SEGMENTS = (("weights", "█", "cyan"), ("KV cache", "▓", "magenta"), ("activations", "▒", "yellow"),
@@ -67,7 +76,7 @@ def _summary(d: dict) -> Table:
     for component in d.get("components", []):
         table.add_row(f"  {component['name']}", f"{count(component['parameters'])} · {gb(component['weight_bytes'])}")
     if f := d["formula"]:
-        widths = " · ".join(f"{bits} bit {value:,.1f} GB" for bits, value in d["formula_by_bits"].items())
+        widths = formula_widths(d["formula_by_bits"])
         table.add_row("Formula", f"P × 4 B / (32 / {f['bits']:g}) × {f['overhead']} = {f['memory_gb']:,.1f} GB  ({widths})")
     return table
 
@@ -173,7 +182,7 @@ def print_calc(d: dict, line: str, *, svg: str | None) -> None:
     """`gpumem calc` as text: the formula line, the three widths, the GPU table."""
     console = stdout_console(record=bool(svg))
     console.print(Text(line, style="bold"))
-    console.print(" · ".join(f"{b} bit {v:,.1f} GB" for b, v in d["formula_by_bits"].items()))
+    console.print(formula_widths(d["formula_by_bits"]))
     if d["recommendations"]:
         console.print(_gpu_table({"recommendations": d["recommendations"], "serving": None}))
     _finish(console, svg)

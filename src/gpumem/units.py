@@ -32,6 +32,11 @@ def concurrency(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
+def formula_widths(formula_by_bits: dict[str, float]) -> str:
+    """'16 bit 168.0 GB · 8 bit 84.0 GB · 4 bit 42.0 GB'."""
+    return " · ".join(f"{bits} bit {value:,.1f} GB" for bits, value in formula_by_bits.items())
+
+
 FIT_HEADERS = ("load width", "GPUs", "per-GPU need", "headroom", "fits", "max seqs", "longest context")
 
 
