@@ -24,7 +24,7 @@ from fakehub.layouts import (
 )
 
 from gpumem.params import count_weights
-from gpumem.quantization import detect_quantization, scan_quantization
+from gpumem.quantization import scan_quantization
 from gpumem.types import TensorInfo
 
 LLAMA31_8B = 8_030_261_248
@@ -210,5 +210,5 @@ def test_gguf_block_types_count_logical_elements():
 
 def test_detect_quantization_is_none_for_a_plain_checkpoint():
     tensors = manifest_tensors("Qwen__Qwen2.5-7B")
-    assert detect_quantization(tensors, load_fixture_json("Qwen__Qwen2.5-7B", "config.json")) is None
+    assert scan_quantization(tensors, load_fixture_json("Qwen__Qwen2.5-7B", "config.json")).quantization is None
     assert scan_quantization(tensors).claimed == frozenset()

@@ -77,13 +77,6 @@ class _Tally:
                 for why, names in self.unknown.items()]
 
 
-def detect_quantization(
-    tensors: Sequence[TensorInfo], config: dict | None = None, quantize_config: dict | None = None
-) -> Quantization | None:
-    """Return what pre-quantized scheme the tensors use (None for a plain checkpoint)."""
-    return scan_quantization(tensors, config, quantize_config).quantization
-
-
 def scan_quantization(
     tensors: Sequence[TensorInfo], config: dict | None = None, quantize_config: dict | None = None
 ) -> QuantScan:
