@@ -158,17 +158,19 @@ def emit_calc(report, *, format: str, svg: str | None, quiet: bool) -> None:
     if format == "markdown":
         sys.stdout.write(f"**{line}**\n")
         return
-    if svg:  # only rich can record an SVG
-        from . import tables
-
-        tables.print_calc(d, line, svg=svg)
-        return
     # Plain text keeps `gpumem calc` free of rich's import cost (start-up budget: issue 5).
-    widths = formula_widths(d["formula_by_bits"])
     rows = [(r["gpu"], str(r["count"]), str(r["tp"]), gb(r["per_gpu_total_bytes"]), f"{r['headroom_gb']:,.1f} GB")
             if r["fits"] else (r["gpu"], "> 8", "", "", "does not fit") for r in d["recommendations"]]
-    table = plain_table(("GPU", "count", "TP", "per-GPU need", "headroom"), rows) if rows else ""
-    sys.stdout.write(f"{line}\n{widths}\n" + (f"GPU options (best first, weights + runtime overhead)\n{table}" if rows else ""))
+    text = f"{line}\n{formula_widths(d['formula_by_bits'])}\n"
+    if rows:
+        text += "GPU options (best first, weights + runtime overhead)\n"
+        text += plain_table(("GPU", "count", "TP", "per-GPU need", "headroom"), rows)
+    if svg:  # only rich can record an SVG: the same text, through it
+        from . import tables
+
+        tables.print_text(text, svg=svg)
+    else:
+        sys.stdout.write(text)
 
 
 def plain_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -178,13 +178,10 @@ def print_fits(dicts: list[dict], *, svg: str | None) -> None:
     _finish(console, svg)
 
 
-def print_calc(d: dict, line: str, *, svg: str | None) -> None:
-    """`gpumem calc` as text: the formula line, the three widths, the GPU table."""
+def print_text(text: str, *, svg: str | None) -> None:
+    """Plain text through rich, so that it can be saved as an SVG."""
     console = stdout_console(record=bool(svg))
-    console.print(Text(line, style="bold"))
-    console.print(formula_widths(d["formula_by_bits"]))
-    if d["recommendations"]:
-        console.print(_gpu_table({"recommendations": d["recommendations"], "serving": None}))
+    console.print(Text(text.rstrip("\n")))
     _finish(console, svg)
 
 
