@@ -210,7 +210,7 @@ def test_ctrl_c_mid_write_leaves_no_entry_then_the_next_run_refetches(hub, gpume
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr("gpumem.cache.os.fsync", interrupted)
+        patch.setattr("gpumem.files.os.fsync", interrupted)
         code, _, err = gpumem("hf", GPT2, "--json")
     assert code == 130 and err.strip() == "Interrupted."
     assert not list(cache_root().rglob("*.part")) and not list(cache_root().rglob("*.json"))

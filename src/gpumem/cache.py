@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from . import constants
+from .files import write_atomically
 from .types import RepoMetadata
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -83,9 +82,10 @@ class ResultCache:
             return
         try:
             repo_dir = self._repo_dir(endpoint, metadata.repo_id)
-            _atomic_write(repo_dir / f"{metadata.revision}.json", json.dumps(metadata.to_dict(), separators=(",", ":")))
+            (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
+            write_atomically(repo_dir / f"{metadata.revision}.json", json.dumps(metadata.to_dict(), separators=(",", ":")))
             if revision != metadata.revision:
-                _atomic_write(repo_dir / "refs" / _key(revision), metadata.revision)
+                write_atomically(repo_dir / "refs" / _key(revision), metadata.revision)
         except (OSError, ValueError):
             pass  # a read-only or full disk must not fail the run; the answer is already computed
 
@@ -117,17 +117,3 @@ def _key(value: str) -> str:
     if key in {"", ".", ".."} or len(key) > 200:
         raise ValueError(f"not a valid cache key: {value!r}")
     return key
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

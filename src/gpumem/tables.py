@@ -7,7 +7,6 @@ Colour only on a terminal; NO_COLOR (or a pipe) gives plain text with no escape 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from rich import box
@@ -15,6 +14,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from .files import write_atomically
 from .units import (
     FIT_HEADERS,
     GB,
@@ -204,13 +204,4 @@ def _finish(console: Console, svg: str | None) -> None:
 
 def _save_svg(console: Console, path: str) -> None:
     """Write the recorded output as SVG atomically: a failed run never leaves half a file."""
-    svg = console.export_svg(title="gpumem")
-    target = Path(path)
-    fd, temp = tempfile.mkstemp(dir=target.parent or ".", suffix=".svg.part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(svg)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_atomically(Path(path).absolute(), console.export_svg(title="gpumem"))
