@@ -11,8 +11,8 @@ from test_architecture import real_config
 
 from gpumem.architecture import parse_architecture
 from gpumem.errors import UsageError
+from gpumem.engines import EngineConstants
 from gpumem.memory import (
-    CUDA_CONTEXT_BYTES,
     FormulaResult,
     ServingOptions,
     active_parameters,
@@ -164,7 +164,7 @@ def test_breakdown_dict_shape_and_total():
     assert {"engine", "context", "concurrency", "kv_dtype", "tp", "kv_bytes_per_token",
             "active_parameters"} <= set(data)
     assert per_gpu["kv_cache_bytes"] == 4096 * 163_840
-    assert per_gpu["overhead_bytes"] > CUDA_CONTEXT_BYTES  # vLLM + NCCL on top of the CUDA context
+    assert per_gpu["overhead_bytes"] > EngineConstants("").cuda_context_bytes  # vLLM + NCCL on top of the CUDA context
 
 
 def test_context_capped_at_model_maximum_with_a_note():

@@ -14,6 +14,7 @@ import traceback
 import click
 
 from .constants import DEFAULT_DEADLINE_S, debug_enabled
+from .engines import DEFAULT_ENGINE, ENGINES
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 FORMATS = ("table", "json", "markdown", "csv")
@@ -54,8 +55,24 @@ def _output_options(command):
 _CONTEXT_OPTION = click.option("--context", type=int, default=4096, show_default=True, help="Tokens per sequence.")
 _KV_DTYPE_OPTION = click.option("--kv-dtype", type=click.Choice(["auto", "bf16", "fp16", "fp8"]), default="auto",
                                 show_default=True, help="KV cache element type.")
-_ENGINE_OPTION = click.option("--engine", type=click.Choice(["vllm", "transformers"]), default="vllm",
-                              show_default=True, help="Serving engine whose memory behaviour to model.")
+
+
+def _engine_options(command):
+    """--engine (choices: the engine table) and --engine-version (default: the newest modelled)."""
+    @click.option("--engine", type=click.Choice(list(ENGINES)), default=DEFAULT_ENGINE, show_default=True,
+                  help="Serving engine whose memory behaviour to model.")
+    @click.option("--engine-version", help="Engine version to model, e.g. 0.6 (default: the newest modelled).")
+    @functools.wraps(command)
+    def wrapper(*args, engine, engine_version, **kwargs):
+        if engine_version is not None:  # checked once both flags are parsed, before any work
+            from .errors import UsageError
+
+            try:
+                ENGINES[engine].resolve_version(engine_version)
+            except UsageError as exc:
+                raise click.BadParameter(exc.message, param_hint="'--engine-version'") from None
+        return command(*args, engine=engine, engine_version=engine_version, **kwargs)
+    return wrapper
 
 
 def _serving_options(command):
@@ -67,15 +84,16 @@ def _serving_options(command):
     @click.option("--concurrency", type=int, default=1, show_default=True, help="Sequences served at once.")
     @_KV_DTYPE_OPTION
     @click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel size for the breakdown.")
-    @_ENGINE_OPTION
+    @_engine_options
     @functools.wraps(command)
-    def wrapper(*args, bits, gpu, context, concurrency, kv_dtype, tp, engine, **kwargs):
+    def wrapper(*args, bits, gpu, context, concurrency, kv_dtype, tp, engine, engine_version, **kwargs):
         from .gpus import find_gpu
         from .memory import ServingOptions
 
         if gpu:
             find_gpu(gpu)  # an unknown name fails now, before any network traffic
-        serving = ServingOptions(engine=engine, context=context, concurrency=concurrency, kv_dtype=kv_dtype, tp=tp)
+        serving = ServingOptions(engine=engine, engine_version=engine_version, context=context,
+                                 concurrency=concurrency, kv_dtype=kv_dtype, tp=tp)
         return command(*args, bits=bits, gpu=gpu, serving=serving, **kwargs)
     return wrapper
 
@@ -158,10 +176,10 @@ def compare(repo_ids, revision, hub, bits, gpu, serving, output):
 @click.option("--file", "gguf_file", help="GGUF repos: the variant to check.")
 @_CONTEXT_OPTION
 @_KV_DTYPE_OPTION
-@_ENGINE_OPTION
+@_engine_options
 @_hub_options
 @_output_options
-def fit(repo_ids, gpu, counts, gguf_file, context, kv_dtype, engine, revision, hub, output):
+def fit(repo_ids, gpu, counts, gguf_file, context, kv_dtype, engine, engine_version, revision, hub, output):
     """What fits here: at which bit width, context and concurrency a model fits N GPUs of one type.
 
     \b
@@ -173,7 +191,7 @@ def fit(repo_ids, gpu, counts, gguf_file, context, kv_dtype, engine, revision, h
     from .memory import ServingOptions
 
     find_gpu(gpu)
-    serving = ServingOptions(engine=engine, context=context, kv_dtype=kv_dtype)
+    serving = ServingOptions(engine=engine, engine_version=engine_version, context=context, kv_dtype=kv_dtype)
     ids = _repo_ids(repo_ids, None)
     results = _inspect(ids, revision, hub, output["quiet"], return_errors=len(ids) > 1, gguf_file=gguf_file)
     fits = [_call_or_error(api.fit, r, gpu, serving=serving, counts=counts or None, file=gguf_file) for r in results]

@@ -2,8 +2,8 @@
 
 For each GPU type the recommender tries 1, 2, 4 and 8 GPUs with tensor parallel = count (skipping TP
 sizes the model's heads cannot split over) and keeps the smallest count whose per-GPU total fits the
-budget: usable memory * gpu_memory_utilization for vLLM, usable memory for transformers (whose total
-already carries the CUDA context as its runtime reserve). Beyond 8 it answers "does not fit".
+budget the engine allows (engines/: usable memory * gpu_memory_utilization for vLLM, usable memory for
+transformers, whose total already carries the CUDA context as its runtime reserve). Beyond 8 it answers "does not fit".
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 from .architecture import Architecture
 from .errors import UsageError
+from .engines import MIB
 from .memory import (
-    MIB,
     ServingEstimate,
     ServingOptions,
     active_parameters,

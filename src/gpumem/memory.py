@@ -4,23 +4,10 @@ Where each constant comes from (see ../shared/reference/memory-model.md and fixt
 
 - KV cache: GQA/MQA `2 * kv_heads_per_gpu * head_dim * bytes` per attention layer, kv heads per GPU
   `max(1, kv_heads // tp)`; MLA `(kv_lora_rank + qk_rope_head_dim) * bytes`, replicated on every rank.
-  Sliding-window layers hold `min(context, window - 1)` tokens (transformers; measured on Phi-3-mini), or vLLM's allocation bound
-  `min(context, window - 1 + max_num_batched_tokens)`. Mamba layers hold a constant conv + SSM state per
+  Sliding-window layers hold what the engine keeps of the window. Mamba layers hold a constant conv + SSM state per
   sequence (in the KV dtype, split over TP). Exact against every measured `kv_bytes_measured`.
-- Activations: a prefill of T tokens peaks at `T * 2 B * (3 * I / tp + 4 * H)` (three intermediate-size
-  tensors of the MLP and four hidden-size tensors, bf16) plus the last-position logits in fp32.
-  Fitted on the H200 measurements (prefill_peak_over_weights - kv over 9 rows, Llama-2-7B, Llama-3-8B,
-  Mistral-7B, 4k-64k tokens): solving the two families gives 3.00 x I and 4.00 x H per token, within 0.1%
-  of 98.8 KB/token (Llama-2-7B) and 118.8 KB/token (Llama-3-8B). MoE layers use
-  `(top_k + shared) * moe_intermediate` as I (held-out Mixtral-8x7B measurement: within 1.3%).
-  Under transformers a sliding-window mask that cuts the prompt sends SDPA to its math path, which holds one
-  layer's `heads * S * S` bf16 scores plus q/k/v per sequence (held-out Phi-3-mini: within 1.1%).
-  transformers runs the whole prefill (`concurrency * context` tokens) at once; vLLM's profile run
-  uses `max_num_batched_tokens` tokens plus a sampler pass over `max_num_seqs` logits (3 fp32 copies),
-  which reproduces the 1.26 GiB "activation peak" vLLM logs for Meta-Llama-3-8B (vllm PR #10511).
-- Overhead per GPU: CUDA context + torch 552,402,944 B (measured, H200, torch 2.11); vLLM adds
-  non-torch memory (cuBLAS workspaces, 200 MiB as vLLM logs it) and CUDA graphs (512 MiB; 0.1-1.3 GiB
-  in practice); TP > 1 adds NCCL buffers (512 MiB per GPU; hundreds of MiB to 2 GiB in practice).
+- Activations: the per-token prefill figure (activations.py) times the tokens the engine runs at once.
+- Overhead per GPU, budget, activation peak and sliding-window tokens: the engine's (engines/), per version.
 """
 
 from __future__ import annotations
@@ -32,19 +19,13 @@ from functools import lru_cache
 from typing import Any
 
 from .architecture import Architecture
+from .engines import DEFAULT_ENGINE, MIB, Engine, get_engine
 from .errors import UsageError
 from .safetensors_header import DTYPE_BITS
 from .types import TensorInfo, WeightCount
 from .units import GB
 
-MIB = 2**20
-CUDA_CONTEXT_BYTES = 552_402_944
-VLLM_NON_TORCH_BYTES = 200 * MIB
-VLLM_CUDA_GRAPH_BYTES = 512 * MIB
-NCCL_BYTES = 512 * MIB
-ACTIVATION_BYTES = 2  # activations are bf16/fp16 whatever the weights' storage
 KV_DTYPE_BYTES = {"auto": 2, "bf16": 2, "fp16": 2, "fp8": 1}
-ENGINES = ("vllm", "transformers")
 
 _EXPERT = re.compile(r"\.experts\.(\d+\.)?")
 _EMBEDDING = re.compile(r"(embed_tokens|\bwte\b|word_embeddings|embed_in|embed_out|lm_head|^output\.weight)")
@@ -80,27 +61,37 @@ class FormulaResult:
 
 @dataclass(frozen=True, slots=True)
 class ServingOptions:
-    """How the model is served: engine, context, concurrency, KV dtype, tensor parallel."""
+    """How the model is served: engine (and its version), context, concurrency, KV dtype, tensor parallel.
 
-    engine: str = "vllm"
+    Engine settings keep the engine's own names; None means "the engine version's default" (see
+    `Engine.setting`). A setting another engine does not have is ignored by it.
+    """
+
+    engine: str = DEFAULT_ENGINE
     context: int = 4096
     concurrency: int = 1
     kv_dtype: str = "auto"
     tp: int = 1
-    gpu_memory_utilization: float = 0.9
-    max_num_batched_tokens: int = 8192
-    max_num_seqs: int = 256  # vLLM's default: sizes the sampler pass of the profile run
+    engine_version: str | None = None  # None: the newest version gpumem models
+    gpu_memory_utilization: float | None = None  # vLLM: the budget fraction of the GPU
+    max_num_batched_tokens: int | None = None  # vLLM: tokens of one scheduled step (the profile run's prefill)
+    max_num_seqs: int | None = None  # vLLM: sequences at once (sizes the profile run's sampler pass)
 
     def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        get_engine(self.engine).resolve_version(self.engine_version)  # unknown engine or version: UsageError
         if self.kv_dtype not in KV_DTYPE_BYTES:
-            raise UsageError(f"--kv-dtype must be one of {', '.join(KV_DTYPE_BYTES)}, got {self.kv_dtype!r}")
+            raise UsageError(f"KV cache dtype must be one of {', '.join(KV_DTYPE_BYTES)}, got {self.kv_dtype!r}")
         for name in ("context", "concurrency", "tp", "max_num_batched_tokens", "max_num_seqs"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not 0 < self.gpu_memory_utilization <= 1:
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UsageError(f"{name} must be at least 1, got {value}")
+        if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             raise UsageError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+
+    @property
+    def engine_model(self) -> Engine:
+        """The engine table entry these options name."""
+        return get_engine(self.engine)
 
     @property
     def kv_bytes(self) -> int:
@@ -155,7 +146,7 @@ class ServingEstimate:
 class Capacity:
     """What fits on one GPU of `usable_bytes`: the KV pool and the sequences of --context it holds."""
 
-    budget_bytes: int  # usable * gpu_memory_utilization (vllm) or usable (transformers)
+    budget_bytes: int  # what the engine lets the model use of the GPU (Engine.budget)
     kv_pool_bytes: int
     max_concurrency: int
     largest_context: int | None  # when not even one sequence of --context fits: the longest that does
@@ -193,16 +184,11 @@ def kv_bytes_per_token(arch: Architecture, kv_dtype_bytes: int, tp: int = 1) -> 
     return layers * _kv_per_layer_token(arch, kv_dtype_bytes, tp)
 
 
-def sliding_tokens_held(arch: Architecture, context: int, engine: str, max_num_batched_tokens: int) -> int:
-    """Tokens a sliding-window layer keeps for one sequence of `context` tokens."""
+def sliding_tokens_held(arch: Architecture, context: int, options: ServingOptions) -> int:
+    """Tokens a sliding-window layer keeps for one sequence of `context` tokens, under the options' engine."""
     if not arch.sliding_window:
         return context
-    window = arch.sliding_window
-    if engine == "vllm":  # vLLM allocates the window plus one scheduled chunk
-        window = window - 1 + max_num_batched_tokens
-    else:  # transformers' sliding cache keeps the last window - 1 tokens (measured: Phi-3, 2,046 of 2,047)
-        window = window - 1
-    return min(context, window)
+    return options.engine_model.sliding_window_tokens(arch.sliding_window, context, options)
 
 
 def kv_bytes_per_sequence(arch: Architecture, context: int, options: ServingOptions) -> int:
@@ -210,54 +196,9 @@ def kv_bytes_per_sequence(arch: Architecture, context: int, options: ServingOpti
     if arch.is_encoder:
         return 0
     per_layer = _kv_per_layer_token(arch, options.kv_bytes, options.tp)
-    held = sliding_tokens_held(arch, context, options.engine, options.max_num_batched_tokens)
+    held = sliding_tokens_held(arch, context, options)
     state = arch.state_layers * arch.mamba_state_elements * options.kv_bytes // options.tp
     return arch.full_attention_layers * per_layer * context + arch.sliding_layers * per_layer * held + state
-
-
-def _mlp_width(arch: Architecture) -> int:
-    """Intermediate width one token occupies in its widest feed-forward block."""
-    if not arch.is_moe:
-        return arch.intermediate_size
-    expert = arch.moe_intermediate_size or arch.intermediate_size
-    routed = (arch.experts_per_token + arch.num_shared_experts) * expert
-    return max(routed, arch.intermediate_size if arch.first_dense_layers else 0)
-
-
-def activation_bytes_per_token(arch: Architecture, tp: int = 1) -> int:
-    """Transient prefill activation bytes per token per GPU (fit: 3 x I / tp + 4 x H, bf16)."""
-    return ACTIVATION_BYTES * (3 * _mlp_width(arch) // tp + 4 * arch.hidden_size)
-
-
-def _transformers_activation_per_sequence(arch: Architecture, options: ServingOptions, tokens: int) -> int:
-    """Prefill activations one sequence of `tokens` adds under transformers, per GPU."""
-    per_sequence = tokens * activation_bytes_per_token(arch, options.tp) + arch.vocab_size * 4  # + fp32 logits
-    if arch.sliding_layers and arch.sliding_window and arch.sliding_window - 1 < tokens:
-        # A sliding-window mask sends SDPA down its math path, which holds one layer's S x S bf16 scores
-        # beside q/k/v (measured on Phi-3-mini: 1.19 GB at 1 x 4096, 9.42 GB at 8 x 4096 over the cache).
-        heads = arch.num_attention_heads // options.tp
-        qkv = (heads + 2 * max(1, arch.num_kv_heads // options.tp)) * arch.head_dim * ACTIVATION_BYTES
-        per_sequence = max(per_sequence, heads * tokens * tokens * ACTIVATION_BYTES + tokens * qkv)
-    return per_sequence
-
-
-def _activation_bytes(arch: Architecture, options: ServingOptions, context: int) -> tuple[int, int]:
-    """(activation peak, what one more concurrent sequence adds) for the engine."""
-    if options.engine == "vllm":
-        sampler = 3 * options.max_num_seqs * arch.vocab_size * 4
-        return options.max_num_batched_tokens * activation_bytes_per_token(arch, options.tp) + sampler, 0
-    per_sequence = _transformers_activation_per_sequence(arch, options, context)
-    return options.concurrency * per_sequence, per_sequence
-
-
-def overhead_bytes(engine: str, tp: int) -> int:
-    """Runtime memory per GPU that is neither weights, KV nor activations."""
-    total = CUDA_CONTEXT_BYTES
-    if engine == "vllm":
-        total += VLLM_NON_TORCH_BYTES + VLLM_CUDA_GRAPH_BYTES
-    if tp > 1:
-        total += NCCL_BYTES
-    return total
 
 
 def tensor_parameters(tensor: TensorInfo, count: WeightCount) -> int:
@@ -329,7 +270,7 @@ def estimate_serving(tensors: Sequence[TensorInfo], count: WeightCount, arch: Ar
         active = active_parameters(tensors, count, arch)
     notes: list[str] = []
     weights = weights_per_gpu(tensors, count, options.tp, bits)
-    overhead = overhead_bytes(options.engine, options.tp)
+    overhead = options.engine_model.overhead(options)
     if arch is None:
         notes.append("no readable config.json: weights and runtime overhead only (no KV cache, no activations)")
         return ServingEstimate(options.engine, options.context, options.concurrency, options.kv_dtype, options.tp,
@@ -347,7 +288,7 @@ def estimate_serving(tensors: Sequence[TensorInfo], count: WeightCount, arch: Ar
     if arch.state_layers:
         notes.append(f"{arch.state_layers} Mamba layers hold a constant state per sequence")
     per_seq = kv_bytes_per_sequence(arch, context, options)
-    activations, act_per_seq = _activation_bytes(arch, options, context)
+    activations, act_per_seq = options.engine_model.activation_peak(arch, options, context)
     return ServingEstimate(
         engine=options.engine, context=context, concurrency=options.concurrency, kv_dtype=options.kv_dtype,
         tp=options.tp, kv_bytes_per_token=kv_bytes_per_token(arch, options.kv_bytes, options.tp),
@@ -360,16 +301,14 @@ def estimate_serving(tensors: Sequence[TensorInfo], count: WeightCount, arch: Ar
 def capacity(estimate: ServingEstimate, arch: Architecture | None, options: ServingOptions,
              usable_bytes: int) -> Capacity:
     """KV pool and maximum concurrency at --context on one GPU, as vLLM logs "Maximum concurrency"."""
-    budget = int(usable_bytes * options.gpu_memory_utilization) if options.engine == "vllm" else usable_bytes
-    if options.engine == "vllm":
-        pool = budget - estimate.non_kv_bytes
-        per_seq = estimate.kv_bytes_per_sequence
-    else:  # transformers: each extra sequence also brings its prefill activations
-        pool = budget - estimate.weights_bytes - estimate.overhead_bytes
-        per_seq = estimate.kv_bytes_per_sequence + estimate.activation_bytes_per_sequence
-    pool = max(pool, 0)
+    engine = options.engine_model
+    budget = engine.budget(usable_bytes, options)
+    # Activations that grow with concurrency (transformers' per-sequence prefill) travel with each sequence.
+    fixed_activations = estimate.activation_bytes - estimate.concurrency * estimate.activation_bytes_per_sequence
+    pool = max(budget - estimate.weights_bytes - estimate.overhead_bytes - fixed_activations, 0)
+    per_seq = estimate.kv_bytes_per_sequence + estimate.activation_bytes_per_sequence
     if per_seq == 0:  # weights-only: unknown (0); encoder: the engine's sequence cap bounds it
-        return Capacity(budget, pool, options.max_num_seqs if arch is not None and pool else 0, None)
+        return Capacity(budget, pool, engine.max_sequences(options) if arch is not None and pool else 0, None)
     fits = pool // per_seq
     largest = None
     if fits == 0 and arch is not None and pool > 0:
@@ -378,12 +317,11 @@ def capacity(estimate: ServingEstimate, arch: Architecture | None, options: Serv
 
 
 def _largest_context(arch: Architecture, options: ServingOptions, pool: int) -> int:
-    """Longest single sequence whose KV cache (and, for transformers, activations) fits in `pool`."""
+    """Longest single sequence whose KV cache (and activations that travel with it) fits in `pool`."""
+    engine = options.engine_model
+
     def cost(tokens: int) -> int:
-        kv = kv_bytes_per_sequence(arch, tokens, options)
-        if options.engine == "transformers":
-            kv += _transformers_activation_per_sequence(arch, options, tokens)
-        return kv
+        return kv_bytes_per_sequence(arch, tokens, options) + engine.activation_peak(arch, options, tokens)[1]
     low, high = 0, options.context
     while low < high:
         mid = (low + high + 1) // 2

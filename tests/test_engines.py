@@ -1,0 +1,87 @@
+"""The engine table: registry, versions, each engine's constants and methods, and the CLI's use of it."""
+
+from __future__ import annotations
+
+import pytest
+from test_architecture import real_config
+
+from gpumem.architecture import parse_architecture
+from gpumem.engines import ENGINES, get_engine
+from gpumem.errors import UsageError
+from gpumem.memory import ServingOptions
+
+MIB = 2**20
+LLAMA3 = parse_architecture(real_config("meta-llama__Llama-3.1-8B"))  # the shape of Llama-3-8B
+
+
+def test_registry_holds_one_entry_per_engine_under_its_name():
+    assert list(ENGINES) == ["vllm", "transformers"]
+    assert all(get_engine(name).name == name for name in ENGINES)
+    with pytest.raises(UsageError, match="unknown engine 'tgi'; known engines: vllm, transformers"):
+        get_engine("tgi")
+
+
+@pytest.mark.parametrize("engine,asked,modelled", [
+    ("vllm", None, "0.6"), ("vllm", "0.6", "0.6"), ("vllm", "0.6.4", "0.6"), ("vllm", "v0.6.3", "0.6"),
+    ("transformers", None, "5.17"), ("transformers", "5.17.0", "5.17"),
+    ("vllm", "0.5", UsageError), ("vllm", "0.60", UsageError), ("transformers", "0.6", UsageError),
+])  # fmt: skip
+def test_versions_default_to_the_newest_and_match_by_prefix(engine, asked, modelled):
+    if modelled is UsageError:
+        with pytest.raises(UsageError, match="is not modelled; modelled versions: "):
+            ServingOptions(engine=engine, engine_version=asked)
+        return
+    assert get_engine(engine).resolve_version(asked) == modelled
+
+
+def test_engines_say_where_they_run_and_what_they_load():
+    for engine in ENGINES.values():
+        assert engine.vendors <= {"NVIDIA", "AMD", "Intel", "Apple"} and "NVIDIA" in engine.vendors
+        assert "safetensors" in engine.formats
+
+
+@pytest.mark.parametrize("engine,tp,expected", [
+    ("vllm", 1, 552_402_944 + 200 * MIB + 512 * MIB), ("vllm", 2, 552_402_944 + 1224 * MIB),
+    ("transformers", 1, 552_402_944), ("transformers", 4, 552_402_944 + 512 * MIB),
+])  # fmt: skip
+def test_overhead_per_gpu(engine, tp, expected):
+    options = ServingOptions(engine=engine, tp=tp)
+    assert options.engine_model.overhead(options) == expected
+
+
+def test_vllm_budget_and_settings_default_to_the_version_and_yield_to_the_user():
+    vllm = get_engine("vllm")
+    assert vllm.budget(100 * MIB, ServingOptions()) == int(100 * MIB * 0.9)
+    assert vllm.budget(100 * MIB, ServingOptions(gpu_memory_utilization=0.5)) == 50 * MIB
+    assert get_engine("transformers").budget(100 * MIB, ServingOptions(engine="transformers")) == 100 * MIB
+    assert vllm.setting(ServingOptions(), "max_num_batched_tokens") == 8192
+    assert vllm.setting(ServingOptions(max_num_batched_tokens=2048), "max_num_batched_tokens") == 2048
+
+
+def test_vllm_activation_peak_reproduces_the_logged_profile_run():
+    # vLLM logs a 1.26 GiB activation peak for Meta-Llama-3-8B (vllm PR #10511; 3.1-8B has its shape): 1.27 here.
+    peak, per_sequence = get_engine("vllm").activation_peak(LLAMA3, ServingOptions(concurrency=8), 4096)
+    assert peak / 2**30 == pytest.approx(1.26, rel=0.011) and per_sequence == 0  # concurrency adds nothing
+
+
+def test_transformers_activations_grow_with_each_sequence():
+    options = ServingOptions(engine="transformers", concurrency=3)
+    peak, per_sequence = get_engine("transformers").activation_peak(LLAMA3, options, 4096)
+    assert peak == 3 * per_sequence and per_sequence > 4096 * 4 * LLAMA3.hidden_size
+
+
+@pytest.mark.parametrize("engine,context,held", [("vllm", 100_000, 2047 + 8192), ("vllm", 5000, 5000),
+                                                 ("transformers", 100_000, 2047), ("transformers", 1000, 1000)])
+def test_sliding_window_tokens_held(engine, context, held):
+    options = ServingOptions(engine=engine)
+    assert options.engine_model.sliding_window_tokens(2048, context, options) == held
+
+
+def test_cli_engine_choices_come_from_the_table_and_a_bad_version_is_a_usage_error(gpumem):
+    code, out, _ = gpumem("hf", "--help")
+    assert code == 0 and "[vllm|transformers]" in out and "--engine-version" in out
+    code, out, err = gpumem("fit", "--gpu", "H200", "Qwen/Qwen2.5-7B", "--offline", "--engine", "transformers",
+                            "--engine-version", "0.6")
+    assert code == 2 and out == ""
+    assert err.splitlines()[0] == ("Error: Invalid value for '--engine-version': transformers version '0.6' "
+                                   "is not modelled; modelled versions: 5.17")
