@@ -85,3 +85,15 @@ def test_cli_engine_choices_come_from_the_table_and_a_bad_version_is_a_usage_err
     assert code == 2 and out == ""
     assert err.splitlines()[0] == ("Error: Invalid value for '--engine-version': transformers version '0.6' "
                                    "is not modelled; modelled versions: 5.17")
+
+
+@pytest.mark.parametrize("kwargs,library,cli_args,cli", [
+    ({"context": 0}, "context must be at least 1, got 0", ("--context", "0"), "--context must be at least 1, got 0"),
+    ({"tp": 0}, "tp must be at least 1, got 0", ("--tp", "0"), "--tp must be at least 1, got 0"),
+])  # fmt: skip
+def test_option_errors_use_library_words_and_the_cli_says_its_flags(gpumem, kwargs, library, cli_args, cli):
+    with pytest.raises(UsageError) as caught:
+        ServingOptions(**kwargs)
+    assert caught.value.message == library
+    code, _, err = gpumem("hf", "openai-community/gpt2", "--offline", *cli_args)
+    assert code == 2 and err.splitlines()[0] == f"Error: {cli}"

@@ -92,7 +92,7 @@ def test_mla_cache_replicated_on_every_rank():
 def test_tp_not_dividing_attention_heads_is_a_usage_error():
     tensors, count = weight_count("meta-llama__Llama-2-70b-chat-hf")
     arch = parse_architecture(real_config("meta-llama__Llama-2-70b-chat-hf"))
-    with pytest.raises(UsageError, match="--tp 3 does not divide the model's 64 attention heads"):
+    with pytest.raises(UsageError, match="^tp 3 does not divide the model's 64 attention heads"):
         estimate_serving(tensors, count, arch, ServingOptions(tp=3))
 
 

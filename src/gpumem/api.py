@@ -199,7 +199,7 @@ def _groups(metadata: RepoMetadata, file: str | None) -> list[list[WeightSet]]:
     if metadata.weight_sets[0].format == "gguf":
         return _pick_gguf(metadata.weight_sets, file)
     if file is not None:
-        raise UsageError(f"--file picks a GGUF variant, and {metadata.repo_id} has no GGUF files")
+        raise UsageError(f"file picks a GGUF variant, and {metadata.repo_id} has no GGUF files", option="file")
     return [list(metadata.weight_sets)]
 
 
@@ -318,7 +318,7 @@ def calc(parameters: int | str, bits: float = 16, *, serving: ServingOptions | N
 def _check_bits(bits: float) -> float:
     """Bits per parameter as given, an int when whole (so JSON shows 4, not 4.0)."""
     if not 1 <= bits <= 64:
-        raise UsageError(f"--bits must be between 1 and 64, got {bits:g}")
+        raise UsageError(f"bits must be between 1 and 64, got {bits:g}", option="bits")
     return int(bits) if float(bits).is_integer() else bits
 
 

@@ -351,6 +351,14 @@ def _print_request_log() -> None:
                    f"({record.received:,} B, {record.seconds * 1000:.0f} ms)", err=True)
 
 
+def _in_flag_words(exc) -> str:
+    """A usage error's message with the parameter it starts with said as the CLI's flag (tp -> --tp)."""
+    option = getattr(exc, "option", None)
+    if option and exc.message.startswith(option):
+        return "--" + option.replace("_", "-") + exc.message[len(option):]
+    return exc.message
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn gpumem errors into one line on stderr and an exit code."""
     _State.debug = debug_enabled()
@@ -378,7 +386,7 @@ def main(argv: list[str] | None = None) -> None:
             click.echo(f"Error: internal error ({type(exc).__name__}: {exc}); rerun with --debug and report it",
                        err=True)
             sys.exit(1)
-        click.echo(f"Error: {exc.message}", err=True)
+        click.echo(f"Error: {_in_flag_words(exc)}", err=True)
         if exc.hint:
             click.echo(f"Hint: {exc.hint}", err=True)
         sys.exit(int(exc.exit_code))

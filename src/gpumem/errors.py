@@ -34,9 +34,17 @@ class GpumemError(Exception):
 
 
 class UsageError(GpumemError):
-    """The request itself is invalid: a bad repo id, option value or combination."""
+    """The request itself is invalid: a bad repo id, option value or combination.
+
+    `option` names the parameter (library spelling, e.g. "kv_dtype") the message starts with, so that the
+    CLI can say it as its flag (`--kv-dtype`); the library's own words never name a flag.
+    """
 
     exit_code = ExitCode.USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None, option: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.option = option
 
 
 class NotFoundError(GpumemError):

@@ -80,13 +80,15 @@ class ServingOptions:
     def __post_init__(self) -> None:
         get_engine(self.engine).resolve_version(self.engine_version)  # unknown engine or version: UsageError
         if self.kv_dtype not in KV_DTYPE_BYTES:
-            raise UsageError(f"KV cache dtype must be one of {', '.join(KV_DTYPE_BYTES)}, got {self.kv_dtype!r}")
+            raise UsageError(f"kv_dtype must be one of {', '.join(KV_DTYPE_BYTES)}, got {self.kv_dtype!r}",
+                             option="kv_dtype")
         for name in ("context", "concurrency", "tp", "max_num_batched_tokens", "max_num_seqs"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise UsageError(f"{name} must be at least 1, got {value}")
+                raise UsageError(f"{name} must be at least 1, got {value}", option=name)
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
-            raise UsageError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+            raise UsageError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}",
+                             option="gpu_memory_utilization")
 
     @property
     def engine_model(self) -> Engine:
@@ -162,12 +164,12 @@ def check_tp(arch: Architecture | None, tp: int) -> None:
     if arch is None or tp == 1:
         return
     if arch.num_attention_heads % tp:
-        raise UsageError(f"--tp {tp} does not divide the model's {arch.num_attention_heads} attention heads; "
-                         f"use a TP size that divides it")
+        raise UsageError(f"tp {tp} does not divide the model's {arch.num_attention_heads} attention heads; "
+                         f"use a TP size that divides it", option="tp")
     kv = arch.num_kv_heads
     if not arch.is_mla and kv % tp and tp % kv:
-        raise UsageError(f"--tp {tp} cannot split the model's {kv} KV heads (TP must divide them or be a "
-                         f"multiple of them)")
+        raise UsageError(f"tp {tp} cannot split the model's {kv} KV heads (TP must divide them or be a "
+                         f"multiple of them)", option="tp")
 
 
 def _kv_per_layer_token(arch: Architecture, kv_bytes: int, tp: int) -> int:
