@@ -18,7 +18,10 @@ GPUS_MD = Path(__file__).resolve().parent.parent / "fixtures" / "reference" / "g
 CATALOG_NAMES = {"T4", "L4", "A10", "RTX 3090", "RTX 4090", "RTX 5090", "L40S", "RTX A6000", "RTX 6000 Ada",
                  "A100 40GB", "A100 80GB", "H100 PCIe", "H100 SXM", "H100 NVL", "H200", "GH200", "B200", "B300",
                  "MI250X", "MI300X", "MI325X", "MI355X", "Gaudi 2", "Gaudi 3", "Apple M4 Max 128GB",
-                 "Apple M3 Ultra 512GB"}
+                 "Apple M3 Ultra 512GB",
+                 # added for plans (their rows and sources: the second table of fixtures/reference/gpus.md)
+                 "V100 16GB", "V100 32GB", "A40", "L40", "RTX PRO 6000 Blackwell", "H20", "H800", "A800 80GB",
+                 "RTX 4080", "RTX 3060 12GB"}
 
 
 def test_catalog_has_every_gpu_of_the_reference():
@@ -45,6 +48,14 @@ def test_derived_entries_say_so():
     ("A100 80GB", "A100 80GB"), ("a100-80gb", "A100 80GB"), ("A100_80GB", "A100 80GB"),
     ("h100", "H100 SXM"), ("H100", "H100 SXM"), ("4090", "RTX 4090"), ("rtx4090", "RTX 4090"),
     ("RTX 4090", "RTX 4090"), ("l4", "L4"), ("a10g", "A10"), ("MI300X", "MI300X"), ("gaudi3", "Gaudi 3"),
+    # nvidia-smi / torch.cuda.get_device_name / rocm-smi spellings
+    ("NVIDIA H100 80GB HBM3", "H100 SXM"), ("NVIDIA A100-SXM4-80GB", "A100 80GB"), ("NVIDIA A100 80GB PCIe", "A100 80GB"),
+    ("NVIDIA A100-PCIE-40GB", "A100 40GB"), ("Tesla T4", "T4"), ("NVIDIA GeForce RTX 4090", "RTX 4090"),
+    ("NVIDIA RTX 6000 Ada Generation", "RTX 6000 Ada"), ("NVIDIA A10G", "A10"), ("AMD Instinct MI300X", "MI300X"),
+    ("Tesla V100-SXM2-32GB", "V100 32GB"), ("Tesla V100-PCIE-16GB", "V100 16GB"), ("NVIDIA A40", "A40"),
+    ("NVIDIA L40", "L40"), ("NVIDIA RTX PRO 6000 Blackwell Server Edition", "RTX PRO 6000 Blackwell"),
+    ("NVIDIA H20", "H20"), ("NVIDIA H800", "H800"), ("NVIDIA A800-SXM4-80GB", "A800 80GB"),
+    ("NVIDIA GeForce RTX 4080", "RTX 4080"), ("NVIDIA GeForce RTX 3060", "RTX 3060 12GB"), ("NVIDIA GH200 480GB", "GH200"),
 ])
 def test_find_gpu_matches_names_and_aliases(name, expected):
     assert find_gpu(name).name == expected

@@ -52,6 +52,7 @@ class Gpu:
     interconnect: str
     derived: bool = False  # usable memory derived from the marketed figure (no reported total known)
     note: str = ""
+    gpus_per_node: int = 8  # an HGX/DGX/MI300X/Gaudi server, or an 8-card PCIe box; 1 for superchips and Macs
 
     @property
     def usable_bytes(self) -> int:
@@ -63,7 +64,8 @@ class Gpu:
         return {"name": self.name, "aliases": list(self.aliases), "vendor": self.vendor,
                 "memory_type": self.memory_type, "marketed_gb": self.marketed_gb, "usable_mib": self.usable_mib,
                 "bandwidth_gbps": self.bandwidth_gbps, "bf16_tflops": self.bf16_tflops, "fp8": self.fp8,
-                "fp4": self.fp4, "interconnect": self.interconnect, "derived": self.derived, "note": self.note}
+                "fp4": self.fp4, "interconnect": self.interconnect, "gpus_per_node": self.gpus_per_node,
+                "derived": self.derived, "note": self.note}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,11 @@ def _key(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
+# What nvidia-smi / torch / rocm-smi put before the model ("NVIDIA GeForce RTX 4090", "Tesla T4",
+# "AMD Instinct MI300X"): dropped so their names match the catalog's.
+_BRAND = re.compile(r"^(nvidia|amd|intel|habana)?(geforce|tesla|instinct|quadro)?")
+
+
 @cache
 def load_catalog() -> tuple[Gpu, ...]:
     """Every GPU of the packaged gpus.toml, in file order."""
@@ -104,7 +111,7 @@ def load_catalog() -> tuple[Gpu, ...]:
                      memory_type=g["memory_type"], marketed_gb=g["marketed_gb"], usable_mib=g["usable_mib"],
                      bandwidth_gbps=g["bandwidth_gbps"], bf16_tflops=g.get("bf16_tflops"), fp8=g["fp8"],
                      fp4=g["fp4"], interconnect=g["interconnect"], derived=g.get("derived", False),
-                     note=g.get("note", "")) for g in data["gpu"])
+                     note=g.get("note", ""), gpus_per_node=g.get("gpus_per_node", 8)) for g in data["gpu"])
 
 
 def find_gpu(name: str, catalog: Sequence[Gpu] | None = None) -> Gpu:
@@ -115,8 +122,9 @@ def find_gpu(name: str, catalog: Sequence[Gpu] | None = None) -> Gpu:
         for label in (gpu.name, *gpu.aliases):
             names.setdefault(_key(label), gpu)
     wanted = _key(name)
-    if wanted in names:
-        return names[wanted]
+    for candidate in (wanted, _BRAND.sub("", wanted)):
+        if candidate in names:
+            return names[candidate]
     import difflib  # only on this error path
 
     close = difflib.get_close_matches(wanted, list(names), n=5, cutoff=0.5)
