@@ -19,18 +19,20 @@ from .errors import (
     OfflineMiss,
     UsageError,
 )
-from .gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, recommend
+from .gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, load_catalog, recommend
 from .memory import FormulaResult, ServingOptions, estimate_serving
-from .report import FORMULA_BITS, CalcReport, ComponentCount, FitReport, ModelReport
+from .report import FORMULA_BITS, CalcReport, ComponentCount, FitReport, ModelReport, TrainingReport
 from .types import RepoMetadata, TensorInfo, WeightCount, WeightSet
 
 if TYPE_CHECKING:
     from .cache import ResultCache
+    from .training import TrainingOptions
 
 # The Hub client, cache, snapshot and counting modules are imported where they are used, so that
 # `gpumem calc` and `gpumem --help` start fast.
 
-__all__ = ["HubOptions", "is_offline", "open_client", "inspect_repo", "inspect_repos", "inspect_local", "estimate", "fit", "calc", "parse_parameter_count"]
+__all__ = ["HubOptions", "is_offline", "open_client", "inspect_repo", "inspect_repos", "inspect_local", "estimate", "fit",
+           "train", "calc", "parse_parameter_count"]
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,37 @@ def fit(metadata: RepoMetadata, gpu: str, *, serving: ServingOptions | None = No
         reports.append(FitReport(metadata.repo_id, metadata.revision, metadata.source, target.name, serving.context,
                                  count.parameters, tuple(rows)))
     return reports
+
+
+# Vendors whose GPUs the common trainers (PyTorch FSDP, DeepSpeed, bitsandbytes) run on.
+TRAINING_VENDORS = ("NVIDIA", "AMD")
+TRAINING_PLANS_SHOWN = 8
+
+
+def train(metadata: RepoMetadata, options: TrainingOptions | None = None, *, gpu: str | None = None) -> TrainingReport:
+    """Fine-tuning memory (full, LoRA or QLoRA) per GPU, and the fewest GPUs of each type that hold it."""
+    from .adapters import base_modules
+    from .training import TrainingBase, TrainingOptions, estimate_training, plan_training
+
+    options = options or TrainingOptions()
+    main = metadata.weight_sets[0]
+    if main.format != "safetensors":
+        raise UsageError(f"{metadata.repo_id}: training plans need the safetensors checkpoint (this repo has "
+                         f"{main.format} weights)", hint="point gpumem train at the original Hugging Face repo")
+    tensors, count, arch, arch_note = _prepare(metadata.weight_sets)
+    if arch is None:
+        raise BadConfig(arch_note or f"{metadata.repo_id}: no readable config.json: training memory needs the "
+                        "model's layers, width and vocabulary")
+    if count.quantization is not None or count.parameters is None:
+        method = count.quantization.method if count.quantization else "unknown"
+        raise BadConfig(f"{metadata.repo_id} is stored quantized ({method}): gpumem plans training from a 16-bit "
+                        "checkpoint", hint="pass the original model; --method qlora quantizes it as bitsandbytes does")
+    estimate_ = estimate_training(TrainingBase(count.parameters, base_modules(tensors, arch.model_type), arch), options)
+    catalog = [find_gpu(gpu)] if gpu else [g for g in load_catalog() if g.vendor in TRAINING_VENDORS]
+    plans = plan_training(estimate_, [(g.name, g.usable_bytes) for g in catalog])[:TRAINING_PLANS_SHOWN]
+    notes = [*metadata.notes, *count.notes, *estimate_.notes]
+    return TrainingReport(metadata.repo_id, metadata.revision, metadata.source, count.parameters, estimate_,
+                          tuple(plans), tuple(dict.fromkeys(notes)))
 
 
 def _groups(metadata: RepoMetadata, file: str | None) -> list[list[WeightSet]]:

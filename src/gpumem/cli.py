@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import traceback
 
@@ -200,6 +201,72 @@ def fit(repo_ids, gpu, counts, gguf_file, context, kv_dtype, engine, engine_vers
         render.emit_fits([r for f in results if not isinstance(f, Exception) for r in f], **output)
         render.report_errors(ids, results)
     _emit_each(fits, emit)
+
+
+def _training_defaults():
+    """TrainingOptions' own defaults, so click and the library agree (training.py is pure and light)."""
+    from .training import TrainingOptions
+
+    return TrainingOptions()
+
+
+_TRAIN = _training_defaults()
+
+
+@cli.command()
+@click.argument("repo_id")
+@click.option("--method", type=click.Choice(["full", "lora", "qlora"]), default=_TRAIN.method, show_default=True,
+              help="Full fine-tuning, LoRA on the 16-bit model, or QLoRA on the model quantized to NF4.")
+@click.option("--rank", type=click.IntRange(1), default=_TRAIN.rank, show_default=True, help="LoRA rank r.")
+@click.option("--target-modules", default="all-linear", show_default=True,
+              help="LoRA targets: comma-separated module names (q_proj,v_proj), a regex, or all-linear.")
+@click.option("--optimizer", type=click.Choice(["adamw", "adamw-8bit", "paged-adamw-8bit", "adafactor", "sgd"]),
+              default=_TRAIN.optimizer, show_default=True, help="Optimizer (its states are what differs).")
+@click.option("--precision", type=click.Choice(["bf16", "fp16", "fp32"]), default=_TRAIN.precision,
+              show_default=True, help="Weight and gradient precision.")
+@click.option("--master-weights/--no-master-weights", default=_TRAIN.master_weights, show_default=True,
+              help="Mixed precision keeps an fp32 master copy in the optimizer (off: pure bf16/fp16).")
+@click.option("--batch", type=click.IntRange(1), default=_TRAIN.batch, show_default=True,
+              help="Micro-batch per GPU (sequences).")
+@click.option("--seq-len", type=click.IntRange(1), default=_TRAIN.seq_len, show_default=True,
+              help="Tokens per sequence.")
+@click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=_TRAIN.gradient_checkpointing,
+              show_default=True, help="Keep only each layer's input and recompute the rest in the backward pass.")
+@click.option("--zero", type=click.IntRange(0, 3), default=_TRAIN.zero, show_default=True,
+              help="ZeRO stage across a plan's GPUs (3 = FSDP full shard; 0 = plain data parallel).")
+@click.option("--gpu", help='Answer for one GPU type, e.g. "RTX 4090", a100-80gb, h100.')
+@_hub_options
+@_output_options
+def train(repo_id, method, rank, target_modules, optimizer, precision, master_weights, batch, seq_len,
+          gradient_checkpointing, zero, gpu, revision, hub, output):
+    """Fine-tuning memory: full, LoRA or QLoRA, per GPU, and the GPUs that hold it.
+
+    \b
+    Examples:
+      gpumem train meta-llama/Llama-3.1-8B --method qlora
+      gpumem train Qwen/Qwen2.5-7B --method full --gpu h100
+      gpumem train meta-llama/Llama-2-7b-hf --method lora --rank 8 --target-modules q_proj,v_proj
+    """
+    from . import api, render
+    from .gpus import find_gpu
+    from .training import TrainingOptions
+
+    if gpu:
+        find_gpu(gpu)  # an unknown name fails now, before any network traffic
+    options = TrainingOptions(method=method, rank=rank, target_modules=_target_modules(target_modules),
+                              optimizer=optimizer,
+                              precision=precision, master_weights=master_weights, batch=batch, seq_len=seq_len,
+                              gradient_checkpointing=gradient_checkpointing, zero=zero)
+    (metadata,) = _inspect([repo_id], revision, hub, output["quiet"], return_errors=False)
+    render.emit_training(api.train(metadata, options, gpu=gpu), **output)
+
+
+def _target_modules(text: str) -> tuple[str, ...] | str:
+    """all-linear, a regex (PEFT matches it against the whole module name), or comma-separated names."""
+    text = text.strip()
+    if text.lower() == "all-linear" or re.search(r"[*+?\[\]()|^$\\{}]", text):
+        return text
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 @cli.command()

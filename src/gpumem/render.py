@@ -212,3 +212,65 @@ def emit_cache_info(info, *, json_: bool, cleared: bool) -> None:
     verb = "Removed" if cleared else "Holds"
     sys.stdout.write(f"Cache: {info.path}\n{verb} {info.entries} entries for {info.repos} repos, "
                      f"{info.size_bytes / 10**6:,.2f} MB\n")
+
+
+# -- train ---------------------------------------------------------------------------------------
+
+_TRAINING_PARTS = (("frozen weights", "weights_bytes"), ("trainable weights", "trainable_bytes"),
+                   ("gradients", "gradients_bytes"), ("optimizer states", "optimizer_bytes"),
+                   ("activations", "activation_bytes"), ("overhead", "overhead_bytes"), ("total", "total_bytes"))
+_PLAN_HEADERS = ("GPU", "count", "nodes", "per-GPU need", "headroom", "fits")
+
+
+def _training_lines(d: dict) -> list[str]:
+    t = d["training"]
+    method = {"full": "full fine-tuning", "lora": "LoRA", "qlora": "QLoRA (NF4 base)"}[t["method"]]
+    if t["method"] != "full":
+        targets = t["target_modules"] if isinstance(t["target_modules"], str) else ",".join(t["target_modules"])
+        method += f", rank {t['rank']} on {targets}"
+    precision = t["precision"] + (" mixed (fp32 master weights)" if t["master_weights"] else "")
+    checkpointing = "on" if t["gradient_checkpointing"] else "off"
+    trainable = (f"Trainable {count(t['trainable_parameters'])} of {count(d['parameters'])} parameters · "
+                 f"{precision} · {t['optimizer']}")
+    shape = (f"Micro-batch {t['batch']} × {t['seq_len']:,} tokens · gradient checkpointing {checkpointing} · "
+             f"ZeRO {t['zero']} over {t['gpus']} GPU{'s' if t['gpus'] != 1 else ''} · all of it before sharding "
+             f"{gb(t['total_bytes'])}")
+    return [f"{d['repo_id']} · {method}", trainable, shape]
+
+
+def _plan_rows(d: dict) -> list[tuple[str, ...]]:
+    return [(p["gpu"], str(p["count"]), str(p["nodes"]), gb(p["per_gpu"]["total_bytes"]),
+             f"{p['headroom_gb']:,.1f} GB", "yes" if p["fits"] else "no") for p in d["recommendations"]]
+
+
+def emit_training(report, *, format: str, svg: str | None, quiet: bool) -> None:
+    """Print `gpumem train`: the set-up, the first plan's per-GPU breakdown, the plans."""
+    d = report.to_dict()
+    per_gpu = d["training"]["per_gpu"]
+    if format == "json":
+        sys.stdout.write(json.dumps(d, indent=2) + "\n")
+    elif format == "csv":
+        sys.stdout.write(csv_text(("repo_id", "method", "trainable_parameters", "gpu", "count", "nodes",
+                                  *(key for _, key in _TRAINING_PARTS), "headroom_gb", "fits"),
+                                 [(d["repo_id"], d["training"]["method"], d["training"]["trainable_parameters"],
+                                   p["gpu"], p["count"], p["nodes"], *(p["per_gpu"][key] for _, key in _TRAINING_PARTS),
+                                   p["headroom_gb"], p["fits"]) for p in d["recommendations"]]))
+    elif format == "markdown":
+        lines = _training_lines(d)
+        text = f"### {lines[0]}\n\n" + "".join(f"- {line}\n" for line in lines[1:]) + "\n"
+        text += markdown_table(("per GPU", "GB"), [(label, f"{per_gpu[key] / GB:,.2f}") for label, key in _TRAINING_PARTS])
+        text += "\n" + markdown_table(_PLAN_HEADERS, _plan_rows(d))
+        sys.stdout.write(text)
+    else:
+        text = "\n".join(_training_lines(d)) + "\n\nPer GPU (the first plan)\n"
+        text += plain_table(("", "GB"), [(label, f"{per_gpu[key] / GB:,.2f}") for label, key in _TRAINING_PARTS])
+        text += "\nGPU plans (fewest GPUs first)\n" + plain_table(_PLAN_HEADERS, _plan_rows(d))
+        if svg:
+            from . import tables
+
+            tables.print_text(text, svg=svg)
+        else:
+            sys.stdout.write(text)
+    if not quiet:
+        for note in d["notes"]:
+            sys.stderr.write(f"Note: {note}\n")

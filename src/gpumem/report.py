@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from .architecture import Architecture
 from .gpus import Recommendation
 from .memory import FormulaResult, ServingEstimate
+from .training import TrainingEstimate, TrainingPlan
 from .types import WeightCount
 
 SCHEMA_VERSION = 1
@@ -126,3 +127,23 @@ class FitReport:
             "source": self.source, "gpu": self.gpu, "context": self.context, "parameters": self.parameters,
             "options": [{"bits": bits, **rec.to_dict()} for bits, rec in self.rows],
         }
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    """`gpumem train`: fine-tuning memory of one model, per GPU, and the plans that hold it."""
+
+    repo_id: str
+    revision: str
+    source: str
+    parameters: int
+    estimate: TrainingEstimate
+    plans: tuple[TrainingPlan, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict:
+        """JSON: `training` (its per_gpu is the first plan's) and `recommendations` as plans."""
+        first = self.plans[0].count if self.plans else 1
+        return {"schema_version": SCHEMA_VERSION, "repo_id": self.repo_id, "revision": self.revision,
+                "source": self.source, "parameters": self.parameters, "training": self.estimate.to_dict(first),
+                "recommendations": [p.to_dict() for p in self.plans], "notes": list(self.notes)}
