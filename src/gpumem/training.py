@@ -80,12 +80,13 @@ class TrainingOptions:
         for name, value, allowed in (("method", self.method, METHODS), ("optimizer", self.optimizer, OPTIMIZERS),
                                      ("precision", self.precision, PRECISIONS), ("zero", self.zero, ZERO_STAGES)):
             if value not in allowed:
-                raise UsageError(f"{name} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+                raise UsageError(f"{name} must be one of {', '.join(map(str, allowed))}, got {value!r}", option=name)
         for name in ("rank", "batch", "seq_len"):
             if getattr(self, name) < 1:
-                raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}", option=name)
         if not self.target_modules:
-            raise UsageError("target_modules must name at least one module (or be 'all-linear')")
+            raise UsageError("target_modules must name at least one module (or be 'all-linear')",
+                             option="target_modules")
 
     @property
     def mixed_precision(self) -> bool:
