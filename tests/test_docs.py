@@ -54,7 +54,7 @@ def test_package_metadata_for_pipx_uvx_and_the_hf_extension():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"] == {"gpumem": "gpumem.cli:main", "hf-gpumem": "gpumem.cli:main"}
     assert project["description"] and project["requires-python"] == ">=3.11"
-    assert set(project["dependencies"]) >= {"click>=8.1", "requests>=2.31", "rich>=13"}
+    assert set(project["dependencies"]) >= {"click>=8.1", "certifi", "rich>=13"}
 
 
 def test_version_and_python_m(gpumem):

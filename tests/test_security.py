@@ -82,7 +82,7 @@ def test_token_never_follows_a_redirect_to_another_endpoint(hub, gpumem, secret_
 # -- where the token never appears -------------------------------------------------------------------------
 
 def test_token_never_printed_logged_or_cached(hub, gpumem, secret_repo, caplog):
-    caplog.set_level(logging.DEBUG)  # urllib3, requests and huggingface_hub log at DEBUG
+    caplog.set_level(logging.DEBUG)  # any logger that runs (http.client itself logs nothing) is captured
     outputs = []
     for args in [("--json",), ("--debug",), ("--format", "markdown"), ("--format", "csv")]:
         code, out, err = gpumem("hf", secret_repo.repo_id, "--token", CANARY, *args)
@@ -91,7 +91,6 @@ def test_token_never_printed_logged_or_cached(hub, gpumem, secret_repo, caplog):
     code, out, err = gpumem("hf", "acme/nothing-here", "--token", CANARY)  # an error path
     assert code == 3
     outputs.append(out + err)
-    assert caplog.records  # the loggers did run
     assert CANARY not in "".join(outputs) + caplog.text
     assert files_under(cache_root()) and not [p for p in files_under(cache_root()) if "secret" in p.read_text()
                                               and CANARY in p.read_text()]
@@ -121,7 +120,7 @@ def test_token_not_in_client_repr_log_or_exceptions(hub):
             with pytest.raises(GpumemError) as info:
                 call()
             errors.append(info.value)
-        assert CANARY not in repr(client) + repr(client.log) + repr(client.session.headers)
+        assert CANARY not in repr(client) + repr(client.log) + repr(vars(client))
     for error in errors:
         text = "".join(traceback.format_exception(error)) + repr(error) + str(error.hint)
         assert CANARY not in text and "Bearer" not in text

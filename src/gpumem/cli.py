@@ -35,6 +35,13 @@ def _check_svg_folder(ctx, param, value):
     return value
 
 
+def _finite(ctx, param, value):
+    """FloatRange lets NaN through (every comparison with NaN is false)."""
+    if value is not None and value != value:
+        raise click.BadParameter("nan is not a number of seconds", ctx=ctx, param=param)
+    return value
+
+
 def _output_options(command):
     """--json / --format / --svg / --quiet, shared by every report."""
     @click.option("--json", "json_", is_flag=True, help="Print JSON (same as --format json).")
@@ -82,9 +89,11 @@ def _serving_options(command):
                   help="Load width for the formula and the what-if (default: the checkpoint's own).")
     @click.option("--gpu", help='Answer for one GPU type, e.g. "RTX 4090", a100-80gb, h100.')
     @_CONTEXT_OPTION
-    @click.option("--concurrency", type=int, default=1, show_default=True, help="Sequences served at once.")
+    @click.option("--concurrency", type=click.IntRange(1, 1_000_000), default=1, show_default=True,
+                  help="Sequences served at once.")
     @_KV_DTYPE_OPTION
-    @click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel size for the breakdown.")
+    @click.option("--tp", type=click.IntRange(1, 4096), default=1, show_default=True,
+                  help="Tensor-parallel size for the breakdown.")
     @_engine_options
     @functools.wraps(command)
     def wrapper(*args, bits, gpu, context, concurrency, kv_dtype, tp, engine, engine_version, **kwargs):
@@ -105,7 +114,8 @@ def _hub_options(command):
     @click.option("--token", help="Hugging Face token (default: HF_TOKEN or the saved login).")
     @click.option("--offline", is_flag=True, help="No network: answer from the cache or the built-in snapshot.")
     @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
-    @click.option("--timeout", type=float, default=DEFAULT_DEADLINE_S, show_default=True,
+    @click.option("--timeout", type=click.FloatRange(0, 86_400, min_open=True), default=DEFAULT_DEADLINE_S,
+                  show_default=True, callback=_finite,
                   help="Give up after this many seconds.")
     @functools.wraps(command)
     def wrapper(*args, revision, token, offline, no_cache, timeout, **kwargs):
@@ -413,7 +423,7 @@ def _worst_exit_code(results) -> int:
 
 
 def _print_request_log() -> None:
-    for record in getattr(_State.client, "log", []):
+    for record in getattr(_State.client, "log", []):  # URLs are redacted and cleaned when recorded
         click.echo(f"[request] {record.method} {record.url} -> {record.status} "
                    f"({record.received:,} B, {record.seconds * 1000:.0f} ms)", err=True)
 
@@ -432,28 +442,50 @@ def main(argv: list[str] | None = None) -> None:
     _State.client = None
     try:
         cli.main(args=argv, prog_name="gpumem", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort:  # click's name for a KeyboardInterrupt (Ctrl-C)
+        _interrupted()
     except click.ClickException as exc:  # bad options: one line and a hint, like every other error
         click.echo(f"Error: {exc.format_message()}", err=True)
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             click.echo(f"Hint: see '{exc.ctx.command_path} --help'", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
+        _interrupted()
+    except BrokenPipeError:  # `gpumem ... | head`: the reader left; nothing more to say, and nowhere to say it
+        _quiet_stdout()
+        sys.exit(141)  # 128 + SIGPIPE, as `yes | head` ends
     except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
-        from .errors import GpumemError
+        from .errors import GpumemError, Interrupted
+        from .sanitize import clean
 
+        if isinstance(exc, Interrupted):
+            _interrupted()
         if _State.debug:
-            traceback.print_exception(exc)
+            for line in "".join(traceback.format_exception(exc)).splitlines():
+                click.echo(clean(line, 2000), err=True)
             _print_request_log()
         if not isinstance(exc, GpumemError):  # a bug in gpumem: still one line, with how to report it
-            click.echo(f"Error: internal error ({type(exc).__name__}: {exc}); rerun with --debug and report it",
-                       err=True)
+            click.echo(f"Error: internal error ({type(exc).__name__}: {clean(exc, 300)}); rerun with --debug and "
+                       "report it", err=True)
             sys.exit(1)
-        click.echo(f"Error: {_in_flag_words(exc)}", err=True)
+        click.echo(f"Error: {clean(_in_flag_words(exc), 1000)}", err=True)
         if exc.hint:
-            click.echo(f"Hint: {exc.hint}", err=True)
+            click.echo(f"Hint: {clean(exc.hint, 1000)}", err=True)
         sys.exit(int(exc.exit_code))
+
+
+def _interrupted() -> None:
+    """Ctrl-C: stop the requests in flight (worker threads are daemons, never waited for) and exit 130."""
+    if _State.client is not None:
+        _State.client.cancel()
+    click.echo("Interrupted.", err=True)
+    sys.exit(130)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush of a closed pipe stays silent."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass

@@ -16,7 +16,7 @@ MAX_RETRIES = 4
 RETRY_AFTER_CAP_S = 30.0
 MAX_REDIRECTS = 5
 MAX_CONCURRENCY = 256  # shard header reads in flight; the pool is sized to it
-SMALL_FILE_CAP = 32 * 1024 * 1024  # config.json / index files larger than this are refused
+SMALL_FILE_CAP = 16 * 1024 * 1024  # no file or answer gpumem reads is larger (config, index, model info, header)
 
 _TRUTHY = {"1", "true", "yes", "on"}
 
@@ -26,8 +26,38 @@ def _flag(name: str) -> bool:
 
 
 def hf_endpoint(override: str | None = None) -> str:
-    """The Hub endpoint: `override`, else HF_ENDPOINT, else huggingface.co; never with a trailing slash."""
-    return (override or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    """The Hub endpoint: `override`, else HF_ENDPOINT, else huggingface.co; never with a trailing slash.
+
+    Checked here, before it names a cache folder or reaches any message: an http(s) URL with a host, a
+    port that exists, and no user name or password (requests would have sent those as Basic auth in place
+    of the token; they would also have shown up in folder names and errors). A UsageError otherwise.
+    """
+    from urllib.parse import urlsplit
+
+    from .errors import UsageError
+
+    text = (override or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).strip().rstrip("/")
+    hint = "set HF_ENDPOINT to the Hub's address, e.g. https://huggingface.co"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise UsageError("the Hub endpoint (HF_ENDPOINT) is not a valid URL", hint=hint) from None
+    if "@" in parts.netloc:
+        raise UsageError("the Hub endpoint (HF_ENDPOINT) holds a user name or password, which gpumem never sends",
+                         hint="remove them from HF_ENDPOINT and pass the token with --token or HF_TOKEN")
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise UsageError("the Hub endpoint (HF_ENDPOINT) must start with https:// or http:// and name a host",
+                         hint=hint)
+    if parts.query or parts.fragment or port == 0 or any(ord(c) < 33 or ord(c) > 126 for c in text):
+        raise UsageError("the Hub endpoint (HF_ENDPOINT) must be a plain URL (no spaces, query or fragment)",
+                         hint=hint)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
+
+
+def implicit_token_disabled() -> bool:
+    """True when HF_HUB_DISABLE_IMPLICIT_TOKEN asks that only an explicitly passed token be sent."""
+    return _flag("HF_HUB_DISABLE_IMPLICIT_TOKEN")
 
 
 def hf_offline() -> bool:

@@ -109,3 +109,9 @@ class HubUnavailable(NetworkError):
 
 class OfflineMiss(NetworkError):
     """Offline mode was asked for and neither the cache nor the snapshot holds the answer."""
+
+
+class Interrupted(GpumemError):
+    """The run was interrupted (Ctrl-C): requests in flight were cancelled."""
+
+    exit_code = ExitCode.INTERRUPTED

@@ -4,6 +4,8 @@ It answers as the real Hub does, headers included (huggingface_hub's hf_raise_fo
 X-Error-Code / X-Error-Message), and offers fault injection for retry and robustness tests.
 The API is served as http://127.0.0.1:PORT and the CDN as http://localhost:PORT (same server, a
 different host name), so a client that carries the Authorization header across hosts is caught.
+`FakeHub(tls=trustme.CA())` serves both over HTTPS (the handshake runs in each connection's thread), and
+`resolve_cache=True` answers small files as the real Hub does: a 307 to /api/resolve-cache/... on the same host.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hmac
 import json
 import os
 import re
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ from .repos import GOOD_TOKEN, NO_ACCESS_TOKEN, FakeFile, FakeRepo
 
 _RESOLVE = re.compile(r"^/(?P<repo>.+?)/resolve/(?P<rev>refs/pr/\d+|[^/]+)/(?P<path>.+)$")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RESOLVE_CACHE = re.compile(r"^/api/resolve-cache/models/(?P<repo>[^/]+/[^/]+)/(?P<sha>[0-9a-f]{40})/(?P<path>.+)$")
 
 
 @dataclass
@@ -72,7 +76,8 @@ class FakeHub:
     """A running fake Hub: `endpoint` for HF_ENDPOINT, `add_repo`, the `requests` log and fault knobs."""
 
     def __init__(self, repos: tuple[FakeRepo, ...] | list[FakeRepo] = (),
-                 tokens: tuple[str, ...] = (GOOD_TOKEN, NO_ACCESS_TOKEN)) -> None:
+                 tokens: tuple[str, ...] = (GOOD_TOKEN, NO_ACCESS_TOKEN), *, tls=None,
+                 resolve_cache: bool = False) -> None:
         self.repos: dict[str, FakeRepo] = {}
         self.tokens = set(tokens)  # valid tokens; each repo's allowed_tokens are valid too
         self.latency = 0.0  # seconds slept before every response
@@ -83,9 +88,16 @@ class FakeHub:
         self._secret = os.urandom(16)
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.hub = self
+        self._server.tls = None
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+            self._server.tls = context
+        self.resolve_cache = resolve_cache
         self.port = self._server.server_address[1]
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.cdn_endpoint = f"http://localhost:{self.port}"
+        scheme = "https" if tls is not None else "http"
+        self.endpoint = f"{scheme}://127.0.0.1:{self.port}"
+        self.cdn_endpoint = f"{scheme}://localhost:{self.port}"
         self._thread: threading.Thread | None = None
         for repo in repos:
             self.add_repo(repo)
@@ -183,6 +195,12 @@ class FakeHub:
         valid = self.tokens.union(*(repo.allowed_tokens for repo in self.repos.values()))
         if token is not None and token not in valid:
             return _hub_error(401, None, "Invalid credentials in Authorization header")
+        if record.path.startswith("/api/resolve-cache/models/"):
+            match = _RESOLVE_CACHE.match(record.path)
+            if match is None:
+                return _json(404, {"error": "Not Found"})
+            return self._resolve(unquote(match["repo"]), match["sha"], unquote(match["path"]), token, record,
+                                 cached=True)
         if record.path.startswith("/api/models/"):
             repo_id, _, revision = record.path.removeprefix("/api/models/").partition("/revision/")
             return self._model_info(unquote(repo_id), unquote(revision) or "main", token, record.query)
@@ -208,7 +226,8 @@ class FakeHub:
         blobs = parse_qs(query).get("blobs", ["false"])[0].lower() in ("1", "true")
         return _json(200, repo.model_info(sha, blobs))  # gated repos answer model info without a token
 
-    def _resolve(self, repo_id: str, revision: str, path: str, token: str | None, record: RequestRecord) -> _Reply:
+    def _resolve(self, repo_id: str, revision: str, path: str, token: str | None, record: RequestRecord,
+                 cached: bool = False) -> _Reply:
         opened = self._open(repo_id, revision, token)
         if isinstance(opened, _Reply):
             return opened
@@ -231,6 +250,11 @@ class FakeHub:
                        "X-Linked-Etag": f'"{file.sha256}"', "ETag": f'"{file.sha256}"',
                        "Content-Type": "text/plain; charset=utf-8"}
             return _Reply(302, headers, body, 0, body.size)
+        if self.resolve_cache and not cached:
+            location = f"/api/resolve-cache/models/{repo_id}/{sha}/{quote(path)}"
+            body = FakeFile.of(f"Temporary Redirect. Redirecting to {location}")
+            return _Reply(307, {"Location": location, "X-Repo-Commit": sha, "Content-Type": "text/plain; charset=utf-8"},
+                          body, 0, body.size)
         content_type = "application/json" if path.endswith(".json") else "text/plain; charset=utf-8"
         return self._ranged(file, record, {"X-Repo-Commit": sha, "ETag": f'"{file.git_oid}"',
                                            "Content-Type": content_type})
@@ -279,6 +303,15 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # the listen() backlog: hundreds of clients connecting at once are never refused
     hub: FakeHub
+    tls: ssl.SSLContext | None
+
+    def finish_request(self, request, client_address) -> None:
+        if self.tls is not None:  # the handshake in this connection's own thread, not the accept loop
+            try:
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (OSError, ssl.SSLError):
+                return
+        super().finish_request(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
