@@ -231,3 +231,30 @@ def test_a_corrupt_entry_is_ignored_and_refetched(hub, gpumem, garbage):
     assert json.loads(second)["source"] == "hub"
     assert json.loads(second)["parameters"] == json.loads(first)["parameters"]
     assert json.loads(entry.read_text())["repo_id"] == GPT2  # rewritten whole
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------------------------------
+
+def test_first_ctrl_c_exits_130_at_once_while_requests_hang(hub, tmp_path):
+    """Workers blocked on a Hub that answers in 30 s are not waited for: one SIGINT ends the run."""
+    import signal
+    import time
+
+    hub.latency = 30.0
+    env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    process = subprocess.Popen([sys.executable, "-m", "gpumem", "hf", "meta-llama/Llama-2-70b-hf", GPT2, "--no-cache"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not hub.requests and time.monotonic() < deadline:  # the run has started its requests
+            time.sleep(0.05)
+        assert hub.requests
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=10)
+        elapsed = time.monotonic() - started
+    finally:
+        process.kill()
+    assert process.returncode == 130 and err.strip().splitlines()[-1] == "Interrupted.", err
+    assert "Traceback" not in err
+    assert elapsed < 1.5
