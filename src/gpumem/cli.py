@@ -92,8 +92,7 @@ def _serving_options(command):
     @click.option("--concurrency", type=click.IntRange(1, 1_000_000), default=1, show_default=True,
                   help="Sequences served at once.")
     @_KV_DTYPE_OPTION
-    @click.option("--tp", type=click.IntRange(1, 4096), default=1, show_default=True,
-                  help="Tensor-parallel size for the breakdown.")
+    @click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel size for the breakdown.")
     @_engine_options
     @functools.wraps(command)
     def wrapper(*args, bits, gpu, context, concurrency, kv_dtype, tp, engine, engine_version, **kwargs):
