@@ -117,7 +117,7 @@ def test_module_the_base_lacks_is_a_mismatch():
 
 
 @pytest.mark.parametrize(("data", "message"), [
-    ({"model_type": "llama", "hidden_size": 4096}, "is not a PEFT adapter config"),
+    ({"model_type": "llama", "hidden_size": 4096}, "is not a PEFT adapter config: no 'peft_type' field"),
     ({"peft_type": "PREFIX_TUNING", "num_virtual_tokens": 20}, "peft_type 'PREFIX_TUNING' is not supported"),
     ({"peft_type": "LORA", "r": 0, "target_modules": ["q_proj"]}, "field 'r' must be a positive integer"),
     ({"peft_type": "LORA", "r": 8, "target_modules": 3}, "field 'target_modules' must be a string or a list"),

@@ -24,6 +24,7 @@ from fakehub import (
     FakeFile,
     FakeHub,
     FakeRepo,
+    adapter_files,
     repo_from_fixture,
     safetensors_bytes,
 )
@@ -126,6 +127,18 @@ _GPT2_PARAMS = 124_439_808  # published (fixtures/hub/SOURCES.md)
 _BIG_SHARD = {"model.safetensors": FakeFile(*(lambda p, n: (p, len(p) + n))(*safetensors_bytes(_BIG)))}
 _SHARDS_OK = {"metadata": {}, "weight_map": {"model.embed_tokens.weight": "a.safetensors",
                                               "model.norm.weight": "b.safetensors"}}
+
+_TIGRINYA = "abrhaleyarefaine1997__gpt2-tigrinya-lora"
+
+
+def _adapter(folder: str, **config_changes) -> dict[str, FakeFile]:
+    """A real adapter's files, its adapter_config.json changed as given."""
+    files = adapter_files(folder)
+    if config_changes:
+        config = {**json.loads(files["adapter_config.json"].prefix), **config_changes}
+        files["adapter_config.json"] = FakeFile.of(json.dumps(config, indent=2))
+    return files
+
 
 CASES = [
     # -- safetensors headers -------------------------------------------------------------------------
@@ -323,6 +336,29 @@ CASES = [
          weights_with(GPT2_CONFIG), args=("--timeout", "0.3"), fault=setting(latency=1.0)),
     Case("range-ignored", "the server ignores Range and streams a whole 4.2 GB shard", "", 0, _BIG_SHARD,
          fault=setting(ignore_range=True), parameters=math.prod(_BIG[0][2])),
+    # -- adapters (a real PEFT adapter of fixtures/adapters; its config's base changed where the row says) --
+    Case("adapter-base-missing", "a PEFT adapter whose base model does not exist",
+         "Error: base model of bad/adapter-base-missing: repository bad/no-such-base not found, or private and not "
+         "visible to anonymous requests", 3, _adapter(_TIGRINYA, base_model_name_or_path="bad/no-such-base")),
+    Case("adapter-base-gated", "a PEFT adapter whose base is gated (not in the snapshot), without a token",
+         "Error: base model of bad/adapter-base-gated: bad/gated-base is gated: your request had no token", 4,
+         _adapter(_TIGRINYA, base_model_name_or_path="bad/gated-base"),
+         fault=lambda hub: hub.add_repo(FakeRepo("bad/gated-base", {"model.safetensors": _GPT2_WEIGHTS},
+                                                 gated="manual", allowed_tokens=frozenset({GOOD_TOKEN})))),
+    Case("adapter-base-local-path", "a PEFT adapter trained on a local folder (base_model_name_or_path a path)",
+         "Error: bad/adapter-base-local-path was trained on a local model ('/home/user/models/gpt2'), not a Hub repo",
+         2, _adapter(_TIGRINYA, base_model_name_or_path="/home/user/models/gpt2")),
+    Case("adapter-shape-mismatch", "a real gemma-2b adapter served on Llama-2-7B (--base)",
+         "Error: adapter_model.safetensors: tensor 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight' "
+         "has shape [16, 2048], but the base meta-llama/Llama-2-7b-hf needs [rank, 4096] for "
+         "'model.layers.0.self_attn.q_proj' (4096 x 4096)", 5, _adapter("Jr1407__gemma-2b-sql"),
+         args=("--base", "meta-llama/Llama-2-7b-hf")),
+    Case("adapter-not-peft", "an MLX adapter (adapter_config.json without peft_type, adapters.safetensors)",
+         "Error: adapter_config.json is not a PEFT adapter config: no 'peft_type' field (an MLX adapter: "
+         "fine_tune_type)", 5,
+         {"adapter_config.json": FakeFile.of(json.dumps({"fine_tune_type": "lora", "num_layers": 28,
+                                                          "lora_parameters": {"rank": 16, "scale": 20.0}})),
+          "adapters.safetensors": _GPT2_WEIGHTS}),
 ]
 FAST_RETRIES = {"http-503-always", "http-429-always", "http-503-twice", "dropped-always", "dropped-once",
                 "truncated-config-once", "truncated-config-always", "truncated-header-always", "listed-shard-404"}

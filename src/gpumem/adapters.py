@@ -30,10 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import FormatError
+from .layout import ADAPTER_CONFIG
 from .types import TensorInfo
 
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = ("adapter_model.safetensors",)
 ALL_LINEAR = "all-linear"
 VLLM_MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 VLLM_DEFAULT_MAX_LORA_RANK = 16
@@ -146,7 +145,8 @@ def parse_adapter_config(data: object, path: str = ADAPTER_CONFIG) -> LoraConfig
         raise AdapterError(f"{path}: expected a JSON object, got {type(data).__name__}")
     peft_type = data.get("peft_type")
     if peft_type is None:
-        raise AdapterError(f"{path} is not a PEFT adapter config (no 'peft_type' field)",
+        kind = " (an MLX adapter: fine_tune_type)" if "fine_tune_type" in data else ""
+        raise AdapterError(f"{path} is not a PEFT adapter config: no 'peft_type' field{kind}",
                            hint="gpumem reads PEFT LoRA adapters (adapter_config.json from peft's save_pretrained)")
     if str(peft_type).upper() != "LORA":
         raise AdapterError(f"{path}: peft_type {peft_type!r} is not supported (gpumem sizes LoRA, DoRA and rsLoRA "
@@ -436,3 +436,27 @@ def vllm_lora(modules: Sequence[Module], ranks: Sequence[int], tp: int = 1, dtyp
         wrapped += 1
     return VllmLora(max_loras, rank, max(max_cpu_loras or max_loras, max_loras),
                     per_slot * max_loras * dtype_bytes, wrapped)
+
+
+@dataclass(frozen=True)
+class LoraServing:
+    """Adapters served on a base: what they add to every GPU's weights, per engine.
+
+    vLLM preallocates its LoRA slots (`vllm_lora`), whatever the adapters' own size; transformers (PEFT)
+    loads each adapter as it is, upcast to fp32 (PeftModel's autocast_adapter_dtype default).
+    """
+
+    modules: tuple[Module, ...]  # the base's linear layers
+    ranks: tuple[int, ...]  # one per adapter
+    adapter_parameters: int  # all adapters together
+    dtype_bytes: int = 2  # the base model's dtype: vLLM's lora_dtype "auto"
+
+    def vllm(self, tp: int) -> VllmLora:
+        """vLLM's slots at this TP size."""
+        return vllm_lora(self.modules, self.ranks, tp, self.dtype_bytes)
+
+    def weights_per_gpu(self, engine: str, tp: int) -> int:
+        """Bytes the adapters add to one GPU's weights."""
+        if engine == "vllm":
+            return self.vllm(tp).slot_bytes_per_gpu
+        return -(-4 * self.adapter_parameters // tp)

@@ -173,12 +173,55 @@ def inspect_local(path: str) -> RepoMetadata:
 
 
 def estimate(metadata: RepoMetadata, *, bits: float | None = None, serving: ServingOptions | None = None,
-             gpu: str | None = None, file: str | None = None) -> list[ModelReport]:
-    """Count, size and place a model: one report (or one per GGUF variant; `file` picks one)."""
+             gpu: str | None = None, file: str | None = None,
+             adapters: Sequence[RepoMetadata] = ()) -> list[ModelReport]:
+    """Count, size and place a model: one report (or one per GGUF variant; `file` picks one).
+
+    `adapters` are PEFT adapter repos served on this model: each is checked against it, and the report
+    counts base + adapters (and, for vLLM, the LoRA slots it preallocates).
+    """
     serving = serving or ServingOptions()
     bits = None if bits is None else _check_bits(bits)
     only = find_gpu(gpu) if gpu else None
-    return [_report(metadata, group, bits, serving, only) for group in _groups(metadata, file)]
+    if is_adapter(metadata):
+        raise UsageError(f"{metadata.repo_id} is a PEFT adapter: estimate its base with the adapter passed as "
+                         "`adapters` (inspect_base reads the base it names)")
+    return [_report(metadata, group, bits, serving, only, adapters) for group in _groups(metadata, file)]
+
+
+def is_adapter(metadata: RepoMetadata) -> bool:
+    """Whether the repo is a PEFT adapter (adapter_config.json + adapter_model.safetensors)."""
+    return metadata.weight_sets[0].adapter_config is not None
+
+
+def adapter_base(metadata: RepoMetadata, base: str | None = None) -> str:
+    """The Hub id of the model an adapter repo applies to: `base`, else its config's base_model_name_or_path."""
+    from .adapters import AdapterError, parse_adapter_config
+
+    config = parse_adapter_config(metadata.weight_sets[0].adapter_config)
+    name = base or config.base_model
+    if name is None:
+        raise AdapterError(f"{metadata.repo_id}: adapter_config.json names no base model (base_model_name_or_path)",
+                           hint="pass the base model's Hub id with --base")
+    if base is None and (name.startswith(("/", "./", "../", "~")) or "\\" in name or name.count("/") > 1):
+        raise UsageError(f"{metadata.repo_id} was trained on a local model ({name!r}), not a Hub repo",
+                         hint="pass the base model's Hub id with --base")
+    return name
+
+
+def inspect_base(adapter: RepoMetadata, base: str | None = None, options: HubOptions | None = None, *,
+                 client=None) -> RepoMetadata:
+    """Read the base model of an adapter repo (same source policy as any repo); errors say it is the base."""
+    import copy
+
+    base_id = adapter_base(adapter, base)
+    try:
+        return inspect_repos([base_id], "main", options, client=client)[0]
+    except GpumemError as exc:
+        wrapped = copy.copy(exc)
+        wrapped.message = f"base model of {adapter.repo_id}: {exc.message}"
+        wrapped.args = (wrapped.message,)
+        raise wrapped from None
 
 
 def fit(metadata: RepoMetadata, gpu: str, *, serving: ServingOptions | None = None,
@@ -237,11 +280,17 @@ def _groups(metadata: RepoMetadata, file: str | None) -> list[list[WeightSet]]:
 
 
 def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | None, serving: ServingOptions,
-            only: Gpu | None) -> ModelReport:
+            only: Gpu | None, adapter_repos: Sequence[RepoMetadata] = ()) -> ModelReport:
     main = group[0]
     tensors, count, arch, arch_note = _prepare(group)
     formula_bits = bits if bits is not None else _checkpoint_bits(count)
     notes = [*metadata.notes, *(n for ws in group for n in ws.notes), *count.notes, *([arch_note] if arch_note else [])]
+    adapters: tuple = ()
+    if adapter_repos:
+        adapters, serving = _with_adapters(metadata, main, tensors, count, arch, serving, adapter_repos)
+        if serving.engine == "vllm":
+            notes.append("vLLM gives every linear layer --max-loras slots of --max-lora-rank, whatever the adapters "
+                         "target: the weights include those slots")
     estimate_ = estimate_serving(tensors, count, arch, serving, bits=bits)
     recs = recommend(tensors, count, arch, serving, bits, only=only, active=estimate_.active_parameters)
     return ModelReport(
@@ -251,7 +300,30 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
         tuple(FormulaResult.compute(count.parameters, b) for b in FORMULA_BITS) if count.parameters else (),
         arch, estimate_, tuple(recs), file=main.name if main.format == "gguf" else None, variant=_variant(main),
         estimated=main.format == "pytorch-bin",
-        components=_components(group) if len(group) > 1 else (), notes=tuple(dict.fromkeys([*notes, *estimate_.notes])))
+        components=_components(group) if len(group) > 1 else (), notes=tuple(dict.fromkeys([*notes, *estimate_.notes])),
+        adapters=adapters, lora=serving.lora.vllm(serving.tp) if serving.lora and serving.engine == "vllm" else None)
+
+
+def _with_adapters(metadata: RepoMetadata, main: WeightSet, tensors, count: WeightCount, arch: Architecture | None,
+                   serving: ServingOptions, adapter_repos: Sequence[RepoMetadata]):
+    """Each adapter read and checked against this base, and the serving options that carry them."""
+    from .adapters import AdapterError, LoraServing, base_modules, parse_adapter_config, read_adapter
+
+    if main.format != "safetensors" or count.parameters is None:
+        raise UsageError(f"LoRA adapters are served on a safetensors base; {metadata.repo_id} has {main.format} weights")
+    modules = base_modules(tensors, arch.model_type if arch else None)
+    adapters = []
+    for repo in adapter_repos:
+        weights = repo.weight_sets[0]
+        if weights.adapter_config is None:
+            raise AdapterError(f"{repo.repo_id} is not a PEFT adapter (no adapter_config.json beside "
+                               "adapter_model.safetensors)")
+        config = parse_adapter_config(weights.adapter_config)
+        adapters.append(read_adapter(repo.repo_id, config, weights.tensors, modules, metadata.repo_id))
+    # vLLM's lora_dtype "auto" is the model's dtype, and vLLM's "auto" dtype runs fp32 checkpoints in fp16: 2 bytes
+    lora = LoraServing(tuple(m for m in modules if m.kind == "linear"), tuple(a.config.max_rank for a in adapters),
+                       sum(a.parameters for a in adapters))
+    return tuple(adapters), replace(serving, lora=lora)
 
 
 def _prepare(group: Sequence[WeightSet]):

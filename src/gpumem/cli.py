@@ -146,20 +146,26 @@ def cli():
 @click.argument("repo_ids", nargs=-1, metavar="REPO_ID...")
 @click.option("--from-file", type=click.File("r"), help="Read more repo ids from a file (one per line, # comments).")
 @click.option("--file", "gguf_file", help="GGUF repos: the variant (file name) to report on.")
+@click.option("--lora", "loras", multiple=True, metavar="REPO",
+              help="A PEFT LoRA adapter repo to serve on the model (repeatable).")
+@click.option("--base", help="The base model of an adapter repo (default: its adapter_config.json's).")
 @_hub_options
 @_serving_options
 @_output_options
-def hf(repo_ids, from_file, gguf_file, revision, hub, bits, gpu, serving, output):
+def hf(repo_ids, from_file, gguf_file, loras, base, revision, hub, bits, gpu, serving, output):
     """Audit one or more Hugging Face Hub repos without downloading weights.
+
+    An adapter repo (adapter_config.json + adapter_model.safetensors) is answered on its base model.
 
     \b
     Examples:
       gpumem hf meta-llama/Llama-2-70b-hf --bits 4
       gpumem hf Qwen/Qwen2.5-7B --context 32768 --concurrency 8 --gpu "RTX 4090"
       gpumem hf TheBloke/Llama-2-7B-GGUF --file llama-2-7b.Q4_K_M.gguf --json
+      gpumem hf meta-llama/Llama-3.1-8B --lora org/adapter-a --lora org/adapter-b
     """
     _report(_repo_ids(repo_ids, from_file), revision, hub, output, compare=False,
-            bits=bits, serving=serving, gpu=gpu, file=gguf_file)
+            bits=bits, serving=serving, gpu=gpu, file=gguf_file, loras=list(dict.fromkeys(loras)), base=base)
 
 
 @cli.command()
@@ -281,10 +287,13 @@ def _target_modules(text: str) -> tuple[str, ...] | str:
 @cli.command()
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--file", "gguf_file", help="GGUF folders: the variant (file name) to report on.")
+@click.option("--base", help="An adapter folder's base model on the Hub (default: its adapter_config.json's).")
 @_serving_options
 @_output_options
-def local(path, gguf_file, bits, gpu, serving, output):
+def local(path, gguf_file, base, bits, gpu, serving, output):
     """Inspect a local safetensors / GGUF file or model folder (headers only).
+
+    A PEFT adapter folder is answered on its base model, read from the Hub (or the cache or snapshot).
 
     \b
     Example:
@@ -292,7 +301,12 @@ def local(path, gguf_file, bits, gpu, serving, output):
     """
     from . import api, render
 
-    reports = api.estimate(api.inspect_local(path), bits=bits, serving=serving, gpu=gpu, file=gguf_file)
+    metadata = api.inspect_local(path)
+    if api.is_adapter(metadata):
+        model = api.inspect_base(metadata, base)
+        reports = api.estimate(model, bits=bits, serving=serving, gpu=gpu, file=gguf_file, adapters=[metadata])
+    else:
+        reports = api.estimate(metadata, bits=bits, serving=serving, gpu=gpu, file=gguf_file)
     render.emit_reports([path], [reports], **output)
 
 
@@ -361,12 +375,23 @@ def cache_clear(json_):
     render.emit_cache_info(ResultCache().clear(), json_=json_, cleared=True)
 
 
-def _report(ids: list[str], revision: str, hub, output: dict, *, compare: bool, **estimate) -> None:
-    """Read, estimate and print many repos; a failed repo is reported in place, the worst exit code wins."""
+def _report(ids: list[str], revision: str, hub, output: dict, *, compare: bool, loras: list[str] = (),
+            base: str | None = None, **estimate) -> None:
+    """Read, estimate and print many repos; a failed repo is reported in place, the worst exit code wins.
+
+    Adapter repos are answered on their base (read the same way); `loras` are served on every model.
+    """
     from . import api, render
 
     results = _inspect(ids, revision, hub, output["quiet"], return_errors=len(ids) > 1, gguf_file=estimate["file"])
-    reports = [_call_or_error(api.estimate, r, **estimate) for r in results]
+    adapters = _inspect(loras, "main", hub, output["quiet"], return_errors=False) if loras else []
+
+    def estimate_one(metadata):
+        if api.is_adapter(metadata):
+            model = api.inspect_base(metadata, base, hub, client=_State.client)
+            return api.estimate(model, adapters=[metadata, *adapters], **estimate)
+        return api.estimate(metadata, adapters=adapters, **estimate)
+    reports = [_call_or_error(estimate_one, r) for r in results]
     _emit_each(reports, lambda results: render.emit_reports(ids, results, compare=compare, **output))
 
 

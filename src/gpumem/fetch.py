@@ -17,7 +17,7 @@ from .errors import BadConfig, BadHeader, EntryNotFound, GpumemError
 from .gguf_header import IncompleteGGUF, gguf_config, parse_gguf
 from .hub import HubClient, RepoListing
 from .jsondoc import load_json_object
-from .layout import WeightSetPlan, pick_gguf_variant, plan_layout
+from .layout import ADAPTER_CONFIG, WeightSetPlan, is_adapter_set, pick_gguf_variant, plan_layout
 from .safetensors_header import (
     PREFIX_BYTES,
     SafetensorsHeader,
@@ -96,6 +96,8 @@ def small_files_needed(plans: tuple[WeightSetPlan, ...], listed: Collection[str]
     wanted = set()
     for plan in plans:
         wanted.add(posixpath.join(plan.folder, ROOT_CONFIG))
+        if is_adapter_set(plan):
+            wanted.add(posixpath.join(plan.folder, ADAPTER_CONFIG))
         if plan.index:
             wanted.add(plan.index)
     wanted.update(name for name in _SMALL_FILES if name in listed)
@@ -179,8 +181,9 @@ def build_weight_set(plan: WeightSetPlan, size_of: Callable[[str], int | None], 
         config = _gguf_set_config(parsed)
     if plan.index and documents.get(plan.index):
         _check_index(plan.index, documents[plan.index], listed)
+    adapter_config = documents.get(posixpath.join(plan.folder, ADAPTER_CONFIG)) if is_adapter_set(plan) else None
     return WeightSet(plan.name, plan.format, plan.files, _merge_tensors(parsed), config, quantize_config,
-                     notes=_unknown_type_notes(parsed) if plan.format == "gguf" else ())
+                     notes=_unknown_type_notes(parsed) if plan.format == "gguf" else (), adapter_config=adapter_config)
 
 
 def _bin_set(plan: WeightSetPlan, size_of: Callable[[str], int | None], documents: dict, config: dict | None) -> WeightSet:

@@ -21,6 +21,9 @@ T = TypeVar("T")  # a WeightSetPlan or a read WeightSet: both have .name and .fi
 
 # Folders that hold copies of the weights in other formats or for other runtimes.
 _IGNORED_FOLDERS = ("original", "onnx", "openvino", "coreml", "tflite", "flax", "tf", "mlx", "gguf_cache")
+# An adapter's files: PEFT's save_pretrained writes adapter_config.json + adapter_model.safetensors
+# (MLX writes adapter_config.json + adapters.safetensors: read too, so that it can be refused clearly).
+ADAPTER_CONFIG = "adapter_config.json"
 # transformers / diffusers variants: model.fp16.safetensors, sharded model.fp16-00001-of-00002.safetensors
 _VARIANT = re.compile(r"\.(fp16|fp32|bf16|non_ema|ema)(-\d{5}-of-\d{5})?\.safetensors$")
 
@@ -55,7 +58,15 @@ def plan_layout(paths: Iterable[str]) -> Layout:
         return Layout(tuple(WeightSetPlan(name, "gguf", posixpath.dirname(name), files)
                             for name, files in group_gguf_files(ggufs).items()))
     notes: list[str] = []
-    root = _folder_set("", by_folder.get("", []), notes)
+    root_files = by_folder.get("", [])
+    adapter_files = tuple(f for f in root_files if f.startswith("adapter") and f.endswith(".safetensors"))
+    if ADAPTER_CONFIG in root_files and adapter_files:
+        others = [f for f in root_files if f not in adapter_files]
+        if _folder_set("", others, []) is None:  # nothing but the adapter: an adapter repo
+            return Layout((WeightSetPlan("", "safetensors", "", adapter_files),))
+        notes.append(f"the root also holds an adapter ({', '.join(adapter_files)}): counted the model's own weights")
+        root_files = others
+    root = _folder_set("", root_files, notes)
     components_wanted = "model_index.json" in paths or root is None
     sets = [root] if root else []
     if components_wanted:
@@ -97,6 +108,11 @@ def _folder_set(folder: str, files: list[str], notes: list[str]) -> WeightSetPla
         index = next((f for f in files if f.endswith(".bin.index.json")), None)
         return WeightSetPlan(folder, "pytorch-bin", folder, tuple(bins), index)
     return None
+
+
+def is_adapter_set(plan: WeightSetPlan) -> bool:
+    """Whether a weight set is an adapter's weights (read with the adapter_config.json beside them)."""
+    return not plan.folder and all(f.startswith("adapter") for f in plan.files)
 
 
 def _is_bin_weights(path: str) -> bool:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .architecture import Architecture
 from .engines import DEFAULT_ENGINE, MIB, Engine, get_engine
@@ -24,6 +24,9 @@ from .errors import UsageError
 from .safetensors_header import DTYPE_BITS
 from .types import TensorInfo, WeightCount
 from .units import GB
+
+if TYPE_CHECKING:
+    from .adapters import LoraServing
 
 KV_DTYPE_BYTES = {"auto": 2, "bf16": 2, "fp16": 2, "fp8": 1}
 
@@ -76,6 +79,7 @@ class ServingOptions:
     gpu_memory_utilization: float | None = None  # vLLM: the budget fraction of the GPU
     max_num_batched_tokens: int | None = None  # vLLM: tokens of one scheduled step (the profile run's prefill)
     max_num_seqs: int | None = None  # vLLM: sequences at once (sizes the profile run's sampler pass)
+    lora: LoraServing | None = None  # PEFT adapters served on the model (their weights or vLLM's slots)
 
     def __post_init__(self) -> None:
         get_engine(self.engine).resolve_version(self.engine_version)  # unknown engine or version: UsageError
@@ -272,6 +276,8 @@ def estimate_serving(tensors: Sequence[TensorInfo], count: WeightCount, arch: Ar
         active = active_parameters(tensors, count, arch)
     notes: list[str] = []
     weights = weights_per_gpu(tensors, count, options.tp, bits)
+    if options.lora:
+        weights += options.lora.weights_per_gpu(options.engine, options.tp)
     overhead = options.engine_model.overhead(options)
     if arch is None:
         notes.append("no readable config.json: weights and runtime overhead only (no KV cache, no activations)")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .architecture import Architecture
 from .gpus import Recommendation
 from .memory import FormulaResult, ServingEstimate
 from .training import TrainingEstimate, TrainingPlan
 from .types import WeightCount
+
+if TYPE_CHECKING:
+    from .adapters import Adapter, VllmLora
 
 SCHEMA_VERSION = 1
 FORMULA_BITS = (16, 8, 4)  # the widths shown side by side
@@ -48,11 +52,15 @@ class ModelReport:
     estimated: bool = False  # parameters estimated (pickle-only repos), not read from headers
     components: tuple[ComponentCount, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    adapters: tuple[Adapter, ...] = ()  # PEFT adapters served on this model
+    lora: VllmLora | None = None  # vLLM's LoRA slots for them (at the breakdown's TP)
 
     @property
     def parameters(self) -> int | None:
-        """The real parameter count (None when it cannot be known)."""
-        return self.count.parameters
+        """The real parameter count of what gets loaded (the model and its adapters; None when unknown)."""
+        if self.count.parameters is None:
+            return None
+        return self.count.parameters + sum(a.parameters for a in self.adapters)
 
     def to_dict(self) -> dict:
         """The documented JSON object (schema_version 1); integers are exact bytes and counts."""
@@ -63,10 +71,10 @@ class ModelReport:
             "revision": self.revision,
             "source": self.source,
             "format": self.format,
-            "parameters": self.count.parameters,
+            "parameters": self.parameters,
             "parameters_estimated": self.estimated,
             "stored_elements": dict(self.count.stored_elements),
-            "weight_bytes": self.count.weight_bytes,
+            "weight_bytes": self.count.weight_bytes + sum(a.weight_bytes for a in self.adapters),
             "buffer_elements": self.count.buffer_elements,
             "quantization": None if quant is None else {
                 "method": quant.method, "bits": quant.bits, "bits_per_weight": round(quant.bits_per_weight, 4),
@@ -84,6 +92,13 @@ class ModelReport:
             data["variant"] = self.variant
         if self.components:
             data["components"] = [c.to_dict() for c in self.components]
+        if self.adapters:
+            data["base_model"] = {"repo_id": self.repo_id, "parameters": self.count.parameters,
+                                  "weight_bytes": self.count.weight_bytes}
+            data["adapters"] = [a.to_dict() for a in self.adapters]
+            if len(self.adapters) == 1:
+                data["adapter"] = data["adapters"][0]
+            data["lora_serving"] = self.lora.to_dict() if self.lora else None
         return data
 
 

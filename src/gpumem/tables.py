@@ -60,19 +60,30 @@ def _detail(d: dict) -> Group:
 
 def _summary(d: dict) -> Table:
     title = d["repo_id"] + (f" · {d['file']}" if d.get("file") else "")
+    title += "".join(f" + {a['repo_id']}" for a in d.get("adapters", []))
     table = Table(title=Text(title, style="bold"), box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
     table.add_row("Revision", f"{d['revision']} ({d['source']})")
     estimated = " (ESTIMATE)" if d["parameters_estimated"] else ""
     table.add_row("Parameters", count(d["parameters"]) + estimated)
-    if d["serving"] and d["serving"]["active_parameters"] != d["parameters"]:
+    if d["serving"] and d["serving"]["active_parameters"] != d.get("base_model", d)["parameters"]:
         table.add_row("Active / token", count(d["serving"]["active_parameters"]))
     stored = ", ".join(f"{k} {v:,}" for k, v in d["stored_elements"].items())
     table.add_row("Stored", f"{gb(d['weight_bytes'])} in {d['format']}" + (f" ({stored})" if stored else ""))
     if q := d["quantization"]:
         table.add_row("Quantization", f"{q['method']} {q['bits'] or '?'}-bit, {q['bits_per_weight']:.2f} bits/weight "
                                       f"with side data ({gb(q['side_data_bytes'])} of scales/zeros)")
+    for adapter in d.get("adapters", []):
+        targets = adapter["target_modules"]
+        targets = targets if isinstance(targets, str) else ", ".join(targets)
+        table.add_row("LoRA adapter", f"{adapter['repo_id']}: {adapter['variant']} r {adapter['rank']}, alpha "
+                                      f"{adapter['alpha']:g} on {targets} · {count(adapter['parameters'])} · "
+                                      f"{gb(adapter['weight_bytes'])}")
+    if lora := d.get("lora_serving"):
+        table.add_row("vLLM LoRA slots", f"{lora['max_loras']} × rank {lora['max_lora_rank']} on "
+                                         f"{lora['wrapped_modules']} linear layers: {gb(lora['slot_bytes_per_gpu'])} "
+                                         "per GPU (in weights)")
     for component in d.get("components", []):
         table.add_row(f"  {component['name']}", f"{count(component['parameters'])} · {gb(component['weight_bytes'])}")
     if f := d["formula"]:

@@ -93,6 +93,7 @@ class WeightSet:
     quantize_config: dict | None = None
     estimated_bytes: int | None = None  # .bin repos: the index's total_size; tensors are then unknown
     notes: tuple[str, ...] = ()
+    adapter_config: dict | None = None  # a PEFT adapter's adapter_config.json (its tensors are the adapter's)
 
     def to_dict(self) -> dict:
         """JSON-ready form (tensors as [name, dtype, shape, nbytes, file] rows), used by the cache."""
@@ -100,7 +101,7 @@ class WeightSet:
             "name": self.name, "format": self.format, "files": list(self.files),
             "tensors": [[t.name, t.dtype, list(t.shape), t.nbytes, t.file] for t in self.tensors],
             "config": self.config, "quantize_config": self.quantize_config,
-            "estimated_bytes": self.estimated_bytes, "notes": list(self.notes),
+            "estimated_bytes": self.estimated_bytes, "notes": list(self.notes), "adapter_config": self.adapter_config,
         }
 
     @classmethod
@@ -108,7 +109,8 @@ class WeightSet:
         """Inverse of to_dict."""
         tensors = tuple(TensorInfo(n, d, tuple(s), b, f) for n, d, s, b, f in data["tensors"])
         return cls(data["name"], data["format"], tuple(data["files"]), tensors, data.get("config"),
-                   data.get("quantize_config"), data.get("estimated_bytes"), tuple(data.get("notes", ())))
+                   data.get("quantize_config"), data.get("estimated_bytes"), tuple(data.get("notes", ())),
+                   data.get("adapter_config"))
 
 
 @dataclass(frozen=True, slots=True)

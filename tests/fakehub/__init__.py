@@ -14,6 +14,8 @@ from .repos import (
     NO_ACCESS_TOKEN,
     FakeFile,
     FakeRepo,
+    adapter_files,
+    adapter_repo,
     fixture_repos,
     llama2_70b_repo,
     repo_from_fixture,
@@ -25,7 +27,8 @@ from .repos import (
 from .server import FakeHub, RequestRecord
 
 __all__ = [
-    "GOOD_TOKEN", "NO_ACCESS_TOKEN", "FakeFile", "FakeHub", "FakeRepo", "RequestRecord", "fake_hub",
+    "GOOD_TOKEN", "NO_ACCESS_TOKEN", "FakeFile", "FakeHub", "FakeRepo", "RequestRecord", "adapter_files",
+    "adapter_repo", "fake_hub",
     "fixture_repos", "llama2_70b_repo", "repo_from_fixture", "safetensors_bytes", "split_in_order",
     "synthetic_sharded_repo", "virtual_safetensors",
 ]

@@ -310,3 +310,23 @@ def synthetic_sharded_repo(repo_id: str = "meta-llama/Llama-3.1-405B", n_shards:
     info = {"config": config_summary(config), "safetensors": safetensors_summary(tensors),
             "tags": ["transformers", "safetensors", "llama", "text-generation"], "library_name": "transformers"}
     return FakeRepo(repo_id, files, sha=fake_sha(f"{repo_id}:{n_shards}:{num_layers}"), info=info)
+
+
+ADAPTER_FIXTURES = HUB_FIXTURES.parent / "adapters"
+
+
+def adapter_files(folder: str) -> dict[str, FakeFile]:
+    """A real PEFT adapter of fixtures/adapters: its adapter_config.json and its weights (the real header,
+    then zeros up to the real size, which the header's last data offset gives)."""
+    base = ADAPTER_FIXTURES / folder
+    header = (base / "adapter_model.safetensors.header").read_bytes()
+    entries = json.loads(header[8:])
+    data_size = max((e["data_offsets"][1] for k, e in entries.items() if k != "__metadata__"), default=0)
+    return {"adapter_config.json": FakeFile.of((base / "adapter_config.json").read_bytes()),
+            "adapter_model.safetensors": FakeFile(header, len(header) + data_size)}
+
+
+def adapter_repo(folder: str, repo_id: str | None = None) -> FakeRepo:
+    """A fixtures/adapters folder as the Hub repo it came from (README stand-in included)."""
+    files = {**adapter_files(folder), "README.md": _stub("README.md")}
+    return FakeRepo(repo_id or folder.replace("__", "/", 1), files, info={"tags": ["peft", "safetensors"]})
