@@ -97,12 +97,15 @@ class WeightSet:
 
     def to_dict(self) -> dict:
         """JSON-ready form (tensors as [name, dtype, shape, nbytes, file] rows), used by the cache."""
-        return {
+        data = {
             "name": self.name, "format": self.format, "files": list(self.files),
             "tensors": [[t.name, t.dtype, list(t.shape), t.nbytes, t.file] for t in self.tensors],
             "config": self.config, "quantize_config": self.quantize_config,
-            "estimated_bytes": self.estimated_bytes, "notes": list(self.notes), "adapter_config": self.adapter_config,
+            "estimated_bytes": self.estimated_bytes, "notes": list(self.notes),
         }
+        if self.adapter_config is not None:  # only adapters carry it (the shipped snapshot holds none)
+            data["adapter_config"] = self.adapter_config
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> WeightSet:
