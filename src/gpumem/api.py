@@ -235,7 +235,7 @@ def fit(metadata: RepoMetadata, gpu: str, *, serving: ServingOptions | None = No
         widths = [None, *(b for b in FORMULA_BITS if b != _checkpoint_bits(count))] if count.parameters else [None]
         rows = fit_options(tensors, count, arch, serving, target, widths, counts or GPU_COUNTS)
         reports.append(FitReport(metadata.repo_id, metadata.revision, metadata.source, target.name, serving.context,
-                                 count.parameters, tuple(rows)))
+                                 count.parameters, tuple(rows), file=group[0].name if group[0].format == "gguf" else None))
     return reports
 
 

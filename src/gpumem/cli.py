@@ -48,7 +48,7 @@ def _output_options(command):
     @click.option("--format", "format_", type=click.Choice(FORMATS), default="table", show_default=True,
                   help="Output format.")
     @click.option("--svg", "svg", type=click.Path(dir_okay=False, writable=True), callback=_check_svg_folder,
-                  help="Also save the table output as an SVG image.")
+                  help="Also save the table view as an SVG image (with any --format).")
     @click.option("--quiet", "-q", is_flag=True, help="No progress or warnings on stderr.")
     @click.option("--debug", is_flag=True, help="On error, show the traceback and the request log (token redacted).")
     @functools.wraps(command)

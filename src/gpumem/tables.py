@@ -1,218 +1,357 @@
-"""Terminal output with rich: the summary, breakdown and GPU tables, the stacked bar, progress, SVG.
+"""What gpumem prints, described once: tables (title, columns, typed cells, caption), bars and command lines.
 
-Imported only when a table is printed, so `--json` and `calc --format csv` never load rich.
-Colour only on a terminal; NO_COLOR (or a pipe) gives plain text with no escape codes at all.
+A command builds a `Document` (see `views`) and `render.emit` writes it as plain text, through rich on a
+terminal (colour, SVG), as Markdown or as CSV, so every format carries the same content. Adding a table is
+adding a description; no writer changes:
+
+    from gpumem.tables import Column, Document, Table, text
+    from gpumem.units import count_cell, size_column
+
+    column, cell = size_column("need per GPU", "per_gpu_bytes", [plan["per_gpu_total_bytes"] for plan in plans])
+    Table(
+        title="Plans",
+        columns=(Column("GPU", "gpu", align="left", identifier=True), Column("GPUs", "count"), column),
+        rows=tuple((text(p["gpu"]), count_cell(p["count"]), cell(p["per_gpu_total_bytes"])) for p in plans),
+        caption="need per GPU: weights, KV cache, activations and overhead",
+    )
+
+Sizes carry their unit once, in the header ("need per GPU (GB)"), and exact bytes in CSV. This module also
+lays a table out for a terminal `width`: headers wrap at spaces, then wrapping text columns narrow, then the
+columns with the highest `drop` go (the caption says which); identifiers (model ids, GPU names, files) are
+never wrapped or cut, numbers never truncated.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
-from rich import box
-from rich.console import Console, Group
-from rich.table import Table
-from rich.text import Text
+GAP = 2  # spaces between columns
+RULE = "─"
+BAR_WIDTH = 50
 
-from .files import write_atomically
-from .units import (
-    FIT_HEADERS,
-    GB,
-    concurrency,
-    count,
-    fit_rows,
-    formula_widths,
-    gb,
-    short_count,
-)
-
-# Stacked-bar segments: distinct glyphs so the bar reads without colour too.
-_SEGMENTS = (("weights", "█", "cyan"), ("KV cache", "▓", "magenta"), ("activations", "▒", "yellow"),
-             ("overhead", "░", "red"), ("free", "·", "green"))
-_BAR_WIDTH = 50
+# A styled piece of a line: (text, rich style or "").
+Segment = tuple[str, str]
+Line = list[Segment]
 
 
-def stdout_console(record: bool = False) -> Console:
-    """The console tables go to (recording when an SVG is wanted)."""
-    # rich honours COLUMNS and writes no escape codes when piped; NO_COLOR also drops bold/dim.
-    return Console(record=record, highlight=False, soft_wrap=False,
-                   color_system=None if os.environ.get("NO_COLOR") else "auto")
+@dataclass(frozen=True)
+class Cell:
+    """One table cell: the text people read, and the exact value CSV writes (int, plain decimal, true/false)."""
+
+    text: str
+    value: object = None  # None: CSV writes `text`
+    style: str = ""  # rich style on a terminal ("bold", "dim")
+
+    @property
+    def csv(self) -> object:
+        """What a CSV writer puts in the cell."""
+        if self.value is None:
+            return self.text
+        if isinstance(self.value, bool):
+            return "true" if self.value else "false"
+        return self.value
 
 
-def print_reports(dicts: list[dict], *, compare: bool, svg: str | None) -> None:
-    """Details for one report, a comparison table for several (or when comparing)."""
-    console = stdout_console(record=bool(svg))
-    console.print(_comparison(dicts) if compare or len(dicts) != 1 else _detail(dicts[0]))
-    _finish(console, svg)
+def text(value: str | None, style: str = "", csv: object = None) -> Cell:
+    """A cell of text ('' for None)."""
+    return Cell(value or "", csv, style)
 
 
-def _detail(d: dict) -> Group:
-    parts = [_summary(d)]
-    if d["serving"]:
-        parts.append(_breakdown(d))
-    if d["recommendations"]:
-        parts.append(_gpu_table(d))
-        best = next((r for r in d["recommendations"] if r.get("fits")), None)
-        if best and d["serving"]:
-            parts.append(_stacked_bar(d, best))
-    return Group(*parts)
+@dataclass(frozen=True)
+class Column:
+    """A column: its header in words (with the unit, once), CSV name, alignment, and how it behaves when narrow."""
+
+    header: str
+    name: str  # CSV header: snake_case, unit included ("per_gpu_bytes")
+    align: Literal["left", "right"] = "right"
+    identifier: bool = False  # model ids, GPU names, files: never wrapped, cut or dropped
+    wrap: bool = False  # prose that may wrap at spaces onto more lines
+    drop: int = 0  # 0: always shown; otherwise dropped (highest first) when the table is too wide
 
 
-def _summary(d: dict) -> Table:
-    title = d["repo_id"] + (f" · {d['file']}" if d.get("file") else "")
-    title += "".join(f" + {a['repo_id']}" for a in d.get("adapters", []))
-    table = Table(title=Text(title, style="bold"), box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("Revision", f"{d['revision']} ({d['source']})")
-    estimated = " (ESTIMATE)" if d["parameters_estimated"] else ""
-    table.add_row("Parameters", count(d["parameters"]) + estimated)
-    if d["serving"] and d["serving"]["active_parameters"] != d.get("base_model", d)["parameters"]:
-        table.add_row("Active / token", count(d["serving"]["active_parameters"]))
-    stored = ", ".join(f"{k} {v:,}" for k, v in d["stored_elements"].items())
-    table.add_row("Stored", f"{gb(d['weight_bytes'])} in {d['format']}" + (f" ({stored})" if stored else ""))
-    if q := d["quantization"]:
-        table.add_row("Quantization", f"{q['method']} {q['bits'] or '?'}-bit, {q['bits_per_weight']:.2f} bits/weight "
-                                      f"with side data ({gb(q['side_data_bytes'])} of scales/zeros)")
-    for adapter in d.get("adapters", []):
-        targets = adapter["target_modules"]
-        targets = targets if isinstance(targets, str) else ", ".join(targets)
-        table.add_row("LoRA adapter", f"{adapter['repo_id']}: {adapter['variant']} r {adapter['rank']}, alpha "
-                                      f"{adapter['alpha']:g} on {targets} · {count(adapter['parameters'])} · "
-                                      f"{gb(adapter['weight_bytes'])}")
-    if lora := d.get("lora_serving"):
-        table.add_row("vLLM LoRA slots", f"{lora['max_loras']} × rank {lora['max_lora_rank']} on "
-                                         f"{lora['wrapped_modules']} linear layers: {gb(lora['slot_bytes_per_gpu'])} "
-                                         "per GPU (in weights)")
-    for component in d.get("components", []):
-        table.add_row(f"  {component['name']}", f"{count(component['parameters'])} · {gb(component['weight_bytes'])}")
-    if f := d["formula"]:
-        widths = formula_widths(d["formula_by_bits"])
-        table.add_row("Formula", f"P × 4 B / (32 / {f['bits']:g}) × {f['overhead']} = {f['memory_gb']:,.1f} GB  ({widths})")
-    return table
+@dataclass(frozen=True)
+class Table:
+    """A titled table. `header=False` makes a two-column list of fields (label, value)."""
+
+    title: str
+    columns: tuple[Column, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    caption: str = ""
+    header: bool = True
+    keys: tuple[tuple[str, object], ...] = ()  # CSV columns in front of every row: what the title says
+
+    def __post_init__(self) -> None:
+        for row in self.rows:
+            if len(row) != len(self.columns):
+                raise ValueError(f"{self.title!r}: a row of {len(row)} cells for {len(self.columns)} columns")
 
 
-def _breakdown(d: dict) -> Table:
-    s = d["serving"]
-    per_gpu = s["per_gpu"]
-    title = (f"Serving breakdown per GPU · {s['engine']}, {s['context']:,} tokens × {s['concurrency']} "
-             f"sequence{'s' if s['concurrency'] != 1 else ''}, KV {s['kv_dtype']}, TP {s['tp']}")
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
-    for name in ("weights", "KV cache", "activations", "overhead", "total"):
-        table.add_column(name, justify="right")
-    table.add_row(gb(per_gpu["weights_bytes"]), gb(per_gpu["kv_cache_bytes"]), gb(per_gpu["activation_bytes"]),
-                  gb(per_gpu["overhead_bytes"]), Text(gb(per_gpu["total_bytes"]), style="bold"))
-    table.caption = f"KV cache: {s['kv_bytes_per_token']:,} bytes per token"
-    return table
+def fields(title: str, items: Sequence[tuple[str, str | Cell] | tuple[str, str | Cell, str]],
+           caption: str = "") -> Table:
+    """A list of labelled values (the summary of a model): `Label   value`, values wrapping at spaces.
+
+    A value given as a Cell carries its exact CSV value (a byte count behind "15.23 GB"), and a third item
+    names the field in CSV ("weight_bytes"; default: the label)."""
+    columns = (Column("", "field", align="left"), Column("", "value", align="left", wrap=True))
+    rows = tuple((Cell(item[0], item[2] if len(item) > 2 else None, "bold"),
+                  item[1] if isinstance(item[1], Cell) else Cell(item[1])) for item in items)
+    return Table(title, columns, rows, caption, header=False)
 
 
-def _gpu_table(d: dict) -> Table:
-    context = d["serving"]["context"] if d["serving"] else None
-    table = Table(title="GPU options (best first)", title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("GPU")
-    table.add_column("count", justify="right")
-    table.add_column("TP", justify="right")
-    table.add_column("per-GPU need", justify="right")
-    table.add_column("headroom", justify="right")
-    table.add_column(f"max seqs @ {context:,}" if context else "max seqs", justify="right")
-    for rec in d["recommendations"]:
-        if rec.get("fits"):
-            table.add_row(rec["gpu"], str(rec["count"]), str(rec.get("tp", rec["count"])),
-                          gb(rec.get("per_gpu_total_bytes")), f"{rec['headroom_gb']:,.1f} GB",
-                          concurrency(rec.get("max_concurrency")) if context else "-")
+@dataclass(frozen=True)
+class BarSegment:
+    """One part of a bar: label, bytes, and how it is drawn (glyph without colour, colour on a terminal)."""
+
+    label: str
+    value: int
+    size: str  # the value as people read it ("15.23 GB")
+    glyph: str
+    colour: str
+
+
+@dataclass(frozen=True)
+class Bar:
+    """A stacked bar of one whole (a GPU's memory budget), with its legend."""
+
+    title: str
+    segments: tuple[BarSegment, ...]
+    total: int
+
+    def as_table(self) -> Table:
+        """The bar's numbers as a table (Markdown and CSV)."""
+        columns = (Column("part", "part", align="left"), Column("size", "bytes"), Column("share", "share"))
+        rows = tuple((text(s.label), Cell(s.size, s.value), _share(s.value, self.total)) for s in self.segments)
+        return Table(self.title, columns, rows)
+
+
+def _share(value: int, total: int) -> Cell:
+    fraction = value / total if total else 0.0
+    return Cell(f"{fraction:.0%}", f"{fraction:.4f}")
+
+
+@dataclass(frozen=True)
+class Commands:
+    """Shell command lines (to copy and run): wrapped with `\\` continuations, never cut."""
+
+    title: str
+    lines: tuple[str, ...]
+
+    def as_table(self) -> Table:
+        """The commands as a one-column table (CSV)."""
+        return Table(self.title, (Column("command", "command", align="left", identifier=True),),
+                     tuple((text(line),) for line in self.lines))
+
+
+Block = Table | Bar | Commands
+
+
+@dataclass(frozen=True)
+class Document:
+    """Everything one command prints on stdout, in order."""
+
+    blocks: tuple[Block, ...] = field(default=())
+
+    @property
+    def tables(self) -> list[Table]:
+        """Every block as a table (a bar by its numbers, command lines one per row)."""
+        return [b if isinstance(b, Table) else b.as_table() for b in self.blocks]
+
+
+# -- laying out for a terminal of `width` columns ---------------------------------------------------
+
+
+def layout(document: Document, width: int) -> list[Line]:
+    """The document as styled lines no longer than `width` (identifiers excepted, which are never cut)."""
+    lines: list[Line] = []
+    for block in document.blocks:
+        if lines:
+            lines.append([])
+        if isinstance(block, Table):
+            lines += layout_table(block, width)
+        elif isinstance(block, Bar):
+            lines += layout_bar(block, width)
         else:
-            table.add_row(Text(rec["gpu"], style="dim"), Text("does not fit on 8", style="dim"), "", "", "", "")
-    return table
+            lines += layout_commands(block, width)
+    return lines
 
 
-def _stacked_bar(d: dict, rec: dict) -> Text:
-    """One GPU of the best option as a bar: what each term takes of its memory budget, and what is free."""
-    budget = rec["budget_bytes"]
-    if rec["tp"] == d["serving"]["tp"]:
-        per_gpu = d["serving"]["per_gpu"]
-        parts = [(label, glyph, colour, per_gpu[key]) for (label, glyph, colour), key in zip(
-            _SEGMENTS, ("weights_bytes", "kv_cache_bytes", "activation_bytes", "overhead_bytes"))]
-    else:  # the breakdown above is for --tp; this option splits the model another way: its total only
-        parts = [("need at TP " + str(rec["tp"]), *_SEGMENTS[0][1:], rec["per_gpu_total_bytes"])]
-    free_label, free_glyph, free_colour = _SEGMENTS[-1]
-    parts.append((free_label, free_glyph, free_colour, max(0, budget - sum(p[3] for p in parts))))
-    text = Text(f"\nOne {rec['gpu']} of {rec['count']}: budget {gb(budget, 1)}\n")
-    for _, glyph, colour, value in parts:
-        text.append(glyph * round(value / max(budget, 1) * _BAR_WIDTH), style=colour)
-    text.append("\n")
-    for label, glyph, colour, value in parts:
-        text.append(f"{glyph} {label} {gb(value, 1)}  ", style=colour)
-    return text
+def layout_table(table: Table, width: int) -> list[Line]:
+    """Title (wrapped at `width`), header, rule, rows, caption."""
+    columns = list(range(len(table.columns)))
+    dropped: list[str] = []
+    while True:
+        widths = _fit_widths(table, columns, width)
+        if _total(widths) <= width:
+            break
+        droppable = [i for i in columns if table.columns[i].drop]
+        if not droppable:
+            break  # identifiers are never cut: the line runs long rather than break one
+        victim = max(droppable, key=lambda i: (table.columns[i].drop, i))
+        columns.remove(victim)
+        dropped.append(table.columns[victim].header)
+    lines: list[Line] = [[(line, "bold")] for line in wrap(table.title, width)] if table.title else []
+    if table.header:
+        headers = [wrap(table.columns[i].header, w) for i, w in zip(columns, widths)]
+        depth = max((len(h) for h in headers), default=0)
+        for level in range(depth):
+            cells = [(h[level - depth + len(h)] if level >= depth - len(h) else "") for h in headers]  # bottom-aligned
+            lines.append(_join([Cell(c, style="bold") for c in cells], [table.columns[i] for i in columns], widths))
+        lines.append([(RULE * _total(widths), "dim")])
+    for row in table.rows:
+        cells = [row[i] for i in columns]
+        wrapped = [wrap(c.text, w) if table.columns[i].wrap else [c.text] for c, i, w in zip(cells, columns, widths)]
+        for depth_index in range(max(len(w) for w in wrapped) if wrapped else 0):
+            pieces = [Cell(w[depth_index] if depth_index < len(w) else "", style=c.style) for w, c in zip(wrapped, cells)]
+            lines.append(_join(pieces, [table.columns[i] for i in columns], widths))
+    caption = table.caption
+    if dropped:
+        left_out = f"left out at {width} columns: {', '.join(dropped)} (a wider terminal or --format csv shows them)"
+        caption = f"{caption}; {left_out}" if caption else left_out.capitalize()
+    lines += [[(line, "dim")] for line in wrap(caption, width)] if caption else []
+    return lines
 
 
-def _comparison(dicts: list[dict]) -> Table:
-    """One row per model (or GGUF variant): counts, size, bits per weight, the formula, the best fit."""
-    one_repo = len({d["repo_id"] for d in dicts}) == 1 and all(d.get("file") for d in dicts)
-    title = f"{dicts[0]['repo_id']}: variants side by side" if one_repo else "Models side by side"
-    table = Table(title=f"{title} (GB = 10^9 bytes)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                  collapse_padding=True)
-    table.add_column("file" if one_repo else "model", overflow="fold")
-    for name in ("params", "stored", "bits/w", "16 bit", "8 bit", "4 bit", "need/GPU", "smallest fit"):
-        table.add_column(name, justify="right" if name != "smallest fit" else "left", no_wrap=True)
-    for d in dicts:
-        widths = d["formula_by_bits"]
-        best = next((r for r in d["recommendations"] if r.get("fits")), None)
-        name = d["file"] if one_repo else d["repo_id"] + (f" · {d.get('variant') or d['file']}" if d.get("file") else "")
-        table.add_row(
-            name, short_count(d["parameters"]), f"{d['weight_bytes'] / GB:,.1f}", _bits_per_weight(d),
-            *(f"{widths[b]:,.1f}" if b in widths else "-" for b in ("16", "8", "4")),
-            f"{d['serving']['per_gpu']['total_bytes'] / GB:,.1f}" if d["serving"] else "-",
-            f"{best['count']} × {best['gpu']}" if best else "none (8 max)",
-        )
-    table.caption = "16/8/4 bit: the formula P × 4 B / (32 / Q) × 1.2; need/GPU: the serving breakdown"
-    return table
+def _fit_widths(table: Table, columns: list[int], width: int) -> list[int]:
+    """Column widths: natural first; then headers wrap and wrapping columns narrow, the most slack first."""
+    natural, floors = [], []
+    for i in columns:
+        column = table.columns[i]
+        cells = [row[i].text for row in table.rows]
+        longest_cell = max((len(c) for c in cells), default=0)
+        header = len(column.header) if table.header else 0
+        header_floor = max((len(word) for word in _tokens(column.header)), default=0) if table.header else 0
+        cell_floor = max((len(word) for c in cells for word in _tokens(c)), default=0) if column.wrap else longest_cell
+        natural.append(max(longest_cell, header))
+        floors.append(max(cell_floor, header_floor, 1))
+    widths = list(natural)
+    while _total(widths) > width:
+        excess = [(w - f, k) for k, (w, f) in enumerate(zip(widths, floors)) if w > f]
+        if not excess:
+            break
+        _, k = max(excess)  # one character at a time from the column with the most to give: shares evenly
+        widths[k] -= 1
+    return widths
 
 
-def _bits_per_weight(d: dict) -> str:
-    """Stored bits per parameter: the quantization's effective figure, else bytes x 8 / parameters."""
-    if d["quantization"]:
-        return f"{d['quantization']['bits_per_weight']:.2f}"
-    return f"{d['weight_bytes'] * 8 / d['parameters']:.2f}" if d["parameters"] else "-"
+def _total(widths: Sequence[int]) -> int:
+    return sum(widths) + GAP * max(0, len(widths) - 1)
 
 
-def print_fits(dicts: list[dict], *, svg: str | None) -> None:
-    """`gpumem fit` tables: one row per load width and GPU count."""
-    console = stdout_console(record=bool(svg))
-    for d in dicts:
-        table = Table(title=f"{d['repo_id']} on {d['gpu']} · sequences of {d['context']:,} tokens",
-                      title_justify="left", box=box.SIMPLE_HEAD)
-        for name in FIT_HEADERS:
-            table.add_column(name, justify="left" if name == "load width" else "right")
-        for row in fit_rows(d):
-            table.add_row(*row)
-        console.print(table)
-    _finish(console, svg)
+def _join(cells: Sequence[Cell], columns: Sequence[Column], widths: Sequence[int]) -> Line:
+    line: Line = []
+    for k, (cell, column, w) in enumerate(zip(cells, columns, widths)):
+        padded = cell.text.ljust(w) if column.align == "left" else cell.text.rjust(w)
+        if k:
+            line.append((" " * GAP, ""))
+        line.append((padded, cell.style))
+    return _rstrip(line)
 
 
-def print_text(text: str, *, svg: str | None) -> None:
-    """Plain text through rich, so that it can be saved as an SVG."""
-    console = stdout_console(record=bool(svg))
-    console.print(Text(text.rstrip("\n")))
-    _finish(console, svg)
+def _rstrip(line: Line) -> Line:
+    """No trailing spaces: drop empty trailing segments and strip the last."""
+    while line and not line[-1][0].strip():
+        line.pop()
+    if line:
+        line[-1] = (line[-1][0].rstrip(), line[-1][1])
+    return line
 
 
-def print_gpus(rows: list[dict], columns: list[str], *, svg: str | None) -> None:
-    """The GPU catalog as a table."""
-    table = Table(title="GPU catalog (usable = what the driver reports)", title_justify="left", box=box.SIMPLE_HEAD)
-    for column in columns:
-        table.add_column(column.replace("_", " "))
-    for row in rows:
-        table.add_row(*(str(row.get(c, "")) for c in columns))
-    console = stdout_console(record=bool(svg))
-    console.print(table)
-    _finish(console, svg)
+# A number and its unit stay on one line: "18.3 GB", "7.62 B", "4 bit".
+_UNIT = re.compile(r"^(?:[kMGT]i?B|B|M|K|T|bit|bits|×|·|/)$")
 
 
-def _finish(console: Console, svg: str | None) -> None:
-    if svg:
-        _save_svg(console, svg)
+def _tokens(value: str) -> list[str]:
+    """Words that wrapping never splits (a unit stays with its number, a separator with what precedes it)."""
+    tokens: list[str] = []
+    for word in value.split():
+        if tokens and _UNIT.match(word):
+            tokens[-1] += " " + word
+        else:
+            tokens.append(word)
+    return tokens
 
 
-def _save_svg(console: Console, path: str) -> None:
-    """Write the recorded output as SVG atomically: a failed run never leaves half a file."""
-    write_atomically(Path(path).absolute(), console.export_svg(title="gpumem"))
+def wrap(value: str, width: int) -> list[str]:
+    """Greedy word wrap at spaces; a word longer than `width` stays whole on its own line."""
+    lines: list[str] = []
+    current = ""
+    for token in _tokens(value):
+        if current and len(current) + 1 + len(token) > width:
+            lines.append(current)
+            current = token
+        else:
+            current = f"{current} {token}" if current else token
+    if current:
+        lines.append(current)
+    return lines or [""]
+
+
+def bar_cells(segments: Sequence[BarSegment], total: int, width: int) -> list[int]:
+    """Characters per segment, summing to exactly `width` when the segments fill the whole (largest remainder)."""
+    exact = [s.value / total * width if total else 0.0 for s in segments]
+    cells = [int(x) for x in exact]
+    filled = min(width, round(sum(exact)))
+    for k in sorted(range(len(exact)), key=lambda k: exact[k] - cells[k], reverse=True)[:max(0, filled - sum(cells))]:
+        cells[k] += 1
+    return cells
+
+
+def layout_bar(bar: Bar, width: int) -> list[Line]:
+    """Title, the bar (always BAR_WIDTH or the terminal's width), and a legend whose items never split."""
+    bar_width = min(BAR_WIDTH, width)
+    lines: list[Line] = [[(line, "bold")] for line in wrap(bar.title, width)]
+    lines.append([(s.glyph * n, f"{s.colour} on {s.colour}") for s, n in
+                  zip(bar.segments, bar_cells(bar.segments, bar.total, bar_width)) if n])
+    legend: Line = []
+    used = 0
+    for segment in bar.segments:
+        item = f"{segment.label} {segment.size}"
+        size = len(segment.glyph) + 1 + len(item)
+        if legend and used + GAP + size > width:
+            lines.append(legend)
+            legend, used = [], 0
+        if legend:
+            legend.append((" " * GAP, ""))
+            used += GAP
+        legend += [(segment.glyph, segment.colour), (" " + item, "")]
+        used += size
+    if legend:
+        lines.append(legend)
+    return lines
+
+
+def layout_commands(block: Commands, width: int) -> list[Line]:
+    """Command lines wrapped at spaces with ` \\` continuations, indented by two."""
+    lines: list[Line] = [[(line, "bold")] for line in wrap(block.title, width)] if block.title else []
+    for command in block.lines:
+        parts = wrap_command(command, width - 2)
+        lines += [[("  " + part, "")] for part in parts]
+    return lines
+
+
+def wrap_command(command: str, width: int) -> list[str]:
+    """A shell command over several lines joined by ` \\`: breaks before an option, never inside a word."""
+    words = command.split(" ")
+    groups: list[str] = []
+    for word in words:  # an option and its value stay together
+        if groups and not word.startswith("-") and groups[-1].startswith("-") and " " not in groups[-1]:
+            groups[-1] += " " + word
+        else:
+            groups.append(word)
+    lines, current = [], ""
+    for group in groups:
+        if current and len(current) + 1 + len(group) + 2 > width:
+            lines.append(current + " \\")
+            current = "    " + group
+        else:
+            current = f"{current} {group}" if current else group
+    lines.append(current)
+    return lines
+
+
+def plain_lines(lines: Sequence[Line]) -> str:
+    """Styled lines as plain text, one per line."""
+    return "".join("".join(piece for piece, _ in line) + "\n" for line in lines)

@@ -1,0 +1,231 @@
+"""Output as a new user sees it: every command and format at 80 columns, piped and on a pseudo-terminal;
+CSV exact, Markdown aligned, SVGs as wide as their content with bars drawn as coloured rects."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import pty
+import re
+import subprocess
+import sys
+from xml.etree import ElementTree
+
+import pytest
+from conftest import FIXTURES
+from fakehub import formats as fmt
+
+from gpumem.tables import BAR_WIDTH, Bar, BarSegment, Cell, Column, Document, Table, layout, plain_lines, wrap
+
+TOKEN = "hf_fakehub_granted_0123456789abcdef"
+GGUF_REPO = "TheBloke/Llama-2-7B-GGUF"
+RUNS = {
+    "hf": ("hf", "openai-community/gpt2", "--no-cache"),
+    "hf-gated": ("hf", "meta-llama/Llama-2-7b-hf", "--token", TOKEN, "--gpu", "RTX 4090", "--no-cache"),
+    "hf-gguf": ("hf", GGUF_REPO, "--no-cache"),
+    "hf-many": ("hf", "openai-community/gpt2", "mistralai/Mixtral-8x7B-v0.1", "--no-cache"),
+    "compare": ("compare", "Qwen/Qwen2.5-7B", "mistralai/Mixtral-8x7B-v0.1", "microsoft/Phi-3-mini-4k-instruct",
+                "--no-cache"),
+    "fit": ("fit", "--gpu", "T4", "microsoft/Phi-3-mini-4k-instruct", "--no-cache"),
+    "fit-gguf": ("fit", "--gpu", "RTX 4090", GGUF_REPO, "--no-cache"),
+    "calc": ("calc", "--params", "70B", "--gpu", "L4"),
+    "gpus": ("gpus",),
+}
+IDS = ("openai-community/gpt2", "meta-llama/Llama-2-7b-hf", "mistralai/Mixtral-8x7B-v0.1", "Qwen/Qwen2.5-7B",
+       "microsoft/Phi-3-mini-4k-instruct", "llama-2-7b.Q4_K_M.gguf", "Apple M3 Ultra 512GB")
+
+
+@pytest.fixture
+def gguf_hub(hub):
+    hub.add_repo(fmt.llama2_gguf_repo(GGUF_REPO))
+    return hub
+
+
+@pytest.mark.parametrize("fmt_", ["table", "markdown", "csv", "json"])
+@pytest.mark.parametrize("run", sorted(RUNS))
+def test_every_command_and_format_reads_at_80_columns(gguf_hub, gpumem, monkeypatch, run, fmt_):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = gpumem(*RUNS[run], "--format", fmt_)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines and not [line for line in lines if line != line.rstrip()]  # no trailing spaces
+    assert "…" not in out + err and "\x1b[" not in out
+    assert not re.search(r"\b(True|False|None)\b", out)
+    if fmt_ == "table":  # Markdown, CSV and JSON rows are data: a line each, however long
+        assert max(len(line) for line in lines) <= 80
+    command_ids = [i for i in IDS if i in " ".join(RUNS[run]) or (run.endswith("gguf") and i.endswith(".gguf"))]
+    for identifier in command_ids:
+        assert identifier in out, f"{identifier} broken or missing"
+
+
+def test_wide_terminals_show_every_column_narrow_ones_say_what_they_left_out(hub, gpumem, monkeypatch):
+    ids = ("Qwen/Qwen2.5-7B", "mistralai/Mixtral-8x7B-v0.1", "microsoft/Phi-3-mini-4k-instruct", "--no-cache")
+    monkeypatch.setenv("COLUMNS", "120")
+    _, wide, _ = gpumem("compare", *ids)
+    assert "bits per" in wide and "8 bit" in wide and "left out" not in wide
+    monkeypatch.setenv("COLUMNS", "80")
+    _, narrow, _ = gpumem("compare", *ids)
+    assert "left out at 80 columns: bits per weight" in " ".join(narrow.split())
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+
+
+def test_csv_numbers_are_plain_and_exact(hub, gpumem):
+    code, out, _ = gpumem("compare", "meta-llama/Llama-2-70b-hf", "Qwen/Qwen2.5-7B", "--format", "csv", "--no-cache")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    llama = rows[0]
+    assert llama["parameters"] == "68976648192"
+    assert llama["formula_16_bit_gb"] == "165.5439556608"  # 68,976,648,192 x 2 B x 1.2, without float noise
+    assert not re.search(r"\d\.\d{11,}", out)  # no float noise
+    code, out, _ = gpumem("fit", "--gpu", "T4", "microsoft/Phi-3-mini-4k-instruct", "--format", "csv", "--no-cache")
+    fits = list(csv.DictReader(io.StringIO(out)))
+    assert {r["fits"] for r in fits} <= {"true", "false"} and fits[0]["bits"] == "stored"
+
+
+def test_csv_of_one_report_is_sections_of_the_terminal_tables(hub, gpumem):
+    code, out, _ = gpumem("hf", "Qwen/Qwen2.5-7B", "--format", "csv", "--no-cache", "--gpu", "L40S")
+    assert code == 0
+    sections = out.split("\n\n")
+    titles = [s.splitlines()[0] for s in sections]
+    assert titles[0] == "# Qwen/Qwen2.5-7B" and titles[2] == "# GPU options (best first)"
+    per_gpu = next(csv.DictReader(io.StringIO(sections[1].split("\n", 1)[1])))
+    report = json.loads(gpumem("hf", "Qwen/Qwen2.5-7B", "--json", "--no-cache", "--gpu", "L40S")[1])
+    assert int(per_gpu["total_bytes"]) == report["serving"]["per_gpu"]["total_bytes"]
+
+
+def test_markdown_carries_the_terminal_tables_with_numbers_right_aligned(hub, gpumem):
+    code, out, _ = gpumem("calc", "--params", "70B", "--gpu", "L4", "--format", "markdown")
+    assert code == 0
+    assert "### GPU options" in out and "| L4 |" in out and "- **Formula**" in out
+    code, out, _ = gpumem("compare", "openai-community/gpt2", "Qwen/Qwen2.5-7B", "--format", "markdown",
+                          "--no-cache")
+    assert code == 0
+    assert out.count("### ") == 1 and "| --- | ---: | ---: |" in out  # the comparison, not whole reports
+
+
+# -- layout ------------------------------------------------------------------------------------------
+
+
+def _table(name: str) -> Table:
+    columns = (Column("model", "model", align="left", identifier=True), Column("need per GPU (GB)", "need"),
+               Column("bits per weight", "bits", drop=2), Column("8 bit (GB)", "eight", drop=1))
+    return Table("Models", columns, ((Cell(name), Cell("1,234.56"), Cell("16.00"), Cell("617.28")),), "caption")
+
+
+def test_identifiers_are_never_broken_numeric_columns_go_first():
+    name = "mistralai/Mixtral-8x22B-Instruct-v0.1-with-a-long-suffix"
+    for width in (120, 80, 60, 40):
+        text = plain_lines(layout(Document((_table(name),)), width))
+        assert name in text and "…" not in text
+        assert "1,234.56" in text  # numbers are never cut
+    middle = " ".join(plain_lines(layout(Document((_table(name),)), 78)).split())
+    assert "617.28" in middle and "left out at 78 columns: bits per weight (a wider" in middle
+    narrow = " ".join(plain_lines(layout(Document((_table(name),)), 60)).split())
+    assert "left out at 60 columns: bits per weight, 8 bit (GB)" in narrow
+
+
+def test_wrapping_keeps_numbers_with_their_units():
+    assert wrap("16 bit 168.0 GB · 8 bit 84.0 GB · 4 bit 42.0 GB", 20) == [
+        "16 bit 168.0 GB ·", "8 bit 84.0 GB ·", "4 bit 42.0 GB"]
+
+
+def test_bar_is_always_its_full_width_and_legend_items_never_split():
+    parts = [("weights", 15_230_000_000, "█", "cyan"), ("KV cache", 234_881_024, "▓", "magenta"),
+             ("activations", 1_630_000_000, "▒", "yellow"), ("overhead", 1_300_000_000, "░", "red")]
+    budget = 21_730_000_000
+    used = sum(p[1] for p in parts)
+    segments = [BarSegment(label, value, f"{value / 1e9:.2f} GB", glyph, colour) for label, value, glyph, colour in parts]
+    segments.append(BarSegment("free", budget - used, "x GB", "·", "green"))
+    for width in (80, 62, 45):
+        lines = plain_lines(layout(Document((Bar("One A10", tuple(segments), budget),)), width)).splitlines()
+        assert len(lines[1]) == min(BAR_WIDTH, width)
+        legend = " ".join(lines[2:])
+        for segment in segments:
+            assert f"{segment.glyph} {segment.label} {segment.size}" in legend
+
+
+# -- SVG ---------------------------------------------------------------------------------------------
+
+
+def _svg_width(path) -> float:
+    return float(ElementTree.parse(path).getroot().get("viewBox").split()[2])
+
+
+def test_svg_with_any_format_at_the_content_width(hub, gpumem, monkeypatch, tmp_path):
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = gpumem("calc", "--params", "7B", "--json", "--svg", str(tmp_path / "wide.svg"))
+    assert code == 0 and json.loads(out)["parameters"] == 7_000_000_000
+    monkeypatch.setenv("COLUMNS", "100")
+    gpumem("calc", "--params", "7B", "--format", "markdown", "--svg", str(tmp_path / "narrow.svg"))
+    assert _svg_width(tmp_path / "wide.svg") == _svg_width(tmp_path / "narrow.svg")  # the content's width
+    assert "70,000,000,000" not in (tmp_path / "wide.svg").read_text()
+    assert "7,000,000,000" in (tmp_path / "wide.svg").read_text().replace("&#160;", " ")
+    assert not list(tmp_path.glob("*.part"))
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def test_svg_bar_segments_are_rects_in_their_colours(hub, gpumem, tmp_path):
+    try:
+        import cairosvg
+        from PIL import Image
+    except (ImportError, OSError):  # cairosvg needs the cairo C library
+        pytest.skip("cairosvg (and libcairo) not available")
+    target = tmp_path / "report.svg"
+    code, _, _ = gpumem("hf", "meta-llama/Llama-2-7b-hf", "--token", TOKEN, "--gpu", "RTX 4090", "--context", "2048",
+                        "--concurrency", "4", "--no-cache", "--svg", str(target))
+    assert code == 0
+    svg = target.read_text()
+    fills = re.findall(r'<rect fill="(#[0-9a-f]{6})" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)"', svg)
+    row_y = max(y for _, _, y, _ in fills)  # the bar is the last row with backgrounds
+    bar = [(colour, float(x), float(w)) for colour, x, y, w in fills if y == row_y]
+    assert len(bar) == 5  # weights, KV cache, activations, overhead, free
+    image = Image.open(io.BytesIO(cairosvg.svg2png(bytestring=svg.encode()))).convert("RGB")
+    scale = image.width / _svg_width(target)
+    top = float(row_y) + 12  # inside the row
+    margin_x = float(re.search(r'<g transform="translate\(([\d.]+)', svg)[1])
+    margin_y = float(re.search(r'<g transform="translate\([\d.]+, ([\d.]+)', svg)[1])
+    for colour, x, width in bar:
+        pixel = image.getpixel((round((margin_x + x + width / 2) * scale), round((margin_y + top) * scale)))
+        assert max(abs(a - b) for a, b in zip(pixel, _rgb(colour))) <= 8, (colour, pixel)
+    assert len({colour for colour, _, _ in bar}) == 5  # the free part is not drawn in the weights' colour
+
+
+# -- a pseudo-terminal -------------------------------------------------------------------------------
+
+
+def _run(argv: list[str], env: dict, tty: bool) -> str:
+    command = [sys.executable, "-m", "gpumem", *argv]
+    if not tty:
+        return subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=60).stdout
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(command, env=env, stdout=follower, stderr=subprocess.DEVNULL, stdin=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the other side closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=60)
+    os.close(leader)
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_a_terminal_shows_the_piped_lines_in_colour(hub, width):
+    env = {**os.environ, "COLUMNS": str(width), "TERM": "xterm-256color",
+           "PYTHONPATH": str(FIXTURES.parent / "src")}
+    argv = ["hf", "meta-llama/Llama-2-7b-hf", "--token", TOKEN, "--gpu", "RTX 4090", "--no-cache"]
+    piped = _run(argv, env, tty=False)
+    on_terminal = _run(argv, env, tty=True)
+    assert "\x1b[" in on_terminal
+    assert re.sub(r"\x1b\[[0-9;]*m", "", on_terminal) == piped
+    assert max(len(line) for line in piped.splitlines()) <= width
