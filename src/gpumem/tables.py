@@ -197,8 +197,8 @@ def layout_table(table: Table, width: int) -> list[Line]:
         headers = [wrap(table.columns[i].header, w) for i, w in zip(columns, widths)]
         depth = max((len(h) for h in headers), default=0)
         for level in range(depth):
-            cells = [(h[level - depth + len(h)] if level >= depth - len(h) else "") for h in headers]  # bottom-aligned
-            lines.append(_join([Cell(c, style="bold") for c in cells], [table.columns[i] for i in columns], widths))
+            texts = [(h[level - depth + len(h)] if level >= depth - len(h) else "") for h in headers]  # bottom-aligned
+            lines.append(_join([Cell(t, style="bold") for t in texts], [table.columns[i] for i in columns], widths))
         lines.append([(RULE * _total(widths), "dim")])
     for row in table.rows:
         cells = [row[i] for i in columns]

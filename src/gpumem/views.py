@@ -62,8 +62,9 @@ def summary(d: dict) -> Table:
     items.append(("Stored", Cell(f"{size(d['weight_bytes'])} in {d['format']}" + (f" ({stored})" if stored else ""),
                                  d["weight_bytes"]), "weight_bytes"))
     if q := d["quantization"]:
-        items.append(("Quantization", f"{q['method']} {q['bits'] or '?'}-bit, {q['bits_per_weight']:.2f} bits per "
-                                      f"weight with side data ({size(q['side_data_bytes'])} of scales and zeros)", "quantization"))
+        described = (f"{q['method']} {q['bits'] or '?'}-bit, {q['bits_per_weight']:.2f} bits per weight with side "
+                     f"data ({size(q['side_data_bytes'])} of scales and zeros)")
+        items.append(("Quantization", described, "quantization"))
     for adapter in d.get("adapters", []):
         targets = adapter["target_modules"]
         targets = targets if isinstance(targets, str) else ", ".join(targets)
