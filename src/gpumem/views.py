@@ -278,12 +278,11 @@ def gpus(rows: Sequence[dict]) -> Document:
     ) for r in rows)
     catalog = Table("GPU catalog", columns, table_rows,
                     "usable: the memory the driver reports (nvidia-smi's MiB, in GB); sizes are 10^9 bytes")
-    names = Table("Names --gpu accepts, and notes",
-                  (_GPU, Column("also accepted", "aliases", align="left", wrap=True),
-                   Column("note", "note", align="left", wrap=True)),
-                  tuple((text(r["name"]), text(", ".join(r["aliases"])), text(r.get("note") or ""))
-                        for r in rows))
-    return Document((catalog, names))
+    names = Table("Names --gpu accepts", (_GPU, Column("also accepted", "aliases", align="left", wrap=True)),
+                  tuple((text(r["name"]), text(", ".join(r["aliases"]))) for r in rows))
+    notes = Table("Notes", (_GPU, Column("note", "note", align="left", wrap=True)),
+                  tuple((text(r["name"]), text(r["note"])) for r in rows if r.get("note")))
+    return Document((catalog, names, notes))
 
 
 def cache_info(info: dict, *, cleared: bool) -> Document:
