@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from conftest import FIXTURES, load_fixture_json, manifest_tensors
@@ -148,3 +149,29 @@ def test_bad_options_and_unusable_checkpoints():
     gptq = api.inspect_repo("TheBloke/Llama-2-13B-chat-GPTQ", options=api.HubOptions(offline=True))
     with pytest.raises(BadConfig, match="stored quantized"):
         api.train(gptq)
+
+
+def _training_check():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("training_check", FIXTURES.parent / "scripts" / "training_check.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_activation_factor_is_the_fit_and_docs_show_the_current_comparison():
+    from gpumem.training import ACTIVATION_FACTOR
+
+    check = _training_check()
+    usable, _ = check.rows()
+    fit_rows = [r for r in usable if r.fit]
+    held = [r for r in usable if not r.fit]
+    assert len(fit_rows) == 4 and len(held) >= 30
+    assert round(check.fit_factor(fit_rows), 2) == ACTIVATION_FACTOR
+    assert max(abs(e) for e in check.errors(fit_rows, ACTIVATION_FACTOR)) < 0.10
+    allocated = sorted(abs(e) for e in check.errors([r for r in held if r.counter == "allocated"], ACTIVATION_FACTOR))
+    assert allocated[len(allocated) // 2] < 0.15  # held-out median on like-for-like counters
+    doc = (FIXTURES.parent / "docs" / "training.md").read_text()
+    assert check.report() in doc, "docs/training.md is stale: paste `python scripts/training_check.py` between its markers"

@@ -26,13 +26,13 @@ from .types import RepoMetadata, TensorInfo, WeightCount, WeightSet
 
 if TYPE_CHECKING:
     from .cache import ResultCache
-    from .training import TrainingOptions
+    from .training import TrainingBase, TrainingOptions
 
 # The Hub client, cache, snapshot and counting modules are imported where they are used, so that
 # `gpumem calc` and `gpumem --help` start fast.
 
 __all__ = ["HubOptions", "is_offline", "open_client", "inspect_repo", "inspect_repos", "inspect_local", "estimate", "fit",
-           "train", "calc", "parse_parameter_count"]
+           "train", "training_base", "calc", "parse_parameter_count"]
 
 
 @dataclass(frozen=True)
@@ -246,10 +246,23 @@ TRAINING_PLANS_SHOWN = 8
 
 def train(metadata: RepoMetadata, options: TrainingOptions | None = None, *, gpu: str | None = None) -> TrainingReport:
     """Fine-tuning memory (full, LoRA or QLoRA) per GPU, and the fewest GPUs of each type that hold it."""
-    from .adapters import base_modules
-    from .training import TrainingBase, TrainingOptions, estimate_training, plan_training
+    from .training import TrainingOptions, estimate_training, plan_training
 
     options = options or TrainingOptions()
+    base = training_base(metadata)
+    estimate_ = estimate_training(base, options)
+    catalog = [find_gpu(gpu)] if gpu else [g for g in load_catalog() if g.vendor in TRAINING_VENDORS]
+    plans = plan_training(estimate_, [(g.name, g.usable_bytes) for g in catalog])[:TRAINING_PLANS_SHOWN]
+    notes = [*metadata.notes, *estimate_.notes]
+    return TrainingReport(metadata.repo_id, metadata.revision, metadata.source, base.parameters, estimate_,
+                          tuple(plans), tuple(dict.fromkeys(notes)))
+
+
+def training_base(metadata: RepoMetadata) -> TrainingBase:
+    """What training needs of a checkpoint: its exact parameters, its modules' shapes, its architecture."""
+    from .adapters import base_modules
+    from .training import TrainingBase
+
     main = metadata.weight_sets[0]
     if main.format != "safetensors":
         raise UsageError(f"{metadata.repo_id}: training plans need the safetensors checkpoint (this repo has "
@@ -262,12 +275,7 @@ def train(metadata: RepoMetadata, options: TrainingOptions | None = None, *, gpu
         method = count.quantization.method if count.quantization else "unknown"
         raise BadConfig(f"{metadata.repo_id} is stored quantized ({method}): gpumem plans training from a 16-bit "
                         "checkpoint", hint="pass the original model; --method qlora quantizes it as bitsandbytes does")
-    estimate_ = estimate_training(TrainingBase(count.parameters, base_modules(tensors, arch.model_type), arch), options)
-    catalog = [find_gpu(gpu)] if gpu else [g for g in load_catalog() if g.vendor in TRAINING_VENDORS]
-    plans = plan_training(estimate_, [(g.name, g.usable_bytes) for g in catalog])[:TRAINING_PLANS_SHOWN]
-    notes = [*metadata.notes, *count.notes, *estimate_.notes]
-    return TrainingReport(metadata.repo_id, metadata.revision, metadata.source, count.parameters, estimate_,
-                          tuple(plans), tuple(dict.fromkeys(notes)))
+    return TrainingBase(count.parameters, base_modules(tensors, arch.model_type), arch)
 
 
 def _groups(metadata: RepoMetadata, file: str | None) -> list[list[WeightSet]]:

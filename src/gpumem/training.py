@@ -18,7 +18,8 @@ Per GPU = frozen weights + trainable weights + gradients + optimizer states + ac
   output head, embeddings and norms stay 16-bit.
 - ZeRO: stage 1 shards optimizer states (master weights included) over the data-parallel GPUs, stage 2
   also gradients, stage 3 (= FSDP full shard) also the weights, frozen ones included; stage 3 then
-  gathers one layer's weights at a time (counted in overhead).
+  gathers a layer's weights to run it, and prefetches the next in the backward pass (FSDP's default
+  BACKWARD_PRE): two layers, counted in overhead.
 - Activations (flash/SDPA attention, no S x S scores): per token and layer the tensors autograd keeps
   (the two norms' inputs and outputs, q, k, v and the attention output, and the MLP's intermediates: four
   for a gated MLP, two otherwise), 16-bit, times ACTIVATION_FACTOR fitted on published measurements
@@ -47,7 +48,7 @@ PLAN_COUNTS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 GPUS_PER_NODE = 8
 
 # Fitted on part of the published measurements, checked on the rest (docs/training.md).
-ACTIVATION_FACTOR = 1.0
+ACTIVATION_FACTOR = 1.39
 CUDA_CONTEXT_BYTES = 552_402_944  # CUDA context + torch, measured on an H200 (memory.py)
 NCCL_BYTES = 512 * 2**20
 
@@ -183,7 +184,8 @@ class TrainingEstimate:
         zero = self.options.zero if gpus > 1 else 0
         def shard(size: int, from_stage: int) -> int:
             return -(-size // gpus) if zero >= from_stage else size
-        overhead = overhead_bytes(gpus) + (self.largest_layer_bytes if zero == 3 else 0)
+        # ZeRO-3 / FSDP unshards a layer's weights to run it, and prefetches the next one during backward
+        overhead = overhead_bytes(gpus) + (2 * self.largest_layer_bytes if zero == 3 else 0)
         return TrainingBreakdown(gpus, shard(self.frozen_weight_bytes, 3), shard(self.trainable_bytes, 3),
                                  shard(self.gradients_bytes, 2), shard(self.optimizer_bytes, 1),
                                  self.activation_bytes, overhead)
@@ -290,15 +292,25 @@ def layer_activation_elements(arch: Architecture, modules: Sequence[Module]) -> 
     return attention + mlp
 
 
-def activation_bytes(arch: Architecture, modules: Sequence[Module], options: TrainingOptions) -> int:
-    """Activation peak of one micro-batch on one GPU, fp32 logits included."""
+def activation_terms(arch: Architecture, modules: Sequence[Module], options: TrainingOptions) -> tuple[int, int]:
+    """(fixed, scaled): activation bytes that do not and that do take ACTIVATION_FACTOR (the part it was fitted on).
+
+    fixed: the fp32 logits, and with checkpointing each layer's kept input; scaled: the tensors autograd keeps
+    inside a layer, for every layer (no checkpointing) or the one being recomputed.
+    """
     tokens = options.batch * options.seq_len
-    per_layer = math.ceil(ACTIVATION_FACTOR * layer_activation_elements(arch, modules) * 2)
+    inside = tokens * layer_activation_elements(arch, modules) * 2
+    logits = tokens * arch.vocab_size * 4
     if options.gradient_checkpointing:
-        kept = tokens * arch.num_layers * arch.hidden_size * 2 + tokens * per_layer
-    else:
-        kept = tokens * arch.num_layers * per_layer
-    return kept + tokens * arch.vocab_size * 4
+        return logits + tokens * arch.num_layers * arch.hidden_size * 2, inside
+    return logits, arch.num_layers * inside
+
+
+def activation_bytes(arch: Architecture, modules: Sequence[Module], options: TrainingOptions,
+                     factor: float | None = None) -> int:
+    """Activation peak of one micro-batch on one GPU, fp32 logits included."""
+    fixed, scaled = activation_terms(arch, modules, options)
+    return fixed + math.ceil((ACTIVATION_FACTOR if factor is None else factor) * scaled)
 
 
 # --- plans ------------------------------------------------------------------------------------------
