@@ -43,7 +43,7 @@ MODELS = {"meta-llama/Llama-2-7b-hf": "meta-llama/Llama-2-7b-hf", "meta-llama/Ll
           "meta-llama/Llama-2-70b-hf"}
 FIT_FRAMEWORK = "lit-gpt"  # its single-GPU rows
 # Settings the model does not describe: rows that use them are listed, not predicted.
-_UNMODELLED = re.compile(r"compile|chunked|optimizer_in_bwd|in.backward|offload|unsloth|packed", re.I)
+_UNMODELLED = re.compile(r"compile|chunked|optimizer_in_bwd|in.backward|offload|unsloth|packed", re.IGNORECASE)
 # Published target names (LitGPT, torchtune) -> the checkpoint's module names.
 _TARGETS = {"query": ("q_proj",), "value": ("v_proj",), "key": ("k_proj",), "q_proj": ("q_proj",),
             "k_proj": ("k_proj",), "v_proj": ("v_proj",), "o_proj": ("o_proj",), "output_proj": ("o_proj",),
@@ -70,7 +70,6 @@ def _options(row: dict) -> tuple[TrainingOptions, int] | str:
     method = row["method"]
     if method not in ("full", "lora", "qlora"):
         return f"method {method!r}"
-    text = " ".join(str(row.get(k) or "") for k in ("precision", "optimizer", "other_optimizations", "notes"))
     sharding = row.get("sharding") or {}
     if sharding.get("cpu_offload") or _UNMODELLED.search(" ".join(str(row.get(k) or "") for k in
                                                                    ("optimizer", "other_optimizations"))):
@@ -84,8 +83,8 @@ def _options(row: dict) -> tuple[TrainingOptions, int] | str:
     optimizer_text = str(row.get("optimizer") or "")
     if "not stated" in optimizer_text:
         return "optimizer not stated"
-    optimizer = ("paged-adamw-8bit" if re.search(r"paged.?adamw.?8", optimizer_text, re.I)
-                 else "adamw-8bit" if re.search(r"8.?bit", optimizer_text, re.I)
+    optimizer = ("paged-adamw-8bit" if re.search(r"paged.?adamw.?8", optimizer_text, re.IGNORECASE)
+                 else "adamw-8bit" if re.search(r"8.?bit", optimizer_text, re.IGNORECASE)
                  else "sgd" if "SGD" in optimizer_text else "adamw")
     lora = row.get("lora") or {}
     targets: tuple[str, ...] | str = "all-linear"
