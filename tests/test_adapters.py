@@ -150,3 +150,22 @@ def test_vllm_rank_ceiling():
     assert [vllm_max_lora_rank(r) for r in (1, 2, 16, 17, 300, 512)] == [1, 8, 16, 32, 320, 512]
     with pytest.raises(AdapterError, match="above vLLM's largest --max-lora-rank"):
         vllm_max_lora_rank(1024)
+
+
+def test_packed_4bit_base_keeps_its_projection_shapes():
+    """Real adapters trained on unsloth's bitsandbytes-4bit bases: the packed U8 weights hide their shapes, the
+    architecture gives them back, and the real configs count the same as on the 16-bit base."""
+    from fakehub.layouts import bnb4, quantize
+
+    from gpumem.architecture import parse_architecture
+
+    tensors = manifest_tensors(LLAMA_31_8B)
+    arch = parse_architecture(load_fixture_json(LLAMA_31_8B, "config.json"))
+    packed = base_modules(quantize(tensors, bnb4), "llama", arch)
+    plain = base_modules(tensors, "llama", arch)
+    linear = {m.name: m for m in plain if m.kind == "linear" and m.name != "lm_head"}
+    assert {m.name: m for m in packed if m.name in linear} == linear
+    for folder in ("NotLoadedExe__llama3.1-8b-coder-devops", "devadigapratham__MistralXGo-7B"):
+        config = parse_adapter_config(json.loads((ADAPTERS / "lfs" / folder / "adapter_config.json").read_text()))
+        assert "bnb-4bit" in config.base_model
+        assert trainable_parameters(packed, config) == trainable_parameters(plain, config) == 41_943_040

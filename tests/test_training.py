@@ -11,7 +11,7 @@ from conftest import FIXTURES, load_fixture_json, manifest_tensors
 from gpumem import api
 from gpumem.adapters import base_modules
 from gpumem.architecture import parse_architecture
-from gpumem.errors import BadConfig, UsageError
+from gpumem.errors import UsageError
 from gpumem.params import count_weights
 from gpumem.training import (
     TrainingBase,
@@ -147,8 +147,18 @@ def test_bad_options_and_unusable_checkpoints():
     with pytest.raises(UsageError, match="no module of the model matches"):
         estimate_training(training_base(LLAMA2_7B), TrainingOptions(target_modules=("c_attn",)))
     gptq = api.inspect_repo("TheBloke/Llama-2-13B-chat-GPTQ", options=api.HubOptions(offline=True))
-    with pytest.raises(BadConfig, match="stored quantized"):
-        api.train(gptq)
+    with pytest.raises(UsageError, match=r"stored quantized \(gptq\)"):
+        api.train(gptq, TrainingOptions(method="full"))
+
+
+def test_lora_on_a_pre_quantized_checkpoint_keeps_its_stored_weights():
+    """GPTQ 4-bit Llama-2-13B: packed qweight hides the shapes; the architecture gives them back."""
+    gptq = api.inspect_repo("TheBloke/Llama-2-13B-chat-GPTQ", options=api.HubOptions(offline=True))
+    report = api.train(gptq, TrainingOptions(method="lora", rank=8, target_modules=("q_proj", "v_proj")))
+    assert report.estimate.trainable_parameters == 40 * 8 * (2 * 5120 + 2 * 5120)  # 40 layers, q and v 5120 x 5120
+    stored = api.estimate(gptq)[0].count.weight_bytes
+    assert report.estimate.frozen_weight_bytes == stored
+    assert "frozen weights as stored (gptq), exactly" in report.notes
 
 
 def _training_check():

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .architecture import Architecture
 from .errors import FormatError
 from .layout import ADAPTER_CONFIG
 from .types import TensorInfo
@@ -77,16 +78,25 @@ class Module:
         return "row" if _ROW_PARALLEL.search(self.name) else "column"
 
 
-def base_modules(tensors: Iterable[TensorInfo], model_type: str | None = None) -> tuple[Module, ...]:
-    """The linear layers and embeddings of a base checkpoint: every 2-D float `*.weight` tensor.
+def base_modules(tensors: Iterable[TensorInfo], model_type: str | None = None,
+                 arch: Architecture | None = None) -> tuple[Module, ...]:
+    """The linear layers and embeddings of a base checkpoint: every 2-D `*.weight` tensor.
 
-    Packed quantized weights (GPTQ qweight, bitsandbytes 4-bit bytes) do not show their shape and are
-    left out; FP8 weights keep theirs. GPT-2's Conv1D weights are stored (in, out) and turned round.
+    GPT-2's Conv1D weights are stored (in, out) and turned round. Packed quantized weights (bitsandbytes
+    4-bit bytes [N/2, 1], GPTQ/AWQ `qweight`) do not show their shape: a Llama-style projection
+    (q/k/v/o, gate/up/down) takes its shape from the architecture; others are left out.
     """
     conv1d = model_type in _CONV1D_MODEL_TYPES
     modules = []
     for tensor in tensors:
-        if not tensor.name.endswith(".weight") or len(tensor.shape) != 2 or not _is_float(tensor.dtype):
+        packed = tensor.name.endswith(".qweight") or (tensor.name.endswith(".weight") and tensor.dtype in _PACKED)
+        if packed:
+            name = tensor.name.rpartition(".")[0]
+            shape = _projection_shape(name, arch) if arch else None
+            if shape:
+                modules.append(Module(name, *shape))
+            continue
+        if not tensor.name.endswith(".weight") or len(tensor.shape) != 2 or not _is_float_or_int8(tensor.dtype):
             continue
         name = tensor.name.removesuffix(".weight")
         rows, cols = tensor.shape
@@ -99,8 +109,23 @@ def base_modules(tensors: Iterable[TensorInfo], model_type: str | None = None) -
     return tuple(modules)
 
 
-def _is_float(dtype: str) -> bool:
-    return dtype.startswith(("F", "BF"))  # F16, F32, BF16, F8_E4M3, F8_E5M2, F64
+def _projection_shape(name: str, arch: Architecture) -> tuple[int, int] | None:
+    """(out, in) of a Llama-style projection from the architecture (for weights stored packed)."""
+    leaf = name.rpartition(".")[2]
+    hidden, heads = arch.hidden_size, arch.num_attention_heads * arch.head_dim
+    inter = (arch.moe_intermediate_size or arch.intermediate_size) if ".experts." in name else arch.intermediate_size
+    shapes = {"q_proj": (heads, hidden), "k_proj": (arch.num_kv_heads * arch.head_dim, hidden),
+              "v_proj": (arch.num_kv_heads * arch.head_dim, hidden), "o_proj": (hidden, heads),
+              "gate_proj": (inter, hidden), "up_proj": (inter, hidden), "down_proj": (hidden, inter)}
+    return shapes.get(leaf)
+
+
+_PACKED = frozenset({"U8", "I32", "U32"})  # integer containers of packed 4-bit (or 2/3/8-bit GPTQ) values
+
+
+def _is_float_or_int8(dtype: str) -> bool:
+    """Weights stored with their real shape: floats (F16, BF16, F32, FP8) and LLM.int8's I8."""
+    return dtype.startswith(("F", "BF")) or dtype == "I8"
 
 
 @dataclass(frozen=True)

@@ -271,11 +271,11 @@ def training_base(metadata: RepoMetadata) -> TrainingBase:
     if arch is None:
         raise BadConfig(arch_note or f"{metadata.repo_id}: no readable config.json: training memory needs the "
                         "model's layers, width and vocabulary")
-    if count.quantization is not None or count.parameters is None:
-        method = count.quantization.method if count.quantization else "unknown"
-        raise BadConfig(f"{metadata.repo_id} is stored quantized ({method}): gpumem plans training from a 16-bit "
-                        "checkpoint", hint="pass the original model; --method qlora quantizes it as bitsandbytes does")
-    return TrainingBase(count.parameters, base_modules(tensors, arch.model_type), arch)
+    if count.parameters is None:
+        raise BadConfig(f"{metadata.repo_id}: its parameter count is unknown (see the notes of gpumem hf)")
+    quantization = count.quantization.method if count.quantization else None
+    return TrainingBase(count.parameters, base_modules(tensors, arch.model_type, arch), arch, quantization,
+                        count.weight_bytes)
 
 
 def _groups(metadata: RepoMetadata, file: str | None) -> list[list[WeightSet]]:
@@ -319,7 +319,7 @@ def _with_adapters(metadata: RepoMetadata, main: WeightSet, tensors, count: Weig
 
     if main.format != "safetensors" or count.parameters is None:
         raise UsageError(f"LoRA adapters are served on a safetensors base; {metadata.repo_id} has {main.format} weights")
-    modules = base_modules(tensors, arch.model_type if arch else None)
+    modules = base_modules(tensors, arch.model_type if arch else None, arch)
     adapters = []
     for repo in adapter_repos:
         weights = repo.weight_sets[0]

@@ -121,6 +121,8 @@ class TrainingBase:
     parameters: int  # real parameters, tied embeddings once
     modules: tuple[Module, ...]  # its linear layers and embeddings with their shapes
     architecture: Architecture
+    quantization: str | None = None  # a pre-quantized checkpoint's method (bitsandbytes-4bit, gptq, ...)
+    stored_bytes: int = 0  # its exact stored bytes: the frozen weights of LoRA on it
 
     @property
     def other_parameters(self) -> int:
@@ -222,6 +224,9 @@ def estimate_training(base: TrainingBase, options: TrainingOptions) -> TrainingE
     arch = base.architecture
     notes: list[str] = []
     width = options.weight_bytes
+    if options.method == "full" and base.quantization:
+        raise UsageError(f"full fine-tuning trains 16-bit weights, and this checkpoint is stored quantized "
+                         f"({base.quantization})", hint="use --method lora (or qlora) on it, or the 16-bit original")
     if options.method == "full":
         trainable = base.parameters
         frozen, frozen_bytes = 0, 0
@@ -236,7 +241,11 @@ def estimate_training(base: TrainingBase, options: TrainingOptions) -> TrainingE
         trainable = trainable_parameters(base.modules, config)
         frozen = base.parameters
         matrices = [shape for layer in layers for shape in layer.matrices()]
-        if options.method == "qlora":
+        if base.quantization:  # LoRA on a pre-quantized checkpoint: its weights stay as stored
+            frozen_bytes = base.stored_bytes
+            layer_bytes = base.stored_bytes // max(1, arch.num_layers)
+            notes.append(f"frozen weights as stored ({base.quantization}), exactly")
+        elif options.method == "qlora":
             quantized = [m for m in base.modules if _quantized(m)]
             nf4 = sum(nf4_bytes(m.parameters, options.double_quant) for m in quantized)
             frozen_bytes = nf4 + (base.parameters - sum(m.parameters for m in quantized)) * 2
