@@ -19,7 +19,7 @@ from pathlib import Path
 
 from gpumem.architecture import parse_architecture
 from gpumem.memory import ServingOptions, estimate_serving
-from gpumem.params import count_weights
+from gpumem.params import summarize_weights
 from gpumem.safetensors_header import DTYPE_BITS
 from gpumem.types import TensorInfo
 
@@ -80,11 +80,11 @@ def _rows(label: str, path: Path) -> list[dict]:
         config = next((r["config"] for r in lines if r["kind"] == "weights" and r["model"] == row["model"]
                        and "config" in r), None) or json.loads((ROOT / "fixtures" / "hub" / folder / "config.json").read_text())
         tensors = manifest_tensors(folder) if folder else llama_shaped_tensors(config)
-        count = count_weights(tensors, config)
+        summary = summarize_weights(tensors, config)
         options = ServingOptions(engine="transformers", context=row["seq"], concurrency=row["batch"],
                                  kv_dtype="bf16")
         # The measurements load every model in bf16 (gpt2's checkpoint is F32): the 16-bit what-if.
-        estimate = estimate_serving(tensors, count, parse_architecture(config), options, bits=16)
+        estimate = estimate_serving(summary, parse_architecture(config), options, bits=16)
         measured = row["weights_bytes"] + row["prefill_peak_over_weights_bytes"] + device["context_overhead_bytes"]
         out.append({"set": label, "model": row["model"], "batch": row["batch"], "seq": row["seq"],
                     "predicted": estimate.total_bytes, "measured": measured,

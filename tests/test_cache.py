@@ -82,4 +82,4 @@ def test_non_sha_revisions_are_not_cached_and_clear_empties(tmp_path):
 
 def test_default_location_is_under_hf_home(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
-    assert ResultCache().root == tmp_path / "home" / "gpumem" / "v1"
+    assert ResultCache().root == tmp_path / "home" / "gpumem" / "v2"

@@ -74,7 +74,7 @@ def llama2_70b():
 @pytest.mark.parametrize("gpu,bits,count", [("A100 80GB", 16, 2), ("L4", 4, 2)])
 def test_seed_examples(gpu, bits, count):
     tensors, weights, arch = llama2_70b()
-    (rec,) = recommend(tensors, weights, arch, ServingOptions(), bits, only=find_gpu(gpu))
+    (rec,) = recommend(weights, arch, ServingOptions(), bits, only=find_gpu(gpu))
     assert (rec.count, rec.tp, rec.fits) == (count, count, True)
     assert rec.max_concurrency >= 1 and rec.headroom_gb > 0
     assert {"gpu", "count", "tp", "headroom_gb", "max_concurrency", "fits"} <= set(rec.to_dict())
@@ -82,13 +82,13 @@ def test_seed_examples(gpu, bits, count):
 
 def test_does_not_fit_beyond_eight():
     tensors, weights, arch = llama2_70b()
-    (rec,) = recommend(tensors, weights, arch, ServingOptions(), 16, only=find_gpu("T4"))
+    (rec,) = recommend(weights, arch, ServingOptions(), 16, only=find_gpu("T4"))
     assert not rec.fits and rec.count == 8 and "does not fit" in rec.notes[-1]
 
 
 def test_sorted_fitting_first_then_fewest_then_least_memory():
     tensors, weights, arch = llama2_70b()
-    recs = recommend(tensors, weights, arch, ServingOptions(), 16)
+    recs = recommend(weights, arch, ServingOptions(), 16)
     catalog = {g.name: g for g in load_catalog()}
     keys = [(not r.fits, r.count, r.count * catalog[r.gpu].usable_mib) for r in recs]
     assert keys == sorted(keys) and recs[0].fits and not recs[-1].fits
@@ -98,33 +98,17 @@ def test_tp_sizes_that_do_not_split_heads_are_skipped():
     # Qwen2.5-7B has 28 heads and 4 KV heads: TP 8 is impossible, so 4 is the widest it can go.
     tensors, weights = weight_count("Qwen__Qwen2.5-7B")
     arch = parse_architecture(real_config("Qwen__Qwen2.5-7B"))
-    (rec,) = recommend(tensors, weights, arch, ServingOptions(), 16, only=find_gpu("T4"))
+    (rec,) = recommend(weights, arch, ServingOptions(), 16, only=find_gpu("T4"))
     assert rec.tp in (1, 2, 4)
 
 
 def test_weights_only_recommendation_without_config():
     tensors, weights, _ = llama2_70b()
     h200 = find_gpu("H200")  # 137.95 GB of weights: one H200 under transformers, two under vLLM's 0.9
-    (hf,) = recommend(tensors, weights, None, ServingOptions(engine="transformers"), 16, only=h200)
-    (vllm,) = recommend(tensors, weights, None, ServingOptions(), 16, only=h200)
+    (hf,) = recommend(weights, None, ServingOptions(engine="transformers"), 16, only=h200)
+    (vllm,) = recommend(weights, None, ServingOptions(), 16, only=h200)
     assert (hf.count, vllm.count) == (1, 2) and hf.fits and vllm.fits
     assert hf.max_concurrency == 0 and any("config.json" in n for n in hf.notes)
-
-
-def test_active_parameters_computed_once_per_recommendation(monkeypatch):
-    # Regression: every TP estimate re-summed active parameters over all tensors (1.2 s for DeepSeek-R1).
-    import gpumem.gpus
-    import gpumem.memory
-
-    tensors, weights = weight_count("mistralai__Mixtral-8x7B-v0.1")
-    arch = parse_architecture(real_config("mistralai__Mixtral-8x7B-v0.1"))
-    expected = recommend(tensors, weights, arch, ServingOptions(), 16)
-    calls = []
-    real = gpumem.memory.active_parameters
-    monkeypatch.setattr(gpumem.gpus, "active_parameters", lambda *a: calls.append(a) or real(*a))
-    monkeypatch.setattr(gpumem.memory, "active_parameters", lambda *a: pytest.fail("recomputed per TP size"))
-    assert recommend(tensors, weights, arch, ServingOptions(), 16) == expected
-    assert len(calls) == 1
 
 
 def test_catalog_is_package_data():

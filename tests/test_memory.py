@@ -21,18 +21,19 @@ from gpumem.memory import (
     formula_memory_gb,
     kv_bytes_per_sequence,
     kv_bytes_per_token,
-    tensor_parameters,
     weights_per_gpu,
 )
-from gpumem.params import count_weights
-from gpumem.types import WeightCount
+from gpumem.params import summarize_weights
+from gpumem.types import ModelSummary
 
 
-def weight_count(folder: str) -> tuple[list, WeightCount]:
-    """Tensors of a manifest and their WeightCount (buffers excluded from parameters)."""
+def weight_count(folder: str) -> tuple[list, ModelSummary]:
+    """Tensors of a manifest and their summary (buffers excluded from parameters, no config: untied)."""
     tensors = manifest_tensors(folder)
+    summary = summarize_weights(tensors)
     params = sum(t.numel for t in tensors if "inv_freq" not in t.name and not t.name.endswith(".attn.bias"))
-    return tensors, WeightCount(params, {}, sum(t.nbytes for t in tensors))
+    assert summary.count.parameters == params and summary.count.weight_bytes == sum(t.nbytes for t in tensors)
+    return tensors, summary
 
 
 @pytest.mark.parametrize("params,bits,expected", [(70e9, 16, 168.0), (70e9, 4, 42.0), (70e9, 8, 84.0)])
@@ -90,16 +91,16 @@ def test_mla_cache_replicated_on_every_rank():
 
 
 def test_tp_not_dividing_attention_heads_is_a_usage_error():
-    tensors, count = weight_count("meta-llama__Llama-2-70b-chat-hf")
+    tensors, summary = weight_count("meta-llama__Llama-2-70b-chat-hf")
     arch = parse_architecture(real_config("meta-llama__Llama-2-70b-chat-hf"))
     with pytest.raises(UsageError, match="^tp 3 does not divide the model's 64 attention heads"):
-        estimate_serving(tensors, count, arch, ServingOptions(tp=3))
+        estimate_serving(summary, arch, ServingOptions(tp=3))
 
 
 def test_tp_multiple_of_kv_heads_is_allowed():
-    tensors, count = weight_count("meta-llama__Llama-2-70b-chat-hf")
+    tensors, summary = weight_count("meta-llama__Llama-2-70b-chat-hf")
     arch = parse_architecture(real_config("meta-llama__Llama-2-70b-chat-hf"))  # 64 heads, 8 KV heads
-    assert estimate_serving(tensors, count, arch, ServingOptions(tp=16)).kv_bytes_per_token == 80 * 2 * 128 * 2
+    assert estimate_serving(summary, arch, ServingOptions(tp=16)).kv_bytes_per_token == 80 * 2 * 128 * 2
 
 
 def test_sliding_layers_hold_at_most_the_window():
@@ -127,36 +128,36 @@ def test_embedding_model_keeps_no_cache():
 
 
 def test_mixtral_active_parameters_match_published():
-    tensors, count = weight_count("mistralai__Mixtral-8x7B-v0.1")
+    tensors, summary = weight_count("mistralai__Mixtral-8x7B-v0.1")
     arch = parse_architecture(real_config("mistralai__Mixtral-8x7B-v0.1"))
-    assert count.parameters == 46_702_792_704
-    assert active_parameters(tensors, count, arch) == 12_879_925_248
+    assert summary.count.parameters == 46_702_792_704
+    assert active_parameters(summary, arch) == 12_879_925_248
 
 
 def test_dense_active_parameters_equal_parameters():
-    tensors, count = weight_count("meta-llama__Llama-2-7b-hf")
+    tensors, summary = weight_count("meta-llama__Llama-2-7b-hf")
     arch = parse_architecture(real_config("meta-llama__Llama-2-7b-hf"))
-    assert active_parameters(tensors, count, arch) == count.parameters == 6_738_415_616
+    assert active_parameters(summary, arch) == summary.count.parameters == 6_738_415_616
 
 
 def test_tp_splits_linears_and_vocab_but_replicates_norms():
-    tensors, count = weight_count("meta-llama__Llama-2-70b-chat-hf")
+    tensors, summary = weight_count("meta-llama__Llama-2-70b-chat-hf")
     norms = sum(t.nbytes for t in tensors if "norm" in t.name)
     buffers = sum(t.nbytes for t in tensors if "inv_freq" in t.name)
-    rest = count.weight_bytes - norms - buffers
-    assert weights_per_gpu(tensors, count, 1) == rest + norms
-    assert weights_per_gpu(tensors, count, 2) == rest // 2 + norms
+    rest = summary.count.weight_bytes - norms - buffers
+    assert weights_per_gpu(summary, 1) == rest + norms
+    assert weights_per_gpu(summary, 2) == rest // 2 + norms
 
 
 def test_bits_reweigh_every_parameter():
-    tensors, count = weight_count("meta-llama__Llama-2-70b-chat-hf")
-    assert weights_per_gpu(tensors, count, 1, bits=4) == count.parameters // 2
+    tensors, summary = weight_count("meta-llama__Llama-2-70b-chat-hf")
+    assert weights_per_gpu(summary, 1, bits=4) == summary.count.parameters // 2
 
 
 def test_breakdown_dict_shape_and_total():
-    tensors, count = weight_count("meta-llama__Llama-2-70b-chat-hf")
+    tensors, summary = weight_count("meta-llama__Llama-2-70b-chat-hf")
     arch = parse_architecture(real_config("meta-llama__Llama-2-70b-chat-hf"))
-    data = estimate_serving(tensors, count, arch, ServingOptions(tp=2)).to_dict()
+    data = estimate_serving(summary, arch, ServingOptions(tp=2)).to_dict()
     per_gpu = data["per_gpu"]
     assert set(per_gpu) == {"weights_bytes", "kv_cache_bytes", "activation_bytes", "overhead_bytes", "total_bytes"}
     assert all(isinstance(v, int) for v in per_gpu.values())
@@ -168,25 +169,25 @@ def test_breakdown_dict_shape_and_total():
 
 
 def test_context_capped_at_model_maximum_with_a_note():
-    tensors, count = weight_count("meta-llama__Llama-2-7b-hf")
+    tensors, summary = weight_count("meta-llama__Llama-2-7b-hf")
     arch = parse_architecture(real_config("meta-llama__Llama-2-7b-hf"))
-    estimate = estimate_serving(tensors, count, arch, ServingOptions(context=32768))
+    estimate = estimate_serving(summary, arch, ServingOptions(context=32768))
     assert estimate.context == 4096 and "capped" in estimate.notes[0]
 
 
 def test_without_architecture_weights_only_with_reason():
-    tensors, count = weight_count("meta-llama__Llama-2-7b-hf")
-    estimate = estimate_serving(tensors, count, None, ServingOptions())
+    tensors, summary = weight_count("meta-llama__Llama-2-7b-hf")
+    estimate = estimate_serving(summary, None, ServingOptions())
     assert estimate.kv_cache_bytes == estimate.activation_bytes == 0
     assert estimate.weights_bytes == 13_476_831_232 and "config.json" in estimate.notes[0]
 
 
 def test_vllm_max_concurrency_on_two_a100_80gb():
     # memory-model.md: Llama-2-70B BF16 on 2 x A100-80GB keeps about 4-5.5 GiB per GPU for KV, 26-36k tokens.
-    tensors, count = weight_count("meta-llama__Llama-2-70b-chat-hf")
+    tensors, summary = weight_count("meta-llama__Llama-2-70b-chat-hf")
     arch = parse_architecture(real_config("meta-llama__Llama-2-70b-chat-hf"))
     options = ServingOptions(tp=2)
-    estimate = estimate_serving(tensors, count, arch, options)
+    estimate = estimate_serving(summary, arch, options)
     cap = capacity(estimate, arch, options, 81920 * 2**20)
     assert 4 * 2**30 <= cap.kv_pool_bytes <= 5.5 * 2**30
     assert cap.max_concurrency == cap.kv_pool_bytes // (4096 * 163_840)
@@ -194,10 +195,10 @@ def test_vllm_max_concurrency_on_two_a100_80gb():
 
 
 def test_largest_context_when_one_sequence_does_not_fit():
-    tensors, count = weight_count("meta-llama__Llama-2-7b-hf")
+    tensors, summary = weight_count("meta-llama__Llama-2-7b-hf")
     arch = parse_architecture(real_config("meta-llama__Llama-2-7b-hf"))
     options = ServingOptions(context=4096)
-    estimate = estimate_serving(tensors, count, arch, options)
+    estimate = estimate_serving(summary, arch, options)
     usable = int((estimate.non_kv_bytes + 1000 * 524_288) / 0.9) + 1
     cap = capacity(estimate, arch, options, usable)
     assert cap.max_concurrency == 0 and cap.largest_context == 1000
@@ -206,16 +207,16 @@ def test_largest_context_when_one_sequence_does_not_fit():
 def test_largest_context_counts_the_sdpa_math_path_of_sliding_models():
     # Regression: under transformers the per-sequence cost that made one 4096-token Phi-3 sequence not fit
     # holds S x S attention scores; the longest-context search left them out and answered 4096 itself.
-    tensors, count = weight_count("microsoft__Phi-3-mini-4k-instruct")
+    tensors, summary = weight_count("microsoft__Phi-3-mini-4k-instruct")
     arch = parse_architecture(real_config("microsoft__Phi-3-mini-4k-instruct"))  # sliding window 2047
     options = ServingOptions(engine="transformers", context=4096)
-    estimate = estimate_serving(tensors, count, arch, options)
+    estimate = estimate_serving(summary, arch, options)
     per_seq = estimate.kv_bytes_per_sequence + estimate.activation_bytes_per_sequence
     cap = capacity(estimate, arch, options, estimate.weights_bytes + estimate.overhead_bytes + per_seq - 1)
     assert cap.max_concurrency == 0 and cap.largest_context is not None and cap.largest_context < 4096
 
     def cost(tokens: int) -> int:  # what capacity() charges one sequence of `tokens`
-        at = estimate_serving(tensors, count, arch, ServingOptions(engine="transformers", context=tokens))
+        at = estimate_serving(summary, arch, ServingOptions(engine="transformers", context=tokens))
         return at.kv_bytes_per_sequence + at.activation_bytes_per_sequence
     assert cost(cap.largest_context) <= cap.kv_pool_bytes < cost(cap.largest_context + 1)
 
@@ -225,20 +226,13 @@ def test_packed_gptq_unpacks_at_its_own_bits(bits):
     # Regression: I32 storage was taken as 8 parameters per element whatever the bits (8-bit GPTQ doubled).
     config = load_fixture_json("meta-llama__Llama-2-7b-hf", "config.json")
     layout = quantize(manifest_tensors("meta-llama__Llama-2-7b-hf"), lambda s, o, i: gptq(s, o, i, bits))
-    count = count_weights(layout, config, {"bits": bits, "group_size": 128})
+    summary = summarize_weights(layout, config, {"bits": bits, "group_size": 128})
+    count = summary.count
     assert count.quantization.method == "gptq" and count.quantization.bits == bits
     assert count.parameters == 6_738_415_616
-    assert sum(tensor_parameters(t, count) for t in layout) == count.parameters
-    assert weights_per_gpu(layout, count, 1, bits=16) == 2 * count.parameters
-    assert active_parameters(layout, count, parse_architecture(config)) == count.parameters
-
-
-def test_precomputed_active_parameters_are_used_as_given():
-    tensors, count = weight_count("mistralai__Mixtral-8x7B-v0.1")
-    arch = parse_architecture(real_config("mistralai__Mixtral-8x7B-v0.1"))
-    active = active_parameters(tensors, count, arch)
-    assert estimate_serving(tensors, count, arch, ServingOptions(tp=2), None, active) == \
-        estimate_serving(tensors, count, arch, ServingOptions(tp=2))
+    assert sum(c.parameters * c.count for c in summary.classes) == summary.count.parameters
+    assert weights_per_gpu(summary, 1, bits=16) == 2 * summary.count.parameters
+    assert active_parameters(summary, parse_architecture(config)) == summary.count.parameters
 
 
 @pytest.mark.parametrize("kwargs", [{"engine": "tgi"}, {"kv_dtype": "int4"}, {"context": 0}, {"tp": 0}])
@@ -249,7 +243,7 @@ def test_bad_options_are_usage_errors(kwargs):
 
 def test_gpt2_breakdown_from_hub_fixture():
     config = load_fixture_json("openai-community__gpt2", "config.json")
-    tensors, count = weight_count("openai-community__gpt2")
-    estimate = estimate_serving(tensors, count, parse_architecture(config), ServingOptions(context=512))
-    assert count.parameters == 124_439_808
+    tensors, summary = weight_count("openai-community__gpt2")
+    estimate = estimate_serving(summary, parse_architecture(config), ServingOptions(context=512))
+    assert summary.count.parameters == 124_439_808
     assert estimate.weights_bytes == 124_439_808 * 4 and estimate.kv_cache_bytes == 512 * 36_864

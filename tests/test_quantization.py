@@ -23,7 +23,7 @@ from fakehub.layouts import (
     tensor,
 )
 
-from gpumem.params import count_weights
+from gpumem.params import count_weights, summarize_weights
 from gpumem.quantization import scan_quantization
 from gpumem.types import TensorInfo
 
@@ -38,14 +38,16 @@ def test_gptq_13b_matches_published_count():
     dense = llama2_13b_layout(config)
     assert count_weights(dense, config).parameters == 13_015_864_320  # the layout is Llama-2-13B's
     layout = quantize(dense, lambda s, o, i: gptq(s, o, i, bits, group))
-    count = count_weights(layout, config, qc)
+    summary = summarize_weights(layout, config, qc)
+    count = summary.count
     assert count.parameters == 13_015_864_320
     assert count.quantization.method == "gptq" and count.quantization.bits == 4
     assert count.buffer_elements == 40 * 64
     assert count.weight_bytes == sum(t.nbytes for t in layout)
     # 4 bits + F16 scale and I32 zero per 128 + I32 g_idx per input row + the zero bias
     assert 4.1 < count.quantization.bits_per_weight < 4.5
-    assert any(name.endswith("mlp.down_proj.bias") for name in count.quantization.side_tensors)
+    sides = {(c.module, c.leaf) for c in summary.classes if c.role == "side"}
+    assert ("mlp.down_proj", "bias") in sides and ("self_attn.q_proj", "g_idx") in sides
 
 
 def test_gptq_7b_reproduces_the_hubs_packed_accounting():

@@ -22,7 +22,7 @@ from .errors import (
 from .gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, load_catalog, recommend
 from .memory import FormulaResult, ServingOptions, estimate_serving
 from .report import FORMULA_BITS, CalcReport, ComponentCount, FitReport, ModelReport, TrainingReport
-from .types import RepoMetadata, TensorInfo, WeightCount, WeightSet
+from .types import ModelSummary, RepoMetadata, TensorInfo, WeightCount, WeightSet
 
 if TYPE_CHECKING:
     from .cache import ResultCache
@@ -135,9 +135,26 @@ def _online(client, repo_id: str, revision: str, cache: ResultCache | None, gguf
         if fallback is None:
             raise
         return fallback
+    metadata = _summarized(metadata)
     if cache and (gguf_file is None or metadata.weight_sets[0].format != "gguf"):  # never cache a partial read
-        cache.store(client.endpoint, revision, metadata)
+        cache.store(client.endpoint, revision, _without_tensors(metadata))
     return metadata
+
+
+def _summarized(metadata: RepoMetadata) -> RepoMetadata:
+    """The metadata with each weight set counted once (its ModelSummary beside its tensors)."""
+    from .params import summarize_weight_set
+
+    return replace(metadata, weight_sets=tuple(ws if ws.summary else replace(ws, summary=summarize_weight_set(ws))
+                                               for ws in metadata.weight_sets))
+
+
+def _without_tensors(metadata: RepoMetadata) -> RepoMetadata:
+    """What the cache keeps: the summaries instead of the tensors (DeepSeek-V3: 92k tensors, a few hundred
+    classes). Components reported together (diffusers) keep their tensors: their sum is counted as one."""
+    if len(metadata.weight_sets) > 1 and metadata.weight_sets[0].format != "gguf":
+        return metadata
+    return replace(metadata, weight_sets=tuple(replace(ws, tensors=()) for ws in metadata.weight_sets))
 
 
 def _offline(endpoint: str, repo_id: str, revision: str, cache: ResultCache | None) -> RepoMetadata:
@@ -231,9 +248,10 @@ def fit(metadata: RepoMetadata, gpu: str, *, serving: ServingOptions | None = No
     target = find_gpu(gpu)
     reports = []
     for group in _groups(metadata, file):
-        tensors, count, arch, _ = _prepare(group)
+        summary, arch, _ = _prepare(group)
+        count = summary.count
         widths = [None, *(b for b in FORMULA_BITS if b != _checkpoint_bits(count))] if count.parameters else [None]
-        rows = fit_options(tensors, count, arch, serving, target, widths, counts or GPU_COUNTS)
+        rows = fit_options(summary, arch, serving, target, widths, counts or GPU_COUNTS)
         reports.append(FitReport(metadata.repo_id, metadata.revision, metadata.source, target.name, serving.context,
                                  count.parameters, tuple(rows), file=group[0].name if group[0].format == "gguf" else None))
     return reports
@@ -267,14 +285,16 @@ def training_base(metadata: RepoMetadata) -> TrainingBase:
     if main.format != "safetensors":
         raise UsageError(f"{metadata.repo_id}: training plans need the safetensors checkpoint (this repo has "
                          f"{main.format} weights)", hint="point gpumem train at the original Hugging Face repo")
-    tensors, count, arch, arch_note = _prepare(metadata.weight_sets)
+    summary, arch, arch_note = _prepare(metadata.weight_sets)
+    count = summary.count
     if arch is None:
         raise BadConfig(arch_note or f"{metadata.repo_id}: no readable config.json: training memory needs the "
                         "model's layers, width and vocabulary")
     if count.parameters is None:
         raise BadConfig(f"{metadata.repo_id}: its parameter count is unknown (see the notes of gpumem hf)")
     quantization = count.quantization.method if count.quantization else None
-    return TrainingBase(count.parameters, base_modules(tensors, arch.model_type, arch), arch, quantization,
+    return TrainingBase(count.parameters, base_modules(_base_tensors(metadata.weight_sets, summary), arch.model_type,
+                                                      arch), arch, quantization,
                         count.weight_bytes)
 
 
@@ -290,17 +310,19 @@ def _groups(metadata: RepoMetadata, file: str | None) -> list[list[WeightSet]]:
 def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | None, serving: ServingOptions,
             only: Gpu | None, adapter_repos: Sequence[RepoMetadata] = ()) -> ModelReport:
     main = group[0]
-    tensors, count, arch, arch_note = _prepare(group)
+    summary, arch, arch_note = _prepare(group)
+    count = summary.count
     formula_bits = bits if bits is not None else _checkpoint_bits(count)
     notes = [*metadata.notes, *(n for ws in group for n in ws.notes), *count.notes, *([arch_note] if arch_note else [])]
     adapters: tuple = ()
     if adapter_repos:
+        tensors = _base_tensors(group, summary)
         adapters, serving = _with_adapters(metadata, main, tensors, count, arch, serving, adapter_repos)
         if serving.engine == "vllm":
             notes.append("vLLM gives every linear layer --max-loras slots of --max-lora-rank, whatever the adapters "
                          "target: the weights include those slots")
-    estimate_ = estimate_serving(tensors, count, arch, serving, bits=bits)
-    recs = recommend(tensors, count, arch, serving, bits, only=only, active=estimate_.active_parameters)
+    estimate_ = estimate_serving(summary, arch, serving, bits=bits)
+    recs = recommend(summary, arch, serving, bits, only=only)
     return ModelReport(
         metadata.repo_id, metadata.revision, metadata.source, main.format, tuple(f for ws in group for f in ws.files),
         count, formula_bits,
@@ -334,12 +356,24 @@ def _with_adapters(metadata: RepoMetadata, main: WeightSet, tensors, count: Weig
     return tuple(adapters), replace(serving, lora=lora)
 
 
-def _prepare(group: Sequence[WeightSet]):
-    """What a report or fit of one group needs: its tensors, their count, the architecture (and why not)."""
+def _prepare(group: Sequence[WeightSet]) -> tuple[ModelSummary, Architecture | None, str | None]:
+    """What a report or fit of one group needs: its summary, the architecture (and why not)."""
+    return (_summary(group), *_architecture(group[0].config))
+
+
+def _base_tensors(group: Sequence[WeightSet], summary: ModelSummary) -> tuple[TensorInfo, ...]:
+    """The tensors as read, or (answered from the cache, which keeps summaries) as the summary names them."""
+    return tuple(t for ws in group for t in ws.tensors) or summary.tensors()
+
+
+def _summary(group: Sequence[WeightSet]) -> ModelSummary:
+    """One weight set's summary (counted when read), or the count of components reported as one."""
+    from .params import summarize_weight_set, summarize_weights
+
     main = group[0]
-    tensors = tuple(t for ws in group for t in ws.tensors)
-    count = _count(main, tensors) if main.format != "pytorch-bin" else _estimated_count(main)
-    return (tensors, count, *_architecture(main.config))
+    if len(group) == 1:
+        return main.summary or summarize_weight_set(main)
+    return summarize_weights(tuple(t for ws in group for t in ws.tensors), main.config, main.quantize_config)
 
 
 def _variant(weights: WeightSet) -> str | None:
@@ -350,30 +384,9 @@ def _variant(weights: WeightSet) -> str | None:
     return variant_label(weights.name)
 
 
-def _count(main: WeightSet, tensors: tuple[TensorInfo, ...]) -> WeightCount:
-    from .params import count_weights
-
-    return count_weights(tensors, main.config, main.quantize_config)
-
-
 def _components(group: Sequence[WeightSet]) -> tuple[ComponentCount, ...]:
-    counts = [(ws.name or "(root)", _count(ws, ws.tensors)) for ws in group]
+    counts = [(ws.name or "(root)", _summary([ws]).count) for ws in group]
     return tuple(ComponentCount(name, c.parameters, c.weight_bytes) for name, c in counts)
-
-
-# torch_dtype of a pickle-only repo -> (bytes per parameter, safetensors dtype name)
-_TORCH_DTYPES = {"float32": (4, "F32"), "float16": (2, "F16"), "bfloat16": (2, "BF16"), "int8": (1, "I8")}
-
-
-def _estimated_count(weights: WeightSet) -> WeightCount:
-    """Pickle-only repos: parameters ~ total_size / bytes of the config's torch_dtype."""
-    dtype = str((weights.config or {}).get("torch_dtype") or "float32")
-    width, name = _TORCH_DTYPES.get(dtype, _TORCH_DTYPES["float32"])
-    total = weights.estimated_bytes
-    if total is None:
-        return WeightCount(None, {}, 0, notes=("no size information for the .bin files: nothing to estimate from",))
-    note = f"parameters ESTIMATED as total_size / {width} bytes ({dtype}); no safetensors headers to count from"
-    return WeightCount(total // width, {name: total // width}, total, notes=(note,))
 
 
 def _architecture(config: dict | None) -> tuple[Architecture | None, str | None]:
@@ -421,9 +434,9 @@ def calc(parameters: int | str, bits: float = 16, *, serving: ServingOptions | N
     """The formula (and weights-only GPU fit) for a parameter count given by hand."""
     count_ = parameters if isinstance(parameters, int) else parse_parameter_count(parameters)
     bits = _check_bits(bits)
-    weights = WeightCount(count_, {}, round(count_ * bits / 8))
+    weights = ModelSummary(WeightCount(count_, {}, round(count_ * bits / 8)))
     only = find_gpu(gpu) if gpu else None
-    recs = recommend((), weights, None, serving or ServingOptions(), bits, only=only)
+    recs = recommend(weights, None, serving or ServingOptions(), bits, only=only)
     return CalcReport(count_, bits, FormulaResult.compute(count_, bits), tuple(FormulaResult.compute(count_, b) for b in FORMULA_BITS),
                       tuple(recs))
 

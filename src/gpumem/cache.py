@@ -1,8 +1,9 @@
 """On-disk cache of what gpumem read, keyed by endpoint, repo and commit sha.
 
 Layout under `constants.cache_dir()` (HF_HOME/gpumem by default):
-    v1/<endpoint key>/<repo key>/refs/<revision key>   -> the commit sha that revision resolved to
-    v1/<endpoint key>/<repo key>/<sha>.json            -> RepoMetadata.to_dict()
+    v2/<endpoint key>/<repo key>/refs/<revision key>   -> the commit sha that revision resolved to
+    v2/<endpoint key>/<repo key>/<sha>.json            -> RepoMetadata.to_dict(), weight sets as ModelSummary
+                                                          (v1 kept tensors: read by older gpumem, not by this one)
 A commit's content never changes, so entries never expire. Keys are percent-encoded and checked,
 so no repo id or revision can name a path outside the cache. Writes go to a temp file and are
 renamed into place: a crash or Ctrl-C mid-write leaves either the old entry or none.
@@ -23,7 +24,7 @@ from .files import write_atomically
 from .types import RepoMetadata
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
-_VERSION = "v1"
+_VERSION = "v2"
 
 
 @dataclass(frozen=True, slots=True)

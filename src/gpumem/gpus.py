@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -19,15 +19,8 @@ from typing import Any
 from .architecture import Architecture
 from .errors import UsageError
 from .engines import MIB
-from .memory import (
-    ServingEstimate,
-    ServingOptions,
-    active_parameters,
-    capacity,
-    check_tp,
-    estimate_serving,
-)
-from .types import TensorInfo, WeightCount
+from .memory import ServingEstimate, ServingOptions, capacity, check_tp, estimate_serving
+from .types import ModelSummary
 from .units import GB
 
 GPU_COUNTS = (1, 2, 4, 8)
@@ -141,23 +134,15 @@ def _tp_allowed(arch: Architecture | None, tp: int) -> bool:
     return True
 
 
-def _estimator(tensors: Sequence[TensorInfo], count: WeightCount, arch: Architecture | None,
-               options: ServingOptions, bits: float | None, active: int) -> Callable[[int], ServingEstimate]:
-    """The breakdown at each TP size, computed once: it does not depend on the GPU type.
-
-    `active` is active_parameters(tensors, count, arch), the same at every TP size and load width (a
-    pass over every tensor: DeepSeek-R1 stores 92k), so callers compute it once.
-    """
-    @cache
-    def at(tp: int) -> ServingEstimate:
-        return estimate_serving(tensors, count, arch, replace(options, tp=tp), bits, active)
-    return at
+def _estimates(summary: ModelSummary, arch: Architecture | None, options: ServingOptions, bits: float | None,
+               counts: Sequence[int]) -> dict[int, ServingEstimate]:
+    """The breakdown at each allowed TP size (= GPU count): it does not depend on the GPU type."""
+    return {n: estimate_serving(summary, arch, replace(options, tp=n), bits) for n in counts if _tp_allowed(arch, n)}
 
 
-def _try(gpu: Gpu, n: int, estimate_at: Callable[[int], ServingEstimate], arch: Architecture | None,
+def _try(gpu: Gpu, n: int, estimate: ServingEstimate, arch: Architecture | None,
          options: ServingOptions) -> Recommendation:
     opts = replace(options, tp=n)
-    estimate = estimate_at(n)
     cap = capacity(estimate, arch, opts, gpu.usable_bytes)
     total = estimate.total_bytes
     notes = (f"{gpu.name}: usable memory derived from the marketed figure",) if gpu.derived else ()
@@ -167,41 +152,34 @@ def _try(gpu: Gpu, n: int, estimate_at: Callable[[int], ServingEstimate], arch: 
                           largest_context=cap.largest_context, notes=notes + estimate.notes)
 
 
-def _recommend_one(gpu: Gpu, estimate_at: Callable[[int], ServingEstimate], arch: Architecture | None,
+def _recommend_one(gpu: Gpu, estimates: Mapping[int, ServingEstimate], arch: Architecture | None,
                    options: ServingOptions) -> Recommendation:
-    for n in GPU_COUNTS:  # TP 1 is always allowed, so `last` is always set
-        if not _tp_allowed(arch, n):
-            continue
-        last = _try(gpu, n, estimate_at, arch, options)
+    for n, estimate in estimates.items():  # TP 1 is always allowed, so `last` is always set
+        last = _try(gpu, n, estimate, arch, options)
         if last.fits:
             return last
     return replace(last, notes=last.notes + (f"does not fit on {GPU_COUNTS[-1]} or fewer {gpu.name}",))
 
 
-def recommend(tensors: Sequence[TensorInfo], count: WeightCount, arch: Architecture | None,
-              options: ServingOptions, bits: int | None = None, catalog: Sequence[Gpu] | None = None,
-              only: Gpu | None = None, active: int | None = None) -> list[Recommendation]:
+def recommend(summary: ModelSummary, arch: Architecture | None, options: ServingOptions, bits: float | None = None,
+              catalog: Sequence[Gpu] | None = None, only: Gpu | None = None) -> list[Recommendation]:
     """For each GPU type (or `only`), the fewest GPUs (1/2/4/8, TP = count) that serve the model; best first.
 
-    With `arch` None (unreadable config.json) the totals are weights and runtime overhead only. `active`,
-    when the caller already has it (a ServingEstimate's active_parameters), saves a pass over the tensors.
+    With `arch` None (unreadable config.json) the totals are weights and runtime overhead only.
     """
     gpus = [only] if only is not None else list(load_catalog() if catalog is None else catalog)
     by_name = {g.name: g for g in gpus}
-    if active is None:
-        active = active_parameters(tensors, count, arch)
-    estimate_at = _estimator(tensors, count, arch, options, bits, active)
-    found = [_recommend_one(g, estimate_at, arch, options) for g in gpus]
+    estimates = _estimates(summary, arch, options, bits, GPU_COUNTS)
+    found = [_recommend_one(g, estimates, arch, options) for g in gpus]
     return sorted(found, key=lambda r: (not r.fits, r.count, r.count * by_name[r.gpu].usable_mib, r.gpu))
 
 
-def fit_options(tensors: Sequence[TensorInfo], count: WeightCount, arch: Architecture | None,
-                options: ServingOptions, gpu: Gpu, bit_widths: Sequence[float | None],
+def fit_options(summary: ModelSummary, arch: Architecture | None, options: ServingOptions, gpu: Gpu,
+                bit_widths: Sequence[float | None],
                 counts: Sequence[int] = GPU_COUNTS) -> list[tuple[float | None, Recommendation]]:
     """`gpumem fit`: for each load width (None = as stored) and GPU count, whether the model fits `gpu`."""
     rows = []
-    active = active_parameters(tensors, count, arch)
     for bits in bit_widths:
-        estimate_at = _estimator(tensors, count, arch, options, bits, active)
-        rows += [(bits, _try(gpu, n, estimate_at, arch, options)) for n in counts if _tp_allowed(arch, n)]
+        estimates = _estimates(summary, arch, options, bits, counts)
+        rows += [(bits, _try(gpu, n, estimates[n], arch, options)) for n in counts if n in estimates]
     return rows

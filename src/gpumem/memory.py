@@ -12,31 +12,19 @@ Where each constant comes from (see ../shared/reference/memory-model.md and fixt
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .architecture import Architecture
 from .engines import DEFAULT_ENGINE, MIB, Engine, get_engine
 from .errors import UsageError
-from .safetensors_header import DTYPE_BITS
-from .types import TensorInfo, WeightCount
+from .types import REPLICATED, ModelSummary
 from .units import GB
 
 if TYPE_CHECKING:
     from .adapters import LoraServing
 
 KV_DTYPE_BYTES = {"auto": 2, "bf16": 2, "fp16": 2, "fp8": 1}
-
-_EXPERT = re.compile(r"\.experts\.(\d+\.)?")
-_EMBEDDING = re.compile(r"(embed_tokens|\bwte\b|word_embeddings|embed_in|embed_out|lm_head|^output\.weight)")
-_REPLICATED = re.compile(r"(norm|\bln_|\.ln\d|router|\.gate\.(weight|e_score_correction_bias)|shared_expert_gate|"
-                         r"kv_a_proj_with_mqa|q_a_proj|\bwpe\b|position_embeddings)")
-# Packed quantized storage: integer containers holding several `quantization.bits`-bit values each.
-_PACKED_DTYPES = frozenset({"I32", "U32", "U8"})
-_PACKED_METHODS = {"gptq", "awq", "compressed-tensors", "bitsandbytes-4bit", "mxfp4", "nvfp4"}
 
 
 def formula_memory_gb(parameters: int, bits: int, overhead: float = 1.2) -> float:
@@ -207,75 +195,46 @@ def kv_bytes_per_sequence(arch: Architecture, context: int, options: ServingOpti
     return arch.full_attention_layers * per_layer * context + arch.sliding_layers * per_layer * held + state
 
 
-def tensor_parameters(tensor: TensorInfo, count: WeightCount) -> int:
-    """Real parameters one stored tensor holds (0 for buffers and quantization side data)."""
-    if tensor.is_buffer:
-        return 0
-    quant = count.quantization
-    if quant and tensor.name in quant.side_tensors:
-        return 0
-    if quant and quant.bits and quant.method in _PACKED_METHODS and tensor.dtype in _PACKED_DTYPES:
-        return tensor.numel * DTYPE_BITS[tensor.dtype] // quant.bits
-    return tensor.numel
+def weights_per_gpu(summary: ModelSummary, tp: int = 1, bits: float | None = None) -> int:
+    """Weight bytes one GPU holds: split tensors and vocab rows / tp (rounded up per tensor), replicated whole.
 
-
-@lru_cache(maxsize=2**18)  # asked again for every TP size; DeepSeek-V3 stores 92k tensors
-def tensor_split(name: str) -> str:
-    """How TP shards a tensor: "replicated", "vocab" (split by rows of the vocabulary) or "split"."""
-    if _EMBEDDING.search(name):
-        return "vocab"
-    if _REPLICATED.search(name):
-        return "replicated"
-    return "split"
-
-
-def weights_per_gpu(tensors: Sequence[TensorInfo], count: WeightCount, tp: int = 1,
-                    bits: int | None = None) -> int:
-    """Weight bytes one GPU holds: split tensors and vocab rows / tp, norms and routers whole.
-
-    Without tensors (a bare parameter count, or a pickle-only repo's estimate) everything is split.
+    `bits` re-weighs every parameter at that width (side data and buffers then count nothing). Without tensor
+    classes (a bare parameter count, a pickle-only repo's estimate) everything is split.
     """
-    if not tensors:
+    count = summary.count
+    if not summary.classes:
         size = count.weight_bytes if bits is None or count.parameters is None else count.parameters * bits // 8
         return -(-size // tp)
     total = 0
-    for t in tensors:
-        if t.is_buffer:  # not loaded as weights
+    for c in summary.classes:
+        if c.role == "buffer":  # not loaded as weights
             continue
-        kind = tensor_split(t.name)
-        size = t.nbytes if bits is None else tensor_parameters(t, count) * bits // 8
-        total += size if kind == "replicated" else -(-size // tp)
+        size = c.nbytes if bits is None else c.parameters * bits // 8
+        total += c.count * (size if c.split == REPLICATED else -(-size // tp))
     return total
 
 
-@lru_cache(maxsize=2**18)
-def _is_routed_expert(name: str) -> bool:
-    return bool(_EXPERT.search(name)) and "shared" not in name
-
-
-def active_parameters(tensors: Sequence[TensorInfo], count: WeightCount, arch: Architecture | None) -> int:
+def active_parameters(summary: ModelSummary, arch: Architecture | None) -> int:
     """Parameters one token uses: routed experts count top_k / n_experts, shared experts and the rest whole."""
-    total = count.parameters if count.parameters is not None else sum(tensor_parameters(t, count) for t in tensors)
+    count = summary.count
+    total = count.parameters if count.parameters is not None else sum(c.parameters * c.count for c in summary.classes)
     if arch is None or not arch.is_moe:
         return total
-    routed = sum(tensor_parameters(t, count) for t in tensors if _is_routed_expert(t.name))
-    inactive = routed * (arch.num_experts - arch.experts_per_token) // arch.num_experts
-    return total - inactive
+    routed = sum(c.parameters * c.count for c in summary.classes if c.role == "routed_expert")
+    return total - routed * (arch.num_experts - arch.experts_per_token) // arch.num_experts
 
 
-def estimate_serving(tensors: Sequence[TensorInfo], count: WeightCount, arch: Architecture | None,
-                     options: ServingOptions, bits: int | None = None, active: int | None = None) -> ServingEstimate:
+def estimate_serving(summary: ModelSummary, arch: Architecture | None, options: ServingOptions,
+                     bits: float | None = None) -> ServingEstimate:
     """Per-GPU breakdown of serving the model; weights-only (with the reason noted) without an architecture.
 
     `bits` re-weighs the load width: every parameter at `bits` (parameters * bits / 8, matching the seed
-    formula); quantization side data and buffers then count nothing. `active`, when given, is
-    `active_parameters(tensors, count, arch)` computed once by a caller that estimates several TP sizes.
+    formula); quantization side data and buffers then count nothing.
     """
     check_tp(arch, options.tp)
-    if active is None:
-        active = active_parameters(tensors, count, arch)
+    active = active_parameters(summary, arch)
     notes: list[str] = []
-    weights = weights_per_gpu(tensors, count, options.tp, bits)
+    weights = weights_per_gpu(summary, options.tp, bits)
     if options.lora:
         weights += options.lora.weights_per_gpu(options.engine, options.tp)
     overhead = options.engine_model.overhead(options)

@@ -19,7 +19,7 @@ schemes, as the writers document them (unpacked parameters of a linear = in * ou
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .gguf_header import GGML_TYPES
@@ -59,6 +59,8 @@ class QuantScan:
     parameters: int | None  # unpacked parameters of the quantized weights; None when they cannot be known
     claimed: frozenset[str]  # packed weights and side tensors (the generic counter must skip them)
     notes: tuple[str, ...] = ()
+    unpacked: Mapping[str, int] = field(default_factory=dict)  # quantized weight -> its real parameters
+    side: frozenset[str] = frozenset()  # side-data tensors: memory, not parameters
 
 
 @dataclass(slots=True)
@@ -68,6 +70,7 @@ class _Tally:
     side_bytes: int = 0
     side: list[str] = field(default_factory=list)
     bits: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # nominal bits -> parameters
+    unpacked: dict[str, int] = field(default_factory=dict)  # quantized weight -> its real parameters
     evidence: set[str] = field(default_factory=set)
     unknown: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # why -> tensors affected
 
@@ -81,18 +84,32 @@ def scan_quantization(
     tensors: Sequence[TensorInfo], config: dict | None = None, quantize_config: dict | None = None
 ) -> QuantScan:
     """Find packed weights and side data, unpack their parameter count, and reconcile with the declared method."""
+    modules: dict[str, dict[str, TensorInfo]] = defaultdict(dict)
+    for t in tensors:
+        module, suffix = module_key(t.name)
+        modules[module][suffix] = t
+    return scan_modules(modules, config, quantize_config)
+
+
+def scan_modules(modules: Mapping[str, Mapping[str, TensorInfo]], config: dict | None = None,
+                 quantize_config: dict | None = None) -> QuantScan:
+    """scan_quantization over tensors already grouped by module_key ({module: {suffix: tensor}})."""
     qc = _quant_config(config, quantize_config)
     declared = _declared_method(qc)
     tally = _Tally()
-    claimed = _scan_gguf(tensors, tally)
-    modules = _group([t for t in tensors if t.name not in claimed])
+    claimed: set[str] = set()
     for module, parts in modules.items():
+        blocks = [suffix for suffix, t in parts.items() if t.dtype in _GGML_BLOCK_TYPES]
+        if blocks:  # GGUF quantized blocks: scales live inside the blocks, nothing else to pair them with
+            claimed |= {_gguf(parts[suffix], tally) for suffix in blocks}
+            parts = {suffix: t for suffix, t in parts.items() if suffix not in blocks}
         claimed |= _scan_module(module, parts, qc, declared, config or {}, tally)
     if tally.parameters or tally.packed_bytes:  # fp8 KV-cache scales only mean something next to quantized weights
-        for t in tensors:
-            if t.name.rpartition(".")[2] in _ATTENTION_SCALES and t.name not in claimed:
-                _side(tally, t)
-                claimed.add(t.name)
+        for parts in modules.values():
+            for suffix, t in parts.items():
+                if suffix in _ATTENTION_SCALES and t.name not in claimed:
+                    _side(tally, t)
+                    claimed.add(t.name)
     method, notes = _reconcile(declared, tally)
     if method is None:
         return QuantScan(None, 0, frozenset(), tuple(notes))
@@ -102,8 +119,8 @@ def scan_quantization(
     notes += tally.unknown_notes()
     parameters = None if tally.unknown else tally.parameters
     summary = Quantization(method, _nominal_bits(qc, tally), tally.parameters, tally.packed_bytes,
-                           tally.side_bytes, frozenset(tally.side))
-    return QuantScan(summary, parameters, frozenset(claimed), tuple(notes))
+                           tally.side_bytes)
+    return QuantScan(summary, parameters, frozenset(claimed), tuple(notes), tally.unpacked, frozenset(tally.side))
 
 
 def _quant_config(config: dict | None, quantize_config: dict | None) -> dict:
@@ -151,33 +168,27 @@ def _is_bits(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 32
 
 
-def _group(tensors: Sequence[TensorInfo]) -> dict[str, dict[str, TensorInfo]]:
-    """Tensors by module: {module: {role suffix: tensor}} (bitsandbytes' `weight.<state>` kept as one suffix)."""
-    modules: dict[str, dict[str, TensorInfo]] = defaultdict(dict)
-    for t in tensors:
-        head, sep, tail = t.name.partition(".weight.")
-        if sep and tail.split(".")[0] in _BNB4_SIDE:
-            modules[head]["weight." + tail] = t
-            continue
-        module, _, suffix = t.name.rpartition(".")
-        for kind in ("_blocks", "_scales"):  # MXFP4 pairs `<proj>_blocks` with `<proj>_scales`
-            if suffix.endswith(kind) and len(suffix) > len(kind):
-                module, suffix = f"{module}.{suffix[: -len(kind)]}", "mx" + kind
-        modules[module][suffix] = t
-    return modules
+def module_key(name: str) -> tuple[str, str]:
+    """(module, role suffix) of a tensor name; bitsandbytes' `weight.<state>` stays one suffix, MXFP4's
+    `<proj>_blocks` / `<proj>_scales` pair up under `<proj>` as `mx_blocks` / `mx_scales`."""
+    head, sep, tail = name.partition(".weight.")
+    if sep and tail.split(".")[0] in _BNB4_SIDE:
+        return head, "weight." + tail
+    module, _, suffix = name.rpartition(".")
+    for kind in ("_blocks", "_scales"):
+        if suffix.endswith(kind) and len(suffix) > len(kind):
+            return f"{module}.{suffix[: -len(kind)]}", "mx" + kind
+    return module, suffix
 
 
-def _scan_gguf(tensors: Sequence[TensorInfo], tally: _Tally) -> set[str]:
-    """GGUF quantized blocks: every logical element is a parameter, nominal bits from the type name."""
-    names = set()
-    for t in tensors:
-        if t.dtype in _GGML_BLOCK_TYPES:
-            tally.evidence.add("gguf")
-            tally.parameters += t.numel
-            tally.packed_bytes += t.nbytes
-            tally.bits[int("".join(c for c in t.dtype.split("_")[0] if c.isdigit()) or 0)] += t.numel
-            names.add(t.name)
-    return names
+def _gguf(t: TensorInfo, tally: _Tally) -> str:
+    """A GGUF quantized block tensor: every logical element is a parameter, nominal bits from the type name."""
+    tally.evidence.add("gguf")
+    tally.parameters += t.numel
+    tally.unpacked[t.name] = t.numel
+    tally.packed_bytes += t.nbytes
+    tally.bits[int("".join(c for c in t.dtype.split("_")[0] if c.isdigit()) or 0)] += t.numel
+    return t.name
 
 
 def _scan_module(module: str, parts: dict[str, TensorInfo], qc: dict, declared: str | None, config: dict,
@@ -226,6 +237,7 @@ def _packed(parts: dict[str, TensorInfo], key: str, side_keys: tuple[str, ...], 
         tally.unknown[f"packed as {evidence} with {why}"].append(weight.name)
     else:
         tally.parameters += stored_bits // bits
+        tally.unpacked[weight.name] = stored_bits // bits
         tally.bits[bits] += stored_bits // bits
     names = {weight.name}
     for side_key in side_keys:

@@ -53,7 +53,6 @@ class Quantization:
     quantized_parameters: int  # real (unpacked) parameters held in quantized form
     quantized_bytes: int  # bytes of the packed weights themselves
     side_data_bytes: int  # scales, zeros, g_idx, SCB, absmax, ... (memory, not parameters)
-    side_tensors: frozenset[str] = frozenset()  # names of the side-data tensors (a set: looked up per tensor)
 
     @property
     def bits_per_weight(self) -> float:
@@ -81,6 +80,94 @@ class WeightCount:
         return sum(self.stored_elements.values())
 
 
+# How tensor parallelism shards a stored tensor.
+SPLIT, VOCAB, REPLICATED = "split", "vocab", "replicated"
+# What a stored tensor is to the model.
+ROLES = ("dense", "routed_expert", "shared_expert", "embedding", "head", "side", "buffer")
+
+
+@dataclass(frozen=True, slots=True)
+class TensorClass:
+    """Stored tensors alike in everything the memory model asks about, and how many there are.
+
+    `module` is the module's name without layer and expert indices (`mlp.down_proj`,
+    `mlp.experts.down_proj`, `model.embed_tokens`); `leaf` the tensor's own name in it (`weight`, `qweight`,
+    `weight_scale_inv`, ...). `parameters` are the real parameters of ONE such tensor (unpacked for packed
+    quantized storage; 0 for side data and buffers). `template` is the full name with each index component
+    as `#` and `sites` the indices of each tensor ("3.17": layer 3, expert 17), so names can be rebuilt.
+    """
+
+    split: str  # SPLIT (column or row), VOCAB (rows of the vocabulary) or REPLICATED on every rank
+    role: str  # one of ROLES
+    module: str
+    leaf: str
+    dtype: str
+    shape: tuple[int, ...]
+    nbytes: int
+    parameters: int
+    count: int
+    template: str = ""
+    sites: tuple[str, ...] = ()
+
+    def names(self) -> list[str]:
+        """The full name of every tensor of the class."""
+        if "#" not in self.template:
+            return [self.template] * self.count
+        parts = self.template.split(".")
+        slots = [i for i, part in enumerate(parts) if part == "#"]
+        names = []
+        for site in self.sites:
+            for slot, index in zip(slots, site.split("."), strict=True):
+                parts[slot] = index
+            names.append(".".join(parts))
+        return names
+
+    def to_row(self) -> list:
+        """Compact JSON row (the cache stores summaries as rows)."""
+        return [self.split, self.role, self.module, self.leaf, self.dtype, list(self.shape), self.nbytes,
+                self.parameters, self.count, self.template, list(self.sites)]
+
+    @classmethod
+    def from_row(cls, row: list) -> TensorClass:
+        """Inverse of to_row."""
+        split, role, module, leaf, dtype, shape, nbytes, parameters, count, template, sites = row
+        return cls(split, role, module, leaf, dtype, tuple(shape), nbytes, parameters, count, template, tuple(sites))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSummary:
+    """What counting a checkpoint's tensors leaves for everything after it: the counts and the tensor classes.
+
+    Made in one pass over the tensors (params.summarize_weights); the memory model, the recommender and fit
+    read only this. Without classes (a bare parameter count, a pickle-only repo) every byte counts as split.
+    """
+
+    count: WeightCount
+    classes: tuple[TensorClass, ...] = ()
+
+    def to_dict(self) -> dict:
+        """JSON-ready form, used by the cache."""
+        c, q = self.count, self.count.quantization
+        quant = None if q is None else [q.method, q.bits, q.quantized_parameters, q.quantized_bytes,
+                                        q.side_data_bytes]
+        return {"parameters": c.parameters, "stored_elements": c.stored_elements, "weight_bytes": c.weight_bytes,
+                "buffer_elements": c.buffer_elements, "tied_embeddings": c.tied_embeddings, "quantization": quant,
+                "notes": list(c.notes), "classes": [k.to_row() for k in self.classes]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelSummary:
+        """Inverse of to_dict."""
+        quant = data["quantization"]
+        count = WeightCount(data["parameters"], dict(data["stored_elements"]), data["weight_bytes"],
+                            data["buffer_elements"], data["tied_embeddings"],
+                            None if quant is None else Quantization(*quant), tuple(data["notes"]))
+        return cls(count, tuple(TensorClass.from_row(row) for row in data["classes"]))
+
+    def tensors(self) -> tuple[TensorInfo, ...]:
+        """Stand-ins for the stored tensors (name, dtype, shape, bytes; no file), grouped by class."""
+        return tuple(TensorInfo(name, c.dtype, c.shape, c.nbytes) for c in self.classes for name in c.names())
+
+
 @dataclass(frozen=True, slots=True)
 class WeightSet:
     """One counted set of weights (the root model, a diffusers component, or a GGUF variant) as read."""
@@ -94,6 +181,7 @@ class WeightSet:
     estimated_bytes: int | None = None  # .bin repos: the index's total_size; tensors are then unknown
     notes: tuple[str, ...] = ()
     adapter_config: dict | None = None  # a PEFT adapter's adapter_config.json (its tensors are the adapter's)
+    summary: ModelSummary | None = None  # the tensors counted (the cache keeps this instead of the tensors)
 
     def to_dict(self) -> dict:
         """JSON-ready form (tensors as [name, dtype, shape, nbytes, file] rows), used by the cache."""
@@ -105,15 +193,18 @@ class WeightSet:
         }
         if self.adapter_config is not None:  # only adapters carry it (the shipped snapshot holds none)
             data["adapter_config"] = self.adapter_config
+        if self.summary is not None:
+            data["summary"] = self.summary.to_dict()
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> WeightSet:
         """Inverse of to_dict."""
         tensors = tuple(TensorInfo(n, d, tuple(s), b, f) for n, d, s, b, f in data["tensors"])
+        summary = ModelSummary.from_dict(data["summary"]) if data.get("summary") is not None else None
         return cls(data["name"], data["format"], tuple(data["files"]), tensors, data.get("config"),
                    data.get("quantize_config"), data.get("estimated_bytes"), tuple(data.get("notes", ())),
-                   data.get("adapter_config"))
+                   data.get("adapter_config"), summary)
 
 
 @dataclass(frozen=True, slots=True)
