@@ -12,6 +12,7 @@ Prints the median and minimum of each and the ratios of medians. Not part of the
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -26,10 +27,18 @@ REPO = "deepseek-ai/DeepSeek-R1"
 
 def serve() -> None:
     """Child-process mode: serve the repo until stdin closes."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from fakehub import FakeHub, repo_from_fixture
+    sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+    from fakehub import FakeFile, FakeHub, FakeRepo
+    from fakehub.repos import sharded_files, split_in_order
 
-    hub = FakeHub([repo_from_fixture("deepseek-ai__DeepSeek-R1")]).start()
+    from gpumem.snapshot import load_snapshot
+
+    # The shipped snapshot holds every tensor (in shard order) and the 163 shard names.
+    (weights,) = load_snapshot(REPO).weight_sets
+    runs = split_in_order([(t.name, t.dtype, t.shape) for t in weights.tensors], len(weights.files))
+    files = sharded_files(dict(zip(weights.files, runs)), {"format": "pt"})
+    files["config.json"] = FakeFile.of(json.dumps(weights.config).encode())
+    hub = FakeHub([FakeRepo(REPO, files)]).start()
     print(hub.endpoint, flush=True)
     sys.stdin.read()
     hub.stop()

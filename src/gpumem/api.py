@@ -368,11 +368,13 @@ def _base_tensors(group: Sequence[WeightSet], summary: ModelSummary) -> tuple[Te
 
 def _summary(group: Sequence[WeightSet]) -> ModelSummary:
     """One weight set's summary (counted when read), or the count of components reported as one."""
+    main = group[0]
+    if len(group) == 1 and main.summary is not None:  # counted when read (or cached): no counting code loaded
+        return main.summary
     from .params import summarize_weight_set, summarize_weights
 
-    main = group[0]
     if len(group) == 1:
-        return main.summary or summarize_weight_set(main)
+        return summarize_weight_set(main)
     return summarize_weights(tuple(t for ws in group for t in ws.tensors), main.config, main.quantize_config)
 
 
