@@ -150,11 +150,13 @@ def _summarized(metadata: RepoMetadata) -> RepoMetadata:
 
 
 def _without_tensors(metadata: RepoMetadata) -> RepoMetadata:
-    """What the cache keeps: the summaries instead of the tensors (DeepSeek-V3: 92k tensors, a few hundred
-    classes). Components reported together (diffusers) keep their tensors: their sum is counted as one."""
+    """What the cache keeps: the summaries instead of the tensors (DeepSeek-V3: 92k tensors, a few dozen
+    classes). Components reported together (diffusers) keep their tensors, as they are counted as one, and so
+    do PEFT adapters (small, and read tensor by tensor)."""
     if len(metadata.weight_sets) > 1 and metadata.weight_sets[0].format != "gguf":
         return metadata
-    return replace(metadata, weight_sets=tuple(replace(ws, tensors=()) for ws in metadata.weight_sets))
+    return replace(metadata, weight_sets=tuple(ws if ws.adapter_config is not None else replace(ws, tensors=())
+                                               for ws in metadata.weight_sets))
 
 
 def _offline(endpoint: str, repo_id: str, revision: str, cache: ResultCache | None) -> RepoMetadata:

@@ -1,0 +1,72 @@
+"""The model summary: one pass over the tensors, classes that keep exact per-GPU bytes, and the cache keeping it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fakehub import adapter_repo, repo_from_fixture
+
+from gpumem.architecture import parse_architecture
+from gpumem.memory import active_parameters, weights_per_gpu
+from gpumem.params import count_weights, summarize_weights
+from gpumem.snapshot import load_snapshot
+from gpumem.types import ModelSummary
+
+
+@pytest.fixture(scope="module")
+def deepseek():
+    (weights,) = load_snapshot("deepseek-ai/DeepSeek-R1").weight_sets
+    return weights, summarize_weights(weights.tensors, weights.config)
+
+
+def test_92k_tensors_fall_into_few_classes_that_name_every_tensor(deepseek):
+    weights, summary = deepseek
+    assert len(weights.tensors) == 91_991 and len(summary.classes) < 100
+    assert sum(c.count for c in summary.classes) == len(weights.tensors)
+    assert sorted(t.name for t in summary.tensors()) == sorted(t.name for t in weights.tensors)
+    assert summary.count == count_weights(weights.tensors, weights.config)
+    roles = {c.role for c in summary.classes}
+    assert {"routed_expert", "shared_expert", "dense", "embedding", "head"} <= roles
+    down = {c.module for c in summary.classes if c.role == "routed_expert"}
+    assert "mlp.experts.down_proj" in down
+
+
+def test_the_summary_round_trips_through_json(deepseek):
+    _, summary = deepseek
+    assert ModelSummary.from_dict(json.loads(json.dumps(summary.to_dict()))) == summary
+
+
+@pytest.mark.parametrize("tp", [1, 2, 4, 8, 16])
+@pytest.mark.parametrize("bits", [None, 4, 4.5])
+def test_per_gpu_bytes_equal_the_per_tensor_sum(deepseek, tp, bits):
+    # Per tensor: replicated whole, the rest rounded up per tensor; what the classes multiply out must match.
+    weights, summary = deepseek
+    by_name = {t.name: t for t in weights.tensors}
+    expected = 0
+    for c in summary.classes:
+        for name in c.names():
+            size = by_name[name].nbytes if bits is None else c.parameters * bits // 8
+            expected += size if c.split == "replicated" else -(-size // tp)
+    assert weights_per_gpu(summary, tp, bits) == expected
+
+
+def test_active_parameters_of_deepseek(deepseek):
+    weights, summary = deepseek
+    # DeepSeek-V3/R1: 671B + 14B MTP stored, ~37B activated per token (+ the MTP layer's share here).
+    assert 37e9 < active_parameters(summary, parse_architecture(weights.config)) < 41e9
+
+
+def test_a_cached_answer_is_the_fresh_one(hub, gpumem):
+    # The cache keeps summaries (no tensors) for the base and the tensors of a (small) adapter.
+    hub.add_repo(repo_from_fixture("openai-community__gpt2", repo_id="gpt2"))
+    hub.add_repo(adapter_repo("abrhaleyarefaine1997__gpt2-tigrinya-lora"))
+    for repo in ("mistralai/Mixtral-8x7B-v0.1", "abrhaleyarefaine1997/gpt2-tigrinya-lora"):
+        answers = []
+        for _ in range(2):
+            code, out, err = gpumem("hf", repo, "--json")
+            assert code == 0, err
+            answers.append(json.loads(out))
+        fresh, cached = answers
+        assert (fresh["source"], cached["source"]) == ("hub", "cache")
+        assert {**cached, "source": "hub"} == fresh
