@@ -169,3 +169,14 @@ def test_packed_4bit_base_keeps_its_projection_shapes():
         config = parse_adapter_config(json.loads((ADAPTERS / "lfs" / folder / "adapter_config.json").read_text()))
         assert "bnb-4bit" in config.base_model
         assert trainable_parameters(packed, config) == trainable_parameters(plain, config) == 41_943_040
+
+
+def test_lora_module_names_for_vllm():
+    from gpumem.adapters import LoraServing, adapter_names
+
+    assert adapter_names(["org/sql-lora", "other/sql-lora", "./runs/v1/"]) == [
+        ("sql-lora", "org/sql-lora"), ("sql-lora-2", "other/sql-lora"), ("v1", "./runs/v1/")]
+    serving = LoraServing(modules_of(GPT2), (8,), 811_008, repos=("abrhaleyarefaine1997/gpt2-tigrinya-lora",))
+    assert serving.vllm_flags(1) == ["--enable-lora", "--lora-modules",
+                                     "gpt2-tigrinya-lora=abrhaleyarefaine1997/gpt2-tigrinya-lora",
+                                     "--max-loras", "1", "--max-lora-rank", "8"]

@@ -72,3 +72,16 @@ def test_lora_that_is_not_an_adapter_is_refused(hub, gpumem):
     assert code == 5
     assert err.splitlines()[0] == ("Error: openai-community/gpt2 is not a PEFT adapter (no adapter_config.json "
                                    "beside adapter_model.safetensors)")
+
+
+def test_train_on_an_adapter_points_at_its_base(hub, gpumem):
+    hub.add_repo(adapter_repo(REHMAN))
+    code, _, err = gpumem("train", "Rehman54454/gpt2-qlora", "--no-cache")
+    assert code == 2
+    assert err.splitlines() == ["Error: Rehman54454/gpt2-qlora is a LoRA adapter: plan the training on its base model",
+                                "Hint: gpumem train openai-community/gpt2 --method lora --rank 8 "
+                                "--target-modules attn.c_attn,attn.c_proj"]
+    code, out, err = gpumem("train", "openai-community/gpt2", "--method", "lora", "--rank", "8", "--target-modules",
+                            "attn.c_attn,attn.c_proj", "--json", "--no-cache")
+    assert code == 0, err
+    assert json.loads(out)["training"]["trainable_parameters"] == 442_368  # the adapter's own header count

@@ -433,6 +433,19 @@ class VllmLora:
                 "wrapped_modules": self.wrapped_modules}
 
 
+def adapter_names(repos: Sequence[str]) -> list[tuple[str, str]]:
+    """(name, repo) per adapter for --lora-modules: the repo's last path part, numbered when two clash."""
+    names: list[tuple[str, str]] = []
+    for repo in repos:
+        name = re.sub(r"[^A-Za-z0-9._-]", "-", repo.rstrip("/").rpartition("/")[2]) or "adapter"
+        taken = {n for n, _ in names}
+        unique, k = name, 2
+        while unique in taken:
+            unique, k = f"{name}-{k}", k + 1
+        names.append((unique, repo))
+    return names
+
+
 def vllm_max_lora_rank(rank: int) -> int:
     """The smallest rank vLLM accepts that holds `rank`; AdapterError above 512."""
     for allowed in VLLM_MAX_LORA_RANKS:
@@ -475,10 +488,15 @@ class LoraServing:
     ranks: tuple[int, ...]  # one per adapter
     adapter_parameters: int  # all adapters together
     dtype_bytes: int = 2  # the base model's dtype: vLLM's lora_dtype "auto"
+    repos: tuple[str, ...] = ()  # the adapters' repo ids (or paths), in order
 
     def vllm(self, tp: int) -> VllmLora:
         """vLLM's slots at this TP size."""
         return vllm_lora(self.modules, self.ranks, tp, self.dtype_bytes)
+
+    def vllm_flags(self, tp: int) -> list[str]:
+        """`vllm serve` flags that serve these adapters: --enable-lora --lora-modules NAME=REPO ... and the slots."""
+        return self.vllm(tp).flags(adapter_names(self.repos))
 
     def weights_per_gpu(self, engine: str, tp: int) -> int:
         """Bytes the adapters add to one GPU's weights."""

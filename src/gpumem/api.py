@@ -284,6 +284,14 @@ def training_base(metadata: RepoMetadata) -> TrainingBase:
     from .training import TrainingBase
 
     main = metadata.weight_sets[0]
+    if is_adapter(metadata):
+        from .adapters import parse_adapter_config
+
+        config = parse_adapter_config(main.adapter_config)
+        targets = config.target_modules if isinstance(config.target_modules, str) else ",".join(config.target_modules)
+        raise UsageError(f"{metadata.repo_id} is a LoRA adapter: plan the training on its base model",
+                         hint=f"gpumem train {config.base_model or 'BASE'} --method lora --rank {config.rank} "
+                              f"--target-modules {targets}")
     if main.format != "safetensors":
         raise UsageError(f"{metadata.repo_id}: training plans need the safetensors checkpoint (this repo has "
                          f"{main.format} weights)", hint="point gpumem train at the original Hugging Face repo")
@@ -354,7 +362,7 @@ def _with_adapters(metadata: RepoMetadata, main: WeightSet, tensors, count: Weig
         adapters.append(read_adapter(repo.repo_id, config, weights.tensors, modules, metadata.repo_id))
     # vLLM's lora_dtype "auto" is the model's dtype, and vLLM's "auto" dtype runs fp32 checkpoints in fp16: 2 bytes
     lora = LoraServing(tuple(m for m in modules if m.kind == "linear"), tuple(a.config.max_rank for a in adapters),
-                       sum(a.parameters for a in adapters))
+                       sum(a.parameters for a in adapters), repos=tuple(a.repo_id for a in adapters))
     return tuple(adapters), replace(serving, lora=lora)
 
 
