@@ -15,9 +15,9 @@ LLAMA3 = parse_architecture(real_config("meta-llama__Llama-3.1-8B"))  # the shap
 
 
 def test_registry_holds_one_entry_per_engine_under_its_name():
-    assert list(ENGINES) == ["vllm", "transformers"]
+    assert list(ENGINES) == ["vllm", "transformers", "llama.cpp", "ollama"]
     assert all(get_engine(name).name == name for name in ENGINES)
-    with pytest.raises(UsageError, match="unknown engine 'tgi'; known engines: vllm, transformers"):
+    with pytest.raises(UsageError, match="unknown engine 'tgi'; known engines: vllm, transformers, llama.cpp, ollama"):
         get_engine("tgi")
 
 
@@ -37,7 +37,7 @@ def test_versions_default_to_the_newest_and_match_by_prefix(engine, asked, model
 def test_engines_say_where_they_run_and_what_they_load():
     for engine in ENGINES.values():
         assert engine.vendors <= {"NVIDIA", "AMD", "Intel", "Apple"} and "NVIDIA" in engine.vendors
-        assert "safetensors" in engine.formats
+        assert engine.formats and engine.formats <= {"safetensors", "pytorch-bin", "gguf"}
 
 
 @pytest.mark.parametrize("engine,tp,expected", [
@@ -79,7 +79,7 @@ def test_sliding_window_tokens_held(engine, context, held):
 
 def test_cli_engine_choices_come_from_the_table_and_a_bad_version_is_a_usage_error(gpumem):
     code, out, _ = gpumem("hf", "--help")
-    assert code == 0 and "[vllm|transformers]" in out and "--engine-version" in out
+    assert code == 0 and "[vllm|transformers|llama.cpp|ollama]" in out and "--engine-version" in out
     code, out, err = gpumem("fit", "--gpu", "H200", "Qwen/Qwen2.5-7B", "--offline", "--engine", "transformers",
                             "--engine-version", "0.6")
     assert code == 2 and out == ""

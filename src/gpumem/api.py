@@ -250,6 +250,7 @@ def fit(metadata: RepoMetadata, gpu: str, *, serving: ServingOptions | None = No
     target = find_gpu(gpu)
     reports = []
     for group in _groups(metadata, file):
+        serving = serving.for_format(group[0].format)
         summary, arch, _ = _prepare(group)
         count = summary.count
         widths = [None, *(b for b in FORMULA_BITS if b != _checkpoint_bits(count))] if count.parameters else [None]
@@ -320,6 +321,7 @@ def _groups(metadata: RepoMetadata, file: str | None) -> list[list[WeightSet]]:
 def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | None, serving: ServingOptions,
             only: Gpu | None, adapter_repos: Sequence[RepoMetadata] = ()) -> ModelReport:
     main = group[0]
+    serving = serving.for_format(main.format)
     summary, arch, arch_note = _prepare(group)
     count = summary.count
     formula_bits = bits if bits is not None else _checkpoint_bits(count)

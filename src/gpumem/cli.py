@@ -61,14 +61,18 @@ def _output_options(command):
 
 # Serving flags that `fit` shares with the report commands.
 _CONTEXT_OPTION = click.option("--context", type=int, default=4096, show_default=True, help="Tokens per sequence.")
-_KV_DTYPE_OPTION = click.option("--kv-dtype", type=click.Choice(["auto", "bf16", "fp16", "fp8"]), default="auto",
-                                show_default=True, help="KV cache element type.")
+_KV_DTYPE_OPTION = click.option(
+    "--kv-dtype", type=click.Choice(["auto", "bf16", "fp16", "fp8", "f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
+                                     "iq4_nl", "f32"]),
+    default="auto", show_default=True,
+    help="KV cache element type (llama.cpp/ollama: its --cache-type-k/-v values f16, q8_0, q4_0 ...).")
 
 
 def _engine_options(command):
     """--engine (choices: the engine table) and --engine-version (default: the newest modelled)."""
-    @click.option("--engine", type=click.Choice(list(ENGINES)), default=DEFAULT_ENGINE, show_default=True,
-                  help="Serving engine whose memory behaviour to model.")
+    @click.option("--engine", type=click.Choice(list(ENGINES)), default=None,
+                  help=f"Serving engine whose memory behaviour to model [default: {DEFAULT_ENGINE}; llama.cpp for "
+                       f"GGUF files].")
     @click.option("--engine-version", help="Engine version to model, e.g. 0.6 (default: the newest modelled).")
     @functools.wraps(command)
     def wrapper(*args, engine, engine_version, **kwargs):
@@ -76,7 +80,7 @@ def _engine_options(command):
             from .errors import UsageError
 
             try:
-                ENGINES[engine].resolve_version(engine_version)
+                ENGINES[engine or DEFAULT_ENGINE].resolve_version(engine_version)
             except UsageError as exc:
                 raise click.BadParameter(exc.message, param_hint="'--engine-version'") from None
         return command(*args, engine=engine, engine_version=engine_version, **kwargs)

@@ -12,11 +12,11 @@ Where each constant comes from (see ../shared/reference/memory-model.md and fixt
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .architecture import Architecture
-from .engines import DEFAULT_ENGINE, MIB, Engine, get_engine
+from .engines import DEFAULT_ENGINE, DEFAULT_ENGINE_BY_FORMAT, MIB, Engine, get_engine
 from .errors import UsageError
 from .types import REPLICATED, ModelSummary
 from .units import GB
@@ -50,6 +50,13 @@ class FormulaResult:
         return {"bits": self.bits, "overhead": self.overhead, "memory_gb": self.memory_gb}
 
 
+def all_kv_dtypes() -> tuple[str, ...]:
+    """Every --kv-dtype some engine takes (an engine not yet chosen may be any of them)."""
+    from .engines import ENGINES
+
+    return tuple(dict.fromkeys(name for engine in ENGINES.values() for name in engine.kv_dtypes))
+
+
 @dataclass(frozen=True, slots=True)
 class ServingOptions:
     """How the model is served: engine (and its version), context, concurrency, KV dtype, tensor parallel.
@@ -58,7 +65,7 @@ class ServingOptions:
     `Engine.setting`). A setting another engine does not have is ignored by it.
     """
 
-    engine: str = DEFAULT_ENGINE
+    engine: str | None = None  # None: the default for the checkpoint's format (engines.DEFAULT_ENGINE_BY_FORMAT)
     context: int = 4096
     concurrency: int = 1
     kv_dtype: str = "auto"
@@ -68,13 +75,23 @@ class ServingOptions:
     max_num_batched_tokens: int | None = None  # vLLM: tokens of one scheduled step (the profile run's prefill)
     max_num_seqs: int | None = None  # vLLM: sequences at once (sizes the profile run's sampler pass)
     lora: LoraServing | None = None  # PEFT adapters served on the model (their weights or vLLM's slots)
+    n_batch: int | None = None  # llama.cpp: logical batch (-b)
+    n_ubatch: int | None = None  # llama.cpp: physical batch (-ub), the tokens the compute graph is sized for
+    flash_attn: str | None = None  # llama.cpp: -fa on|off|auto
+    ngl: int | None = None  # llama.cpp: layers on the GPUs (-ngl), the output layer counted; None: all
 
     def __post_init__(self) -> None:
-        get_engine(self.engine).resolve_version(self.engine_version)  # unknown engine or version: UsageError
-        if self.kv_dtype not in KV_DTYPE_BYTES:
-            raise UsageError(f"kv_dtype must be one of {', '.join(KV_DTYPE_BYTES)}, got {self.kv_dtype!r}",
-                             option="kv_dtype")
-        for name in ("context", "concurrency", "tp", "max_num_batched_tokens", "max_num_seqs"):
+        self.engine_model.resolve_version(self.engine_version)  # unknown engine or version: UsageError
+        kv_dtypes = self.engine_model.kv_dtypes if self.engine else all_kv_dtypes()
+        if self.kv_dtype not in kv_dtypes:
+            raise UsageError(f"kv_dtype must be one of {', '.join(kv_dtypes)} for {self.engine_model.label}, got "
+                             f"{self.kv_dtype!r}", option="kv_dtype")
+        if self.flash_attn is not None and self.flash_attn not in ("on", "off", "auto"):
+            raise UsageError(f"flash_attn must be on, off or auto, got {self.flash_attn!r}", option="flash_attn")
+        if self.ngl is not None and self.ngl < 0:
+            raise UsageError(f"ngl must be at least 0, got {self.ngl}", option="ngl")
+        for name in ("context", "concurrency", "tp", "max_num_batched_tokens", "max_num_seqs", "n_batch",
+                     "n_ubatch"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UsageError(f"{name} must be at least 1, got {value}", option=name)
@@ -84,8 +101,14 @@ class ServingOptions:
 
     @property
     def engine_model(self) -> Engine:
-        """The engine table entry these options name."""
-        return get_engine(self.engine)
+        """The engine table entry these options name (vLLM when none is named)."""
+        return get_engine(self.engine or DEFAULT_ENGINE)
+
+    def for_format(self, fmt: str) -> ServingOptions:
+        """These options with the engine named: the asked one, else the format's default (GGUF: llama.cpp)."""
+        if self.engine is not None:
+            return self
+        return replace(self, engine=DEFAULT_ENGINE_BY_FORMAT.get(fmt, DEFAULT_ENGINE))
 
     @property
     def kv_bytes(self) -> int:
@@ -112,6 +135,9 @@ class ServingEstimate:
     activation_bytes_per_sequence: int  # transformers: what one more concurrent sequence adds
     max_context: int | None = None
     notes: tuple[str, ...] = field(default=())
+    host_bytes: int | None = None  # engines that keep part of the model in system memory (llama.cpp)
+    offload: tuple[dict[str, Any], ...] = ()  # llama.cpp: one row per -ngl value
+    engine_detail: dict[str, Any] | None = None  # the engine's own view of the run (flags, cache cells)
 
     @property
     def total_bytes(self) -> int:
@@ -133,6 +159,9 @@ class ServingEstimate:
                         "activation_bytes": self.activation_bytes, "overhead_bytes": self.overhead_bytes,
                         "total_bytes": self.total_bytes},
             "max_context": self.max_context, "notes": list(self.notes),
+            **({"host_bytes": self.host_bytes} if self.host_bytes is not None else {}),
+            **({"offload": list(self.offload)} if self.offload else {}),
+            **({self.engine.replace(".", "_"): self.engine_detail} if self.engine_detail else {}),
         }
 
 
@@ -233,6 +262,10 @@ def estimate_serving(summary: ModelSummary, arch: Architecture | None, options: 
     """
     check_tp(arch, options.tp)
     active = active_parameters(summary, arch)
+    if arch is not None and bits is None:
+        own = options.engine_model.serving_estimate(summary, arch, options)
+        if own is not None:
+            return replace(own, active_parameters=active)
     notes: list[str] = []
     weights = weights_per_gpu(summary, options.tp, bits)
     if options.lora:
@@ -240,7 +273,7 @@ def estimate_serving(summary: ModelSummary, arch: Architecture | None, options: 
     overhead = options.engine_model.overhead(options)
     if arch is None:
         notes.append("no readable config.json: weights and runtime overhead only (no KV cache, no activations)")
-        return ServingEstimate(options.engine, options.context, options.concurrency, options.kv_dtype, options.tp,
+        return ServingEstimate(options.engine_model.name, options.context, options.concurrency, options.kv_dtype, options.tp,
                                0, active, weights, 0, 0, overhead, 0, 0,
                                None, tuple(notes))
     context = options.context
@@ -257,7 +290,7 @@ def estimate_serving(summary: ModelSummary, arch: Architecture | None, options: 
     per_seq = kv_bytes_per_sequence(arch, context, options)
     activations, act_per_seq = options.engine_model.activation_peak(arch, options, context)
     return ServingEstimate(
-        engine=options.engine, context=context, concurrency=options.concurrency, kv_dtype=options.kv_dtype,
+        engine=options.engine_model.name, context=context, concurrency=options.concurrency, kv_dtype=options.kv_dtype,
         tp=options.tp, kv_bytes_per_token=kv_bytes_per_token(arch, options.kv_bytes, options.tp),
         active_parameters=active, weights_bytes=weights,
         kv_cache_bytes=per_seq * options.concurrency, activation_bytes=activations, overhead_bytes=overhead,

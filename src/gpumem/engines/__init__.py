@@ -32,7 +32,8 @@ from ..errors import UsageError
 
 if TYPE_CHECKING:
     from ..architecture import Architecture
-    from ..memory import ServingOptions
+    from ..memory import ServingEstimate, ServingOptions
+    from ..types import ModelSummary
 
 MIB = 2**20
 
@@ -60,6 +61,7 @@ class Engine(Generic[C]):
     versions: Mapping[str, C]
     vendors: frozenset[str]
     formats: frozenset[str]
+    kv_dtypes: tuple[str, ...] = ("auto", "bf16", "fp16", "fp8")  # --kv-dtype values the engine takes
 
     @property
     def newest(self) -> str:
@@ -111,16 +113,24 @@ class Engine(Generic[C]):
         """The command line that starts this engine serving `repo_id` on `gpus` GPUs (None: no such command)."""
         return None
 
+    def serving_estimate(self, summary: ModelSummary, arch: Architecture,
+                         options: ServingOptions) -> ServingEstimate | None:
+        """The whole per-GPU breakdown when the engine sizes it its own way (None: memory.py's generic one)."""
+        return None
+
 
 def _registry() -> dict[str, Engine[Any]]:
+    from .llamacpp import LLAMACPP, OLLAMA
     from .transformers import TRANSFORMERS
     from .vllm import VLLM
 
-    return {engine.name: engine for engine in (VLLM, TRANSFORMERS)}
+    return {engine.name: engine for engine in (VLLM, TRANSFORMERS, LLAMACPP, OLLAMA)}
 
 
 ENGINES: Mapping[str, Engine[Any]] = _registry()
 DEFAULT_ENGINE = "vllm"
+# The engine a checkpoint format is served with when none is asked for.
+DEFAULT_ENGINE_BY_FORMAT = {"gguf": "llama.cpp"}
 
 
 def get_engine(name: str) -> Engine[Any]:

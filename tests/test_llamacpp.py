@@ -1,0 +1,205 @@
+"""llama.cpp and Ollama: KV cache, model and compute buffers against llama.cpp's own load logs, the -ngl table,
+Apple's working set, the commands, and the engines in the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fakehub import formats as fmt
+from fakehub import llamacpp_logs as logs
+
+from gpumem.architecture import parse_architecture
+from gpumem.engines import get_engine
+from gpumem.engines import llamacpp as lc
+from gpumem.errors import UsageError
+from gpumem.gguf_header import gguf_config, parse_gguf
+from gpumem.memory import ServingOptions
+
+MIB = 2**20
+GIB = 2**30
+CASES = list(logs.cases())
+# Held-out buffers the model misses by more than 5%, with the reason (docs/llamacpp.md, "Held-out errors").
+KNOWN_MISSES = {
+    ("rabbitholes-gptoss20b-mxfp4-server-ncpumoe12-ctx32768x4", "compute_host"):
+        "--n-cpu-moe: the host runs 12 layers' experts; the fitting logs had no such run",
+}
+
+
+def llama2_q4_k_m() -> tuple[lc.GGUFModel, list]:
+    header = parse_gguf((logs.ROOT / "fixtures/gguf/llama-2-7b.Q4_K_M.header.gguf").read_bytes(), "q4km.gguf")
+    config = gguf_config(header.metadata) | {"vocab_size": 32000}  # fetch takes it from token_embd's rows
+    return lc.GGUFModel.from_architecture(parse_architecture(config), header.tensors), list(header.tensors)
+
+
+def test_there_are_fitting_and_held_out_logs():
+    held_out = [c for c in CASES if c.set == "held-out"]
+    assert len([c for c in CASES if c.set == "fitting"]) == 12 and len(held_out) == 8
+    assert {c.id for c in held_out}.isdisjoint({c.id for c in CASES if c.set == "fitting"})
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_kv_cache_is_exact_against_every_log(case):
+    rows = [(name, predicted, logged) for name, predicted, logged in logs.errors(case) if name.startswith("kv")]
+    assert all(predicted == pytest.approx(logged, abs=0.0051) for _, predicted, logged in rows), rows  # as printed: %.2f
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.set == "held-out"], ids=lambda c: c.id)
+def test_held_out_buffers_are_within_5_percent_of_the_logs(case):
+    for name, predicted, logged in logs.errors(case):
+        error = (predicted - logged) / logged
+        if (case.id, name) in KNOWN_MISSES:
+            assert abs(error) > 0.05, f"{case.id} {name} is no longer a miss: drop it from KNOWN_MISSES"
+            continue
+        assert abs(error) <= 0.05, f"{case.id} {name}: {predicted:.2f} MiB vs {logged} MiB logged"
+
+
+def test_model_buffers_of_real_layouts_match_to_the_hundredth_of_a_mib():
+    for case in (c for c in CASES if c.header):
+        for name, predicted, logged in logs.errors(case):
+            if name.startswith("model"):
+                assert predicted == pytest.approx(logged, abs=0.015), (case.id, name)
+
+
+def test_fitting_compute_buffers_stay_where_the_fit_left_them():
+    # Current-style single-GPU builds are fitted to within 1%; the documented larger misses are older builds
+    # (Jan-Mar 2024 MoE and pipeline-parallel graphs) and the 2-GPU pipeline with flash attention.
+    worst = {}
+    for case in (c for c in CASES if c.set == "fitting"):
+        for name, predicted, logged in logs.errors(case):
+            if name.startswith("compute"):
+                worst[(case.id, name)] = (predicted - logged) / logged
+    good = [e for (cid, _), e in worst.items() if not cid.startswith(("llamacpp-pr4957", "llamacpp-11200"))]
+    assert max(abs(e) for e in good) < 0.10
+    assert sorted(abs(e) for e in good)[len(good) // 2] < 0.01  # the median fitted buffer is within 1%
+
+
+def test_laguna_q4_0_rows_are_ggml_blocks():
+    laguna = next(c for c in CASES if c.id.startswith("ggrun-laguna"))
+    model, _ = logs.model_and_settings(laguna)
+    row = model.kv_row_bytes(0, "q4_0", "q4_0")
+    assert row == laguna.expected["kv_row_bytes_per_layer_cell"] == 2 * 1024 // 32 * 18
+    assert row * 1048576 * 12 / MIB == laguna.expected["kv_base_MiB"] and row * 1024 * 36 / MIB == 40.5
+
+
+@pytest.mark.parametrize("cache,per_token", [("f16", 32 * 2 * 4096 * 2), ("q8_0", 32 * 2 * 4096 // 32 * 34),
+                                             ("q4_0", 32 * 2 * 4096 // 32 * 18), ("q5_1", 32 * 2 * 4096 // 32 * 24)])
+def test_kv_bytes_per_token_on_a_real_gguf_header(cache, per_token):
+    model, tensors = llama2_q4_k_m()
+    memory = lc.plan(model, lc.LlamaCppSettings(n_ctx=4096, type_k=cache, type_v=cache))
+    assert memory.kv_bytes_per_token == per_token and memory.kv_bytes == per_token * 4096
+
+
+def test_kv_cells_pad_to_256_and_split_over_slots():
+    model, _ = llama2_q4_k_m()
+    one = lc.kv_cells(model, lc.LlamaCppSettings(n_ctx=1000))
+    three = lc.kv_cells(model, lc.LlamaCppSettings(n_ctx=1024, n_seq=3))
+    four = lc.kv_cells(model, lc.LlamaCppSettings(n_ctx=1024, n_seq=4))
+    assert one == (1024, 0, 1) and three == (512, 0, 3) and four == (256, 0, 4)  # 1536 cells, then 1024
+
+
+def test_sliding_window_layers_follow_llama_cpp_patterns():
+    assert lc.swa_layers("gemma3", 12, 1024, None) == (True,) * 5 + (False,) + (True,) * 5 + (False,)
+    assert lc.swa_layers("gpt-oss", 4, 128, None) == (True, False, True, False)
+    assert lc.swa_layers("gemma2", 2, None, None) == (True, False)  # the 4096 default window
+    assert lc.swa_layers("phi3", 4, 2047, None) == (False,) * 4  # llama.cpp ignores Phi-3's window
+    assert lc.swa_layers("gemma3", 3, 512, [False, True, True]) == (False, True, True)
+
+
+def test_token_embd_stays_on_the_host_and_the_output_layer_goes_last():
+    model, tensors = llama2_q4_k_m()
+    embd = next(t.nbytes for t in tensors if t.name == "token_embd.weight")
+    full = lc.plan(model, lc.LlamaCppSettings(n_ctx=4096))
+    assert full.host.model == embd and full.gpus[0].output and full.gpus[0].layers == 32
+    one = lc.plan(model, lc.LlamaCppSettings(n_ctx=4096, ngl=1))
+    assert one.gpus[0].output and one.gpus[0].layers == 0  # -ngl 1: the output layer alone
+    old = lc.plan(model, lc.LlamaCppSettings(n_ctx=4096, ngl=1, ngl_counts_output=False))
+    assert not old.gpus[0].output and old.gpus[0].layers == 1  # 2024 builds: one repeating layer
+
+
+def test_tied_embeddings_get_a_second_copy_on_the_gpu():
+    model, tensors = llama2_q4_k_m()
+    untied = [t for t in tensors if t.name != "output.weight"]
+    tied = lc.GGUFModel.from_architecture(parse_architecture(gguf_config(
+        parse_gguf((logs.ROOT / "fixtures/gguf/llama-2-7b.Q4_K_M.header.gguf").read_bytes(), "x").metadata)
+        | {"vocab_size": 32000}), untied)
+    embd = next(t.nbytes for t in tensors if t.name == "token_embd.weight")
+    out = next(t.nbytes for t in tensors if t.name == "output.weight")
+    a = lc.plan(model, lc.LlamaCppSettings(n_ctx=512))
+    b = lc.plan(tied, lc.LlamaCppSettings(n_ctx=512))
+    assert tied.tied and b.host.model == a.host.model == embd
+    assert b.gpus[0].model - a.gpus[0].model == pytest.approx(embd - out, abs=4096)
+
+
+def test_offload_table_is_complete_and_monotonic():
+    model, _ = llama2_q4_k_m()
+    rows = lc.offload_table(model, lc.LlamaCppSettings(n_ctx=8192), 300 * MIB)
+    assert [r["ngl"] for r in rows] == list(range(34))
+    vram = [r["vram_bytes"] for r in rows]
+    ram = [r["ram_bytes"] for r in rows]
+    assert vram[0] == 0 and all(a < b for a, b in zip(vram, vram[1:]))
+    assert all(a > b for a, b in zip(ram, ram[1:]))
+    fast = lc.with_speed(rows, 1008)  # RTX 4090: 1,008 GB/s
+    speeds = [r["decode_tokens_per_s"] for r in fast]
+    assert all(a < b for a, b in zip(speeds, speeds[1:]))
+    # all on the GPU: (weights + 8k tokens of KV) / 1008 GB/s; all on the CPU: the same over 60 GB/s
+    assert speeds[-1] == pytest.approx(1008e9 / rows[-1]["gpu_read_bytes"], rel=0.01)
+    six = lc.largest_ngl(rows, 6 * GIB)
+    assert lc.largest_ngl(rows, 24 * GIB) == 33 and vram[six] <= 6 * GIB < vram[six + 1] and six == 24
+    assert lc.largest_ngl(rows, 0) == 0
+
+
+def test_metal_working_set_follows_the_logged_fractions():
+    assert lc.metal_working_set_bytes(16 * GIB) / MIB == pytest.approx(10922.67, abs=0.01)
+    assert lc.metal_working_set_bytes(32 * GIB) / MIB == pytest.approx(21845.33, abs=0.01)
+    assert lc.metal_working_set_bytes(64 * GIB) / MIB == 49152
+    assert lc.metal_working_set_bytes(96 * GIB) / MIB == 73728
+
+
+def test_llama_server_command_names_the_file_ngl_and_total_context():
+    engine = get_engine("llama.cpp")
+    options = ServingOptions(engine="llama.cpp", context=8192, concurrency=4, kv_dtype="q8_0")
+    command = engine.command("TheBloke/Llama-2-7B-GGUF", options, 1, file="llama-2-7b.Q4_K_M.gguf", ngl=20)
+    assert command == ("llama-server -hf TheBloke/Llama-2-7B-GGUF --hf-file llama-2-7b.Q4_K_M.gguf -ngl 20 "
+                       "-c 32768 -np 4 -ctk q8_0 -ctv q8_0 -fa on")
+    plain = engine.command("r/x", ServingOptions(engine="llama.cpp"), 1, file="x.gguf")
+    assert plain == "llama-server -hf r/x --hf-file x.gguf -ngl 999 -c 4096 -np 1"
+
+
+def test_ollama_is_llama_server_with_ollama_defaults():
+    ollama = get_engine("ollama")
+    options = ServingOptions(engine="ollama", context=8192, kv_dtype="q8_0")
+    assert ollama.setting(options, "n_ubatch") == 512 and ollama.setting(options, "n_batch") == 512
+    assert ollama.default_num_ctx(options, 24 * GIB) == 32768 and ollama.default_num_ctx(options, 8 * GIB) == 4096
+    command = ollama.command("bartowski/X-GGUF", options, 1, file="X-Q4_K_M.gguf", ngl=30)
+    assert "PARAMETER num_ctx 8192" in command and "PARAMETER num_gpu 30" in command
+    assert "OLLAMA_KV_CACHE_TYPE=q8_0" in command and "hf.co/bartowski/X-GGUF:Q4_K_M" in command
+
+
+def test_cache_types_are_llama_cpp_s_and_vllm_refuses_them():
+    with pytest.raises(UsageError, match="kv_dtype must be one of auto, bf16, fp16, fp8 for vLLM"):
+        ServingOptions(engine="vllm", kv_dtype="q4_0")
+    assert ServingOptions(kv_dtype="q4_0").for_format("gguf").engine == "llama.cpp"
+    assert ServingOptions().for_format("safetensors").engine == "vllm"
+    with pytest.raises(UsageError, match="rows of a multiple of 32"):
+        lc.row_bytes("q8_0", 80)
+
+
+def test_gguf_repos_default_to_llama_cpp(hub, gpumem):
+    repo = hub.add_repo(fmt.llama2_gguf_repo())
+    code, out, err = gpumem("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--json", "--context", "8192",
+                            "--kv-dtype", "q8_0")
+    assert code == 0, err
+    serving = json.loads(out)["serving"]
+    assert serving["engine"] == "llama.cpp" and serving["kv_dtype"] == "q8_0"
+    assert serving["kv_bytes_per_token"] == 32 * 2 * 4096 // 32 * 34
+    assert serving["per_gpu"]["kv_cache_bytes"] == serving["kv_bytes_per_token"] * 8192
+    assert serving["host_bytes"] > 32000 * 4096 * 144 // 256  # token_embd (Q4_K) at least
+    assert [row["ngl"] for row in serving["offload"]] == list(range(34))
+    code, out, _ = gpumem("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--json", "--engine", "vllm")
+    assert code == 0 and json.loads(out)["serving"]["engine"] == "vllm"
+
+
+def test_llama_cpp_refuses_a_checkpoint_that_is_not_gguf(hub, gpumem):
+    code, out, err = gpumem("hf", "openai-community/gpt2", "--engine", "llama.cpp", "--offline")
+    assert code == 2 and "llama.cpp loads GGUF files" in err
