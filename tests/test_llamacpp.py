@@ -203,3 +203,16 @@ def test_gguf_repos_default_to_llama_cpp(hub, gpumem):
 def test_llama_cpp_refuses_a_checkpoint_that_is_not_gguf(hub, gpumem):
     code, out, err = gpumem("hf", "openai-community/gpt2", "--engine", "llama.cpp", "--offline")
     assert code == 2 and "llama.cpp loads GGUF files" in err
+
+
+def test_gpu_gets_decode_speeds_and_the_largest_ngl(hub, gpumem):
+    repo = hub.add_repo(fmt.llama2_gguf_repo())
+    code, out, err = gpumem("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--json", "--gpu", "RTX 3060",
+                            "--context", "32768")
+    assert code == 0, err
+    serving = json.loads(out)["serving"]
+    detail = serving["llama_cpp"]
+    rows = serving["offload"]
+    assert 0 < detail["largest_ngl"] < 33 and detail["gpu"].startswith("RTX 3060")
+    assert all(r["decode_tokens_per_s"] for r in rows)
+    assert any(f"-ngl {detail['largest_ngl']} of 33 layers fit" in n for n in serving["notes"])

@@ -334,6 +334,8 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
             notes.append("vLLM gives every linear layer --max-loras slots of --max-lora-rank, whatever the adapters "
                          "target: the weights include those slots")
     estimate_ = estimate_serving(summary, arch, serving, bits=bits)
+    if estimate_.offload and only is not None:
+        estimate_ = _offload_on(estimate_, only, serving)
     recs = recommend(summary, arch, serving, bits, only=only)
     return ModelReport(
         metadata.repo_id, metadata.revision, metadata.source, main.format, tuple(f for ws in group for f in ws.files),
@@ -366,6 +368,26 @@ def _with_adapters(metadata: RepoMetadata, main: WeightSet, tensors, count: Weig
     lora = LoraServing(tuple(m for m in modules if m.kind == "linear"), tuple(a.config.max_rank for a in adapters),
                        sum(a.parameters for a in adapters), repos=tuple(a.repo_id for a in adapters))
     return tuple(adapters), replace(serving, lora=lora)
+
+
+def _offload_on(estimate_, gpu: Gpu, serving: ServingOptions):
+    """The -ngl table's decode speeds on `gpu`, and the most layers that fit its budget (llama.cpp, ollama)."""
+    from .engines.llamacpp import DEFAULT_RAM_BANDWIDTH_GBPS, largest_ngl, with_speed
+
+    rows = with_speed(estimate_.offload, gpu.bandwidth_gbps)
+    budget = serving.engine_model.budget(gpu.usable_bytes, serving)
+    fits = largest_ngl(rows, budget)
+    detail = {**(estimate_.engine_detail or {}), "gpu": gpu.name, "largest_ngl": fits,
+              "ram_bandwidth_gbps": DEFAULT_RAM_BANDWIDTH_GBPS}
+    layers = (estimate_.engine_detail or {}).get("n_layer", 0) + 1
+    if fits is None:
+        note = f"{gpu.name}: not even -ngl 0 fits"
+    else:
+        speed = rows[fits]["decode_tokens_per_s"]
+        note = (f"{gpu.name}: -ngl {fits} of {layers} layers fit"
+                + (f", about {speed:g} tokens/s decode (GPU {gpu.bandwidth_gbps:g} GB/s, system RAM "
+                   f"{DEFAULT_RAM_BANDWIDTH_GBPS:g} GB/s assumed)" if speed else ""))
+    return replace(estimate_, offload=tuple(rows), engine_detail=detail, notes=(*estimate_.notes, note))
 
 
 def _prepare(group: Sequence[WeightSet]) -> tuple[ModelSummary, Architecture | None, str | None]:

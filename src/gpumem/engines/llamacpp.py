@@ -33,7 +33,6 @@ from ..errors import UsageError
 from . import MIB, Engine, EngineConstants
 
 from ..architecture import MAMBA, SLIDING
-from ..types import TensorInfo
 
 if TYPE_CHECKING:
     from ..architecture import Architecture
@@ -101,11 +100,6 @@ def _gpu_bytes(tensor: TensorInfo) -> int:
     if block and ne0 % CUDA_ROW_PADDING:
         size += (CUDA_ROW_PADDING - ne0 % CUDA_ROW_PADDING) // block[0] * block[1]
     return _pad(size, CUDA_ALIGNMENT)
-
-
-def summary_tensors(summary: ModelSummary) -> list[TensorInfo]:
-    """Every stored tensor again (name, type, shape, bytes), from the summary's classes."""
-    return [TensorInfo(name, c.dtype, c.shape, c.nbytes) for c in summary.classes for name in c.names()]
 
 
 def gguf_layout(tensors: Iterable[TensorInfo]) -> dict[str, Any]:
@@ -650,7 +644,7 @@ class LlamaCpp(Engine[LlamaCppConstants]):
         memory and the -ngl table."""
         from ..memory import ServingEstimate
 
-        model = self.model(arch, summary_tensors(summary))
+        model = self.model(arch, summary.tensors())
         settings = self.settings(model, options)
         memory = plan(model, settings)
         gpu = memory.gpus[0]
