@@ -185,3 +185,14 @@ def test_activation_factor_is_the_fit_and_docs_show_the_current_comparison():
     assert allocated[len(allocated) // 2] < 0.15  # held-out median on like-for-like counters
     doc = (FIXTURES.parent / "docs" / "training.md").read_text()
     assert check.report() in doc, "docs/training.md is stale: paste `python scripts/training_check.py` between its markers"
+
+
+def test_nf4_bytes_match_a_bitsandbytes_checkpoint_layout():
+    """A serialized Params4bit (fakehub.layouts.bnb4: weight, absmax, quant_map, nested_absmax, nested_quant_map and
+    the quant_state JSON blob) holds what nf4_bytes counts, but the blob (on disk only) instead of the fp32 offset."""
+    from fakehub.layouts import bnb4
+
+    for out, inp in ((4096, 4096), (1024, 4096), (14336, 4096)):
+        stored = bnb4("model.layers.0.mlp.down_proj", out, inp)
+        blob = next(t for t in stored if t.name.endswith("bitsandbytes__nf4")).nbytes
+        assert nf4_bytes(out * inp) == sum(t.nbytes for t in stored) - blob + 4
