@@ -180,3 +180,17 @@ def test_lora_module_names_for_vllm():
     assert serving.vllm_flags(1) == ["--enable-lora", "--lora-modules",
                                      "gpt2-tigrinya-lora=abrhaleyarefaine1997/gpt2-tigrinya-lora",
                                      "--max-loras", "1", "--max-lora-rank", "8"]
+
+
+@pytest.mark.parametrize("folder", [GPT2, LLAMA_31_8B, "mistralai__Mixtral-8x7B-v0.1"])
+def test_modules_from_the_summary_are_the_checkpoints_modules(folder):
+    from gpumem.adapters import summary_modules
+    from gpumem.architecture import parse_architecture
+    from gpumem.params import summarize_weights
+
+    tensors = manifest_tensors(folder)
+    config = load_fixture_json(folder, "config.json")
+    arch = parse_architecture(config)
+    summary = summarize_weights(tensors, config)
+    from_summary = {m.name: m for m in summary_modules(summary, arch)}
+    assert from_summary == {m.name: m for m in base_modules(tensors, arch.model_type, arch)}

@@ -32,7 +32,7 @@ from typing import Any
 from .architecture import Architecture
 from .errors import FormatError
 from .layout import ADAPTER_CONFIG
-from .types import TensorInfo
+from .types import ModelSummary, TensorInfo
 
 ALL_LINEAR = "all-linear"
 VLLM_MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -107,6 +107,13 @@ def base_modules(tensors: Iterable[TensorInfo], model_type: str | None = None,
         else:
             modules.append(Module(name, rows, cols))
     return tuple(modules)
+
+
+def summary_modules(summary: ModelSummary, arch: Architecture | None) -> tuple[Module, ...]:
+    """base_modules over a model summary: its weight classes, each of its tensors by name (no side data)."""
+    weights = (TensorInfo(name, c.dtype, c.shape, c.nbytes) for c in summary.classes
+               if c.role not in ("side", "buffer") and c.leaf in ("weight", "qweight") for name in c.names())
+    return base_modules(weights, arch.model_type if arch else None, arch)
 
 
 def _projection_shape(name: str, arch: Architecture) -> tuple[int, int] | None:

@@ -22,7 +22,7 @@ from .errors import (
 from .gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, load_catalog, recommend
 from .memory import FormulaResult, ServingOptions, estimate_serving
 from .report import FORMULA_BITS, CalcReport, ComponentCount, FitReport, ModelReport, TrainingReport
-from .types import ModelSummary, RepoMetadata, TensorInfo, WeightCount, WeightSet
+from .types import ModelSummary, RepoMetadata, WeightCount, WeightSet
 
 if TYPE_CHECKING:
     from .cache import ResultCache
@@ -281,7 +281,7 @@ def train(metadata: RepoMetadata, options: TrainingOptions | None = None, *, gpu
 
 def training_base(metadata: RepoMetadata) -> TrainingBase:
     """What training needs of a checkpoint: its exact parameters, its modules' shapes, its architecture."""
-    from .adapters import base_modules
+    from .adapters import summary_modules
     from .training import TrainingBase
 
     main = metadata.weight_sets[0]
@@ -304,9 +304,7 @@ def training_base(metadata: RepoMetadata) -> TrainingBase:
     if count.parameters is None:
         raise BadConfig(f"{metadata.repo_id}: its parameter count is unknown (see the notes of gpumem hf)")
     quantization = count.quantization.method if count.quantization else None
-    return TrainingBase(count.parameters, base_modules(_base_tensors(metadata.weight_sets, summary), arch.model_type,
-                                                      arch), arch, quantization,
-                        count.weight_bytes)
+    return TrainingBase(count.parameters, summary_modules(summary, arch), arch, quantization, count.weight_bytes)
 
 
 def _groups(metadata: RepoMetadata, file: str | None) -> list[list[WeightSet]]:
@@ -328,8 +326,7 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
     notes = [*metadata.notes, *(n for ws in group for n in ws.notes), *count.notes, *([arch_note] if arch_note else [])]
     adapters: tuple = ()
     if adapter_repos:
-        tensors = _base_tensors(group, summary)
-        adapters, serving = _with_adapters(metadata, main, tensors, count, arch, serving, adapter_repos)
+        adapters, serving = _with_adapters(metadata, main, summary, arch, serving, adapter_repos)
         if serving.engine == "vllm":
             notes.append("vLLM gives every linear layer --max-loras slots of --max-lora-rank, whatever the adapters "
                          "target: the weights include those slots")
@@ -348,14 +345,14 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
         adapters=adapters, lora=serving.lora.vllm(serving.tp) if serving.lora and serving.engine == "vllm" else None)
 
 
-def _with_adapters(metadata: RepoMetadata, main: WeightSet, tensors, count: WeightCount, arch: Architecture | None,
+def _with_adapters(metadata: RepoMetadata, main: WeightSet, summary: ModelSummary, arch: Architecture | None,
                    serving: ServingOptions, adapter_repos: Sequence[RepoMetadata]):
     """Each adapter read and checked against this base, and the serving options that carry them."""
-    from .adapters import AdapterError, LoraServing, base_modules, parse_adapter_config, read_adapter
+    from .adapters import AdapterError, LoraServing, parse_adapter_config, read_adapter, summary_modules
 
-    if main.format != "safetensors" or count.parameters is None:
+    if main.format != "safetensors" or summary.count.parameters is None:
         raise UsageError(f"LoRA adapters are served on a safetensors base; {metadata.repo_id} has {main.format} weights")
-    modules = base_modules(tensors, arch.model_type if arch else None, arch)
+    modules = summary_modules(summary, arch)
     adapters = []
     for repo in adapter_repos:
         weights = repo.weight_sets[0]
@@ -393,11 +390,6 @@ def _offload_on(estimate_, gpu: Gpu, serving: ServingOptions):
 def _prepare(group: Sequence[WeightSet]) -> tuple[ModelSummary, Architecture | None, str | None]:
     """What a report or fit of one group needs: its summary, the architecture (and why not)."""
     return (_summary(group), *_architecture(group[0].config))
-
-
-def _base_tensors(group: Sequence[WeightSet], summary: ModelSummary) -> tuple[TensorInfo, ...]:
-    """The tensors as read, or (answered from the cache, which keeps summaries) as the summary names them."""
-    return tuple(t for ws in group for t in ws.tensors) or summary.tensors()
 
 
 def _summary(group: Sequence[WeightSet]) -> ModelSummary:
