@@ -224,10 +224,12 @@ def test_gguf_headers_are_read_incrementally_with_ranges(hub, gpumem):
         reads = [r for r in hub.requests if r.path.startswith("/cdn/") and r.path.endswith("/" + name)]
         assert reads and all(r.headers.get("range", "").startswith("bytes=") and r.status == 206 for r in reads)
         received = sum(r.bytes_sent for r in reads)
-        assert received <= max(512 * 1024, 2 * len(file.prefix)), name  # never the tensor data
+        assert received <= max(64 * 1024, 2 * len(file.prefix)), name  # never the tensor data
+        if len(file.prefix) < 64 * 1024:  # a small header (split parts, no tokenizer): one read, no more
+            assert len(reads) == 1 and received == 64 * 1024, name
     q8 = [r for r in hub.requests if r.path.startswith("/cdn/") and r.path.endswith("Q8_0.gguf")]
     assert len(q8) >= 2  # the 32,000-token vocabulary runs past the first read: a second, sized read follows
-    assert len(repo.files["llama-2-7b.Q8_0.gguf"].prefix) > 512 * 1024
+    assert len(q8) <= 3 and len(repo.files["llama-2-7b.Q8_0.gguf"].prefix) > 512 * 1024
 
 
 def test_gguf_unknown_ggml_type_is_left_out_and_said(hub, gpumem):

@@ -33,7 +33,7 @@ ROOT_INDEX = "model.safetensors.index.json"
 _ENTRY_BYTES = 86
 _HEADER_MARGIN = 1.08
 _DEFAULT_FIRST_READ = 64 * 1024  # no index to predict from (single-file repos)
-_GGUF_FIRST_READ = 512 * 1024
+_GGUF_FIRST_READ = 64 * 1024  # most of a split part's or a small model's header; bigger ones say how much more
 _SMALL_FILES = ("quantize_config.json", "quant_config.json")
 
 

@@ -30,6 +30,9 @@ NUMERIC_ARRAY_KEEP = 1024
 _MAX_ARRAY_NESTING = 8
 _MIN_KV_BYTES = 8 + 4 + 1  # key length, value type, smallest value
 _MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8  # name length, n_dims, type, offset
+# What a tensor info takes in practice (a ~30-character name, 2-3 dimensions): sizes the next read, so that a
+# header whose tokenizer ran past the first read is usually complete after the second.
+_TYPICAL_TENSOR_INFO_BYTES = 72
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +239,7 @@ def _read_metadata(cur: _Cursor, n_kv: int, n_tensors: int) -> dict[str, object]
             kind = cur.u32(f"metadata '{key}' value type")
             metadata[key] = _read_value(cur, kind, key, 0)
         except IncompleteGGUF as more:  # the keys and tensor infos still to come need at least this
-            rest = (n_kv - index - 1) * _MIN_KV_BYTES + n_tensors * _MIN_TENSOR_INFO_BYTES
+            rest = (n_kv - index - 1) * _MIN_KV_BYTES + n_tensors * _TYPICAL_TENSOR_INFO_BYTES
             raise IncompleteGGUF(more.needed_at_least + rest) from None
     return metadata
 
