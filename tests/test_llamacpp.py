@@ -216,3 +216,25 @@ def test_gpu_gets_decode_speeds_and_the_largest_ngl(hub, gpumem):
     assert 0 < detail["largest_ngl"] < 33 and detail["gpu"].startswith("RTX 3060")
     assert all(r["decode_tokens_per_s"] for r in rows)
     assert any(f"-ngl {detail['largest_ngl']} of 33 layers fit" in n for n in serving["notes"])
+
+
+def test_a_multimodal_projector_is_counted_and_loaded_on_the_gpu(hub, gpumem):
+    # A format fixture (not a real projector): a vision tower tensor and the projection, F16 and F32 copies.
+    f16 = fmt.make_gguf.T.F16
+    rows = [("v.blk.0.attn_q.weight", (1024, 1024), f16), ("mm.0.weight", (4096, 1024), f16)]
+    rows32 = [(n, s, fmt.make_gguf.T.F32) for n, s, _ in rows]
+    files = {**fmt.llama2_gguf_files(),
+             "mmproj-model-f16.gguf": fmt.gguf_file(fmt.gguf_header(rows, 1, metadata=False), rows),
+             "mmproj-model-f32.gguf": fmt.gguf_file(fmt.gguf_header(rows32, 0, metadata=False), rows32)}
+    repo = hub.add_repo(fmt.FakeRepo("x/Llava-GGUF", files, sha=fmt.fake_sha("x/Llava-GGUF")))
+    code, out, err = gpumem("hf", repo.repo_id, "--json", "--file", "llama-2-7b.Q4_K_M.gguf")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["files"] == ["llama-2-7b.Q4_K_M.gguf", "mmproj-model-f16.gguf"]
+    projector = 2 * (1024 * 1024 + 4096 * 1024)
+    assert report["weight_bytes"] == 4080263168 + projector
+    plain, _ = llama2_q4_k_m()
+    assert report["serving"]["per_gpu"]["weights_bytes"] == lc.plan(plain, lc.LlamaCppSettings(n_ctx=4096)).gpus[0].model + projector
+    assert any("mmproj-model-f16.gguf" in note for note in report["notes"])
+    code, out, _ = gpumem("hf", repo.repo_id, "--json")
+    assert code == 0 and all(r["files"][-1] == "mmproj-model-f16.gguf" for r in json.loads(out))

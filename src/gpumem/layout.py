@@ -55,8 +55,12 @@ def plan_layout(paths: Iterable[str]) -> Layout:
         by_folder[posixpath.dirname(path)].append(path)
     ggufs = [p for p in paths if p.endswith(".gguf") and not _ignored(p)]
     if ggufs:
-        return Layout(tuple(WeightSetPlan(name, "gguf", posixpath.dirname(name), files)
-                            for name, files in group_gguf_files(ggufs).items()))
+        models, projector = split_projector(ggufs)
+        extra = (projector,) if projector else ()
+        notes = (f"multimodal: {projector} (the vision/audio projector llama.cpp loads with --mmproj) counted with "
+                 f"every variant",) if projector else ()
+        return Layout(tuple(WeightSetPlan(name, "gguf", posixpath.dirname(name), files + extra)
+                            for name, files in group_gguf_files(models).items()), notes)
     notes: list[str] = []
     root_files = by_folder.get("", [])
     adapter_files = tuple(f for f in root_files if f.startswith("adapter") and f.endswith(".safetensors"))
@@ -139,6 +143,23 @@ def _describe_missing(paths: list[str]) -> str:
     if others:
         return f"no safetensors, GGUF or pytorch_model.bin weights; the repo has {', '.join(others)} files instead"
     return "no weight files in this repo" if paths else "the repo has no files"
+
+
+# Projector precisions in the order llama.cpp's docs and model cards offer them (F16 is the usual download).
+_PROJECTOR_PREFERENCE = ("f16", "bf16", "q8_0", "f32")
+
+
+def split_projector(ggufs: Sequence[str]) -> tuple[list[str], str | None]:
+    """The language-model GGUF files, and the multimodal projector (`mmproj-*.gguf`) to serve beside them."""
+    projectors = [p for p in ggufs if "mmproj" in posixpath.basename(p).lower()]
+    models = [p for p in ggufs if p not in projectors]
+    if not projectors or not models:
+        return list(ggufs), None
+
+    def rank(path: str) -> int:
+        name = posixpath.basename(path).lower()
+        return next((i for i, tag in enumerate(_PROJECTOR_PREFERENCE) if tag in name), len(_PROJECTOR_PREFERENCE))
+    return models, min(projectors, key=lambda p: (rank(p), p))
 
 
 def pick_gguf_variant(sets: Sequence[T], wanted: str) -> T:

@@ -80,6 +80,8 @@ def _pad(value: int, multiple: int) -> int:
 _BLOCK = re.compile(r"^blk\.(\d+)\.")
 _OUTPUT = re.compile(r"^(output|output_norm|cls|cls_norm)\.|^output_norm\b")
 _EXPERTS = re.compile(r"\.ffn_(gate|up|down|gate_up)_(ch)?exps\.")
+# A multimodal projector's tensors (mmproj-*.gguf: vision tower "v.", projector "mm.", audio "a.").
+_PROJECTOR = re.compile(r"^(v|mm|a|resampler)\.")
 CUDA_ALIGNMENT = 128  # ggml_backend_cuda_buffer_type_get_alignment
 CUDA_ROW_PADDING = 512  # MATRIX_ROW_PADDING: quantized rows are padded to this many values on CUDA
 # ggml type -> (elements per block, bytes per block) for the quantized model tensors' CUDA padding.
@@ -110,11 +112,13 @@ def gguf_layout(tensors: Iterable[TensorInfo]) -> dict[str, Any]:
     """
     layers: dict[int, list[int]] = {}
     host_layers: dict[int, int] = {}
-    input_bytes = output_bytes = output_host = token_embd = 0
+    input_bytes = output_bytes = output_host = token_embd = projector = 0
     tied = True
     for t in tensors:
         block = _BLOCK.match(t.name)
-        if block:
+        if _PROJECTOR.match(t.name):
+            projector += _gpu_bytes(t)
+        elif block:
             entry = layers.setdefault(int(block[1]), [0, 0])
             entry[0] += _gpu_bytes(t)
             if _EXPERTS.search(t.name):
@@ -131,7 +135,7 @@ def gguf_layout(tensors: Iterable[TensorInfo]) -> dict[str, Any]:
     n = max(layers, default=-1) + 1
     return {"layers": [layers.get(i, [0, 0]) for i in range(n)], "host_layers": [host_layers.get(i, 0) for i in range(n)],
             "input": input_bytes, "output": output_bytes, "output_host": output_host, "token_embd": token_embd,
-            "tied": tied}
+            "tied": tied, "projector": projector}
 
 
 # llama.cpp's hard-coded sliding-window layer pattern per GGUF architecture when the file carries no
@@ -201,6 +205,7 @@ class GGUFModel:
     output_host_bytes: int | None = None
     token_embd_bytes: int | None = None
     tied: bool = False
+    projector_bytes: int = 0  # the mmproj file llama-server loads beside the model (on the GPU by default)
 
     @property
     def has_tensors(self) -> bool:
@@ -250,7 +255,8 @@ class GGUFModel:
             extra = {"layer_bytes": tuple(x[0] for x in layers), "expert_bytes": tuple(x[1] for x in layers),
                      "host_layer_bytes": tuple(host), "input_bytes": layout["input"],
                      "output_bytes": layout["output"], "output_host_bytes": layout["output_host"],
-                     "token_embd_bytes": layout["token_embd"], "tied": layout["tied"]}
+                     "token_embd_bytes": layout["token_embd"], "tied": layout["tied"],
+                     "projector_bytes": layout["projector"]}
         experts = arch.num_experts
         return cls(
             arch=gguf_arch, n_layer=n_layer, n_embd=arch.hidden_size, n_head=arch.num_attention_heads,
@@ -436,6 +442,10 @@ def plan(model: GGUFModel, s: LlamaCppSettings) -> LlamaCppMemory:
         model_b[out_dev] += output
     else:
         host_model += (model.output_host_bytes or 0)  # tied: the host's token_embd serves as the output
+    if n_dev:  # the projector goes to the first GPU whatever -ngl says (--no-mmproj-offload keeps it home)
+        model_b[0] += model.projector_bytes
+    else:
+        host_model += model.projector_bytes
     compute = compute_buffers(model, s, per_stream, swa_per_stream, devices, out_dev, cpu_moe)
     gpus = tuple(DeviceMemory(model_b[d], kv_b[d], compute[d], layers_n[d], out_dev == d) for d in range(n_dev))
     host_layers = sum(1 for d in devices if d < 0)
