@@ -206,5 +206,19 @@ def test_option_errors_come_before_any_request(hub, gpumem, tmp_path):
 def test_fit_reports_each_repo_and_the_worst_exit_code(hub, gpumem):
     code, out, err = gpumem("fit", "--gpu", "L4", "openai-community/gpt2", "nobody/nothing", "--json", "--no-cache")
     assert code == 3
-    assert as_json(out)["repo_id"] == "openai-community/gpt2"
+    fitted, failed = as_json(out)  # the failed repo in place, in the same shape as hf and compare
+    assert fitted["repo_id"] == "openai-community/gpt2"
+    assert failed == {"repo_id": "nobody/nothing", "exit_code": 3,
+                      "error": "repository nobody/nothing not found, or private and not visible to anonymous requests"}
     assert "Error: nobody/nothing: repository nobody/nothing not found" in err
+
+
+@pytest.mark.parametrize("command", [("hf",), ("compare",), ("fit", "--gpu", "L4")])
+def test_one_failed_repo_is_its_error_and_with_json_its_record(hub, gpumem, command):
+    code, out, err = gpumem(*command, "nobody/nothing", "--no-cache")
+    assert (code, out) == (3, "")
+    assert err.splitlines()[0] == ("Error: repository nobody/nothing not found, or private and not visible to "
+                                   "anonymous requests")
+    code, out, err2 = gpumem(*command, "nobody/nothing", "--no-cache", "--json")
+    assert code == 3 and err2 == err
+    assert as_json(out) == [{"repo_id": "nobody/nothing", "exit_code": 3, "error": err.splitlines()[0][7:]}]

@@ -1,7 +1,7 @@
 """gpumem: how much GPU memory a Hugging Face model needs, and which GPUs to rent.
 
-The public API lives in `gpumem.api` and is re-exported here lazily, so importing gpumem (and
-starting the CLI) stays fast.
+The public API (functions in `gpumem.api`, and the types callers pass and receive) is re-exported here
+lazily, so importing gpumem (and starting the CLI) stays fast.
 """
 
 from __future__ import annotations
@@ -9,15 +9,28 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-__all__ = ["GpumemError", "HubOptions", "calc", "estimate", "fit", "inspect_local", "inspect_repo", "inspect_repos",
-           "open_client"]
+# name -> the module that defines it
+_EXPORTS = {
+    **dict.fromkeys(["HubOptions", "RepoOutcome", "calc", "estimate", "estimate_many", "fit", "fit_many",
+                     "inspect_base", "inspect_local", "inspect_repo", "inspect_repos", "is_adapter", "open_client",
+                     "parse_parameter_count", "train"], ".api"),
+    **dict.fromkeys(["ServingOptions", "ServingEstimate", "Capacity", "FormulaResult"], ".memory"),
+    **dict.fromkeys(["ModelReport", "CalcReport", "FitReport", "TrainingReport", "ComponentCount"], ".report"),
+    **dict.fromkeys(["ModelSummary", "TensorClass", "TensorInfo", "WeightCount", "WeightSet", "RepoMetadata",
+                     "Quantization"], ".types"),
+    **dict.fromkeys(["Engine", "ENGINES", "get_engine"], ".engines"),
+    **dict.fromkeys(["Gpu", "Recommendation", "load_catalog", "find_gpu"], ".gpus"),
+    **dict.fromkeys(["Architecture"], ".architecture"),
+    **dict.fromkeys(["TrainingOptions"], ".training"),
+    **dict.fromkeys(["GpumemError", "UsageError", "NotFoundError", "AccessError", "FormatError", "NetworkError",
+                     "ExitCode"], ".errors"),
+}
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    if name == "GpumemError":
-        return import_module(".errors", __name__).GpumemError
-    if name in __all__:
-        return getattr(import_module(".api", __name__), name)
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name], __name__), name)
     if name == "__version__":
         from importlib.metadata import version
 

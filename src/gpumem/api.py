@@ -8,51 +8,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from . import constants
 from .architecture import Architecture, parse_architecture
-from .errors import (
-    AccessError,
-    BadConfig,
-    GatedRepo,
-    GpumemError,
-    HubUnavailable,
-    OfflineMiss,
-    UsageError,
-)
+from .errors import BadConfig, GpumemError, UsageError, repo_error_record
 from .gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, load_catalog, recommend
 from .memory import FormulaResult, ServingOptions, estimate_serving
+from .sources import HubOptions, is_offline, open_client
 from .report import FORMULA_BITS, CalcReport, ComponentCount, FitReport, ModelReport, TrainingReport
 from .types import ModelSummary, RepoMetadata, WeightCount, WeightSet
 
 if TYPE_CHECKING:
-    from .cache import ResultCache
     from .training import TrainingBase, TrainingOptions
 
 # The Hub client, cache, snapshot and counting modules are imported where they are used, so that
 # `gpumem calc` and `gpumem --help` start fast.
 
-__all__ = ["HubOptions", "is_offline", "open_client", "inspect_repo", "inspect_repos", "inspect_local", "estimate", "fit",
-           "train", "training_base", "calc", "parse_parameter_count"]
-
-
-@dataclass(frozen=True)
-class HubOptions:
-    """How to reach the Hub: token (None = discover, False = none), endpoint, offline, cache, timeouts."""
-
-    token: str | bool | None = None
-    endpoint: str | None = None
-    offline: bool | None = None  # None: HF_HUB_OFFLINE decides
-    use_cache: bool = True
-    timeout: float = constants.DEFAULT_TIMEOUT_S
-    deadline: float | None = constants.DEFAULT_DEADLINE_S
-
-
-def open_client(options: HubOptions | None = None):
-    """A HubClient configured from HubOptions (share it across calls to reuse connections)."""
-    from .hub import HubClient
-
-    options = options or HubOptions()
-    return HubClient(options.endpoint, options.token, timeout=options.timeout, deadline=options.deadline)
+__all__ = ["HubOptions", "RepoOutcome", "is_offline", "open_client", "inspect_repo", "inspect_repos", "inspect_local",
+           "inspect_base", "is_adapter", "estimate", "estimate_many", "fit", "fit_many", "train", "training_base",
+           "calc", "parse_parameter_count"]
 
 
 def inspect_repo(repo_id: str, revision: str = "main", options: HubOptions | None = None, *, client=None,
@@ -64,124 +36,18 @@ def inspect_repo(repo_id: str, revision: str = "main", options: HubOptions | Non
     return inspect_repos([repo_id], revision, options, client=client, gguf_file=gguf_file)[0]
 
 
-def is_offline(options: HubOptions | None = None) -> bool:
-    """Whether these options (or HF_HUB_OFFLINE) forbid the network."""
-    options = options or HubOptions()
-    return constants.hf_offline() if options.offline is None else options.offline
-
-
 def inspect_repos(repo_ids: Sequence[str], revision: str = "main", options: HubOptions | None = None, *,
                   client=None, return_errors: bool = False, on_done: Callable[[str], None] | None = None,
                   gguf_file: str | None = None) -> list:
     """Read many repos over one shared connection pool, concurrently; errors raise (or are returned in place).
 
-    `on_done(repo_id)` is called as each repo finishes (for progress display).
+    `on_done(repo_id)` is called as each repo finishes (for progress display). Where answers come from
+    (cache, Hub, built-in snapshot) is sources.read_repos' policy.
     """
-    from .cache import ResultCache
-    from .hub import validate_repo_id, validate_revision
+    from .sources import read_repos
 
-    options = options or HubOptions()
-    validate_revision(revision)
-    for repo_id in repo_ids:
-        validate_repo_id(repo_id)
-    cache = ResultCache() if options.use_cache else None
-    if is_offline(options):
-        endpoint = constants.hf_endpoint(options.endpoint)
-        return [_each(lambda r: _offline(endpoint, r, revision, cache), repo_id, return_errors, on_done)
-                for repo_id in repo_ids]
-    owned = client is None
-    client = client or open_client(options)
-    client.restart_deadline()  # a shared client's deadline bounds this call, not its lifetime
-    try:
-        return client.map_concurrent(
-            lambda repo_id: _each(lambda r: _online(client, r, revision, cache, gguf_file), repo_id, return_errors,
-                                  on_done),
-            repo_ids)
-    finally:
-        if owned:
-            client.close()
-
-
-def _each(read: Callable[[str], RepoMetadata], repo_id: str, return_errors: bool,
-          on_done: Callable[[str], None] | None):
-    """One repo of a many-repo run: its metadata, or (when asked) its error in its place."""
-    try:
-        return read(repo_id)
-    except GpumemError as exc:
-        if return_errors:
-            return exc
-        raise
-    finally:
-        if on_done:
-            on_done(repo_id)
-
-
-def _online(client, repo_id: str, revision: str, cache: ResultCache | None, gguf_file: str | None = None) -> RepoMetadata:
-    from .fetch import fetch_repo
-
-    if cache and (sha := cache.sha_for(client.endpoint, repo_id, revision)):
-        note = None
-        if sha != revision:  # a branch or tag may have moved: one request to find out
-            try:
-                sha = client.resolve(repo_id, revision).sha
-            except HubUnavailable:
-                note = f"the Hub could not be reached: answered from the cache ({revision} may have moved since)"
-        if cached := cache.load(client.endpoint, repo_id, sha):
-            return replace(cached, source="cache", notes=(note, *cached.notes) if note else cached.notes)
-    try:
-        metadata = fetch_repo(client, repo_id, revision, gguf_file=gguf_file)
-    except (HubUnavailable, GatedRepo, AccessError) as exc:
-        fallback = _snapshot_fallback(repo_id, exc, client.has_token)
-        if fallback is None:
-            raise
-        return fallback
-    metadata = _summarized(metadata)
-    if cache and (gguf_file is None or metadata.weight_sets[0].format != "gguf"):  # never cache a partial read
-        cache.store(client.endpoint, revision, _without_tensors(metadata))
-    return metadata
-
-
-def _summarized(metadata: RepoMetadata) -> RepoMetadata:
-    """The metadata with each weight set counted once (its ModelSummary beside its tensors)."""
-    from .params import summarize_weight_set
-
-    return replace(metadata, weight_sets=tuple(ws if ws.summary else replace(ws, summary=summarize_weight_set(ws))
-                                               for ws in metadata.weight_sets))
-
-
-def _without_tensors(metadata: RepoMetadata) -> RepoMetadata:
-    """What the cache keeps: the summaries instead of the tensors (DeepSeek-V3: 92k tensors, a few dozen
-    classes). Components reported together (diffusers) keep their tensors, as they are counted as one, and so
-    do PEFT adapters (small, and read tensor by tensor)."""
-    if len(metadata.weight_sets) > 1 and metadata.weight_sets[0].format != "gguf":
-        return metadata
-    return replace(metadata, weight_sets=tuple(ws if ws.adapter_config is not None else replace(ws, tensors=())
-                                               for ws in metadata.weight_sets))
-
-
-def _offline(endpoint: str, repo_id: str, revision: str, cache: ResultCache | None) -> RepoMetadata:
-    from .snapshot import LIVE_DATA_HINT, load_snapshot
-
-    sha = cache.sha_for(endpoint, repo_id, revision) if cache else None
-    if sha and (cached := cache.load(endpoint, repo_id, sha)):
-        return replace(cached, source="cache")
-    if snapshot := load_snapshot(repo_id):
-        return _with_note(snapshot, f"offline: answered from the built-in snapshot; {LIVE_DATA_HINT}")
-    raise OfflineMiss(f"offline, and neither the cache nor the built-in snapshot holds {repo_id}@{revision}",
-                      hint="run once with network access (without --offline / HF_HUB_OFFLINE=1)")
-
-
-def _snapshot_fallback(repo_id: str, exc: GpumemError, has_token: bool) -> RepoMetadata | None:
-    """Answer from the snapshot when the Hub is unreachable, or the repo is gated and no token was given."""
-    from .snapshot import LIVE_DATA_HINT, load_snapshot
-
-    if isinstance(exc, AccessError) and (has_token or not isinstance(exc, GatedRepo)):
-        return None
-    snapshot = load_snapshot(repo_id)
-    if snapshot is None:
-        return None
-    why = "the Hub could not be reached" if isinstance(exc, HubUnavailable) else "the repo is gated and no token was given"
-    return _with_note(snapshot, f"{why}: answered from the built-in snapshot; {LIVE_DATA_HINT}")
+    return read_repos(repo_ids, revision, options, client=client, return_errors=return_errors, on_done=on_done,
+                      gguf_file=gguf_file)
 
 
 def inspect_local(path: str) -> RepoMetadata:
@@ -258,6 +124,64 @@ def fit(metadata: RepoMetadata, gpu: str, *, serving: ServingOptions | None = No
         reports.append(FitReport(metadata.repo_id, metadata.revision, metadata.source, target.name, serving.context,
                                  count.parameters, tuple(rows), file=group[0].name if group[0].format == "gguf" else None))
     return reports
+
+
+@dataclass(frozen=True)
+class RepoOutcome:
+    """One repo of a many-repo run: its reports (several for a GGUF repo's variants), or what stopped it."""
+
+    repo_id: str
+    reports: tuple = ()  # ModelReport (estimate_many) or FitReport (fit_many)
+    error: GpumemError | None = None
+
+    def error_dict(self) -> dict:
+        """The one JSON shape of a failed repo, the same for hf, compare and fit."""
+        assert self.error is not None
+        return repo_error_record(self.repo_id, self.error)
+
+
+def estimate_many(repo_ids: Sequence[str], revision: str = "main", options: HubOptions | None = None, *,
+                  client=None, on_done: Callable[[str], None] | None = None, bits: float | None = None,
+                  serving: ServingOptions | None = None, gpu: str | None = None, file: str | None = None,
+                  loras: Sequence[str] = (), base: str | None = None) -> list[RepoOutcome]:
+    """`estimate` for many Hub repos read concurrently; a repo that fails has its error in its place.
+
+    An adapter repo is answered on its base (`base`, else the one its config names); `loras` (adapter repo
+    ids, read first: one that fails raises) are served on every model.
+    """
+    adapters = inspect_repos(loras, "main", options, client=client) if loras else []
+
+    def estimate_one(metadata: RepoMetadata) -> list[ModelReport]:
+        if is_adapter(metadata):
+            model = inspect_base(metadata, base, options, client=client)
+            return estimate(model, bits=bits, serving=serving, gpu=gpu, file=file, adapters=[metadata, *adapters])
+        return estimate(metadata, bits=bits, serving=serving, gpu=gpu, file=file, adapters=adapters)
+    return _many(repo_ids, revision, options, client, on_done, file, estimate_one)
+
+
+def fit_many(repo_ids: Sequence[str], gpu: str, revision: str = "main", options: HubOptions | None = None, *,
+             client=None, on_done: Callable[[str], None] | None = None, serving: ServingOptions | None = None,
+             counts: Sequence[int] | None = None, file: str | None = None) -> list[RepoOutcome]:
+    """`fit` for many Hub repos read concurrently; a repo that fails has its error in its place."""
+    find_gpu(gpu)  # an unknown GPU is the caller's error, before any request
+    return _many(repo_ids, revision, options, client, on_done, file,
+                 lambda metadata: fit(metadata, gpu, serving=serving, counts=counts, file=file))
+
+
+def _many(repo_ids: Sequence[str], revision: str, options: HubOptions | None, client,
+          on_done: Callable[[str], None] | None, file: str | None,
+          answer: Callable[[RepoMetadata], Sequence]) -> list[RepoOutcome]:
+    results = inspect_repos(repo_ids, revision, options, client=client, return_errors=True, on_done=on_done,
+                            gguf_file=file)
+    outcomes = []
+    for repo_id, result in zip(repo_ids, results):
+        try:
+            if isinstance(result, GpumemError):
+                raise result
+            outcomes.append(RepoOutcome(repo_id, tuple(answer(result))))
+        except GpumemError as exc:
+            outcomes.append(RepoOutcome(repo_id, error=exc))
+    return outcomes
 
 
 # Vendors whose GPUs the common trainers (PyTorch FSDP, DeepSpeed, bitsandbytes) run on.
@@ -474,7 +398,3 @@ def _check_bits(bits: float) -> float:
     if not 1 <= bits <= 64:
         raise UsageError(f"bits must be between 1 and 64, got {bits:g}", option="bits")
     return int(bits) if float(bits).is_integer() else bits
-
-
-def _with_note(metadata: RepoMetadata, note: str) -> RepoMetadata:
-    return replace(metadata, notes=(note, *metadata.notes))

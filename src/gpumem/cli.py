@@ -14,8 +14,14 @@ import traceback
 
 import click
 
-from .constants import DEFAULT_DEADLINE_S, debug_enabled
+from .constants import debug_enabled
 from .engines import DEFAULT_ENGINE, ENGINES
+from .memory import ServingOptions
+from .sources import HubOptions
+
+# Defaults come from the options dataclasses, so the library and the CLI cannot disagree.
+_SERVING = ServingOptions()
+_HUB = HubOptions()
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 FORMATS = ("table", "json", "markdown", "csv")
@@ -60,11 +66,12 @@ def _output_options(command):
 
 
 # Serving flags that `fit` shares with the report commands.
-_CONTEXT_OPTION = click.option("--context", type=int, default=4096, show_default=True, help="Tokens per sequence.")
+_CONTEXT_OPTION = click.option("--context", type=int, default=_SERVING.context, show_default=True,
+                               help="Tokens per sequence.")
 _KV_DTYPE_OPTION = click.option(
     "--kv-dtype", type=click.Choice(["auto", "bf16", "fp16", "fp8", "f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
                                      "iq4_nl", "f32"]),
-    default="auto", show_default=True,
+    default=_SERVING.kv_dtype, show_default=True,
     help="KV cache element type (llama.cpp/ollama: its --cache-type-k/-v values f16, q8_0, q4_0 ...).")
 
 
@@ -93,15 +100,14 @@ def _serving_options(command):
                   help="Load width for the formula and the what-if (default: the checkpoint's own).")
     @click.option("--gpu", help='Answer for one GPU type, e.g. "RTX 4090", a100-80gb, h100.')
     @_CONTEXT_OPTION
-    @click.option("--concurrency", type=click.IntRange(1, 1_000_000), default=1, show_default=True,
+    @click.option("--concurrency", type=click.IntRange(1, 1_000_000), default=_SERVING.concurrency, show_default=True,
                   help="Sequences served at once.")
     @_KV_DTYPE_OPTION
-    @click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel size for the breakdown.")
+    @click.option("--tp", type=int, default=_SERVING.tp, show_default=True, help="Tensor-parallel size for the breakdown.")
     @_engine_options
     @functools.wraps(command)
     def wrapper(*args, bits, gpu, context, concurrency, kv_dtype, tp, engine, engine_version, **kwargs):
         from .gpus import find_gpu
-        from .memory import ServingOptions
 
         if gpu:
             find_gpu(gpu)  # an unknown name fails now, before any network traffic
@@ -117,13 +123,11 @@ def _hub_options(command):
     @click.option("--token", help="Hugging Face token (default: HF_TOKEN or the saved login).")
     @click.option("--offline", is_flag=True, help="No network: answer from the cache or the built-in snapshot.")
     @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
-    @click.option("--timeout", type=click.FloatRange(0, 86_400, min_open=True), default=DEFAULT_DEADLINE_S,
+    @click.option("--timeout", type=click.FloatRange(0, 86_400, min_open=True), default=_HUB.deadline,
                   show_default=True, callback=_finite,
                   help="Give up after this many seconds.")
     @functools.wraps(command)
     def wrapper(*args, revision, token, offline, no_cache, timeout, **kwargs):
-        from .api import HubOptions
-
         hub = HubOptions(token=token, offline=True if offline else None, use_cache=not no_cache, deadline=timeout)
         return command(*args, revision=revision, hub=hub, **kwargs)
     return wrapper
@@ -208,18 +212,13 @@ def fit(repo_ids, gpu, counts, gguf_file, context, kv_dtype, engine, engine_vers
     """
     from . import api, render
     from .gpus import find_gpu
-    from .memory import ServingOptions
 
     find_gpu(gpu)
     serving = ServingOptions(engine=engine, engine_version=engine_version, context=context, kv_dtype=kv_dtype)
     ids = _repo_ids(repo_ids, None)
-    results = _inspect(ids, revision, hub, output["quiet"], return_errors=len(ids) > 1, gguf_file=gguf_file)
-    fits = [_call_or_error(api.fit, r, gpu, serving=serving, counts=counts or None, file=gguf_file) for r in results]
-
-    def emit(results: list) -> None:
-        render.emit_fits([r for f in results if not isinstance(f, Exception) for r in f], **output)
-        render.report_errors(ids, results)
-    _emit_each(fits, emit)
+    outcomes = _run_many(api.fit_many, ids, revision, hub, output["quiet"], gpu=gpu, serving=serving,
+                         counts=counts or None, file=gguf_file)
+    _emit_outcomes(outcomes, output, lambda results: render.emit_fits(ids, results, **output))
 
 
 def _training_defaults():
@@ -276,7 +275,7 @@ def train(repo_id, method, rank, target_modules, optimizer, precision, master_we
                               optimizer=optimizer,
                               precision=precision, master_weights=master_weights, batch=batch, seq_len=seq_len,
                               gradient_checkpointing=gradient_checkpointing, zero=zero)
-    (metadata,) = _inspect([repo_id], revision, hub, output["quiet"], return_errors=False)
+    (metadata,) = _run_many(api.inspect_repos, [repo_id], revision, hub, output["quiet"])
     render.emit_training(api.train(metadata, options, gpu=gpu), **output)
 
 
@@ -387,30 +386,12 @@ def _report(ids: list[str], revision: str, hub, output: dict, *, compare: bool, 
     """
     from . import api, render
 
-    results = _inspect(ids, revision, hub, output["quiet"], return_errors=len(ids) > 1, gguf_file=estimate["file"])
-    adapters = _inspect(loras, "main", hub, output["quiet"], return_errors=False) if loras else []
-
-    def estimate_one(metadata):
-        if api.is_adapter(metadata):
-            model = api.inspect_base(metadata, base, hub, client=_State.client)
-            return api.estimate(model, adapters=[metadata, *adapters], **estimate)
-        return api.estimate(metadata, adapters=adapters, **estimate)
-    reports = [_call_or_error(estimate_one, r) for r in results]
-    _emit_each(reports, lambda results: render.emit_reports(ids, results, compare=compare, **output))
+    outcomes = _run_many(api.estimate_many, ids, revision, hub, output["quiet"], loras=loras, base=base, **estimate)
+    _emit_outcomes(outcomes, output, lambda results: render.emit_reports(ids, results, compare=compare, **output))
 
 
-def _emit_each(results: list, emit) -> None:
-    """Print per-repo results (errors in place); one repo with one error is the plain error; worst exit code."""
-    if len(results) == 1 and isinstance(results[0], Exception):
-        raise results[0]
-    emit(results)
-    if any(isinstance(r, Exception) for r in results):
-        sys.exit(_worst_exit_code(results))
-
-
-def _inspect(ids: list[str], revision: str, hub, quiet: bool, *, return_errors: bool,
-             gguf_file: str | None = None) -> list:
-    """Read the repos over one client (kept for --debug's request log), with progress on a terminal."""
+def _run_many(answer, ids: list[str], revision: str, hub, quiet: bool, **options) -> list:
+    """api.estimate_many / fit_many over one client (kept for --debug's request log), with progress."""
     from . import api
     from .progress import ReadProgress
 
@@ -418,8 +399,25 @@ def _inspect(ids: list[str], revision: str, hub, quiet: bool, *, return_errors: 
     with ReadProgress(len(ids), quiet) as progress:
         if _State.client:
             _State.client.on_range_read = progress.header_read
-        return api.inspect_repos(ids, revision, hub, client=_State.client, return_errors=return_errors,
-                                 on_done=progress.repo_done, gguf_file=gguf_file)
+        return answer(ids, revision=revision, options=hub, client=_State.client, on_done=progress.repo_done,
+                      **options)
+
+
+def _emit_outcomes(outcomes: list, output: dict, emit) -> None:
+    """Print per-repo outcomes (errors in place, one JSON shape); exit with the worst error's code.
+
+    A run of one repo that failed is that error (with --json, also its record on stdout).
+    """
+    from . import render
+
+    if len(outcomes) == 1 and outcomes[0].error is not None:
+        if output["format"] == "json":
+            render.emit(render.Document(), [outcomes[0].error_dict()], format="json")
+        raise outcomes[0].error
+    emit([list(o.reports) if o.error is None else o.error for o in outcomes])
+    codes = [int(o.error.exit_code) for o in outcomes if o.error is not None]
+    if codes:
+        sys.exit(max(codes))
 
 
 def _repo_ids(repo_ids: tuple[str, ...], from_file) -> list[str]:
@@ -432,22 +430,6 @@ def _repo_ids(repo_ids: tuple[str, ...], from_file) -> list[str]:
     if not ids:
         raise UsageError("no repo id given", hint="e.g. gpumem hf meta-llama/Llama-2-7b-hf")
     return ids
-
-
-def _call_or_error(function, result, *args, **kwargs):
-    """`function(result, ...)` for a repo that was read; its error in place for one that failed."""
-    from .errors import GpumemError
-
-    if isinstance(result, GpumemError):
-        return result
-    try:
-        return function(result, *args, **kwargs)
-    except GpumemError as exc:
-        return exc
-
-
-def _worst_exit_code(results) -> int:
-    return max(int(r.exit_code) for r in results if isinstance(r, Exception))
 
 
 def _print_request_log() -> None:

@@ -115,3 +115,8 @@ class Interrupted(GpumemError):
     """The run was interrupted (Ctrl-C): requests in flight were cancelled."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+def repo_error_record(repo_id: str, error: GpumemError) -> dict:
+    """The one JSON shape of a repo that failed in a many-repo answer (hf, compare and fit alike)."""
+    return {"repo_id": repo_id, "error": error.message, "exit_code": int(error.exit_code)}

@@ -100,12 +100,13 @@ def parse_price_option(text: str) -> tuple[str, float]:
     """`--price "H100 SXM=2.49"` -> ("H100 SXM", 2.49) with the catalog's name; UsageError otherwise."""
     name, sep, amount = text.rpartition("=")
     if not sep or not name.strip():
-        raise UsageError(f"--price expects GPU=USD per GPU-hour, got {text!r}", hint='e.g. --price "H100=2.49"')
+        raise UsageError(f"price expects GPU=USD per GPU-hour, got {text!r}", hint='e.g. "H100=2.49"',
+                         option="price")
     try:
         value = float(amount.strip().lstrip("$"))
     except ValueError:
-        raise UsageError(f"--price {text!r}: {amount!r} is not a number of dollars",
-                         hint='e.g. --price "H100=2.49"') from None
+        raise UsageError(f"price {text!r}: {amount!r} is not a number of dollars",
+                         hint='e.g. "H100=2.49"', option="price") from None
     return find_gpu(name.strip()).name, _usd(value, f"--price {text}")
 
 

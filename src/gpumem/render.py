@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import views
-from .errors import GpumemError
+from .errors import GpumemError, repo_error_record
 from .tables import Commands, Document, Line, Table, layout, plain_lines
 
 FORMATS = ("table", "json", "markdown", "csv")
@@ -148,8 +148,7 @@ def emit_reports(ids: Sequence[str], results: Sequence, *, format: str, svg: str
     """Print the reports of one or more repos (a GpumemError in place of a repo that failed)."""
     reports = [r for result in results if isinstance(result, list) for r in result]
     dicts = [r.to_dict() for r in reports]
-    errors = [{"repo_id": i, "error": e.message, "exit_code": int(e.exit_code)}
-              for i, e in zip(ids, results) if isinstance(e, GpumemError)]
+    errors = [repo_error_record(i, e) for i, e in zip(ids, results) if isinstance(e, GpumemError)]
     payload = dicts[0] if len(dicts) == 1 and not errors else [*dicts, *errors]
     if dicts:
         document = views.comparison(dicts) if compare or len(dicts) != 1 else views.report(dicts[0])
@@ -185,10 +184,13 @@ def print_notes(dicts: Sequence[dict]) -> None:
         sys.stderr.write(f"Note: {prefix}{note}\n")
 
 
-def emit_fits(reports, *, format: str, svg: str | None, quiet: bool) -> None:
-    """Print `gpumem fit`."""
-    dicts = [r.to_dict() for r in reports]
-    emit(views.fits(dicts), dicts[0] if len(dicts) == 1 else dicts, format=format, svg=svg)
+def emit_fits(ids: Sequence[str], results: Sequence, *, format: str, svg: str | None, quiet: bool) -> None:
+    """Print `gpumem fit` for one or more repos (a GpumemError in place of a repo that failed)."""
+    dicts = [r.to_dict() for result in results if isinstance(result, list) for r in result]
+    errors = [repo_error_record(i, e) for i, e in zip(ids, results) if isinstance(e, GpumemError)]
+    emit(views.fits(dicts), dicts[0] if len(dicts) == 1 and not errors else [*dicts, *errors], format=format,
+         svg=svg)
+    report_errors(ids, results)
 
 
 def emit_calc(report, *, format: str, svg: str | None, quiet: bool) -> None:
