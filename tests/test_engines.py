@@ -6,7 +6,7 @@ import pytest
 from test_architecture import real_config
 
 from gpumem.architecture import parse_architecture
-from gpumem.engines import ENGINES, get_engine
+from gpumem.engines import ENGINES, GpuTarget, get_engine
 from gpumem.errors import UsageError
 from gpumem.memory import ServingOptions
 
@@ -22,7 +22,8 @@ def test_registry_holds_one_entry_per_engine_under_its_name():
 
 
 @pytest.mark.parametrize("engine,asked,modelled", [
-    ("vllm", None, "0.6"), ("vllm", "0.6", "0.6"), ("vllm", "0.6.4", "0.6"), ("vllm", "v0.6.3", "0.6"),
+    ("vllm", None, "0.19"), ("vllm", "0.6", "0.6"), ("vllm", "0.6.4", "0.6"), ("vllm", "v0.11.2", "0.11"),
+    ("vllm", "0.10.1.1", "0.10"), ("vllm", "0.19.1", "0.19"), ("vllm", "0.1", UsageError),
     ("transformers", None, "5.17"), ("transformers", "5.17.0", "5.17"),
     ("vllm", "0.5", UsageError), ("vllm", "0.60", UsageError), ("transformers", "0.6", UsageError),
 ])  # fmt: skip
@@ -41,7 +42,7 @@ def test_engines_say_where_they_run_and_what_they_load():
 
 
 @pytest.mark.parametrize("engine,tp,expected", [
-    ("vllm", 1, 552_402_944 + 200 * MIB + 512 * MIB), ("vllm", 2, 552_402_944 + 1224 * MIB),
+    ("vllm", 1, 552_402_944 + int(0.25 * 2**30) + 512 * MIB), ("vllm", 2, 552_402_944 + int(2.1 * 2**30) + 512 * MIB),
     ("transformers", 1, 552_402_944), ("transformers", 4, 552_402_944 + 512 * MIB),
 ])  # fmt: skip
 def test_overhead_per_gpu(engine, tp, expected):
@@ -58,10 +59,35 @@ def test_vllm_budget_and_settings_default_to_the_version_and_yield_to_the_user()
     assert vllm.setting(ServingOptions(max_num_batched_tokens=2048), "max_num_batched_tokens") == 2048
 
 
-def test_vllm_activation_peak_reproduces_the_logged_profile_run():
-    # vLLM logs a 1.26 GiB activation peak for Meta-Llama-3-8B (vllm PR #10511; 3.1-8B has its shape): 1.27 here.
-    peak, per_sequence = get_engine("vllm").activation_peak(LLAMA3, ServingOptions(concurrency=8), 4096)
-    assert peak / 2**30 == pytest.approx(1.26, rel=0.011) and per_sequence == 0  # concurrency adds nothing
+def test_vllm_activation_peak_reproduces_the_logged_profile_runs():
+    # llm-d-planner's 0.19 H100 runs of Llama-3.1-8B log a 1.89 GiB peak at TP 1, 2 and 4 (the sampler's logits
+    # are gathered whole on every rank); 0.11's sort-based sampler logs far more (Qwen3-32B: 5.64 GiB).
+    h100 = GpuTarget("H100 SXM", int(79.19 * 2**30))
+    for tp in (1, 2, 4):
+        peak, per_sequence = get_engine("vllm").activation_peak(LLAMA3, ServingOptions(tp=tp, gpu=h100), 8192)
+        assert peak / 2**30 == pytest.approx(1.89, rel=0.01) and per_sequence == 0  # concurrency adds nothing
+    old, _ = get_engine("vllm").activation_peak(LLAMA3, ServingOptions(engine_version="0.11", gpu=h100), 8192)
+    assert old / 2**30 == pytest.approx(4.84, rel=0.03)  # Llama-3.3-70B FP8 (same vocab) logs 4.84 GiB in 0.11
+
+
+@pytest.mark.parametrize("gpu,total_gib,tokens,seqs", [
+    ("H100 SXM", 79.19, 8192, 1024), ("H200", 139.8, 8192, 1024), ("A100 80GB", 79.15, 2048, 256),
+    ("L40S", 44.42, 2048, 256), (None, None, 8192, 1024),
+])  # fmt: skip
+def test_vllm_scheduler_defaults_follow_the_gpu_class(gpu, total_gib, tokens, seqs):
+    # engine/arg_utils.py: >= 70 GiB and not an A100 -> 8192 / 1024, else 2048 / 256 (vllm serve)
+    target = GpuTarget(gpu, int(total_gib * 2**30)) if gpu else None
+    options = ServingOptions(gpu=target)
+    vllm = get_engine("vllm")
+    assert (vllm.setting(options, "max_num_batched_tokens"), vllm.setting(options, "max_num_seqs")) == (tokens, seqs)
+
+
+def test_vllm_holds_context_and_graphs_outside_its_budget():
+    vllm = get_engine("vllm")
+    eager = ServingOptions(enforce_eager=True)
+    assert vllm.overhead_outside_budget(ServingOptions()) == 552_402_944 + 512 * MIB
+    assert vllm.overhead_outside_budget(eager) == 552_402_944
+    assert vllm.overhead(eager) == 552_402_944 + int(0.25 * 2**30)
 
 
 def test_transformers_activations_grow_with_each_sequence():
@@ -70,7 +96,7 @@ def test_transformers_activations_grow_with_each_sequence():
     assert peak == 3 * per_sequence and per_sequence > 4096 * 4 * LLAMA3.hidden_size
 
 
-@pytest.mark.parametrize("engine,context,held", [("vllm", 100_000, 2047 + 8192), ("vllm", 5000, 5000),
+@pytest.mark.parametrize("engine,context,held", [("vllm", 100_000, 16 * 640 + 16), ("vllm", 5000, 5000),
                                                  ("transformers", 100_000, 2047), ("transformers", 1000, 1000)])
 def test_sliding_window_tokens_held(engine, context, held):
     options = ServingOptions(engine=engine)

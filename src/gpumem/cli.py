@@ -80,9 +80,19 @@ def _engine_options(command):
     @click.option("--engine", type=click.Choice(list(ENGINES)), default=None,
                   help=f"Serving engine whose memory behaviour to model [default: {DEFAULT_ENGINE}; llama.cpp for "
                        f"GGUF files].")
-    @click.option("--engine-version", help="Engine version to model, e.g. 0.6 (default: the newest modelled).")
+    @click.option("--engine-version", help="Engine version to model, e.g. 0.11 (default: the newest modelled).")
+    @click.option("--gpu-memory-utilization", type=click.FloatRange(0, 1, min_open=True),
+                  help="vLLM: fraction of the GPU's CUDA-visible memory the engine may use (default: the version's).")
+    @click.option("--max-num-batched-tokens", type=click.IntRange(1),
+                  help="vLLM: tokens per scheduled step, the profile run's prefill (default: per GPU and version).")
+    @click.option("--max-num-seqs", type=click.IntRange(1),
+                  help="vLLM: sequences at once, the profile run's sampler pass (default: per GPU and version).")
+    @click.option("--enforce-eager", is_flag=True, help="vLLM: no CUDA graphs.")
+    @click.option("--mem-fraction-static", type=click.FloatRange(0, 1, min_open=True),
+                  help="SGLang: fraction of the GPU for weights + KV pool (default: by GPU size and version).")
     @functools.wraps(command)
-    def wrapper(*args, engine, engine_version, **kwargs):
+    def wrapper(*args, engine, engine_version, gpu_memory_utilization, max_num_batched_tokens, max_num_seqs,
+                enforce_eager, mem_fraction_static, **kwargs):
         if engine_version is not None:  # checked once both flags are parsed, before any work
             from .errors import UsageError
 
@@ -90,7 +100,11 @@ def _engine_options(command):
                 ENGINES[engine or DEFAULT_ENGINE].resolve_version(engine_version)
             except UsageError as exc:
                 raise click.BadParameter(exc.message, param_hint="'--engine-version'") from None
-        return command(*args, engine=engine, engine_version=engine_version, **kwargs)
+        settings = {"gpu_memory_utilization": gpu_memory_utilization, "max_num_batched_tokens": max_num_batched_tokens,
+                    "max_num_seqs": max_num_seqs, "enforce_eager": enforce_eager,
+                    "mem_fraction_static": mem_fraction_static}
+        return command(*args, engine=engine, engine_version=engine_version,
+                       engine_settings={k: v for k, v in settings.items() if v is not None}, **kwargs)
     return wrapper
 
 
@@ -106,13 +120,17 @@ def _serving_options(command):
     @click.option("--tp", type=int, default=_SERVING.tp, show_default=True, help="Tensor-parallel size for the breakdown.")
     @_engine_options
     @functools.wraps(command)
-    def wrapper(*args, bits, gpu, context, concurrency, kv_dtype, tp, engine, engine_version, **kwargs):
+    def wrapper(*args, bits, gpu, context, concurrency, kv_dtype, tp, engine, engine_version, engine_settings,
+                **kwargs):
+        from .engines import GpuTarget
         from .gpus import find_gpu
 
+        target = None
         if gpu:
-            find_gpu(gpu)  # an unknown name fails now, before any network traffic
+            found = find_gpu(gpu)  # an unknown name fails now, before any network traffic
+            target = GpuTarget(found.name, found.usable_bytes)  # the breakdown takes the GPU's engine defaults
         serving = ServingOptions(engine=engine, engine_version=engine_version, context=context,
-                                 concurrency=concurrency, kv_dtype=kv_dtype, tp=tp)
+                                 concurrency=concurrency, kv_dtype=kv_dtype, tp=tp, gpu=target, **engine_settings)
         return command(*args, bits=bits, gpu=gpu, serving=serving, **kwargs)
     return wrapper
 
@@ -203,7 +221,8 @@ def compare(repo_ids, revision, hub, bits, gpu, serving, output):
 @_engine_options
 @_hub_options
 @_output_options
-def fit(repo_ids, gpu, counts, gguf_file, context, kv_dtype, engine, engine_version, revision, hub, output):
+def fit(repo_ids, gpu, counts, gguf_file, context, kv_dtype, engine, engine_version, engine_settings, revision, hub,
+        output):
     """What fits here: at which bit width, context and concurrency a model fits N GPUs of one type.
 
     \b
@@ -214,7 +233,8 @@ def fit(repo_ids, gpu, counts, gguf_file, context, kv_dtype, engine, engine_vers
     from .gpus import find_gpu
 
     find_gpu(gpu)
-    serving = ServingOptions(engine=engine, engine_version=engine_version, context=context, kv_dtype=kv_dtype)
+    serving = ServingOptions(engine=engine, engine_version=engine_version, context=context, kv_dtype=kv_dtype,
+                             **engine_settings)
     ids = _repo_ids(repo_ids, None)
     outcomes = _run_many(api.fit_many, ids, revision, hub, output["quiet"], gpu=gpu, serving=serving,
                          counts=counts or None, file=gguf_file)

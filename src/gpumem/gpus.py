@@ -18,7 +18,7 @@ from typing import Any
 
 from .architecture import Architecture
 from .errors import UsageError
-from .engines import MIB
+from .engines import MIB, GpuTarget
 from .memory import ServingEstimate, ServingOptions, capacity, check_tp, estimate_serving
 from .types import ModelSummary
 from .units import GB
@@ -46,18 +46,21 @@ class Gpu:
     derived: bool = False  # usable memory derived from the marketed figure (no reported total known)
     note: str = ""
     gpus_per_node: int = 8  # an HGX/DGX/MI300X/Gaudi server, or an 8-card PCIe box; 1 for superchips and Macs
+    cuda_total_mib: int | None = None  # torch.cuda.mem_get_info()[1], where a log or a measurement gives it
+    cuda_total_source: str = ""
 
     @property
     def usable_bytes(self) -> int:
-        """Memory the driver reports, in bytes."""
-        return self.usable_mib * MIB
+        """Memory CUDA lets a process see, in bytes: the CUDA-visible total where known, else the driver's."""
+        return (self.cuda_total_mib or self.usable_mib) * MIB
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
         return {"name": self.name, "aliases": list(self.aliases), "vendor": self.vendor,
                 "memory_type": self.memory_type, "marketed_gb": self.marketed_gb, "usable_mib": self.usable_mib,
                 "bandwidth_gbps": self.bandwidth_gbps, "bf16_tflops": self.bf16_tflops, "fp8": self.fp8,
-                "fp4": self.fp4, "interconnect": self.interconnect, "gpus_per_node": self.gpus_per_node,
+                "fp4": self.fp4, "interconnect": self.interconnect, "gpus_per_node": self.gpus_per_node, "cuda_total_mib": self.cuda_total_mib,
+                "cuda_total_source": self.cuda_total_source,
                 "derived": self.derived, "note": self.note}
 
 
@@ -76,14 +79,22 @@ class Recommendation:
     kv_pool_bytes: int
     largest_context: int | None = None
     notes: tuple[str, ...] = field(default=())
+    per_gpu: dict[str, int] = field(default_factory=dict)  # the plan's breakdown (ServingEstimate "per_gpu")
+    kv_cache_tokens: int = 0  # vLLM's "GPU KV cache size: N tokens"
+    concurrency_ratio: float = 0.0  # vLLM's "Maximum concurrency for C tokens per request: X.XXx"
 
     def to_dict(self) -> dict[str, Any]:
-        """{"gpu", "count", "tp", "headroom_gb", "max_concurrency", "fits", ...}."""
+        """{"gpu", "count", "tp", "per_gpu", "kv_pool_bytes", "kv_cache_tokens", "max_concurrency", ...}.
+
+        `max_concurrency` is the float vLLM prints (tokens / context) where the engine has a paged pool, else
+        the whole sequences that fit; `max_sequences` is always the whole sequences.
+        """
         return {"gpu": self.gpu, "count": self.count, "tp": self.tp, "headroom_gb": round(self.headroom_gb, 2),
-                "max_concurrency": self.max_concurrency, "fits": self.fits,
+                "max_concurrency": round(self.concurrency_ratio, 2) if self.concurrency_ratio else self.max_concurrency,
+                "max_sequences": self.max_concurrency, "fits": self.fits, "per_gpu": dict(self.per_gpu),
                 "per_gpu_total_bytes": self.per_gpu_total_bytes, "budget_bytes": self.budget_bytes,
-                "kv_pool_bytes": self.kv_pool_bytes, "largest_context": self.largest_context,
-                "notes": list(self.notes)}
+                "kv_pool_bytes": self.kv_pool_bytes, "kv_cache_tokens": self.kv_cache_tokens,
+                "largest_context": self.largest_context, "notes": list(self.notes)}
 
 
 def _key(text: str) -> str:
@@ -104,7 +115,9 @@ def load_catalog() -> tuple[Gpu, ...]:
                      memory_type=g["memory_type"], marketed_gb=g["marketed_gb"], usable_mib=g["usable_mib"],
                      bandwidth_gbps=g["bandwidth_gbps"], bf16_tflops=g.get("bf16_tflops"), fp8=g["fp8"],
                      fp4=g["fp4"], interconnect=g["interconnect"], derived=g.get("derived", False),
-                     note=g.get("note", ""), gpus_per_node=g.get("gpus_per_node", 8)) for g in data["gpu"])
+                     note=g.get("note", ""), gpus_per_node=g.get("gpus_per_node", 8),
+                     cuda_total_mib=g.get("cuda_total_mib"), cuda_total_source=g.get("cuda_total_source", ""))
+                 for g in data["gpu"])
 
 
 def find_gpu(name: str, catalog: Sequence[Gpu] | None = None) -> Gpu:
@@ -134,28 +147,33 @@ def _tp_allowed(arch: Architecture | None, tp: int) -> bool:
     return True
 
 
-def _estimates(summary: ModelSummary, arch: Architecture | None, options: ServingOptions, bits: float | None,
-               counts: Sequence[int]) -> dict[int, ServingEstimate]:
-    """The breakdown at each allowed TP size (= GPU count): it does not depend on the GPU type."""
-    return {n: estimate_serving(summary, arch, replace(options, tp=n), bits) for n in counts if _tp_allowed(arch, n)}
+def _counts(arch: Architecture | None, counts: Sequence[int]) -> list[int]:
+    """The GPU counts (= TP sizes) the model's heads can split over."""
+    return [n for n in counts if _tp_allowed(arch, n)]
 
 
-def _try(gpu: Gpu, n: int, estimate: ServingEstimate, arch: Architecture | None,
-         options: ServingOptions) -> Recommendation:
-    opts = replace(options, tp=n)
+def _try(gpu: Gpu, n: int, summary: ModelSummary, arch: Architecture | None, options: ServingOptions,
+         bits: float | None) -> Recommendation:
+    """n GPUs of one type at TP n: the breakdown with the engine's defaults for that GPU (vLLM's differ by class)."""
+    target = GpuTarget(gpu.name, gpu.usable_bytes)
+    opts = replace(options, tp=n, gpu=target)
+    estimate = estimate_serving(summary, arch, opts, bits)
     cap = capacity(estimate, arch, opts, gpu.usable_bytes)
     total = estimate.total_bytes
+    in_budget = total - cap.outside_budget_bytes  # vLLM holds its CUDA context and graphs beside the budget
     notes = (f"{gpu.name}: usable memory derived from the marketed figure",) if gpu.derived else ()
-    return Recommendation(gpu=gpu.name, count=n, tp=n, fits=total <= cap.budget_bytes,
-                          headroom_gb=(cap.budget_bytes - total) / GB, max_concurrency=cap.max_concurrency,
+    return Recommendation(gpu=gpu.name, count=n, tp=n, fits=in_budget <= cap.budget_bytes and total <= gpu.usable_bytes,
+                          headroom_gb=(cap.budget_bytes - in_budget) / GB, max_concurrency=cap.max_concurrency,
                           per_gpu_total_bytes=total, budget_bytes=cap.budget_bytes, kv_pool_bytes=cap.kv_pool_bytes,
-                          largest_context=cap.largest_context, notes=notes + estimate.notes)
+                          largest_context=cap.largest_context, notes=notes + estimate.notes,
+                          per_gpu=estimate.to_dict()["per_gpu"], kv_cache_tokens=cap.kv_cache_tokens,
+                          concurrency_ratio=cap.concurrency_ratio if opts.engine_model.paged_kv else 0.0)
 
 
-def _recommend_one(gpu: Gpu, estimates: Mapping[int, ServingEstimate], arch: Architecture | None,
-                   options: ServingOptions) -> Recommendation:
-    for n, estimate in estimates.items():  # TP 1 is always allowed, so `last` is always set
-        last = _try(gpu, n, estimate, arch, options)
+def _recommend_one(gpu: Gpu, summary: ModelSummary, arch: Architecture | None, options: ServingOptions,
+                   bits: float | None) -> Recommendation:
+    for n in _counts(arch, GPU_COUNTS):  # TP 1 is always allowed, so `last` is always set
+        last = _try(gpu, n, summary, arch, options, bits)
         if last.fits:
             return last
     return replace(last, notes=last.notes + (f"does not fit on {GPU_COUNTS[-1]} or fewer {gpu.name}",))
@@ -169,8 +187,7 @@ def recommend(summary: ModelSummary, arch: Architecture | None, options: Serving
     """
     gpus = [only] if only is not None else list(load_catalog() if catalog is None else catalog)
     by_name = {g.name: g for g in gpus}
-    estimates = _estimates(summary, arch, options, bits, GPU_COUNTS)
-    found = [_recommend_one(g, estimates, arch, options) for g in gpus]
+    found = [_recommend_one(g, summary, arch, options, bits) for g in gpus]
     return sorted(found, key=lambda r: (not r.fits, r.count, r.count * by_name[r.gpu].usable_mib, r.gpu))
 
 
@@ -180,6 +197,5 @@ def fit_options(summary: ModelSummary, arch: Architecture | None, options: Servi
     """`gpumem fit`: for each load width (None = as stored) and GPU count, whether the model fits `gpu`."""
     rows = []
     for bits in bit_widths:
-        estimates = _estimates(summary, arch, options, bits, counts)
-        rows += [(bits, _try(gpu, n, estimates[n], arch, options)) for n in counts if n in estimates]
+        rows += [(bits, _try(gpu, n, summary, arch, options, bits)) for n in _counts(arch, counts)]
     return rows

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .architecture import Architecture
-from .engines import DEFAULT_ENGINE, DEFAULT_ENGINE_BY_FORMAT, MIB, Engine, get_engine
+from .engines import DEFAULT_ENGINE, DEFAULT_ENGINE_BY_FORMAT, MIB, Engine, GpuTarget, get_engine
 from .errors import UsageError
 from .types import REPLICATED, ModelSummary
 from .units import GB
@@ -79,6 +79,10 @@ class ServingOptions:
     n_ubatch: int | None = None  # llama.cpp: physical batch (-ub), the tokens the compute graph is sized for
     flash_attn: str | None = None  # llama.cpp: -fa on|off|auto
     ngl: int | None = None  # llama.cpp: layers on the GPUs (-ngl), the output layer counted; None: all
+    enforce_eager: bool = False  # vLLM: no CUDA graphs
+    mem_fraction_static: float | None = None  # SGLang: weights + KV pool as a fraction of the GPU
+    flashinfer_sampler: bool | None = None  # vLLM: VLLM_USE_FLASHINFER_SAMPLER (None: the version's default)
+    gpu: GpuTarget | None = None  # the GPU of the plan (engines with per-GPU defaults read it)
 
     def __post_init__(self) -> None:
         self.engine_model.resolve_version(self.engine_version)  # unknown engine or version: UsageError
@@ -95,6 +99,9 @@ class ServingOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UsageError(f"{name} must be at least 1, got {value}", option=name)
+        if self.mem_fraction_static is not None and not 0 < self.mem_fraction_static <= 1:
+            raise UsageError(f"mem_fraction_static must be in (0, 1], got {self.mem_fraction_static}",
+                             option="mem_fraction_static")
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             raise UsageError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}",
                              option="gpu_memory_utilization")
@@ -171,13 +178,17 @@ class Capacity:
 
     budget_bytes: int  # what the engine lets the model use of the GPU (Engine.budget)
     kv_pool_bytes: int
-    max_concurrency: int
+    max_concurrency: int  # whole sequences of --context that fit at once
     largest_context: int | None  # when not even one sequence of --context fits: the longest that does
+    kv_cache_tokens: int = 0  # what vLLM logs as "GPU KV cache size: N tokens"
+    concurrency_ratio: float = 0.0  # "Maximum concurrency for C tokens per request: X.XXx"
+    outside_budget_bytes: int = 0  # overhead the engine holds on top of its budget (vLLM: context, CUDA graphs)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
         return {"budget_bytes": self.budget_bytes, "kv_pool_bytes": self.kv_pool_bytes,
-                "max_concurrency": self.max_concurrency, "largest_context": self.largest_context}
+                "max_concurrency": self.max_concurrency, "largest_context": self.largest_context,
+                "kv_cache_tokens": self.kv_cache_tokens, "concurrency_ratio": self.concurrency_ratio}
 
 
 def check_tp(arch: Architecture | None, tp: int) -> None:
@@ -267,7 +278,7 @@ def estimate_serving(summary: ModelSummary, arch: Architecture | None, options: 
         if own is not None:
             return replace(own, active_parameters=active)
     notes: list[str] = []
-    weights = weights_per_gpu(summary, options.tp, bits)
+    weights = options.engine_model.loaded_weights(summary, arch, options, bits)
     if options.lora:
         weights += options.lora.weights_per_gpu(options.engine, options.tp)
     overhead = options.engine_model.overhead(options)
@@ -303,17 +314,31 @@ def capacity(estimate: ServingEstimate, arch: Architecture | None, options: Serv
     """KV pool and maximum concurrency at --context on one GPU, as vLLM logs "Maximum concurrency"."""
     engine = options.engine_model
     budget = engine.budget(usable_bytes, options)
-    # Activations that grow with concurrency (transformers' per-sequence prefill) travel with each sequence.
-    fixed_activations = estimate.activation_bytes - estimate.concurrency * estimate.activation_bytes_per_sequence
-    pool = max(budget - estimate.weights_bytes - estimate.overhead_bytes - fixed_activations, 0)
+    outside = engine.overhead_outside_budget(options)
+    pool = max(kv_pool_bytes(estimate, options, usable_bytes), 0)
     per_seq = estimate.kv_bytes_per_sequence + estimate.activation_bytes_per_sequence
     if per_seq == 0:  # weights-only: unknown (0); encoder: the engine's sequence cap bounds it
-        return Capacity(budget, pool, engine.max_sequences(options) if arch is not None and pool else 0, None)
+        return Capacity(budget, pool, engine.max_sequences(options) if arch is not None and pool else 0, None,
+                        outside_budget_bytes=outside)
     fits = pool // per_seq
     largest = None
     if fits == 0 and arch is not None and pool > 0:
         largest = _largest_context(arch, options, pool)
-    return Capacity(budget, pool, int(fits), largest)
+    tokens = engine.kv_cache_tokens(pool, estimate.kv_bytes_per_token)
+    ratio = tokens * estimate.kv_bytes_per_token / per_seq if estimate.kv_bytes_per_sequence else 0.0
+    return Capacity(budget, pool, int(fits), largest, tokens, ratio, outside)
+
+
+def kv_pool_bytes(estimate: ServingEstimate, options: ServingOptions, usable_bytes: int) -> int:
+    """What the budget leaves for the KV cache (vLLM's "Available KV cache memory"; negative: does not start).
+
+    Activations that grow with concurrency (transformers' per-sequence prefill) travel with each sequence and
+    are not taken here; overhead the engine holds outside its budget is not taken either.
+    """
+    engine = options.engine_model
+    fixed_activations = estimate.activation_bytes - estimate.concurrency * estimate.activation_bytes_per_sequence
+    inside = estimate.overhead_bytes - engine.overhead_outside_budget(options)
+    return engine.budget(usable_bytes, options) - estimate.weights_bytes - inside - fixed_activations
 
 
 def _largest_context(arch: Architecture, options: ServingOptions, pool: int) -> int:

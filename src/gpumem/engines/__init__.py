@@ -52,6 +52,14 @@ class EngineConstants:
 C = TypeVar("C", bound=EngineConstants)
 
 
+@dataclass(frozen=True, slots=True)
+class GpuTarget:
+    """The GPU a plan runs on, as engines see it: its name and the total CUDA reports (`mem_get_info`)."""
+
+    name: str
+    total_bytes: int
+
+
 @dataclass(frozen=True)
 class Engine(Generic[C]):
     """One serving engine: its name, modelled versions (newest first), where it runs and what it loads."""
@@ -62,6 +70,7 @@ class Engine(Generic[C]):
     vendors: frozenset[str]
     formats: frozenset[str]
     kv_dtypes: tuple[str, ...] = ("auto", "bf16", "fp16", "fp8")  # --kv-dtype values the engine takes
+    paged_kv: bool = False  # a preallocated, paged KV pool (reports tokens and a fractional concurrency)
 
     @property
     def newest(self) -> str:
@@ -96,6 +105,21 @@ class Engine(Generic[C]):
         """Runtime memory per GPU that is neither weights, KV nor activations, at TP `options.tp`."""
         c = self.constants(options)
         return c.cuda_context_bytes + (c.nccl_bytes if options.tp > 1 else 0)
+
+    def loaded_weights(self, summary: ModelSummary, arch: Architecture | None, options: ServingOptions,
+                       bits: float | None = None) -> int:
+        """Weight bytes one GPU holds once the engine has loaded the checkpoint (default: as stored)."""
+        from ..memory import weights_per_gpu
+
+        return weights_per_gpu(summary, options.tp, bits)
+
+    def overhead_outside_budget(self, options: ServingOptions) -> int:
+        """The part of `overhead` the engine holds on top of its budget (0: all of it is inside)."""
+        return 0
+
+    def kv_cache_tokens(self, pool_bytes: int, bytes_per_token: int, groups: int = 1) -> int:
+        """Tokens a KV pool of `pool_bytes` holds at `bytes_per_token` (summed over layers) per GPU."""
+        return pool_bytes // bytes_per_token if bytes_per_token > 0 and pool_bytes > 0 else 0
 
     def activation_peak(self, arch: Architecture, options: ServingOptions, context: int) -> tuple[int, int]:
         """(activation peak per GPU, what one more concurrent sequence of `context` tokens adds to it)."""
