@@ -242,8 +242,11 @@ def test_first_ctrl_c_exits_130_at_once_while_requests_hang(hub, tmp_path):
 
     hub.latency = 30.0
     env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    # A shell without job control starts background jobs with SIGINT ignored, and Python then keeps ignoring it
+    # (CI may run us that way): give the child the default disposition, as a terminal's foreground job has.
     process = subprocess.Popen([sys.executable, "-m", "gpumem", "hf", "meta-llama/Llama-2-70b-hf", GPT2, "--no-cache"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 20
         while not hub.requests and time.monotonic() < deadline:  # the run has started its requests
