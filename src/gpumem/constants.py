@@ -15,7 +15,7 @@ DEFAULT_DEADLINE_S = 120.0  # whole run, retries included
 MAX_RETRIES = 4
 RETRY_AFTER_CAP_S = 30.0
 MAX_REDIRECTS = 5
-MAX_CONCURRENCY = 256  # shard header reads in flight; the pool is sized to it
+MAX_CONCURRENCY = 64  # requests in flight per run: more costs a TLS handshake each and saves little (docs/benchmark.md)
 SMALL_FILE_CAP = 16 * 1024 * 1024  # no file or answer gpumem reads is larger (config, index, model info, header)
 
 _TRUTHY = {"1", "true", "yes", "on"}

@@ -13,6 +13,7 @@ import posixpath
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 
+from .constants import SMALL_FILE_CAP
 from .errors import BadConfig, BadHeader, EntryNotFound, GpumemError
 from .gguf_header import IncompleteGGUF, gguf_config, parse_gguf
 from .hub import HubClient, RepoListing
@@ -33,6 +34,7 @@ ROOT_INDEX = "model.safetensors.index.json"
 _ENTRY_BYTES = 86
 _HEADER_MARGIN = 1.08
 _DEFAULT_FIRST_READ = 64 * 1024  # no index to predict from (single-file repos)
+_MAX_FIRST_READ = 1024 * 1024  # an index of junk names must not turn the first read into a weights download
 _GGUF_FIRST_READ = 64 * 1024  # most of a split part's or a small model's header; bigger ones say how much more
 _SMALL_FILES = ("quantize_config.json", "quant_config.json")
 
@@ -124,7 +126,7 @@ def read_weight_header(read: Callable[[int, int], bytes], fmt: str, path: str, s
     """Read and parse one weight file's header through `read(start, length)` (Hub or local file)."""
     if fmt == "gguf":
         return _read_gguf_header(read, path, size)
-    return _read_safetensors_header(read, path, guess or _DEFAULT_FIRST_READ, size)
+    return _read_safetensors_header(read, path, min(guess or _DEFAULT_FIRST_READ, _MAX_FIRST_READ), size)
 
 
 def predict_header_sizes(index: dict) -> dict[str, int]:
@@ -160,7 +162,9 @@ def _read_gguf_header(read: Callable[[int, int], bytes], path: str, size: int | 
         except IncompleteGGUF as more:
             if size is not None and len(data) >= size:
                 raise BadHeader(f"{path}: the GGUF header runs past the end of the file") from None
-            target = max(more.needed_at_least, 2 * len(data))
+            if len(data) >= SMALL_FILE_CAP:
+                raise BadHeader(f"{path}: the GGUF header runs past {SMALL_FILE_CAP:,} bytes; refusing to read more")
+            target = min(max(more.needed_at_least, 2 * len(data)), SMALL_FILE_CAP)
             if size is not None:
                 target = min(target, size)
             more_bytes = read(len(data), target - len(data))
@@ -215,7 +219,8 @@ def _check_index(path: str, index: dict, listed: Collection[str]) -> None:
     if not isinstance(weight_map, dict):
         raise BadConfig(f"{path}: field 'weight_map' is missing or not an object")
     folder = posixpath.dirname(path)
-    for shard in weight_map.values():
+    shards = {shard if isinstance(shard, str) else repr(shard): shard for shard in weight_map.values()}
+    for shard in shards.values():  # 163 distinct shards, not 92k entries (DeepSeek-V3)
         if not isinstance(shard, str) or posixpath.join(folder, shard) not in listed:
             raise BadConfig(f"{path}: field 'weight_map' names shard {shard!r}, which is not in the repo")
 

@@ -15,8 +15,9 @@ from .errors import BadHeader
 from .jsondoc import load_json_object
 from .types import TensorInfo
 
-# The reference implementation refuses headers above 100 MB (safetensors MAX_HEADER_SIZE).
-HEADER_SIZE_CAP = 100_000_000
+# The reference implementation refuses headers above 100 MB (safetensors MAX_HEADER_SIZE); gpumem reads no
+# file or answer past 16 MiB (a 92k-tensor DeepSeek-V3 in one file would need about 9 MB).
+HEADER_SIZE_CAP = 16 * 1024 * 1024
 PREFIX_BYTES = 8
 
 # Bits per element of every dtype the safetensors format defines.
@@ -101,7 +102,26 @@ def _read_metadata(value: object, file: str) -> dict[str, str]:
     return value
 
 
+_U64 = 2**64
+
+
 def _read_entry(name: str, value: object, file: str) -> tuple[str, str, tuple[int, ...], tuple[int, int]]:
+    """One tensor's (name, dtype, shape, offsets); the common well-formed entry takes the fast path (a
+    DeepSeek-V3 has 92k of them), anything else the checks below, which say exactly what is wrong."""
+    if type(value) is dict:
+        dtype, shape, offsets = value.get("dtype"), value.get("shape"), value.get("data_offsets")
+        if type(dtype) is str and dtype and type(shape) is list and type(offsets) is list and len(offsets) == 2:
+            begin, stop = offsets
+            if type(begin) is int and type(stop) is int and 0 <= begin <= stop < _U64:
+                for dim in shape:
+                    if type(dim) is not int or not 0 <= dim < _U64:
+                        break
+                else:
+                    return name, dtype, tuple(shape), (begin, stop)
+    return _read_entry_checked(name, value, file)
+
+
+def _read_entry_checked(name: str, value: object, file: str) -> tuple[str, str, tuple[int, ...], tuple[int, int]]:
     if not isinstance(value, dict):
         raise BadHeader(f"{file}: tensor '{name}' is described by a {type(value).__name__}, not an object")
     dtype, shape, offsets = value.get("dtype"), value.get("shape"), value.get("data_offsets")

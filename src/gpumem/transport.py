@@ -176,7 +176,11 @@ class Response:
         except (OSError, http.client.HTTPException, zlib.error):
             complete = False
         finally:
-            fully_read = self._raw.isclosed()
+            # Every promised byte read (http.client leaves such a response open until one more read): close
+            # the response, which hands the socket back to its connection for the next request.
+            fully_read = self._raw.isclosed() or self._raw.length == 0
+            if fully_read:
+                self._raw.close()
             self.close(reuse=fully_read and complete)
         if total < limit:
             self._transport.raise_if_stopped()
