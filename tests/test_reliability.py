@@ -145,8 +145,8 @@ CASES = [
     Case("st-length-past-file", "safetensors header length (1,000) beyond the 10-byte file",
          "Error: model.safetensors: header length 1,000 runs past the end of the 10-byte file", 5,
          {"model.safetensors": FakeFile.of(header(b"{}", 1000))}),
-    Case("st-length-over-cap", "safetensors header length 2^40, over the 100 MB cap",
-         "Error: model.safetensors: header length 1,099,511,627,776 bytes exceeds the 100,000,000-byte cap", 5,
+    Case("st-length-over-cap", "safetensors header length 2^40, over the 16 MiB cap",
+         "Error: model.safetensors: header length 1,099,511,627,776 bytes exceeds the 16,777,216-byte cap", 5,
          {"model.safetensors": FakeFile(header(b"{}", 2**40), 2**41)}),
     Case("st-too-short", "safetensors file of 3 bytes",
          "Error: model.safetensors: file is 3 bytes, too short for a safetensors header", 5,
@@ -359,6 +359,42 @@ CASES = [
          {"adapter_config.json": FakeFile.of(json.dumps({"fine_tune_type": "lora", "num_layers": 28,
                                                           "lora_parameters": {"rank": 16, "scale": 20.0}})),
           "adapters.safetensors": _GPT2_WEIGHTS}),
+    # -- hostile servers (issue 16): the deadline inside every read, capped bodies, odd statuses, server text --
+    Case("trickle-body", "config.json sent at 1 byte per 0.2 s (about 2 minutes), with --timeout 1",
+         "Error: the --timeout deadline passed before the Hub answered", 6, weights_with(GPT2_CONFIG),
+         args=("--timeout", "1"), fault=lambda hub: hub.trickle_next("bad/trickle-body/resolve/main/config.json", 0.2)),
+    Case("trickle-headers", "the model-info status line and headers sent at 1 byte per 0.2 s, with --timeout 1",
+         "Error: the --timeout deadline passed before the Hub answered", 6, weights_with(GPT2_CONFIG),
+         args=("--timeout", "1"),
+         fault=lambda hub: hub.trickle_next("/api/models/bad/trickle-headers", 0.2, headers_too=True)),
+    Case("gzip-bomb", "a model-info answer of 40 KB that gzip inflates to 24 MB",
+         "Error: the Hub's model-info answer for bad/gzip-bomb is over 16,777,216 bytes; refusing to read it", 6,
+         weights_with(GPT2_CONFIG), fault=lambda hub: hub.gzip_bomb_next("/api/models/bad/gzip-bomb", 24 << 20)),
+    Case("index-over-cap", "a model.safetensors.index.json of 20 MB",
+         "Error: model.safetensors.index.json: over 16,777,216 bytes in bad/index-over-cap; refusing to read it as "
+         "metadata", 5, {**sharded({"weight_map": {}}), "model.safetensors.index.json": FakeFile(b"{", 20 << 20)}),
+    Case("index-of-junk", "an index of 13 MB of junk tensor names, all in the one shard (a first read sized from "
+         "it would fetch weights)", "", 0,
+         {"config.json": FakeFile.of(json.dumps(GPT2_CONFIG)), "model.safetensors": _GPT2_WEIGHTS,
+          "model.safetensors.index.json": FakeFile.of(json.dumps(
+              {"weight_map": {f"junk.{i:07d}.weight": "model.safetensors" for i in range(300_000)}}))},
+         parameters=_GPT2_PARAMS),
+    Case("config-204", "config.json answered with HTTP 204 (no content)",
+         "Error: the Hub answered HTTP 204 with no file content for config.json", 6, weights_with(GPT2_CONFIG),
+         fault=fail("bad/config-204/resolve/main/config.json", 204)),
+    Case("config-302-no-location", "config.json answered with a 302 that has no Location",
+         "Error: the Hub answered HTTP 302 without saying where to "
+         "({endpoint}/bad/config-302-no-location/resolve/main/config.json)", 6, weights_with(GPT2_CONFIG),
+         fault=fail("bad/config-302-no-location/resolve/main/config.json", 302)),
+    Case("echoed-token", "a 403 whose X-Error-Message echoes the request's Authorization header",
+         "Error: access to bad/echoed-token was refused (Bearer ***)", 4, weights_with(GPT2_CONFIG),
+         args=("--token", GOOD_TOKEN),
+         fault=fail("bad/echoed-token/resolve/main/config.json", 403, **{"X-Error-Message": f"Bearer {GOOD_TOKEN}"})),
+    Case("escape-codes-in-error", "an error text with a screen-clearing escape code and an OSC-8 link",
+         "Error: the Hub answered HTTP 418 for config.json: \\x1b[2J\\x1b]8;;https://evil.example\\x07click\\x1b]8;;\\x07",
+         6, weights_with(GPT2_CONFIG),
+         fault=fail("bad/escape-codes-in-error/resolve/main/config.json", 418,
+                    **{"X-Error-Message": "\x1b[2J\x1b]8;;https://evil.example\x07click\x1b]8;;\x07"})),
 ]
 FAST_RETRIES = {"http-503-always", "http-429-always", "http-503-twice", "dropped-always", "dropped-once",
                 "truncated-config-once", "truncated-config-always", "truncated-header-always", "listed-shard-404"}
@@ -415,6 +451,24 @@ def test_ignored_range_sends_only_about_the_header(hub, gpumem):
     # loopback socket buffers take in before the client closes (a few MB), not the shard.
     assert shard.size > 4 * 10**9
     assert sum(r.bytes_sent for r in cdn) < len(shard.prefix) + 16 * 2**20
+
+
+def test_an_index_of_junk_never_turns_the_first_read_into_a_download(hub, gpumem):
+    case = next(c for c in CASES if c.name == "index-of-junk")
+    serve(hub, case)
+    code, _, err = gpumem("hf", case.repo_id, "--json", "--no-cache")
+    assert code == 0, err
+    cdn = [r for r in hub.requests if r.path.startswith("/cdn/")]
+    assert cdn and sum(r.bytes_sent for r in cdn) <= 1024 * 1024  # the predicted 14 MB read is capped at 1 MiB
+
+
+def test_a_trickling_server_is_cut_at_the_timeout(hub, gpumem):
+    for name in ("trickle-body", "trickle-headers"):
+        case = next(c for c in CASES if c.name == name)
+        serve(hub, case)
+        started = time.monotonic()
+        code, _, err = gpumem("hf", case.repo_id, *case.args, "--no-cache")
+        assert code == 6 and time.monotonic() - started < 3.0, err  # --timeout 1, not the 2 minutes of trickle
 
 
 def test_timeout_deadline_ends_quickly_with_exit_6(hub, gpumem):

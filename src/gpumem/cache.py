@@ -5,14 +5,18 @@ Layout under `constants.cache_dir()` (HF_HOME/gpumem by default):
     v2/<endpoint key>/<repo key>/<sha>.json            -> RepoMetadata.to_dict(), weight sets as ModelSummary
                                                           (v1 kept tensors: read by older gpumem, not by this one)
 A commit's content never changes, so entries never expire. Keys are percent-encoded and checked,
-so no repo id or revision can name a path outside the cache. Writes go to a temp file and are
-renamed into place: a crash or Ctrl-C mid-write leaves either the old entry or none.
+so no repo id or revision can name a path outside the cache, and no path is read or written whose real
+location (links followed) is outside it: a shared HF_HOME where someone links `refs` elsewhere cannot make
+gpumem write there. Writes go to a temp file and are renamed into place: a crash or Ctrl-C mid-write leaves
+either the old entry or none. Every entry is checked when read (a regular file under 16 MiB, the JSON
+shape and types RepoMetadata needs); anything else is removed and refetched.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -20,8 +24,9 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from . import constants
-from .files import write_atomically
-from .types import RepoMetadata
+from .errors import GpumemError
+from .files import read_capped, write_atomically
+from .types import RepoMetadata, WeightSet
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _VERSION = "v2"
@@ -52,8 +57,9 @@ class ResultCache:
         if _SHA.match(revision):
             return revision
         try:
-            sha = (self._repo_dir(endpoint, repo_id) / "refs" / _key(revision)).read_text().strip()
-        except (OSError, ValueError):
+            path = self._inside(self._repo_dir(endpoint, repo_id) / "refs" / _key(revision))
+            sha = read_capped(path, 4096).decode("ascii").strip()
+        except (OSError, ValueError, GpumemError):
             return None
         return sha if _SHA.match(sha) else None
 
@@ -62,18 +68,20 @@ class ResultCache:
         if not _SHA.match(sha):
             return None
         try:
-            path = self._repo_dir(endpoint, repo_id) / f"{sha}.json"
+            path = self._inside(self._repo_dir(endpoint, repo_id) / f"{sha}.json")
         except ValueError:
             return None
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(read_capped(path, constants.SMALL_FILE_CAP))
             metadata = RepoMetadata.from_dict(data)
+            _check(metadata)
             if metadata.repo_id != repo_id or metadata.revision != sha:
                 raise ValueError("entry for another repo or commit")
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError):
-            path.unlink(missing_ok=True)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, GpumemError):
+            if os.path.lexists(path):
+                _remove(path)
             return None
         return metadata
 
@@ -84,24 +92,49 @@ class ResultCache:
         try:
             repo_dir = self._repo_dir(endpoint, metadata.repo_id)
             (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
-            write_atomically(repo_dir / f"{metadata.revision}.json", json.dumps(metadata.to_dict(), separators=(",", ":")))
+            self._write(repo_dir / f"{metadata.revision}.json", json.dumps(metadata.to_dict(), separators=(",", ":")))
             if revision != metadata.revision:
-                write_atomically(repo_dir / "refs" / _key(revision), metadata.revision)
+                self._write(repo_dir / "refs" / _key(revision), metadata.revision)
         except (OSError, ValueError):
             pass  # a read-only or full disk must not fail the run; the answer is already computed
 
     def info(self) -> CacheInfo:
-        """Count cached repos and entries and their size."""
-        entries = list(self.root.glob("*/*/*.json")) if self.root.exists() else []
-        repos = {p.parent for p in entries}
-        size = sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file()) if self.root.exists() else 0
-        return CacheInfo(str(self.root.parent), len(repos), len(entries), size)
+        """Count cached repos and entries and their size (files that other runs rename or remove meanwhile
+        are skipped, never an error)."""
+        entries, repos, size = 0, set(), 0
+        for folder, _, files in os.walk(self.root):  # never follows links out of the cache
+            for name in files:
+                try:
+                    size += os.lstat(os.path.join(folder, name)).st_size
+                except OSError:
+                    continue
+                if name.endswith(".json") and not name.startswith(".tmp-"):
+                    entries += 1
+                    repos.add(folder)
+        return CacheInfo(str(self.root.parent), len(repos), entries, size)
 
     def clear(self) -> CacheInfo:
-        """Delete every entry; returns what was there."""
+        """Delete every entry; returns what was removed (what another run wrote meanwhile, or what the disk
+        refused to delete, is not counted)."""
         before = self.info()
         shutil.rmtree(self.root, ignore_errors=True)
-        return before
+        after = self.info()
+        return CacheInfo(before.path, max(0, before.repos - after.repos), max(0, before.entries - after.entries),
+                         max(0, before.size_bytes - after.size_bytes))
+
+    def _inside(self, path: Path) -> Path:
+        """`path` if its real location (every link followed) is inside the cache; ValueError otherwise."""
+        root = os.path.realpath(self.root)
+        if not os.path.realpath(path).startswith(root + os.sep):
+            raise ValueError(f"cache path leads outside the cache folder: {path}")
+        return path
+
+    def _write(self, path: Path, text: str) -> None:
+        """An atomic write inside the cache; something not a regular file in the way is removed first."""
+        self._inside(path)
+        if os.path.lexists(path) and not path.is_file():
+            _remove(path)
+        write_atomically(self._inside(path), text)
 
     def _repo_dir(self, endpoint: str, repo_id: str) -> Path:
         host = re.sub(r"[^A-Za-z0-9.-]", "_", urlsplit(endpoint).netloc or "endpoint")
@@ -110,6 +143,46 @@ class ResultCache:
         if self.root.resolve() not in path.resolve().parents:
             raise ValueError(f"cache key escapes the cache folder: {repo_id!r}")
         return path
+
+
+def _remove(path: Path) -> None:
+    """Remove what is at `path` (a file, a link, a FIFO, a folder), ignoring a race or a refusal."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _check(metadata: RepoMetadata) -> None:
+    """ValueError unless a loaded entry has the types and shape every later step relies on."""
+    if not metadata.weight_sets or not _strings(metadata.files) or not _strings(metadata.notes):
+        raise ValueError("entry without weight sets, or with odd file names or notes")
+    for weight_set in metadata.weight_sets:
+        _check_set(weight_set)
+
+
+def _check_set(weight_set: WeightSet) -> None:
+    ok = (isinstance(weight_set.name, str) and isinstance(weight_set.format, str) and _strings(weight_set.files)
+          and _strings(weight_set.notes) and all(isinstance(d, dict | None) for d in
+                                                (weight_set.config, weight_set.quantize_config))
+          and (weight_set.estimated_bytes is None or _count(weight_set.estimated_bytes)))
+    if not ok or not (weight_set.tensors or weight_set.estimated_bytes is not None):
+        raise ValueError(f"weight set {weight_set.name!r} is malformed")
+    for tensor in weight_set.tensors:
+        if not (isinstance(tensor.name, str) and isinstance(tensor.dtype, str) and isinstance(tensor.file, str)
+                and _count(tensor.nbytes) and all(_count(d) for d in tensor.shape)):
+            raise ValueError("a tensor entry is malformed")
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+def _strings(values: object) -> bool:
+    return isinstance(values, tuple) and all(isinstance(v, str) for v in values)
 
 
 def _key(value: str) -> str:

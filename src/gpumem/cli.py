@@ -482,8 +482,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _interrupted()
     except BrokenPipeError:  # `gpumem ... | head`: the reader left; nothing more to say, and nowhere to say it
+        from .errors import ExitCode
+
         _quiet_stdout()
-        sys.exit(141)  # 128 + SIGPIPE, as `yes | head` ends
+        sys.exit(int(ExitCode.PIPE_CLOSED))  # 128 + SIGPIPE, as `yes | head` ends
     except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
         from .errors import GpumemError, Interrupted
         from .sanitize import clean

@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     FORMAT = 5
     NETWORK = 6
     INTERRUPTED = 130
+    PIPE_CLOSED = 141  # stdout closed by its reader (`gpumem ... | head`)
 
 
 class GpumemError(Exception):
@@ -109,6 +110,10 @@ class HubUnavailable(NetworkError):
 
 class OfflineMiss(NetworkError):
     """Offline mode was asked for and neither the cache nor the snapshot holds the answer."""
+
+
+class OutputError(GpumemError):
+    """An output file (--svg) could not be written; what went to stdout is complete."""
 
 
 class Interrupted(GpumemError):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import GpumemError, NotFoundError
+from .constants import SMALL_FILE_CAP
+from .errors import FormatError, GpumemError, NotFoundError
 from .fetch import build_weight_set, parse_json, read_weight_header, small_files_needed
+from .files import open_regular, read_capped
 from .layout import plan_layout
 from .types import RepoMetadata
 
@@ -18,6 +20,8 @@ def read_local(path: str) -> RepoMetadata:
     target = Path(path).expanduser()
     if not target.exists():
         raise NotFoundError(f"{path}: no such file or folder")
+    if not target.is_file() and not target.is_dir():
+        raise FormatError(f"{path}: not a regular file or folder; refusing to read it")
     root = target.parent if target.is_file() else target
     paths = [target.name] if target.is_file() else _list_files(root)
     listed = set(paths)
@@ -51,21 +55,19 @@ def _size(file: Path, name: str) -> int:
 
 
 def _read_header(file: Path, fmt: str, name: str, size: int):
+    """A weight file's header through a regular-file handle; no single read over the 16 MiB cap."""
     try:
-        with file.open("rb") as handle:
+        with open_regular(file, name) as handle:
             def read(start: int, length: int) -> bytes:
                 handle.seek(start)
-                return handle.read(length)
+                return handle.read(min(length, SMALL_FILE_CAP))
             return read_weight_header(read, fmt, name, size)
     except OSError as exc:
         raise _unreadable(name, exc) from None
 
 
 def _read_json(file: Path, name: str) -> dict:
-    try:
-        return parse_json(file.read_bytes(), name)
-    except OSError as exc:
-        raise _unreadable(name, exc) from None
+    return parse_json(read_capped(file, SMALL_FILE_CAP, name), name)
 
 
 def _unreadable(name: str, exc: OSError) -> GpumemError:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import views
 from .errors import GpumemError, repo_error_record
+from .sanitize import clean, csv_cell
 from .tables import Commands, Document, Line, Table, layout, plain_lines
 
 FORMATS = ("table", "json", "markdown", "csv")
@@ -44,13 +45,18 @@ def emit(document: Document, data: object, *, format: str, svg: str | None = Non
     elif format == "markdown":
         sys.stdout.write(to_markdown(document))
     else:
-        lines = layout(document, terminal_width())
+        lines = _cleaned(layout(document, terminal_width()))
         if _colour():
             _print_rich(lines)
         else:
             sys.stdout.write(plain_lines(lines))
     if svg:
         save_svg(document, svg)
+
+
+def _cleaned(lines: Sequence[Line]) -> list[Line]:
+    """Lines whose text came from repos and servers too: escape codes and other controls shown, never sent."""
+    return [[(clean(piece, 100_000), style) for piece, style in line] for line in lines]
 
 
 def _colour() -> bool:
@@ -72,7 +78,11 @@ def _rich_text(line: Line):
 def _print_rich(lines: Sequence[Line]) -> None:
     from rich.console import Console
 
-    console = Console(highlight=False, force_terminal=True if os.environ.get("FORCE_COLOR") else None)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:  # `| head`: cli.main ends quietly (rich itself would exit 1)
+            raise BrokenPipeError
+
+    console = _Console(highlight=False, force_terminal=True if os.environ.get("FORCE_COLOR") else None)
     for line in lines:
         console.print(_rich_text(line), soft_wrap=True)
 
@@ -83,13 +93,18 @@ def save_svg(document: Document, path: str) -> None:
 
     from .files import write_atomically
 
-    lines = layout(document, terminal_width())
+    lines = _cleaned(layout(document, terminal_width()))
     width = max((sum(len(piece) for piece, _ in line) for line in lines), default=20)
     console = Console(record=True, width=width, file=io.StringIO(), force_terminal=True, color_system="truecolor",
                       highlight=False)
     for line in lines:
         console.print(_rich_text(line), soft_wrap=True)
-    write_atomically(Path(path).absolute(), console.export_svg(title="gpumem"))
+    try:  # a device, FIFO or folder at `path` is refused, never replaced (files.write_atomically)
+        write_atomically(Path(path).absolute(), console.export_svg(title="gpumem"))
+    except OSError as exc:
+        from .errors import OutputError
+
+        raise OutputError(f"--svg {path}: cannot write it ({exc.strerror or exc})") from None
 
 
 def to_markdown(document: Document) -> str:
@@ -114,8 +129,8 @@ def to_markdown(document: Document) -> str:
 
 
 def _md(value: str) -> str:
-    """Cell text that cannot break a Markdown table (pipes escaped)."""
-    return value.replace("|", "\\|")
+    """Cell text that cannot break a Markdown table (pipes escaped) nor a terminal (controls shown)."""
+    return clean(value, 100_000).replace("|", "\\|")
 
 
 def to_csv(document: Document) -> str:
@@ -135,7 +150,7 @@ def to_csv(document: Document) -> str:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerows([csv_cell(value) for value in row] for row in rows)  # no formulas from repo text
         out.append((f"# {title}\n" if len(sections) > 1 else "") + buffer.getvalue())
     return "\n".join(out)
 
@@ -165,9 +180,9 @@ def report_errors(ids: Sequence[str], results: Sequence) -> None:
     sys.stdout.flush()  # keep the data above the errors when both go to one terminal
     for repo_id, result in zip(ids, results):
         if isinstance(result, GpumemError):
-            sys.stderr.write(f"Error: {repo_id}: {result.message}\n")
+            sys.stderr.write(f"Error: {clean(repo_id, 200)}: {clean(result.message, 1000)}\n")
             if result.hint:
-                sys.stderr.write(f"Hint: {result.hint}\n")
+                sys.stderr.write(f"Hint: {clean(result.hint, 1000)}\n")
 
 
 def print_notes(dicts: Sequence[dict]) -> None:
@@ -181,7 +196,7 @@ def print_notes(dicts: Sequence[dict]) -> None:
                 holders[note].append(views.title_of(d))
     for note, who in holders.items():
         prefix = "" if len(names) == 1 or len(who) == len(names) else f"{', '.join(who)}: "
-        sys.stderr.write(f"Note: {prefix}{note}\n")
+        sys.stderr.write(f"Note: {clean(prefix + note, 2000)}\n")
 
 
 def emit_fits(ids: Sequence[str], results: Sequence, *, format: str, svg: str | None, quiet: bool) -> None:

@@ -56,6 +56,18 @@ def markup(text: object, limit: int = 500) -> str:
     return escape(clean(text, limit))
 
 
+def clean_tree(value, *, rich: bool = False):
+    """A copy of a JSON-like tree (a report's to_dict()) with every string `clean`ed (and markup-escaped
+    for a `rich` table), for the text, Markdown, CSV and table formats. Keys are gpumem's own and kept."""
+    if isinstance(value, str):
+        return markup(value, 10_000) if rich else clean(value, 10_000)
+    if isinstance(value, dict):
+        return {key: clean_tree(item, rich=rich) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(clean_tree(item, rich=rich) for item in value)
+    return value
+
+
 def csv_cell(value: object) -> object:
     """A CSV value: numbers as they are; text cleaned, with a leading apostrophe when a spreadsheet
     would take it for a formula (=, +, -, @)."""

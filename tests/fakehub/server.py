@@ -42,6 +42,7 @@ class RequestRecord:
     status: int = 0  # 0: the connection was dropped before any status line
     bytes_sent: int = 0
     timestamp: float = 0.0
+    peer: str = ""  # the client's address:port, one per connection
 
 
 @dataclass
@@ -55,11 +56,13 @@ class _Reply:
 
 @dataclass
 class _Fault:
-    kind: str  # "fail", "truncate", "drop" or "redirect_loop"
+    kind: str  # "fail", "truncate", "drop", "redirect_loop", "trickle" or "gzip_bomb"
     substring: str
     remaining: int | None  # None: forever
     status: int = 0
     headers: dict[str, str] | None = None
+    seconds: float = 0.0  # trickle: the pause between single bytes
+    size: int = 0  # gzip_bomb: the inflated size
 
 
 def _json(status: int, document: object, headers: dict[str, str] | None = None) -> _Reply:
@@ -161,6 +164,17 @@ class FakeHub:
     def drop_connection_next(self, path_substring: str, count: int = 1) -> None:
         """Close the connection without answering, `count` times."""
         self._add_fault(_Fault("drop", path_substring, count))
+
+    def trickle_next(self, path_substring: str, seconds_per_byte: float, count: int | None = None,
+                     headers_too: bool = False) -> None:
+        """Send the real answer one byte every `seconds_per_byte` (the body, or also the status line and
+        headers), as a server that keeps a connection alive forever at 1 byte/s."""
+        self._add_fault(_Fault("trickle_headers" if headers_too else "trickle", path_substring, count,
+                               seconds=seconds_per_byte))
+
+    def gzip_bomb_next(self, path_substring: str, inflated: int, count: int | None = None) -> None:
+        """Answer 200 with Content-Encoding: gzip and a small body that inflates to `inflated` bytes of spaces."""
+        self._add_fault(_Fault("gzip_bomb", path_substring, count, size=inflated))
 
     def redirect_loop(self, path_substring: str, count: int | None = None) -> None:
         """Answer 302 to the request's own URL (forever, or `count` times)."""
@@ -338,7 +352,8 @@ class _Handler(BaseHTTPRequestHandler):
         hub = self.server.hub  # type: ignore[attr-defined]
         url = urlsplit(self.path)
         record = RequestRecord(self.command, self.headers.get("Host", ""), url.path, url.query,
-                               {k.lower(): v for k, v in self.headers.items()}, timestamp=time.time())
+                               {k.lower(): v for k, v in self.headers.items()}, timestamp=time.time(),
+                               peer=f"{self.client_address[0]}:{self.client_address[1]}")
         hub._log(record)  # logged before answering, so a client never sees an answer its record lacks
         if hub.latency:
             time.sleep(hub.latency)
@@ -348,14 +363,31 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault is not None and fault.kind == "fail":
             reply = _json(fault.status, {"error": f"fakehub: injected HTTP {fault.status}"}, fault.headers)
+        elif fault is not None and fault.kind == "gzip_bomb":
+            import zlib
+
+            packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+            block = b" " * (1 << 20)
+            body = b"".join(packer.compress(block) for _ in range(fault.size >> 20)) + packer.flush()
+            reply = _Reply(200, {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+                           FakeFile.of(body), 0, len(body))
         elif fault is not None and fault.kind == "redirect_loop":
             body = FakeFile.of(b"Found")
             reply = _Reply(302, {"Location": f"http://{record.host}{self.path}"}, body, 0, body.size)
         else:
             reply = hub.answer(record)
-        self._send(reply, record, send_body, truncate=fault is not None and fault.kind == "truncate")
+        trickle = fault.seconds if fault is not None and fault.kind.startswith("trickle") else 0.0
+        plain = self.wfile
+        if trickle and fault is not None and fault.kind == "trickle_headers":
+            self.wfile = _Trickling(plain, trickle)  # type: ignore[assignment]
+        try:
+            self._send(reply, record, send_body, truncate=fault is not None and fault.kind == "truncate",
+                       trickle=trickle)
+        finally:
+            self.wfile = plain
 
-    def _send(self, reply: _Reply, record: RequestRecord, send_body: bool, truncate: bool) -> None:
+    def _send(self, reply: _Reply, record: RequestRecord, send_body: bool, truncate: bool,
+              trickle: float = 0.0) -> None:
         length = reply.stop - reply.start
         record.status = reply.status
         self.send_response(reply.status)
@@ -366,7 +398,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not send_body:
             return
         stop = reply.start + length // 2 if truncate else reply.stop
-        for piece in reply.body.chunks(reply.start, stop):
+        for piece in reply.body.chunks(reply.start, stop, chunk=1 if trickle else 1 << 20):
+            if trickle:
+                self.wfile.flush()
+                time.sleep(trickle)
             record.bytes_sent += len(piece)  # counted first: the client may act on the bytes before write returns
             try:
                 self.wfile.write(piece)
@@ -375,3 +410,20 @@ class _Handler(BaseHTTPRequestHandler):
                 raise
         if truncate:
             self.close_connection = True  # the promised Content-Length never arrives
+
+
+class _Trickling:
+    """A write-file that sends every byte on its own after a pause (headers trickled like the body)."""
+
+    def __init__(self, raw, seconds: float) -> None:
+        self._raw, self._seconds = raw, seconds
+
+    def write(self, data: bytes) -> int:
+        for i in range(len(data)):
+            self._raw.write(data[i:i + 1])
+            self._raw.flush()
+            time.sleep(self._seconds)
+        return len(data)
+
+    def flush(self) -> None:
+        self._raw.flush()
