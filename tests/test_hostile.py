@@ -15,7 +15,7 @@ import pytest
 from fakehub import FakeFile, FakeRepo, repo_from_fixture, safetensors_bytes
 
 from gpumem.cache import ResultCache
-from gpumem.sanitize import clean, csv_cell, markup, redact, register_secret
+from gpumem.sanitize import clean, csv_cell, redact, register_secret
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 GPT2 = "openai-community/gpt2"
@@ -188,7 +188,6 @@ def test_the_sanitiser():
     register_secret("hf_abcdefghijklmnop")
     assert clean("a\x1b[2Jb\x07c\u202ed\nz") == "a\\x1b[2Jb\\x07c\\u202ed\\x0az"
     assert redact("Bearer hf_abcdefghijklmnop https://u:p@h.example/x") == "Bearer *** https://***@h.example/x"
-    assert markup("[bold]x[/bold]") == "\\[bold]x\\[/bold]"
     assert [csv_cell(v) for v in ("=1+1", "+x", "-x", "@SUM(A1)", "-1.5", 3, "ok")] == \
         ["'=1+1", "'+x", "'-x", "'@SUM(A1)", "-1.5", 3, "ok"]
 

@@ -151,7 +151,19 @@ def _hub_options(command):
     return wrapper
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+class _PipeClosed(Exception):
+    """stdout's reader went away (`gpumem ... | head`); not an OSError, so click does not exit 1 on it."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _PipeClosed() from None
+
+
+@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="gpumem", prog_name="gpumem")
 def cli():
     """How much GPU memory does a model need, and which GPUs should you rent?
@@ -472,6 +484,7 @@ def main(argv: list[str] | None = None) -> None:
     _State.client = None
     try:
         cli.main(args=argv, prog_name="gpumem", standalone_mode=False)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit as "Exception ignored"
     except click.exceptions.Abort:  # click's name for a KeyboardInterrupt (Ctrl-C)
         _interrupted()
     except click.ClickException as exc:  # bad options: one line and a hint, like every other error
@@ -481,7 +494,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _interrupted()
-    except BrokenPipeError:  # `gpumem ... | head`: the reader left; nothing more to say, and nowhere to say it
+    except (BrokenPipeError, _PipeClosed):  # `gpumem ... | head`: the reader left; nowhere to say more
         from .errors import ExitCode
 
         _quiet_stdout()

@@ -4,7 +4,7 @@ tensor names, dtypes, config values. JSON output needs none of it (json.dumps es
 - `redact`: the token and any credentials in URLs become `***` (secrets are registered where they are read);
 - `clean`: control characters (escape codes, OSC-8 links, bidi overrides, NUL) are shown as `\\xNN`, and very
   long text is cut, so no server can clear a screen, forge an "Error:" line or hide a link;
-- `markup`: `clean`, then rich markup escaped, for text that goes into a rich table;
+- rich markup needs no escaping: the writers hand rich `Text` pieces, which it never parses as markup;
 - `csv_cell`: a text cell that a spreadsheet would run as a formula gets a leading apostrophe.
 """
 
@@ -47,25 +47,6 @@ def clean(text: object, limit: int = 500) -> str:
     text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}",
                         text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def markup(text: object, limit: int = 500) -> str:
-    """`clean` text with rich markup escaped, for a cell or line rendered by rich."""
-    from rich.markup import escape
-
-    return escape(clean(text, limit))
-
-
-def clean_tree(value, *, rich: bool = False):
-    """A copy of a JSON-like tree (a report's to_dict()) with every string `clean`ed (and markup-escaped
-    for a `rich` table), for the text, Markdown, CSV and table formats. Keys are gpumem's own and kept."""
-    if isinstance(value, str):
-        return markup(value, 10_000) if rich else clean(value, 10_000)
-    if isinstance(value, dict):
-        return {key: clean_tree(item, rich=rich) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(clean_tree(item, rich=rich) for item in value)
-    return value
 
 
 def csv_cell(value: object) -> object:
