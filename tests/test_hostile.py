@@ -82,7 +82,7 @@ def test_a_broken_cache_entry_is_refetched_and_repaired(hub, gpumem, obstacle):
     elif obstacle == "deep":
         entry.write_text("[" * 100_000 + "]" * 100_000)
     else:
-        data["weight_sets"][0]["tensors"][0][2] = ["x", -1]
+        data["weight_sets"][0]["files"] = [5, None]
         entry.write_text(json.dumps(data))
     hub.reset_log()
     code, out, err = gpumem("hf", GPT2, "--json")

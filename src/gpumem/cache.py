@@ -169,7 +169,8 @@ def _check_set(weight_set: WeightSet) -> None:
           and _strings(weight_set.notes) and all(isinstance(d, dict | None) for d in
                                                 (weight_set.config, weight_set.quantize_config))
           and (weight_set.estimated_bytes is None or _count(weight_set.estimated_bytes)))
-    if not ok or not (weight_set.tensors or weight_set.estimated_bytes is not None):
+    ok = ok and isinstance(weight_set.adapter_config, dict | None)
+    if not ok or not (weight_set.tensors or weight_set.summary is not None or weight_set.estimated_bytes is not None):
         raise ValueError(f"weight set {weight_set.name!r} is malformed")
     for tensor in weight_set.tensors:
         if not (isinstance(tensor.name, str) and isinstance(tensor.dtype, str) and isinstance(tensor.file, str)
