@@ -196,3 +196,10 @@ def test_nf4_bytes_match_a_bitsandbytes_checkpoint_layout():
         stored = bnb4("model.layers.0.mlp.down_proj", out, inp)
         blob = next(t for t in stored if t.name.endswith("bitsandbytes__nf4")).nbytes
         assert nf4_bytes(out * inp) == sum(t.nbytes for t in stored) - blob + 4
+
+
+def test_plans_carry_their_cost_per_hour():
+    metadata = api.inspect_repo("meta-llama/Llama-2-70b-hf", options=api.HubOptions(offline=True))
+    report = api.train(metadata, TrainingOptions(method="full"), gpu="H100 SXM", prices=[("H100 SXM", 2.5)])
+    (plan,) = report.to_dict()["recommendations"]
+    assert (plan["count"], plan["usd_per_hour"], plan["price"]) == (16, 40.0, "--price")

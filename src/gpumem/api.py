@@ -189,15 +189,23 @@ TRAINING_VENDORS = ("NVIDIA", "AMD")
 TRAINING_PLANS_SHOWN = 8
 
 
-def train(metadata: RepoMetadata, options: TrainingOptions | None = None, *, gpu: str | None = None) -> TrainingReport:
-    """Fine-tuning memory (full, LoRA or QLoRA) per GPU, and the fewest GPUs of each type that hold it."""
+def train(metadata: RepoMetadata, options: TrainingOptions | None = None, *, gpu: str | None = None,
+          prices: Sequence[tuple[str, float]] = ()) -> TrainingReport:
+    """Fine-tuning memory (full, LoRA or QLoRA) per GPU, and the fewest GPUs of each type that hold it.
+
+    Plans carry their cost per hour where a price is known (the package table, the user's prices file,
+    `prices` = (GPU, USD per GPU-hour) overrides).
+    """
+    from .prices import load_prices, user_prices_file
     from .training import TrainingOptions, estimate_training, plan_training
 
     options = options or TrainingOptions()
     base = training_base(metadata)
     estimate_ = estimate_training(base, options)
     catalog = [find_gpu(gpu)] if gpu else [g for g in load_catalog() if g.vendor in TRAINING_VENDORS]
-    plans = plan_training(estimate_, [(g.name, g.usable_bytes) for g in catalog])[:TRAINING_PLANS_SHOWN]
+    table = load_prices(prices, user_prices_file())
+    known = {g.name: (p.usd_per_hour, p.label) for g in catalog if (p := table.get(g.name))}
+    plans = plan_training(estimate_, [(g.name, g.usable_bytes) for g in catalog], prices=known)[:TRAINING_PLANS_SHOWN]
     notes = [*metadata.notes, *estimate_.notes]
     return TrainingReport(metadata.repo_id, metadata.revision, metadata.source, base.parameters, estimate_,
                           tuple(plans), tuple(dict.fromkeys(notes)))

@@ -285,10 +285,12 @@ _TRAIN = _training_defaults()
 @click.option("--zero", type=click.IntRange(0, 3), default=_TRAIN.zero, show_default=True,
               help="ZeRO stage across a plan's GPUs (3 = FSDP full shard; 0 = plain data parallel).")
 @click.option("--gpu", help='Answer for one GPU type, e.g. "RTX 4090", a100-80gb, h100.')
+@click.option("--price", "prices", multiple=True, metavar="GPU=USD",
+              help="Price of one GPU-hour (repeatable), over the package table and your prices file.")
 @_hub_options
 @_output_options
 def train(repo_id, method, rank, target_modules, optimizer, precision, master_weights, batch, seq_len,
-          gradient_checkpointing, zero, gpu, revision, hub, output):
+          gradient_checkpointing, zero, gpu, prices, revision, hub, output):
     """Fine-tuning memory: full, LoRA or QLoRA, per GPU, and the GPUs that hold it.
 
     \b
@@ -303,12 +305,15 @@ def train(repo_id, method, rank, target_modules, optimizer, precision, master_we
 
     if gpu:
         find_gpu(gpu)  # an unknown name fails now, before any network traffic
+    from .prices import parse_price_option
+
+    overrides = [parse_price_option(text) for text in prices]
     options = TrainingOptions(method=method, rank=rank, target_modules=_target_modules(target_modules),
                               optimizer=optimizer,
                               precision=precision, master_weights=master_weights, batch=batch, seq_len=seq_len,
                               gradient_checkpointing=gradient_checkpointing, zero=zero)
     (metadata,) = _run_many(api.inspect_repos, [repo_id], revision, hub, output["quiet"])
-    render.emit_training(api.train(metadata, options, gpu=gpu), **output)
+    render.emit_training(api.train(metadata, options, gpu=gpu, prices=overrides), **output)
 
 
 def _target_modules(text: str) -> tuple[str, ...] | str:

@@ -32,7 +32,7 @@ Per GPU = frozen weights + trainable weights + gradients + optimizer states + ac
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -334,6 +334,8 @@ class TrainingPlan:
     budget_bytes: int  # usable memory of one GPU
     per_gpu: TrainingBreakdown
     notes: tuple[str, ...] = field(default=())
+    gpu_usd_per_hour: float | None = None  # one GPU's on-demand price, when one is known
+    price_label: str = ""  # where the price comes from ("catalog 2026-05", "--price")
 
     @property
     def nodes(self) -> int:
@@ -347,14 +349,18 @@ class TrainingPlan:
 
     def to_dict(self) -> dict[str, Any]:
         """One JSON `recommendations[i]`, shaped as serving plans are."""
+        usd = None if self.gpu_usd_per_hour is None else round(self.count * self.gpu_usd_per_hour, 2)
         return {"gpu": self.gpu, "count": self.count, "nodes": self.nodes, "tp": 1, "pp": 1,
                 "per_gpu": self.per_gpu.to_dict(), "headroom_gb": round(self.headroom_bytes / 10**9, 2),
-                "fits": self.fits, "notes": list(self.notes)}
+                "fits": self.fits, "usd_per_hour": usd, "price": self.price_label or None, "notes": list(self.notes)}
 
 
 def plan_training(estimate: TrainingEstimate, gpus: Sequence[tuple[str, int]],
-                  counts: Sequence[int] = PLAN_COUNTS) -> list[TrainingPlan]:
+                  counts: Sequence[int] = PLAN_COUNTS,
+                  prices: Mapping[str, tuple[float, str]] | None = None) -> list[TrainingPlan]:
     """For each (GPU name, usable bytes), the fewest GPUs that hold the run; best first.
+
+    `prices` (GPU name -> (USD per GPU-hour, where from)) adds each plan's cost per hour.
 
     Ranked: plans that fit first, then fewest GPUs, then least memory in all (the least left idle).
     Without ZeRO (stage 0) more GPUs do not lower the per-GPU need, so only one GPU is tried.
@@ -371,5 +377,7 @@ def plan_training(estimate: TrainingEstimate, gpus: Sequence[tuple[str, int]],
         assert plan is not None
         if not plan.fits:
             plan = replace(plan, notes=(f"does not fit on {plan.count} or fewer {name}",))
+        if prices and name in prices:
+            plan = replace(plan, gpu_usd_per_hour=prices[name][0], price_label=prices[name][1])
         plans.append(plan)
     return sorted(plans, key=lambda p: (not p.fits, p.count, p.count * p.budget_bytes, p.gpu))

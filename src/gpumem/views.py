@@ -332,6 +332,10 @@ def training(d: dict) -> Document:
     rows = tuple((text(p["gpu"]), count_cell(p["count"]), count_cell(p["nodes"]), need_cell(p["per_gpu"]["total_bytes"]),
                   room_cell(p["headroom_gb"]), Cell("yes" if p["fits"] else "no", p["fits"]))
                  for p in plans)
+    if any(p.get("usd_per_hour") is not None for p in plans):  # what the plan costs, where a price is known
+        columns += (Column("$/hour", "usd_per_hour"),)
+        rows = tuple((*row, Cell("-" if p["usd_per_hour"] is None else f"{p['usd_per_hour']:,.2f}", p["usd_per_hour"]))
+                     for row, p in zip(rows, plans))
     blocks: list = [fields(d["repo_id"], items), breakdown_]
     if plans:
         blocks.append(Table("GPU plans (fewest GPUs first)", columns, rows))
