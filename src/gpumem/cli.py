@@ -301,16 +301,14 @@ def train(repo_id, method, rank, target_modules, optimizer, precision, master_we
     """
     from . import api, render
     from .gpus import find_gpu
+    from .prices import parse_price_option
     from .training import TrainingOptions
 
     if gpu:
         find_gpu(gpu)  # an unknown name fails now, before any network traffic
-    from .prices import parse_price_option
-
     overrides = [parse_price_option(text) for text in prices]
     options = TrainingOptions(method=method, rank=rank, target_modules=_target_modules(target_modules),
-                              optimizer=optimizer,
-                              precision=precision, master_weights=master_weights, batch=batch, seq_len=seq_len,
+                              optimizer=optimizer, precision=precision, master_weights=master_weights, batch=batch, seq_len=seq_len,
                               gradient_checkpointing=gradient_checkpointing, zero=zero)
     (metadata,) = _run_many(api.inspect_repos, [repo_id], revision, hub, output["quiet"])
     render.emit_training(api.train(metadata, options, gpu=gpu, prices=overrides), **output)
