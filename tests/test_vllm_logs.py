@@ -118,3 +118,9 @@ def test_heldout_logs_meet_the_issue_bounds():
 def test_fitted_set_summary_matches_docs():
     s = ACCURACY.summary(list(FITTED.values()))
     assert s["kv_rows"] >= 12 and s["kv_median"] <= 1.5 and s["weights_worst"] <= 1.0
+
+
+def test_docs_accuracy_page_is_the_scripts_output(capsys):
+    ACCURACY.main()
+    out = capsys.readouterr().out.strip()
+    assert out in (SCRIPT.parent.parent / "docs" / "accuracy.md").read_text()

@@ -204,7 +204,8 @@ def check_tp(arch: Architecture | None, tp: int) -> None:
                          f"multiple of them)", option="tp")
 
 
-def _kv_per_layer_token(arch: Architecture, kv_bytes: int, tp: int) -> int:
+def kv_bytes_per_layer_token(arch: Architecture, kv_bytes: int, tp: int) -> int:
+    """KV cache bytes one token adds to one attention layer, per GPU."""
     if arch.is_mla:  # latent cache, the same on every rank
         return (arch.kv_lora_rank + (arch.qk_rope_head_dim or 0)) * kv_bytes
     return 2 * max(1, arch.num_kv_heads // tp) * arch.head_dim * kv_bytes
@@ -215,7 +216,7 @@ def kv_bytes_per_token(arch: Architecture, kv_dtype_bytes: int, tp: int = 1) -> 
     if arch.is_encoder:
         return 0
     layers = arch.full_attention_layers + arch.sliding_layers
-    return layers * _kv_per_layer_token(arch, kv_dtype_bytes, tp)
+    return layers * kv_bytes_per_layer_token(arch, kv_dtype_bytes, tp)
 
 
 def sliding_tokens_held(arch: Architecture, context: int, options: ServingOptions) -> int:
@@ -229,7 +230,7 @@ def kv_bytes_per_sequence(arch: Architecture, context: int, options: ServingOpti
     """KV cache (and Mamba state) of one sequence of `context` tokens, per GPU."""
     if arch.is_encoder:
         return 0
-    per_layer = _kv_per_layer_token(arch, options.kv_bytes, options.tp)
+    per_layer = kv_bytes_per_layer_token(arch, options.kv_bytes, options.tp)
     held = sliding_tokens_held(arch, context, options)
     state = arch.state_layers * arch.mamba_state_elements * options.kv_bytes // options.tp
     return arch.full_attention_layers * per_layer * context + arch.sliding_layers * per_layer * held + state

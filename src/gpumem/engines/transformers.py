@@ -2,9 +2,13 @@
 (`concurrency x context` tokens) runs at once, and each sequence's prefill activations sit beside its cache.
 
 - Activations per sequence: `context` tokens of the fitted per-token activations plus the last-position
-  logits in fp32. A sliding-window mask that cuts the prompt sends SDPA to its math path, which holds one
-  layer's `heads x S x S` bf16 scores plus q/k/v per sequence (held-out Phi-3-mini: within 1.1%).
-- Sliding-window layers keep the last `window - 1` tokens (measured: Phi-3, 2,046 of 2,047).
+  logits in fp32.
+- Sliding-window layers keep the last `window - 1` tokens once decoding runs (measured: Phi-3, 2,046 of 2,047),
+  but not during the prefill: transformers' sliding cache layer (cache_utils.py `DynamicSlidingWindowLayer.update`)
+  returns the full prompt's keys/values to attention and stores `full_states[:, :, -window + 1:, :]`, a view that
+  keeps the whole prompt-length tensor allocated until the first decode step replaces it. So a prefill holds
+  the full-length K/V of every layer; the part beyond the window travels with each sequence as a transient.
+  SDPA gets the sliding mask as a boolean mask and runs its memory-efficient kernel, so no S x S scores are held.
 - Overhead: CUDA context + torch (measured on an H200, torch 2.11, transformers 5.17); NCCL at TP > 1.
 """
 
@@ -13,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..activations import ACTIVATION_BYTES, LOGIT_BYTES, activation_bytes_per_token
+from ..activations import LOGIT_BYTES, activation_bytes_per_token
 from . import Engine, EngineConstants
 
 if TYPE_CHECKING:
@@ -38,16 +42,16 @@ class Transformers(Engine[TransformersConstants]):
         per_sequence = self.sequence_activations(arch, options, context)
         return options.concurrency * per_sequence, per_sequence
 
-    @staticmethod
-    def sequence_activations(arch: Architecture, options: ServingOptions, tokens: int) -> int:
-        """Prefill activations one sequence of `tokens` adds, per GPU."""
+    def sequence_activations(self, arch: Architecture, options: ServingOptions, tokens: int) -> int:
+        """Prefill activations one sequence of `tokens` adds, per GPU, with the sliding layers' full-length K/V
+        beyond their window (alive until the first decode step)."""
+        from ..memory import kv_bytes_per_layer_token
+
         per_sequence = tokens * activation_bytes_per_token(arch, options.tp) + arch.vocab_size * LOGIT_BYTES
-        if arch.sliding_layers and arch.sliding_window and arch.sliding_window - 1 < tokens:
-            # A sliding-window mask sends SDPA down its math path, which holds one layer's S x S bf16 scores
-            # beside q/k/v (measured on Phi-3-mini: 1.19 GB at 1 x 4096, 9.42 GB at 8 x 4096 over the cache).
-            heads = arch.num_attention_heads // options.tp
-            qkv = (heads + 2 * max(1, arch.num_kv_heads // options.tp)) * arch.head_dim * ACTIVATION_BYTES
-            per_sequence = max(per_sequence, heads * tokens * tokens * ACTIVATION_BYTES + tokens * qkv)
+        if arch.sliding_layers and arch.sliding_window:
+            held = self.sliding_window_tokens(arch.sliding_window, tokens, options)
+            per_sequence += arch.sliding_layers * kv_bytes_per_layer_token(arch, options.kv_bytes, options.tp) * \
+                (tokens - held)
         return per_sequence
 
     def sliding_window_tokens(self, window: int, context: int, options: ServingOptions) -> int:
