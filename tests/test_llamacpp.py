@@ -238,3 +238,40 @@ def test_a_multimodal_projector_is_counted_and_loaded_on_the_gpu(hub, gpumem):
     assert any("mmproj-model-f16.gguf" in note for note in report["notes"])
     code, out, _ = gpumem("hf", repo.repo_id, "--json")
     assert code == 0 and all(r["files"][-1] == "mmproj-model-f16.gguf" for r in json.loads(out))
+
+
+def test_the_report_gives_the_command_for_the_file_at_the_ngl_that_fits(hub, gpumem):
+    repo = hub.add_repo(fmt.llama2_gguf_repo())
+    code, out, err = gpumem("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--json", "--gpu", "RTX 3060",
+                            "--context", "32768")
+    detail = json.loads(out)["serving"]["llama_cpp"]
+    assert detail["command"] == (f"llama-server -hf {repo.repo_id} --hf-file llama-2-7b.Q4_K_M.gguf "
+                                 f"-ngl {detail['largest_ngl']} -c 32768 -np 1")
+    code, _, err = gpumem("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--engine", "ollama")
+    assert code == 0 and ("start: OLLAMA_NUM_PARALLEL=1 ollama serve; Modelfile: FROM "
+                          f"hf.co/{repo.repo_id}:Q4_K_M / PARAMETER num_ctx 4096\n") in err  # num_gpu: Ollama decides
+
+
+def test_moe_experts_go_to_system_memory_when_that_decodes_faster():
+    # Mixtral-8x7B's shapes (fixtures/hub config.json) with Q4_K-sized weights: 4.5 bits per weight.
+    from test_architecture import real_config
+
+    from gpumem.types import TensorInfo
+    arch = parse_architecture(real_config("mistralai__Mixtral-8x7B-v0.1"))
+    q4 = lambda n: n * 144 // 256  # noqa: E731 - Q4_K bytes of n weights
+    tensors = [TensorInfo("token_embd.weight", "Q4_K", (32000, 4096), q4(32000 * 4096)),
+               TensorInfo("output.weight", "Q4_K", (32000, 4096), q4(32000 * 4096))]
+    for i in range(32):
+        tensors += [TensorInfo(f"blk.{i}.attn_q.weight", "Q4_K", (4096, 4096), q4(4096 * 4096 * 3)),
+                    TensorInfo(f"blk.{i}.ffn_up_exps.weight", "Q4_K", (8, 14336, 4096), q4(8 * 14336 * 4096 * 3))]
+    model = lc.GGUFModel.from_architecture(arch, tensors)
+    settings = lc.LlamaCppSettings(n_ctx=4096)
+    rows = lc.with_speed(lc.offload_table(model, settings, 0), 936)  # RTX 3090
+    moe = lc.with_speed(lc.moe_table(model, settings, 0), 936)
+    budget = 24 * GIB
+    ngl = lc.largest_ngl(rows, budget)
+    best = next(r for r in moe if r["vram_bytes"] <= budget)
+    assert ngl < 33 and 0 < best["n_cpu_moe"] < 32
+    assert best["decode_tokens_per_s"] > rows[ngl]["decode_tokens_per_s"]  # attention stays on the GPU
+    assert [r["n_cpu_moe"] for r in moe] == list(range(33))
+    assert all(a["vram_bytes"] > b["vram_bytes"] for a, b in zip(moe, moe[1:]))

@@ -265,6 +265,8 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
     estimate_ = estimate_serving(summary, arch, serving, bits=bits)
     if estimate_.offload and only is not None:
         estimate_ = _offload_on(estimate_, only, serving)
+    if estimate_.engine_detail is not None:
+        estimate_ = _with_command(estimate_, metadata.repo_id, main, serving)
     recs = recommend(summary, arch, serving, bits, only=only)
     return ModelReport(
         metadata.repo_id, metadata.revision, metadata.source, main.format, tuple(f for ws in group for f in ws.files),
@@ -300,23 +302,46 @@ def _with_adapters(metadata: RepoMetadata, main: WeightSet, summary: ModelSummar
 
 
 def _offload_on(estimate_, gpu: Gpu, serving: ServingOptions):
-    """The -ngl table's decode speeds on `gpu`, and the most layers that fit its budget (llama.cpp, ollama)."""
+    """The -ngl table's decode speeds on `gpu`, the most layers that fit its budget, and for a MoE model the
+    --n-cpu-moe setting that keeps every layer on it when that decodes faster (llama.cpp, ollama)."""
     from .engines.llamacpp import DEFAULT_RAM_BANDWIDTH_GBPS, largest_ngl, with_speed
 
+    detail = dict(estimate_.engine_detail or {})
     rows = with_speed(estimate_.offload, gpu.bandwidth_gbps)
     budget = serving.engine_model.budget(gpu.usable_bytes, serving)
     fits = largest_ngl(rows, budget)
-    detail = {**(estimate_.engine_detail or {}), "gpu": gpu.name, "largest_ngl": fits,
-              "ram_bandwidth_gbps": DEFAULT_RAM_BANDWIDTH_GBPS}
-    layers = (estimate_.engine_detail or {}).get("n_layer", 0) + 1
+    layers = detail.get("n_layer", 0) + 1
+    detail.update(gpu=gpu.name, largest_ngl=fits, ram_bandwidth_gbps=DEFAULT_RAM_BANDWIDTH_GBPS)
+    notes = []
     if fits is None:
-        note = f"{gpu.name}: not even -ngl 0 fits"
+        notes.append(f"{gpu.name}: not even -ngl 0 fits")
     else:
         speed = rows[fits]["decode_tokens_per_s"]
-        note = (f"{gpu.name}: -ngl {fits} of {layers} layers fit"
-                + (f", about {speed:g} tokens/s decode (GPU {gpu.bandwidth_gbps:g} GB/s, system RAM "
-                   f"{DEFAULT_RAM_BANDWIDTH_GBPS:g} GB/s assumed)" if speed else ""))
-    return replace(estimate_, offload=tuple(rows), engine_detail=detail, notes=(*estimate_.notes, note))
+        notes.append(f"{gpu.name}: -ngl {fits} of {layers} layers fit"
+                     + (f", about {speed:g} tokens/s decode (GPU {gpu.bandwidth_gbps:g} GB/s, system RAM "
+                        f"{DEFAULT_RAM_BANDWIDTH_GBPS:g} GB/s assumed)" if speed else ""))
+    if "n_cpu_moe_table" in detail:
+        moe = with_speed(detail["n_cpu_moe_table"], gpu.bandwidth_gbps)
+        detail["n_cpu_moe_table"] = moe
+        fitting = [row for row in moe if row["vram_bytes"] <= budget]
+        if fitting and fits is not None and fits < layers:
+            best = fitting[0]
+            if best["decode_tokens_per_s"] > rows[fits]["decode_tokens_per_s"]:
+                detail["n_cpu_moe"] = best["n_cpu_moe"]
+                notes.append(f"--n-cpu-moe {best['n_cpu_moe']} fits better: every layer on the GPU with the routed "
+                             f"experts of the first {best['n_cpu_moe']} in system memory, about "
+                             f"{best['decode_tokens_per_s']:g} tokens/s")
+    return replace(estimate_, offload=tuple(rows), engine_detail=detail, notes=(*estimate_.notes, *notes))
+
+
+def _with_command(estimate_, repo_id: str, weights: WeightSet, serving: ServingOptions):
+    """The llama-server (or Ollama) start for this file, at the -ngl / --n-cpu-moe that fits the chosen GPU."""
+    detail = dict(estimate_.engine_detail)
+    ngl = None if detail.get("n_cpu_moe") else detail.get("largest_ngl")
+    command = serving.engine_model.command(repo_id, serving, 1, file=weights.files[0], ngl=ngl,
+                                           n_cpu_moe=detail.get("n_cpu_moe", 0))
+    detail["command"] = command
+    return replace(estimate_, engine_detail=detail, notes=(*estimate_.notes, f"start: {command}"))
 
 
 def _prepare(group: Sequence[WeightSet]) -> tuple[ModelSummary, Architecture | None, str | None]:

@@ -542,6 +542,20 @@ def offload_table(model: GGUFModel, settings: LlamaCppSettings, overhead: int) -
     return rows
 
 
+def moe_table(model: GGUFModel, settings: LlamaCppSettings, overhead: int) -> list[dict[str, Any]]:
+    """Every layer on the GPU but the routed experts of the first N layers in system memory (--n-cpu-moe N,
+    the same as -ot "blk\\.(0|..|N-1)\\.ffn_.*_exps=CPU"): one row per N from 0 to n_layer."""
+    rows = []
+    context = settings.n_ctx // settings.n_seq
+    for k in range(model.n_layer + 1):
+        memory = plan(model, replace(settings, ngl=-1, n_cpu_moe=k))
+        gpu_read, host_read = bytes_read_per_token(model, memory, context)
+        rows.append({"n_cpu_moe": k, "vram_bytes": memory.max_gpu.total + overhead, "ram_bytes": memory.host.total,
+                     "gpu_read_bytes": int(gpu_read), "ram_read_bytes": int(host_read),
+                     "decode_tokens_per_s": None})
+    return rows
+
+
 def with_speed(rows: Sequence[Mapping[str, Any]], gpu_bandwidth_gbps: float,
                ram_bandwidth_gbps: float = 0.0) -> list[dict[str, Any]]:
     """The offload rows with decode_tokens_per_s for a GPU of `gpu_bandwidth_gbps` and system RAM of
@@ -678,7 +692,8 @@ class LlamaCpp(Engine[LlamaCppConstants]):
             kv_bytes_per_sequence=gpu.kv // n_seq, activation_bytes_per_sequence=0,
             max_context=model.n_ctx_train, notes=tuple(notes), host_bytes=host.total,
             offload=tuple(offload_table(model, settings, self.overhead(options))),
-            engine_detail=self.detail(model, settings, memory))
+            engine_detail=self.detail(model, settings, memory) | (
+                {"n_cpu_moe_table": moe_table(model, settings, self.overhead(options))} if model.n_expert else {}))
 
     def detail(self, model: GGUFModel, settings: LlamaCppSettings, memory: LlamaCppMemory) -> dict[str, Any]:
         """The run as llama.cpp would log it: flags, cache cells, host buffers."""
@@ -712,7 +727,7 @@ class LlamaCpp(Engine[LlamaCppConstants]):
         return max(1, options.concurrency)
 
     def command(self, repo_id: str, options: ServingOptions, gpus: int, *, file: str | None = None,
-                ngl: int | None = None) -> str:
+                ngl: int | None = None, n_cpu_moe: int = 0) -> str:
         """`llama-server -m FILE -ngl N -c C [-np P] [-ctk T -ctv T] [-fa on]`; -c is the total over the slots."""
         cache = cache_type(options.kv_dtype)
         parts = [self.binary, "-m", file or f"<{repo_id} GGUF file>"]
@@ -731,6 +746,8 @@ class LlamaCpp(Engine[LlamaCppConstants]):
             value = getattr(options, name)
             if value is not None and value != getattr(self.constants(options), name):
                 parts += [flag, str(value)]
+        if n_cpu_moe:
+            parts += ["--n-cpu-moe", str(n_cpu_moe)]
         if gpus > 1:
             parts += ["-sm", "layer"]
         return " ".join(parts)
@@ -780,21 +797,21 @@ class Ollama(LlamaCpp):
         return next(ctx for floor, ctx in c.num_ctx_tiers if gib >= floor)
 
     def command(self, repo_id: str, options: ServingOptions, gpus: int, *, file: str | None = None,
-                ngl: int | None = None) -> str:
+                ngl: int | None = None, n_cpu_moe: int = 0) -> str:
         """A Modelfile's PARAMETER lines and the server environment that give this plan."""
+        from ..gguf_header import variant_label
+
         cache = cache_type(options.kv_dtype)
-        source = f"hf.co/{repo_id}" if repo_id else "MODEL"
-        if file and repo_id:
-            quant = file.rsplit("/", 1)[-1].removesuffix(".gguf").split("-")[-1].split(".")[-1]
-            source += f":{quant}"
+        label = variant_label(file) if file else None
+        source = f"hf.co/{repo_id}" + (f":{label}" if label else "") if repo_id else "MODEL"
         env = [f"OLLAMA_NUM_PARALLEL={max(1, options.concurrency)}"]
         if cache != "f16":
             env += [f"OLLAMA_KV_CACHE_TYPE={cache}", "OLLAMA_FLASH_ATTENTION=1"]
         layers = options.ngl if ngl is None else ngl
-        params = [f"PARAMETER num_ctx {options.context}"]
+        lines = [f"FROM {source}", f"PARAMETER num_ctx {options.context}"]
         if layers is not None and layers >= 0:
-            params.append(f"PARAMETER num_gpu {layers}")
-        return f"FROM {source}; " + "; ".join(params) + " | " + " ".join(env) + " ollama serve"
+            lines.append(f"PARAMETER num_gpu {layers}")
+        return " ".join(env) + " ollama serve; Modelfile: " + " / ".join(lines)
 
 
 OLLAMA = Ollama(
