@@ -21,6 +21,9 @@ from gpumem.types import TensorInfo
 ROOT = Path(__file__).resolve().parents[2]
 MEASUREMENTS = ROOT / "fixtures" / "measurements"
 MIB = 2**20
+LLAMA2_HEADER = "fixtures/gguf/llama-2-7b.Q4_K_M.header.gguf"
+LLAMA2_HPARAMS = {"arch": "llama", "n_layer": 32, "n_embd": 4096, "n_head": 32, "n_head_kv": 32, "head_k": 128,
+                  "head_v": 128, "n_vocab": 32000, "n_ff": 11008}  # meta-llama/Llama-2-7b-hf config.json
 # ggml type -> (elements per block, bytes per block) of the types the reconstructed pythia files use.
 _BLOCKS = {"Q4_0": (32, 18), "Q8_0": (32, 34), "Q6_K": (256, 210), "F16": (1, 2), "F32": (1, 4)}
 
@@ -30,7 +33,7 @@ class Case:
     """One logged llama.cpp load and what gpumem needs to predict it."""
 
     id: str
-    set: str  # "fitting" or "held-out"
+    set: str  # "fitting", "held-out" or "measured b11434"
     hparams: dict
     settings: dict
     expected: dict  # MiB as logged: kv_total, kv_gpu[], kv_host, compute_gpu[], compute_host, model_gpu[], model_host
@@ -48,6 +51,10 @@ def cases() -> Iterator[Case]:
     for line in (MEASUREMENTS / "llamacpp-heldout-logs.jsonl").read_text().splitlines():
         item = json.loads(line)
         yield Case(item["id"], "held-out", item["hparams"], item["settings"], item["expected"], item.get("header"))
+    for line in (MEASUREMENTS / "llamacpp-b11434-cpu.jsonl").read_text().splitlines():
+        item = json.loads(line)  # measured by scripts/measure_llamacpp.py: llama.cpp's own estimate, CPU build
+        settings = {**item["settings"], "ngl": 0, "n_gpus": 0}
+        yield Case(item["id"], "measured b11434", LLAMA2_HPARAMS, settings, item["measured_MiB"], LLAMA2_HEADER)
 
 
 def pythia_tensors(hparams: dict, weights: str, output: str) -> list[TensorInfo]:
