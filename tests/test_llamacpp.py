@@ -248,9 +248,11 @@ def test_the_report_gives_the_command_for_the_file_at_the_ngl_that_fits(hub, gpu
     detail = json.loads(out)["serving"]["llama_cpp"]
     assert detail["command"] == (f"llama-server -hf {repo.repo_id} --hf-file llama-2-7b.Q4_K_M.gguf "
                                  f"-ngl {detail['largest_ngl']} -c 32768 -np 1")
-    code, _, err = gpumem("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--engine", "ollama")
-    assert code == 0 and ("start: OLLAMA_NUM_PARALLEL=1 ollama serve; Modelfile: FROM "
-                          f"hf.co/{repo.repo_id}:Q4_K_M / PARAMETER num_ctx 4096\n") in err  # num_gpu: Ollama decides
+    code, out, _ = gpumem("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--engine", "ollama", "--json")
+    assert code == 0 and json.loads(out)["serving"]["ollama"]["command"] == (
+        f"OLLAMA_NUM_PARALLEL=1 ollama serve; Modelfile: FROM hf.co/{repo.repo_id}:Q4_K_M / PARAMETER num_ctx 4096")
+    code, _, err = gpumem("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--engine", "ollama", "--gpu", "T4")
+    assert code == 0 and "start: OLLAMA_NUM_PARALLEL=1 ollama serve;" in err and "PARAMETER num_gpu 33" in err
 
 
 def test_moe_experts_go_to_system_memory_when_that_decodes_faster():
@@ -286,3 +288,16 @@ def test_llama_cpp_b11434_s_own_estimates_on_the_cpu():
                 assert predicted == logged, case.id
             else:
                 assert -0.25 < (predicted - logged) / logged < 0.05, (case.id, predicted, logged)
+
+
+def test_fit_and_bits_what_ifs_work_with_llama_cpp_cache_types(hub, gpumem):
+    repo = hub.add_repo(fmt.llama2_gguf_repo())
+    code, out, err = gpumem("fit", "--gpu", "RTX 3060", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf",
+                            "--kv-dtype", "q8_0", "--json")
+    assert code == 0, err
+    code, out, err = gpumem("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--bits", "8", "--json")
+    assert code == 0, err
+    serving = json.loads(out)["serving"]
+    model, _ = llama2_q4_k_m()
+    q4 = lc.plan(model, lc.LlamaCppSettings(n_ctx=4096)).gpus[0].model
+    assert serving["engine"] == "llama.cpp" and serving["per_gpu"]["weights_bytes"] > 1.6 * q4

@@ -341,6 +341,8 @@ def _with_command(estimate_, repo_id: str, weights: WeightSet, serving: ServingO
     command = serving.engine_model.command(repo_id, serving, 1, file=weights.files[0], ngl=ngl,
                                            n_cpu_moe=detail.get("n_cpu_moe", 0))
     detail["command"] = command
+    if "gpu" not in detail:  # without --gpu the command is in the JSON only
+        return replace(estimate_, engine_detail=detail)
     return replace(estimate_, engine_detail=detail, notes=(*estimate_.notes, f"start: {command}"))
 
 

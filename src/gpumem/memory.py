@@ -274,8 +274,8 @@ def estimate_serving(summary: ModelSummary, arch: Architecture | None, options: 
     """
     check_tp(arch, options.tp)
     active = active_parameters(summary, arch)
-    if arch is not None and bits is None:
-        own = options.engine_model.serving_estimate(summary, arch, options)
+    if arch is not None:
+        own = options.engine_model.serving_estimate(summary, arch, options, bits)
         if own is not None:
             return replace(own, active_parameters=active)
     notes: list[str] = []

@@ -137,9 +137,10 @@ class Engine(Generic[C]):
         """The command line that starts this engine serving `repo_id` on `gpus` GPUs (None: no such command)."""
         return None
 
-    def serving_estimate(self, summary: ModelSummary, arch: Architecture,
-                         options: ServingOptions) -> ServingEstimate | None:
-        """The whole per-GPU breakdown when the engine sizes it its own way (None: memory.py's generic one)."""
+    def serving_estimate(self, summary: ModelSummary, arch: Architecture, options: ServingOptions,
+                         bits: float | None = None) -> ServingEstimate | None:
+        """The whole per-GPU breakdown when the engine sizes it its own way (None: memory.py's generic one);
+        `bits`: every weight re-weighed at that width (the --bits what-if)."""
         return None
 
 

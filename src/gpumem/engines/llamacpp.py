@@ -662,13 +662,16 @@ class LlamaCpp(Engine[LlamaCppConstants]):
                              f"(or --engine vllm)", option="engine")
         return GGUFModel.from_architecture(arch, tensors)
 
-    def serving_estimate(self, summary: ModelSummary, arch: Architecture,
-                         options: ServingOptions) -> ServingEstimate:
+    def serving_estimate(self, summary: ModelSummary, arch: Architecture, options: ServingOptions,
+                         bits: float | None = None) -> ServingEstimate:
         """Per GPU as llama.cpp allocates it at `options.ngl` (default: every layer) on one GPU, plus host
-        memory and the -ngl table."""
+        memory and the -ngl table. `bits`: the file's bytes scaled to that many bits per parameter."""
         from ..memory import ServingEstimate
 
         model = self.model(arch, summary.tensors())
+        count = summary.count
+        if bits is not None and count.parameters and count.weight_bytes:
+            model = rescaled(model, count.parameters * bits / 8 / count.weight_bytes)
         settings = self.settings(model, options)
         memory = plan(model, settings)
         gpu = memory.gpus[0]
@@ -751,6 +754,19 @@ class LlamaCpp(Engine[LlamaCppConstants]):
         if gpus > 1:
             parts += ["-sm", "layer"]
         return " ".join(parts)
+
+
+def rescaled(model: GGUFModel, factor: float) -> GGUFModel:
+    """The same model with every weight byte count scaled by `factor` (another quantization's what-if)."""
+    def each(values: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        return None if values is None else tuple(int(v * factor) for v in values)
+
+    def one(value: int | None) -> int | None:
+        return None if value is None else int(value * factor)
+    return replace(model, layer_bytes=each(model.layer_bytes), expert_bytes=each(model.expert_bytes),
+                   host_layer_bytes=each(model.host_layer_bytes), input_bytes=one(model.input_bytes),
+                   output_bytes=one(model.output_bytes), output_host_bytes=one(model.output_host_bytes),
+                   token_embd_bytes=one(model.token_embd_bytes), projector_bytes=int(model.projector_bytes * factor))
 
 
 def cache_type_needs_fa(cache: str) -> bool:
