@@ -1,9 +1,11 @@
 """Long fuzz run of gpumem's parsers of untrusted bytes (hypothesis, many examples; CI runs a bounded slice).
 
 Targets: safetensors headers (raw bytes, and structured headers read as fetch reads them), config.json
-(parse_architecture), GGUF headers (mutations of a real file), and index files (fetch's weight-map and
-pickle-index handling). Each may return a result or raise a gpumem error (GpumemError); anything else is
-a failure, printed with the smallest input hypothesis finds.
+(parse_architecture), GGUF headers (mutations of a real file), index files (fetch's weight-map and
+pickle-index handling), the Hub's model-info answer (hub.parse_model_info: JSON-shaped and raw bytes) and
+cache entries (ResultCache.load of any bytes or JSON: a miss or an entry, never an exception). Each may
+return a result or raise a gpumem error (GpumemError); anything else is a failure, printed with the
+smallest input hypothesis finds.
 
     .venv/bin/python scripts/fuzz.py --seconds 60     # per target; prints a Markdown summary
 """
@@ -11,7 +13,9 @@ a failure, printed with the smallest input hypothesis finds.
 from __future__ import annotations
 
 import argparse
+import json
 import struct
+import tempfile
 import sys
 import time
 import traceback
@@ -24,9 +28,11 @@ from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from test_reliability import check_config, check_safetensors, configs, json_values, tensor  # noqa: E402
 
+from gpumem.cache import ResultCache  # noqa: E402
 from gpumem.errors import GpumemError  # noqa: E402
 from gpumem.fetch import build_weight_set, predict_header_sizes  # noqa: E402
 from gpumem.gguf_header import IncompleteGGUF, parse_gguf  # noqa: E402
+from gpumem.hub import parse_model_info  # noqa: E402
 from gpumem.layout import WeightSetPlan  # noqa: E402
 from gpumem.safetensors_header import parse_header  # noqa: E402
 
@@ -88,6 +94,35 @@ index_documents = st.dictionaries(st.sampled_from(["weight_map", "metadata", "to
 index_documents |= st.fixed_dictionaries({"weight_map": st.dictionaries(st.text(max_size=4), json_values, max_size=4),
                                           "metadata": json_values | st.dictionaries(st.just("total_size"), json_values)})
 
+def model_info(body: bytes) -> None:
+    """Any bytes as the Hub's model-info answer: a listing or HubUnavailable."""
+    try:
+        parse_model_info(body, "org/model")
+    except GpumemError:
+        pass
+
+
+_SHA = "0123456789abcdef0123456789abcdef01234567"
+_CACHE = ResultCache(Path(tempfile.mkdtemp(prefix="gpumem-fuzz-cache-")))
+_ENTRY = _CACHE._repo_dir("https://hub.example", "org/model") / f"{_SHA}.json"
+
+
+def cache_entry(body: bytes) -> None:
+    """Any bytes where a cache entry is: load() gives a miss (and removes it) or a valid entry, never raises."""
+    _ENTRY.parent.mkdir(parents=True, exist_ok=True)
+    _ENTRY.write_bytes(body)
+    _CACHE.load("https://hub.example", "org/model", _SHA)
+
+
+entries = st.fixed_dictionaries({"repo_id": st.just("org/model") | json_values, "revision": st.just(_SHA) | json_values,
+                                 "source": json_values, "files": json_values, "notes": json_values,
+                                 "weight_sets": st.lists(st.dictionaries(st.sampled_from(
+                                     ["name", "format", "files", "tensors", "config", "quantize_config",
+                                      "estimated_bytes", "notes", "summary", "adapter_config"]), json_values),
+                                     max_size=2) | json_values})
+infos = st.fixed_dictionaries({"sha": st.just(_SHA) | json_values, "siblings": json_values | st.lists(
+    st.dictionaries(st.sampled_from(["rfilename", "size", "lfs"]), json_values), max_size=4)})
+
 TARGETS = {
     "safetensors: raw bytes": (raw_safetensors, (st.binary(max_size=600), st.integers(-64, 64))),
     "safetensors: structured header via fetch": (check_safetensors, (st.dictionaries(st.text(max_size=6), tensor,
@@ -98,6 +133,10 @@ TARGETS = {
                                                   max_size=6), st.integers(0, 200), st.booleans())),
     "GGUF: extreme counts and version": (gguf_counts, (st.integers(0, 2), st.integers(0, 2**64))),
     "index files: fetch weight map / total_size": (index, (index_documents,)),
+    "model info: JSON-shaped": (lambda d: model_info(json.dumps(d).encode()), (infos,)),
+    "model info: raw bytes": (model_info, (st.binary(max_size=300),)),
+    "cache entries: JSON-shaped": (lambda d: cache_entry(json.dumps(d).encode()), (entries,)),
+    "cache entries: raw bytes": (cache_entry, (st.binary(max_size=300),)),
 }
 
 

@@ -207,3 +207,18 @@ def test_svg_refuses_a_fifo_and_honours_the_umask(gpumem, tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o644
+
+
+# -- bounded fuzzing of the model-info and cache readers (scripts/fuzz.py runs the long version) ---------------
+
+def test_fuzz_model_info_and_cache_entries_raise_only_gpumem_errors():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from fuzz import TARGETS
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    for name in ("model info: JSON-shaped", "model info: raw bytes", "cache entries: JSON-shaped",
+                 "cache entries: raw bytes"):
+        function, strategies = TARGETS[name]
+        settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))(
+            given(st.tuples(*strategies))(lambda args: function(*args)))()

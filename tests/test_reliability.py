@@ -359,6 +359,9 @@ CASES = [
          {"adapter_config.json": FakeFile.of(json.dumps({"fine_tune_type": "lora", "num_layers": 28,
                                                           "lora_parameters": {"rank": 16, "scale": 20.0}})),
           "adapters.safetensors": _GPT2_WEIGHTS}),
+    Case("config-huge-integer", "config.json with vocab_size 10^320 (overflows a float)",
+         "config not understood (config.json: field 'vocab_size' must be <= 9,007,199,254,740,992, got a 321-digit "
+         "number): weights only", 0, weights_with(gpt2_config(vocab_size=10**320)), parameters=_GPT2_PARAMS),
     # -- hostile servers (issue 16): the deadline inside every read, capped bodies, odd statuses, server text --
     Case("trickle-body", "config.json sent at 1 byte per 0.2 s (about 2 minutes), with --timeout 1",
          "Error: the --timeout deadline passed before the Hub answered", 6, weights_with(GPT2_CONFIG),

@@ -93,6 +93,14 @@ def _bad(path: str, field: str, why: str) -> BadConfig:
     return BadConfig(f"{path}: field '{field}' {why}")
 
 
+_MAX_CONFIG_INT = 2**53  # no real size or count comes near; past it floats lose integers (10^318 overflows them)
+
+
+def _shown(value: int) -> str:
+    """A config integer as a message shows it: a 320-digit number is named by its length, not printed."""
+    return f"{value:,}" if abs(value) < 10**24 else f"a {len(str(abs(value)))}-digit number"
+
+
 def _int(cfg: dict, path: str, names: tuple[str, ...], *, default: int | None = None,
          minimum: int = 1, maximum: int | None = None) -> int | None:
     """First present key of `names` as an int in [minimum, maximum]; `default` when none is present."""
@@ -102,9 +110,9 @@ def _int(cfg: dict, path: str, names: tuple[str, ...], *, default: int | None = 
             if isinstance(value, bool) or not isinstance(value, int):
                 raise _bad(path, name, f"must be an integer, got {value!r}")
             if value < minimum:
-                raise _bad(path, name, f"must be >= {minimum}, got {value}")
-            if maximum is not None and value > maximum:
-                raise _bad(path, name, f"must be <= {maximum:,}, got {value:,}")
+                raise _bad(path, name, f"must be >= {minimum}, got {_shown(value)}")
+            if value > (_MAX_CONFIG_INT if maximum is None else maximum):
+                raise _bad(path, name, f"must be <= {maximum or _MAX_CONFIG_INT:,}, got {_shown(value)}")
             return value
     return default
 

@@ -182,7 +182,7 @@ def cli():
 
 @cli.command()
 @click.argument("repo_ids", nargs=-1, metavar="REPO_ID...")
-@click.option("--from-file", type=click.File("r"), help="Read more repo ids from a file (one per line, # comments).")
+@click.option("--from-file", type=click.File("rb"), help="Read more repo ids from a file (one per line, # comments).")
 @click.option("--file", "gguf_file", help="GGUF repos: the variant (file name) to report on.")
 @click.option("--lora", "loras", multiple=True, metavar="REPO",
               help="A PEFT LoRA adapter repo to serve on the model (repeatable).")
@@ -458,9 +458,19 @@ def _emit_outcomes(outcomes: list, output: dict, emit) -> None:
 def _repo_ids(repo_ids: tuple[str, ...], from_file) -> list[str]:
     from .errors import UsageError
 
+    from .constants import SMALL_FILE_CAP
+
     ids = list(repo_ids)
-    if from_file is not None:
-        ids += [line.split("#", 1)[0].strip() for line in from_file]
+    if from_file is not None:  # a file, a pipe or `-`: read at most 16 MiB, as UTF-8 text
+        data = from_file.read(SMALL_FILE_CAP + 1)
+        if len(data) > SMALL_FILE_CAP:
+            raise UsageError(f"--from-file: over {SMALL_FILE_CAP:,} bytes; refusing to read it as a list of repo ids")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"--from-file: not UTF-8 text (byte {exc.start + 1:,})",
+                             hint="one repo id per line, # starts a comment") from None
+        ids += [line.split("#", 1)[0].strip() for line in text.splitlines()]
     ids = list(dict.fromkeys(i for i in ids if i))
     if not ids:
         raise UsageError("no repo id given", hint="e.g. gpumem hf meta-llama/Llama-2-7b-hf")
