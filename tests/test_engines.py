@@ -15,9 +15,9 @@ LLAMA3 = parse_architecture(real_config("meta-llama__Llama-3.1-8B"))  # the shap
 
 
 def test_registry_holds_one_entry_per_engine_under_its_name():
-    assert list(ENGINES) == ["vllm", "transformers", "llama.cpp", "ollama"]
+    assert list(ENGINES) == ["vllm", "sglang", "transformers", "llama.cpp", "ollama"]
     assert all(get_engine(name).name == name for name in ENGINES)
-    with pytest.raises(UsageError, match="unknown engine 'tgi'; known engines: vllm, transformers, llama.cpp, ollama"):
+    with pytest.raises(UsageError, match="unknown engine 'tgi'; known engines: vllm, sglang, transformers, llama.cpp, ollama"):
         get_engine("tgi")
 
 
@@ -105,7 +105,7 @@ def test_sliding_window_tokens_held(engine, context, held):
 
 def test_cli_engine_choices_come_from_the_table_and_a_bad_version_is_a_usage_error(gpumem):
     code, out, _ = gpumem("hf", "--help")
-    assert code == 0 and "[vllm|transformers|llama.cpp|ollama]" in out and "--engine-version" in out
+    assert code == 0 and "[vllm|sglang|transformers|llama.cpp|ollama]" in out and "--engine-version" in out
     code, out, err = gpumem("fit", "--gpu", "H200", "Qwen/Qwen2.5-7B", "--offline", "--engine", "transformers",
                             "--engine-version", "0.6")
     assert code == 2 and out == ""

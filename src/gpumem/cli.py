@@ -128,7 +128,8 @@ def _serving_options(command):
         target = None
         if gpu:
             found = find_gpu(gpu)  # an unknown name fails now, before any network traffic
-            target = GpuTarget(found.name, found.usable_bytes)  # the breakdown takes the GPU's engine defaults
+            # the breakdown takes the GPU's engine defaults
+            target = GpuTarget(found.name, found.usable_bytes, found.usable_mib * 2**20)
         serving = ServingOptions(engine=engine, engine_version=engine_version, context=context,
                                  concurrency=concurrency, kv_dtype=kv_dtype, tp=tp, gpu=target, **engine_settings)
         return command(*args, bits=bits, gpu=gpu, serving=serving, **kwargs)

@@ -155,7 +155,7 @@ def _counts(arch: Architecture | None, counts: Sequence[int]) -> list[int]:
 def _try(gpu: Gpu, n: int, summary: ModelSummary, arch: Architecture | None, options: ServingOptions,
          bits: float | None) -> Recommendation:
     """n GPUs of one type at TP n: the breakdown with the engine's defaults for that GPU (vLLM's differ by class)."""
-    target = GpuTarget(gpu.name, gpu.usable_bytes)
+    target = GpuTarget(gpu.name, gpu.usable_bytes, gpu.usable_mib * MIB)
     opts = replace(options, tp=n, gpu=target)
     estimate = estimate_serving(summary, arch, opts, bits)
     cap = capacity(estimate, arch, opts, gpu.usable_bytes)

@@ -316,6 +316,8 @@ def capacity(estimate: ServingEstimate, arch: Architecture | None, options: Serv
     engine = options.engine_model
     budget = engine.budget(usable_bytes, options)
     outside = engine.overhead_outside_budget(options)
+    if engine.activations_outside_budget:
+        outside += estimate.activation_bytes
     pool = max(kv_pool_bytes(estimate, options, usable_bytes), 0)
     per_seq = estimate.kv_bytes_per_sequence + estimate.activation_bytes_per_sequence
     if per_seq == 0:  # weights-only: unknown (0); encoder: the engine's sequence cap bounds it
@@ -338,6 +340,8 @@ def kv_pool_bytes(estimate: ServingEstimate, options: ServingOptions, usable_byt
     """
     engine = options.engine_model
     fixed_activations = estimate.activation_bytes - estimate.concurrency * estimate.activation_bytes_per_sequence
+    if engine.activations_outside_budget:
+        fixed_activations = 0
     inside = estimate.overhead_bytes - engine.overhead_outside_budget(options)
     return engine.budget(usable_bytes, options) - estimate.weights_bytes - inside - fixed_activations
 

@@ -58,6 +58,7 @@ class GpuTarget:
 
     name: str
     total_bytes: int
+    driver_total_bytes: int | None = None  # nvidia-smi's total (SGLang sizes its default fraction on it)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class Engine(Generic[C]):
     formats: frozenset[str]
     kv_dtypes: tuple[str, ...] = ("auto", "bf16", "fp16", "fp8")  # --kv-dtype values the engine takes
     paged_kv: bool = False  # a preallocated, paged KV pool (reports tokens and a fractional concurrency)
+    # Activations sized outside the budget (SGLang: they live beside the static fraction, not in it).
+    activations_outside_budget = False
 
     @property
     def newest(self) -> str:
@@ -147,9 +150,10 @@ class Engine(Generic[C]):
 def _registry() -> dict[str, Engine[Any]]:
     from .llamacpp import LLAMACPP, OLLAMA
     from .transformers import TRANSFORMERS
+    from .sglang import SGLANG
     from .vllm import VLLM
 
-    return {engine.name: engine for engine in (VLLM, TRANSFORMERS, LLAMACPP, OLLAMA)}
+    return {engine.name: engine for engine in (VLLM, SGLANG, TRANSFORMERS, LLAMACPP, OLLAMA)}
 
 
 ENGINES: Mapping[str, Engine[Any]] = _registry()
