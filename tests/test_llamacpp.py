@@ -301,3 +301,15 @@ def test_fit_and_bits_what_ifs_work_with_llama_cpp_cache_types(hub, gpumem):
     model, _ = llama2_q4_k_m()
     q4 = lc.plan(model, lc.LlamaCppSettings(n_ctx=4096)).gpus[0].model
     assert serving["engine"] == "llama.cpp" and serving["per_gpu"]["weights_bytes"] > 1.6 * q4
+
+
+def test_several_gpus_split_the_layers(hub, gpumem):
+    repo = hub.add_repo(fmt.llama2_gguf_repo())
+    code, out, err = gpumem("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--json", "--tp", "2")
+    assert code == 0, err
+    serving = json.loads(out)["serving"]
+    model, _ = llama2_q4_k_m()
+    two = lc.plan(model, lc.LlamaCppSettings(n_ctx=4096, n_gpus=2))
+    assert serving["tp"] == 2 and serving["per_gpu"]["weights_bytes"] == two.max_gpu.model
+    assert [g.layers for g in two.gpus] == [17, 15] and two.gpus[1].output  # 33 layers cut at 1/2: 17 | 15 + output
+    assert any("2 GPUs split the layers (-sm layer): 17, 15 + output layers" in n for n in serving["notes"])

@@ -669,12 +669,13 @@ class LlamaCpp(Engine[LlamaCppConstants]):
         from ..memory import ServingEstimate
 
         model = self.model(arch, summary.tensors())
+        gpus = max(1, options.tp)  # several GPUs: llama.cpp splits the layers (-sm layer), not the tensors
         count = summary.count
         if bits is not None and count.parameters and count.weight_bytes:
             model = rescaled(model, count.parameters * bits / 8 / count.weight_bytes)
-        settings = self.settings(model, options)
+        settings = self.settings(model, options, n_gpus=gpus)
         memory = plan(model, settings)
-        gpu = memory.gpus[0]
+        gpu = memory.max_gpu
         n_seq = settings.n_seq
         notes = list(memory.notes)
         if model.n_ctx_train and options.context > model.n_ctx_train:
@@ -683,12 +684,14 @@ class LlamaCpp(Engine[LlamaCppConstants]):
         if any(model.swa):
             notes.append(f"{sum(model.swa)} of {model.n_layer} layers keep a {model.n_swa}-token sliding window: "
                          f"{memory.swa_cells:,} cells instead of {memory.kv_cells:,} (--swa-full keeps them all)")
-        if not gpu.output:
-            notes.append(f"-ngl {settings.resolved_ngl(model)}: {model.n_layer - gpu.layers} layers and the "
-                         f"output layer run from system memory")
+        if memory.host.layers:
+            notes.append(f"-ngl {settings.resolved_ngl(model)}: {memory.host.layers} layers run from system memory")
+        if gpus > 1:
+            notes.append(f"{gpus} GPUs split the layers (-sm layer): " + ", ".join(
+                f"{g.layers}{' + output' if g.output else ''}" for g in memory.gpus) + " layers")
         host = memory.host
         return ServingEstimate(
-            engine=self.name, context=options.context, concurrency=n_seq, kv_dtype=settings.type_k, tp=1,
+            engine=self.name, context=options.context, concurrency=n_seq, kv_dtype=settings.type_k, tp=gpus,
             kv_bytes_per_token=memory.kv_bytes_per_token, active_parameters=summary.count.parameters or 0,
             weights_bytes=gpu.model, kv_cache_bytes=gpu.kv, activation_bytes=gpu.compute,
             overhead_bytes=self.overhead(options) if gpu.total else 0,
