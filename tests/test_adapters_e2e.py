@@ -85,3 +85,17 @@ def test_train_on_an_adapter_points_at_its_base(hub, gpumem):
                             "attn.c_attn,attn.c_proj", "--json", "--no-cache")
     assert code == 0, err
     assert json.loads(out)["training"]["trainable_parameters"] == 442_368  # the adapter's own header count
+
+
+def test_vllm_command_serves_the_adapters():
+    from conftest import manifest_tensors
+
+    from gpumem.adapters import LoraServing, base_modules
+    from gpumem.engines import get_engine
+    from gpumem.memory import ServingOptions
+
+    lora = LoraServing(base_modules(manifest_tensors("openai-community__gpt2"), "gpt2"), (8, 8), 811_008 + 442_368,
+                       repos=("abrhaleyarefaine1997/gpt2-tigrinya-lora", "Rehman54454/gpt2-qlora"))
+    command = get_engine("vllm").command("gpt2", ServingOptions(context=1024, lora=lora), 1)
+    assert command.endswith("--enable-lora --lora-modules gpt2-tigrinya-lora=abrhaleyarefaine1997/gpt2-tigrinya-lora "
+                            "gpt2-qlora=Rehman54454/gpt2-qlora --max-loras 2 --max-lora-rank 8")

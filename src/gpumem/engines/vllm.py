@@ -51,6 +51,7 @@ Source paths below are inside the released wheels (`pip download vllm==X --no-de
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -219,6 +220,8 @@ class Vllm(Engine[VllmConstants]):
             parts.append("--enforce-eager")
         if options.kv_dtype == "fp8":
             parts.append("--kv-cache-dtype fp8")
+        if options.lora:  # PEFT adapters served on the model: --enable-lora --lora-modules NAME=REPO and the slots
+            parts += [shlex.quote(flag) for flag in options.lora.vllm_flags(options.tp)]
         return " ".join(parts)
 
 
