@@ -152,6 +152,7 @@ def client_env(hub: HubProcess, **extra: str) -> dict:
 def in_process(hub: HubProcess, repo: str, cache: Path) -> tuple[float, list]:
     """gpumem.api.inspect_repo in this process, timed around the call only."""
     from fakehub import GOOD_TOKEN
+
     from gpumem import api
 
     os.environ["GPUMEM_CACHE_DIR"] = str(cache)

@@ -22,6 +22,7 @@ HUB = ROOT / "fixtures" / "hub"
 OUT = ROOT / "src" / "gpumem" / "data" / "snapshot"
 sys.path.insert(0, str(ROOT / "tests"))
 from fakehub import layouts  # noqa: E402 - the documented packings, shared with the tests
+
 # Repos whose tensors are another folder's (same architecture and shapes). Each alias with a saved Hub
 # model-info must have the same `safetensors.total` as the manifest: checked below, not assumed.
 ALIASES = {

@@ -47,7 +47,8 @@ def test_readme_starts_with_the_two_setup_commands():
     assert "pip install . && .venv/bin/gpumem hf meta-llama/Llama-2-70b-hf --bits 4" in head
     assert 'pip install -e ".[test]" && .venv/bin/python -m pytest' in head
     ci = (ROOT / ".ci" / "run").read_text()
-    assert 'pip install -q -e ".[test]" && .venv/bin/python -m pytest' in ci
+    assert 'pip install -q -e ".[test]"' in ci and ci.rstrip().endswith(".venv/bin/python -m pytest")
+    assert ".venv/bin/python -m ruff check src tests scripts\n.venv/bin/python -m mypy\n" in ci  # lint, types first
 
 
 def test_package_metadata_for_pipx_uvx_and_the_hf_extension():

@@ -10,8 +10,8 @@ from fakehub.layouts import gptq, quantize
 from test_architecture import real_config
 
 from gpumem.architecture import parse_architecture
-from gpumem.errors import UsageError
 from gpumem.engines import EngineConstants
+from gpumem.errors import UsageError
 from gpumem.memory import (
     FormulaResult,
     ServingOptions,

@@ -12,8 +12,8 @@ from .architecture import Architecture, parse_architecture
 from .errors import BadConfig, GpumemError, UsageError, repo_error_record
 from .gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, load_catalog, recommend
 from .memory import FormulaResult, ServingOptions, estimate_serving
-from .sources import HubOptions, is_offline, open_client
 from .report import FORMULA_BITS, CalcReport, ComponentCount, FitReport, ModelReport, TrainingReport
+from .sources import HubOptions, is_offline, open_client
 from .types import ModelSummary, RepoMetadata, WeightCount, WeightSet
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ naming config.json and the field; the caller then falls back to weights-only res
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, overload
 
 from .errors import BadConfig
 
@@ -101,6 +101,12 @@ def _shown(value: int) -> str:
     return f"{value:,}" if abs(value) < 10**24 else f"a {len(str(abs(value)))}-digit number"
 
 
+@overload
+def _int(cfg: dict, path: str, names: tuple[str, ...], *, default: int, minimum: int = 1,
+         maximum: int | None = None) -> int: ...
+@overload
+def _int(cfg: dict, path: str, names: tuple[str, ...], *, default: None = None, minimum: int = 1,
+         maximum: int | None = None) -> int | None: ...
 def _int(cfg: dict, path: str, names: tuple[str, ...], *, default: int | None = None,
          minimum: int = 1, maximum: int | None = None) -> int | None:
     """First present key of `names` as an int in [minimum, maximum]; `default` when none is present."""
@@ -164,7 +170,7 @@ def _layer_kinds(cfg: dict, path: str, model_type: str, layers: int, window: int
             raise _bad(path, "sliding_window", "is missing but layer_types lists sliding_attention layers")
         return kinds
     if cfg.get("attn_layer_period") is not None:  # Jamba: attention every `period` layers from `offset`
-        period = _int(cfg, path, ("attn_layer_period",))
+        period = _int(cfg, path, ("attn_layer_period",), default=1)  # present: checked above
         offset = _int(cfg, path, ("attn_layer_offset",), default=0, minimum=0)
         return tuple(FULL if i % period == offset else MAMBA for i in range(layers))
     if not window:

@@ -414,7 +414,7 @@ def cache_clear(json_):
     render.emit_cache_info(ResultCache().clear(), json_=json_, cleared=True)
 
 
-def _report(ids: list[str], revision: str, hub, output: dict, *, compare: bool, loras: list[str] = (),
+def _report(ids: list[str], revision: str, hub, output: dict, *, compare: bool, loras: tuple[str, ...] = (),
             base: str | None = None, **estimate) -> None:
     """Read, estimate and print many repos; a failed repo is reported in place, the worst exit code wins.
 

@@ -12,6 +12,7 @@ import math
 import posixpath
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .constants import SMALL_FILE_CAP
 from .errors import BadConfig, BadHeader, EntryNotFound, GpumemError
@@ -163,13 +164,13 @@ def _read_gguf_header(read: Callable[[int, int], bytes], path: str, size: int | 
             if size is not None and len(data) >= size:
                 raise BadHeader(f"{path}: the GGUF header runs past the end of the file") from None
             if len(data) >= SMALL_FILE_CAP:
-                raise BadHeader(f"{path}: the GGUF header runs past {SMALL_FILE_CAP:,} bytes; refusing to read more")
+                raise BadHeader(f"{path}: the GGUF header runs past {SMALL_FILE_CAP:,} bytes; refusing to read more") from None
             target = min(max(more.needed_at_least, 2 * len(data)), SMALL_FILE_CAP)
             if size is not None:
                 target = min(target, size)
             more_bytes = read(len(data), target - len(data))
             if not more_bytes:
-                raise BadHeader(f"{path}: the file ended inside its GGUF header")
+                raise BadHeader(f"{path}: the file ended inside its GGUF header") from None
             data += more_bytes
 
 
@@ -197,7 +198,8 @@ def _bin_set(plan: WeightSetPlan, size_of: Callable[[str], int | None], document
     total = metadata.get("total_size") if isinstance(metadata, dict) else None
     if not isinstance(total, int):
         sizes = [size_of(path) for path in plan.files]
-        total = sum(sizes) if all(isinstance(s, int) for s in sizes) else None
+        known = [s for s in sizes if isinstance(s, int)]
+        total = sum(known) if len(known) == len(sizes) else None
     note = "no safetensors: estimated from the pytorch_model.bin " + ("index's total_size" if index else "file sizes")
     return WeightSet(plan.name, plan.format, plan.files, (), config, None, total, (note,))
 
@@ -260,7 +262,7 @@ def _capture(call: Callable[[], object]) -> tuple[bool, object]:
         return False, exc
 
 
-def _unwrap(outcome: tuple[bool, object]):
+def _unwrap(outcome: tuple[bool, Any]):
     ok, value = outcome
     if not ok:
         raise value

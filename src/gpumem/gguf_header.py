@@ -14,6 +14,7 @@ import struct
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from .errors import BadConfig, BadHeader
 from .types import TensorInfo
@@ -251,7 +252,9 @@ def _read_value(cur: _Cursor, kind: int, key: str, depth: int):
         return cur.raw_string(f"metadata '{key}'").decode("utf-8", errors="replace")
     if kind == _ARRAY:
         return _read_array(cur, key, depth + 1)
-    return cur.scalar(_VALUE_TYPES[kind][1], f"metadata '{key}'")
+    fmt = _VALUE_TYPES[kind][1]
+    assert fmt is not None  # strings and arrays returned above
+    return cur.scalar(fmt, f"metadata '{key}'")
 
 
 def _read_array(cur: _Cursor, key: str, depth: int):
@@ -423,7 +426,7 @@ def _config_ints(value: object, file: str, key: str) -> int | list[int] | None:
     items = value if isinstance(value, list) else [value]
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in items):
         raise BadConfig(f"{file}: field '{key}' must be a non-negative integer (or one per layer), got {value!r}")
-    return value
+    return cast("int | list[int]", value)
 
 
 def _per_layer(config: dict, metadata: Mapping[str, object], file: str, arch: str) -> None:

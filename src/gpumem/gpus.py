@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from .architecture import Architecture
-from .errors import UsageError
 from .engines import MIB, GpuTarget
-from .memory import ServingEstimate, ServingOptions, capacity, check_tp, estimate_serving
+from .errors import UsageError
+from .memory import ServingOptions, capacity, check_tp, estimate_serving
 from .types import ModelSummary
 from .units import GB
 
@@ -123,7 +123,7 @@ def load_catalog() -> tuple[Gpu, ...]:
 def find_gpu(name: str, catalog: Sequence[Gpu] | None = None) -> Gpu:
     """The catalog GPU a name or alias means; UsageError listing close matches when none does."""
     gpus = load_catalog() if catalog is None else catalog
-    names = {}
+    names: dict[str, Gpu] = {}
     for gpu in gpus:
         for label in (gpu.name, *gpu.aliases):
             names.setdefault(_key(label), gpu)

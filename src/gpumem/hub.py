@@ -502,7 +502,9 @@ def _checked_token(token: str, source: str) -> str:
 
 
 def _repo_file(sibling: dict) -> RepoFile:
-    lfs = sibling.get("lfs") if isinstance(sibling.get("lfs"), dict) else {}
+    lfs = sibling.get("lfs")
+    if not isinstance(lfs, dict):
+        lfs = {}
     size = lfs.get("size", sibling.get("size"))
     valid = isinstance(size, int) and not isinstance(size, bool) and 0 <= size < 2**63
     return RepoFile(sibling["rfilename"], size if valid else None)

@@ -12,12 +12,20 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from .errors import NoWeights, UsageError
 from .gguf_header import group_gguf_files
 
-T = TypeVar("T")  # a WeightSetPlan or a read WeightSet: both have .name and .files
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def files(self) -> tuple[str, ...]: ...
+
+
+T = TypeVar("T", bound=_Named)  # a WeightSetPlan or a read WeightSet: both have .name and .files
 
 # Folders that hold copies of the weights in other formats or for other runtimes.
 _IGNORED_FOLDERS = ("original", "onnx", "openvino", "coreml", "tflite", "flax", "tf", "mlx", "gguf_cache")
@@ -57,10 +65,10 @@ def plan_layout(paths: Iterable[str]) -> Layout:
     if ggufs:
         models, projector = split_projector(ggufs)
         extra = (projector,) if projector else ()
-        notes = (f"multimodal: {projector} (the vision/audio projector llama.cpp loads with --mmproj) counted with "
-                 f"every variant",) if projector else ()
+        gguf_notes = (f"multimodal: {projector} (the vision/audio projector llama.cpp loads with --mmproj) counted "
+                      f"with every variant",) if projector else ()
         return Layout(tuple(WeightSetPlan(name, "gguf", posixpath.dirname(name), files + extra)
-                            for name, files in group_gguf_files(models).items()), notes)
+                            for name, files in group_gguf_files(models).items()), gguf_notes)
     notes: list[str] = []
     root_files = by_folder.get("", [])
     adapter_files = tuple(f for f in root_files if f.startswith("adapter") and f.endswith(".safetensors"))

@@ -39,7 +39,7 @@ def read_local(path: str) -> RepoMetadata:
 
 
 def _list_files(root: Path) -> list[str]:
-    found = []
+    found: list[str] = []
     for folder, dirs, files in os.walk(root):
         depth = len(Path(folder).relative_to(root).parts)
         dirs[:] = [] if depth >= _MAX_DEPTH else [d for d in dirs if not d.startswith(".")]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .architecture import Architecture
-from .engines import DEFAULT_ENGINE, DEFAULT_ENGINE_BY_FORMAT, MIB, Engine, GpuTarget, get_engine
+from .engines import DEFAULT_ENGINE, DEFAULT_ENGINE_BY_FORMAT, Engine, GpuTarget, get_engine
 from .errors import UsageError
 from .types import REPLICATED, ModelSummary
 from .units import GB
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 KV_DTYPE_BYTES = {"auto": 2, "bf16": 2, "fp16": 2, "fp8": 1}
 
 
-def formula_memory_gb(parameters: int, bits: int, overhead: float = 1.2) -> float:
+def formula_memory_gb(parameters: int, bits: float, overhead: float = 1.2) -> float:
     """The seed formula M_GB = P * 4 / (32 / Q) * overhead, in GB of 10^9 bytes."""
     return parameters * 4 / (32 / bits) * overhead / GB
 
@@ -36,12 +36,12 @@ def formula_memory_gb(parameters: int, bits: int, overhead: float = 1.2) -> floa
 class FormulaResult:
     """The seed formula applied to one parameter count at one width."""
 
-    bits: int
+    bits: float
     overhead: float
     memory_gb: float
 
     @classmethod
-    def compute(cls, parameters: int, bits: int, overhead: float = 1.2) -> FormulaResult:
+    def compute(cls, parameters: int, bits: float, overhead: float = 1.2) -> FormulaResult:
         """Apply the formula."""
         return cls(bits, overhead, formula_memory_gb(parameters, bits, overhead))
 
@@ -207,7 +207,7 @@ def check_tp(arch: Architecture | None, tp: int) -> None:
 def kv_bytes_per_layer_token(arch: Architecture, kv_bytes: int, tp: int) -> int:
     """KV cache bytes one token adds to one attention layer, per GPU."""
     if arch.is_mla:  # latent cache, the same on every rank
-        return (arch.kv_lora_rank + (arch.qk_rope_head_dim or 0)) * kv_bytes
+        return ((arch.kv_lora_rank or 0) + (arch.qk_rope_head_dim or 0)) * kv_bytes
     return 2 * max(1, arch.num_kv_heads // tp) * arch.head_dim * kv_bytes
 
 
@@ -244,13 +244,13 @@ def weights_per_gpu(summary: ModelSummary, tp: int = 1, bits: float | None = Non
     """
     count = summary.count
     if not summary.classes:
-        size = count.weight_bytes if bits is None or count.parameters is None else count.parameters * bits // 8
+        size = count.weight_bytes if bits is None or count.parameters is None else int(count.parameters * bits // 8)
         return -(-size // tp)
     total = 0
     for c in summary.classes:
         if c.role == "buffer":  # not loaded as weights
             continue
-        size = c.nbytes if bits is None else c.parameters * bits // 8
+        size = c.nbytes if bits is None else int(c.parameters * bits // 8)  # whole bytes at a fractional width
         total += c.count * (size if c.split == REPLICATED else -(-size // tp))
     return total
 
@@ -281,7 +281,7 @@ def estimate_serving(summary: ModelSummary, arch: Architecture | None, options: 
     notes: list[str] = []
     weights = options.engine_model.loaded_weights(summary, arch, options, bits)
     if options.lora:
-        weights += options.lora.weights_per_gpu(options.engine, options.tp)
+        weights += options.lora.weights_per_gpu(options.engine_model.name, options.tp)
     overhead = options.engine_model.overhead(options)
     if arch is None:
         notes.append("no readable config.json: weights and runtime overhead only (no KV cache, no activations)")

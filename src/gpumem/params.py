@@ -75,19 +75,19 @@ def summarize_weights(
             kind = kinds.get(masked) or kinds.setdefault(masked, _kind(masked))
             claimed = t.name in scan.claimed
             if t.name in scan.side:
-                role, parameters = "side", 0
+                role, unpacked = "side", 0
             elif not claimed and t.is_buffer:
-                role, parameters = "buffer", 0
+                role, unpacked = "buffer", 0
                 buffers += t.numel
             else:
-                role, parameters = kind[1], scan.unpacked.get(t.name, t.numel)
+                role, unpacked = kind[1], scan.unpacked.get(t.name, t.numel)
                 if not claimed:
                     plain_parameters += t.numel
                     if t.name.endswith(_INPUT_EMBEDDINGS) and ".layers." not in t.name:
                         inputs.append(t)  # a model's own embedding is outside its decoder layers (not MTP's)
                     elif t.name.endswith(_OUTPUT_EMBEDDINGS):
                         outputs.append(t)
-            key = (kind[0], role, kind[2], kind[3], t.dtype, t.shape, t.nbytes, parameters, masked)
+            key = (kind[0], role, kind[2], kind[3], t.dtype, t.shape, t.nbytes, unpacked, masked)
             classes[key].append(".".join(_INDEX.findall(t.name)))
     tied, duplicate = _tied_duplicate(inputs, outputs, config)
     notes = list(scan.notes)
@@ -108,8 +108,10 @@ def summarize_weights(
         quantization=scan.quantization,
         notes=tuple(notes),
     )
-    return ModelSummary(count, tuple(TensorClass(*key[:8], len(sites), key[8], tuple(sites) if "#" in key[8] else ())
-                                     for key, sites in classes.items()))
+    return ModelSummary(count, tuple(
+        TensorClass(split, role, module, leaf, dtype, shape, nbytes, per_tensor, len(sites), template,
+                    tuple(sites) if "#" in template else ())
+        for (split, role, module, leaf, dtype, shape, nbytes, per_tensor, template), sites in classes.items()))
 
 
 def _kind(masked: str) -> tuple[str, str, str, str]:

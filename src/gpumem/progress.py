@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from typing import Any
 
 
 class ReadProgress:
@@ -20,7 +21,7 @@ class ReadProgress:
         self._began = time.monotonic()
         self._lock = threading.Lock()
         self._repos, self._repos_done, self._headers = repos, 0, 0
-        self._progress = None
+        self._progress: Any = None  # a rich Progress once shown (rich is imported only then)
 
     def __enter__(self) -> ReadProgress:
         return self

@@ -44,7 +44,7 @@ _ATTENTION_SCALES = ("k_scale", "v_scale", "q_scale", "prob_scale")  # fp8 KV-ca
 _GGML_BLOCK_TYPES = frozenset(t.name for t in GGML_TYPES.values() if t.block_size > 1)
 _FP8 = ("F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ")
 # transformers model types whose decoder linears have no bias: block -> the config flag that adds one (None: never).
-_BIAS_FLAGS = {
+_BIAS_FLAGS: dict[str, dict[str, str | None]] = {
     "llama": {"self_attn": "attention_bias", "mlp": "mlp_bias"},
     "mistral": {"self_attn": None, "mlp": None},
     "mixtral": {"self_attn": None, "mlp": None},
@@ -191,7 +191,7 @@ def _gguf(t: TensorInfo, tally: _Tally) -> str:
     return t.name
 
 
-def _scan_module(module: str, parts: dict[str, TensorInfo], qc: dict, declared: str | None, config: dict,
+def _scan_module(module: str, parts: Mapping[str, TensorInfo], qc: dict, declared: str | None, config: dict,
                  tally: _Tally) -> set[str]:
     """Account for one module's packed weight and side data; return the names it claims."""
     if "qweight" in parts:
@@ -224,7 +224,7 @@ def _scan_module(module: str, parts: dict[str, TensorInfo], qc: dict, declared: 
     return set()
 
 
-def _packed(parts: dict[str, TensorInfo], key: str, side_keys: tuple[str, ...], bits: int | None, evidence: str,
+def _packed(parts: Mapping[str, TensorInfo], key: str, side_keys: tuple[str, ...], bits: int | None, evidence: str,
             tally: _Tally) -> set[str]:
     """Record a packed weight of `bits`-bit values plus its side tensors."""
     weight = parts[key]
@@ -252,7 +252,7 @@ def _side(tally: _Tally, tensor: TensorInfo) -> None:
     tally.side.append(tensor.name)
 
 
-def _gptq_layout(parts: dict[str, TensorInfo]) -> bool:
+def _gptq_layout(parts: Mapping[str, TensorInfo]) -> bool:
     """GPTQ packs the input axis (qweight keeps `out` columns, as scales do); AWQ packs the output axis."""
     scales = parts.get("scales")
     if scales is None or not scales.shape or not parts["qweight"].shape:
@@ -260,7 +260,7 @@ def _gptq_layout(parts: dict[str, TensorInfo]) -> bool:
     return parts["qweight"].shape[-1] == scales.shape[-1]
 
 
-def _gptq_bits(parts: dict[str, TensorInfo], qc: dict) -> int | None:
+def _gptq_bits(parts: Mapping[str, TensorInfo], qc: dict) -> int | None:
     """Declared bits, else from shapes: qzeros packs `out` at the same width in both GPTQ and AWQ."""
     declared = _declared_bits(qc)
     if declared:
@@ -276,7 +276,7 @@ def _gptq_bits(parts: dict[str, TensorInfo], qc: dict) -> int | None:
     return None
 
 
-def _quant_bias(module: str, parts: dict[str, TensorInfo], config: dict, tally: _Tally) -> set[str]:
+def _quant_bias(module: str, parts: Mapping[str, TensorInfo], config: dict, tally: _Tally) -> set[str]:
     """Zero `bias` the GPTQ packer adds to every linear of a bias-less architecture: side data, not parameters.
 
     AutoGPTQ's QuantLinear registers `bias` unconditionally in older releases, so TheBloke's Llama-2

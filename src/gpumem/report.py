@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .architecture import Architecture
 from .gpus import Recommendation
@@ -65,7 +65,7 @@ class ModelReport:
     def to_dict(self) -> dict:
         """The documented JSON object (schema_version 1); integers are exact bytes and counts."""
         quant = self.count.quantization
-        data = {
+        data: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "repo_id": self.repo_id,
             "revision": self.revision,

@@ -136,7 +136,7 @@ def _offline(endpoint: str, repo_id: str, revision: str, cache: ResultCache | No
     from .snapshot import LIVE_DATA_HINT, load_snapshot
 
     sha = cache.sha_for(endpoint, repo_id, revision) if cache else None
-    if sha and (cached := cache.load(endpoint, repo_id, sha)):
+    if cache and sha and (cached := cache.load(endpoint, repo_id, sha)):
         return replace(cached, source="cache")
     if snapshot := load_snapshot(repo_id):
         return _with_note(snapshot, f"offline: answered from the built-in snapshot; {LIVE_DATA_HINT}")

@@ -159,7 +159,7 @@ def fit_family(observations: list[Observation], family: str) -> SpeedConstants:
                                 o.bandwidth_bytes_s, unit)[0] for o in decode]
     has_moe = any(o.shape.moe_layers for o in decode)
     dense = [o.shape.dense_layers + (0 if has_moe else o.shape.moe_layers) for o in decode]
-    moe = [o.shape.moe_layers if has_moe else 0 for o in decode]
+    moe: list[float] = [o.shape.moe_layers if has_moe else 0 for o in decode]
     best = (math.inf, 0.0, 0.0, 0.0)
     for step in range(40, 96):  # efficiency 0.40 ... 0.95
         efficiency = step / 100

@@ -363,7 +363,8 @@ class Transport:
     def _proxy(self, origin: Origin) -> Origin | None:
         """The proxy for this origin from HTTP(S)_PROXY, honouring NO_PROXY; None for a direct connection."""
         url = self._proxies.get(origin.scheme)
-        if not url or urllib.request.proxy_bypass_environment(origin.host, self._proxies):
+        # proxy_bypass_environment is public in urllib.request but missing from typeshed's stubs
+        if not url or urllib.request.proxy_bypass_environment(origin.host, self._proxies):  # type: ignore[attr-defined]
             return None
         try:
             proxy = Origin.of(url if "://" in url else f"http://{url}")

@@ -82,8 +82,6 @@ class WeightCount:
 
 # How tensor parallelism shards a stored tensor.
 SPLIT, VOCAB, REPLICATED = "split", "vocab", "replicated"
-# What a stored tensor is to the model.
-ROLES = ("dense", "routed_expert", "shared_expert", "embedding", "head", "side", "buffer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +96,7 @@ class TensorClass:
     """
 
     split: str  # SPLIT (column or row), VOCAB (rows of the vocabulary) or REPLICATED on every rank
-    role: str  # one of ROLES
+    role: str  # dense | routed_expert | shared_expert | embedding | head | side (quantization data) | buffer
     module: str
     leaf: str
     dtype: str

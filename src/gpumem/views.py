@@ -328,8 +328,10 @@ def training(d: dict) -> Document:
     plans = d["recommendations"]
     need, need_cell = size_column("need per GPU", "per_gpu_total_bytes", [p["per_gpu"]["total_bytes"] for p in plans])
     room, room_cell = size_column("headroom", "headroom_gb", [p["headroom_gb"] for p in plans], in_gb=True)
-    columns = (_GPU, Column("GPUs", "count"), Column("nodes", "nodes"), need, room, Column("fits", "fits"))
-    rows = tuple((text(p["gpu"]), count_cell(p["count"]), count_cell(p["nodes"]), need_cell(p["per_gpu"]["total_bytes"]),
+    columns: tuple[Column, ...] = (_GPU, Column("GPUs", "count"), Column("nodes", "nodes"), need, room,
+                                   Column("fits", "fits"))
+    rows: tuple[tuple[Cell, ...], ...] = tuple((text(p["gpu"]), count_cell(p["count"]), count_cell(p["nodes"]),
+                                                need_cell(p["per_gpu"]["total_bytes"]),
                   room_cell(p["headroom_gb"]), Cell("yes" if p["fits"] else "no", p["fits"]))
                  for p in plans)
     if any(p.get("usd_per_hour") is not None for p in plans):  # what the plan costs, where a price is known

@@ -23,21 +23,19 @@ logs in fixtures/measurements/llamacpp-*.jsonl, see docs/llamacpp.md):
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from ..architecture import MAMBA, SLIDING
 from ..errors import UsageError
 from . import MIB, Engine, EngineConstants
-
-from ..architecture import MAMBA, SLIDING
 
 if TYPE_CHECKING:
     from ..architecture import Architecture
     from ..memory import ServingEstimate, ServingOptions
-    from ..types import ModelSummary
+    from ..types import ModelSummary, TensorInfo
 
 # --- ggml types of the KV cache -----------------------------------------------------------------------------
 
@@ -812,6 +810,7 @@ class Ollama(LlamaCpp):
     def default_num_ctx(self, options: ServingOptions, vram_bytes: int) -> int:
         """Ollama's num_ctx when none is set: by the total VRAM (server/routes.go, capped at the model's)."""
         c = self.constants(options)
+        assert isinstance(c, OllamaConstants)  # Ollama's versions are OllamaConstants
         gib = vram_bytes / 2**30
         return next(ctx for floor, ctx in c.num_ctx_tiers if gib >= floor)
 

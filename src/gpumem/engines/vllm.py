@@ -53,7 +53,7 @@ from __future__ import annotations
 import math
 import shlex
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..activations import LOGIT_BYTES, activation_bytes_per_token
 from . import MIB, Engine, EngineConstants
@@ -100,7 +100,7 @@ class Vllm(Engine[VllmConstants]):
             return True
         return gpu.total_bytes >= LARGE_GPU_BYTES and "a100" not in gpu.name.lower()
 
-    def setting(self, options: ServingOptions, name: str) -> object:
+    def setting(self, options: ServingOptions, name: str) -> Any:
         """A setting: the user's value, else this version's default (per GPU class for the scheduler's two)."""
         value = getattr(options, name, None)
         if value is not None:
