@@ -338,8 +338,11 @@ def _with_command(estimate_, repo_id: str, weights: WeightSet, serving: ServingO
     """The llama-server (or Ollama) start for this file, at the -ngl / --n-cpu-moe that fits the chosen GPU."""
     detail = dict(estimate_.engine_detail)
     ngl = None if detail.get("n_cpu_moe") else detail.get("largest_ngl")
-    command = serving.engine_model.command(repo_id, serving, 1, file=weights.files[0], ngl=ngl,
-                                           n_cpu_moe=detail.get("n_cpu_moe", 0))
+    from .engines.llamacpp import LlamaCpp
+
+    engine = serving.engine_model
+    assert isinstance(engine, LlamaCpp)  # only llama.cpp and Ollama place layers (-ngl, --n-cpu-moe)
+    command = engine.command(repo_id, serving, 1, file=weights.files[0], ngl=ngl, n_cpu_moe=detail.get("n_cpu_moe", 0))
     detail["command"] = command
     if "gpu" not in detail:  # without --gpu the command is in the JSON only
         return replace(estimate_, engine_detail=detail)
