@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import struct
-import tempfile
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path

@@ -221,4 +221,4 @@ def test_fuzz_model_info_and_cache_entries_raise_only_gpumem_errors():
                  "cache entries: raw bytes"):
         function, strategies = TARGETS[name]
         settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))(
-            given(st.tuples(*strategies))(lambda args: function(*args)))()
+            given(st.tuples(*strategies))(lambda args: function(*args)))()  # noqa: B023 - run at once

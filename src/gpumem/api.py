@@ -341,8 +341,11 @@ def _with_command(estimate_, repo_id: str, weights: WeightSet, serving: ServingO
     from .engines.llamacpp import LlamaCpp
 
     engine = serving.engine_model
-    assert isinstance(engine, LlamaCpp)  # only llama.cpp and Ollama place layers (-ngl, --n-cpu-moe)
-    command = engine.command(repo_id, serving, 1, file=weights.files[0], ngl=ngl, n_cpu_moe=detail.get("n_cpu_moe", 0))
+    if isinstance(engine, LlamaCpp):  # llama.cpp and Ollama place layers (-ngl, --n-cpu-moe) in one file
+        command = engine.command(repo_id, serving, 1, file=weights.files[0], ngl=ngl,
+                                 n_cpu_moe=detail.get("n_cpu_moe", 0))
+    else:
+        command = engine.command(repo_id, serving, 1)
     detail["command"] = command
     if "gpu" not in detail:  # without --gpu the command is in the JSON only
         return replace(estimate_, engine_detail=detail)

@@ -457,9 +457,8 @@ def _emit_outcomes(outcomes: list, output: dict, emit) -> None:
 
 
 def _repo_ids(repo_ids: tuple[str, ...], from_file) -> list[str]:
-    from .errors import UsageError
-
     from .constants import SMALL_FILE_CAP
+    from .errors import UsageError
 
     ids = list(repo_ids)
     if from_file is not None:  # a file, a pipe or `-`: read at most 16 MiB, as UTF-8 text
