@@ -341,6 +341,7 @@ def _with_command(estimate_, repo_id: str, weights: WeightSet, serving: ServingO
     from .engines.llamacpp import LlamaCpp
 
     engine = serving.engine_model
+    command: str | None
     if isinstance(engine, LlamaCpp):  # llama.cpp and Ollama place layers (-ngl, --n-cpu-moe) in one file
         command = engine.command(repo_id, serving, 1, file=weights.files[0], ngl=ngl,
                                  n_cpu_moe=detail.get("n_cpu_moe", 0))

@@ -149,8 +149,8 @@ class Engine(Generic[C]):
 
 def _registry() -> dict[str, Engine[Any]]:
     from .llamacpp import LLAMACPP, OLLAMA
-    from .transformers import TRANSFORMERS
     from .sglang import SGLANG
+    from .transformers import TRANSFORMERS
     from .vllm import VLLM
 
     return {engine.name: engine for engine in (VLLM, SGLANG, TRANSFORMERS, LLAMACPP, OLLAMA)}
