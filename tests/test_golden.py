@@ -50,7 +50,7 @@ def test_golden_output(hub, gpumem, monkeypatch, request, file, name, width):
 
 def test_json_golden_is_the_documented_schema():
     report = json.loads((GOLDEN / "hf-qwen-json.json").read_text())
-    assert report["schema_version"] == 1
+    assert report["schema_version"] == 2
     assert {"repo_id", "revision", "source", "parameters", "stored_elements", "weight_bytes", "formula",
             "recommendations", "serving"} <= set(report)
     assert set(report["formula"]) == {"bits", "overhead", "memory_gb"}

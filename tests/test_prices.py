@@ -23,7 +23,7 @@ def test_every_catalog_price_is_dated_sourced_and_names_a_catalog_gpu():
 
 def test_catalog_prices_are_labelled_with_their_date():
     price = load_prices().get("H100 SXM")
-    assert price.usd_per_hour == 3.00 and price.label == "catalog 2026-05" and "mercatus" in price.source
+    assert price.usd_per_hour == 3.00 and price.label == "on-demand 2026-05" and "mercatus" in price.source
 
 
 def test_price_option_overrides_the_catalog_through_any_gpu_name():

@@ -3,6 +3,7 @@ architecture -> memory -> GPUs) into ModelReport / CalcReport results. The CLI i
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -10,11 +11,13 @@ from typing import TYPE_CHECKING
 
 from .architecture import Architecture, parse_architecture
 from .errors import BadConfig, GpumemError, UsageError, repo_error_record
-from .gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, load_catalog, recommend
-from .memory import FormulaResult, ServingOptions, estimate_serving
+from .engines import GpuTarget
+from .gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, load_catalog
+from .memory import FormulaResult, ServingEstimate, ServingOptions, active_parameters, estimate_serving
+from .plans import ModelFacts, Plan, PlanRequest, make_plans
 from .report import FORMULA_BITS, CalcReport, ComponentCount, FitReport, ModelReport, TrainingReport
 from .sources import HubOptions, is_offline, open_client
-from .types import ModelSummary, RepoMetadata, WeightCount, WeightSet
+from .types import VOCAB, ModelSummary, RepoMetadata, WeightCount, WeightSet
 
 if TYPE_CHECKING:
     from .training import TrainingBase, TrainingOptions
@@ -58,20 +61,22 @@ def inspect_local(path: str) -> RepoMetadata:
 
 
 def estimate(metadata: RepoMetadata, *, bits: float | None = None, serving: ServingOptions | None = None,
-             gpu: str | None = None, file: str | None = None,
-             adapters: Sequence[RepoMetadata] = ()) -> list[ModelReport]:
+             gpu: str | Sequence[str] | None = None, file: str | None = None,
+             adapters: Sequence[RepoMetadata] = (), plan: PlanRequest | None = None) -> list[ModelReport]:
     """Count, size and place a model: one report (or one per GGUF variant; `file` picks one).
 
     `adapters` are PEFT adapter repos served on this model: each is checked against it, and the report
-    counts base + adapters (and, for vLLM, the LoRA slots it preallocates).
+    counts base + adapters (and, for vLLM, the LoRA slots it preallocates). `plan` fixes the plans' shape,
+    vendors, list length and prices; `gpu` (one name or several) picks GPU types. The report's serving
+    breakdown is its first plan's.
     """
     serving = serving or ServingOptions()
     bits = None if bits is None else _check_bits(bits)
-    only = find_gpu(gpu) if gpu else None
+    request = plan_request(plan, gpu)
     if is_adapter(metadata):
         raise UsageError(f"{metadata.repo_id} is a PEFT adapter: estimate its base with the adapter passed as "
                          "`adapters` (inspect_base reads the base it names)")
-    return [_report(metadata, group, bits, serving, only, adapters) for group in _groups(metadata, file)]
+    return [_report(metadata, group, bits, serving, request, adapters) for group in _groups(metadata, file)]
 
 
 def is_adapter(metadata: RepoMetadata) -> bool:
@@ -142,8 +147,9 @@ class RepoOutcome:
 
 def estimate_many(repo_ids: Sequence[str], revision: str = "main", options: HubOptions | None = None, *,
                   client=None, on_done: Callable[[str], None] | None = None, bits: float | None = None,
-                  serving: ServingOptions | None = None, gpu: str | None = None, file: str | None = None,
-                  loras: Sequence[str] = (), base: str | None = None) -> list[RepoOutcome]:
+                  serving: ServingOptions | None = None, gpu: str | Sequence[str] | None = None,
+                  file: str | None = None, loras: Sequence[str] = (), base: str | None = None,
+                  plan: PlanRequest | None = None) -> list[RepoOutcome]:
     """`estimate` for many Hub repos read concurrently; a repo that fails has its error in its place.
 
     An adapter repo is answered on its base (`base`, else the one its config names); `loras` (adapter repo
@@ -154,8 +160,9 @@ def estimate_many(repo_ids: Sequence[str], revision: str = "main", options: HubO
     def estimate_one(metadata: RepoMetadata) -> list[ModelReport]:
         if is_adapter(metadata):
             model = inspect_base(metadata, base, options, client=client)
-            return estimate(model, bits=bits, serving=serving, gpu=gpu, file=file, adapters=[metadata, *adapters])
-        return estimate(metadata, bits=bits, serving=serving, gpu=gpu, file=file, adapters=adapters)
+            return estimate(model, bits=bits, serving=serving, gpu=gpu, file=file, adapters=[metadata, *adapters],
+                            plan=plan)
+        return estimate(metadata, bits=bits, serving=serving, gpu=gpu, file=file, adapters=adapters, plan=plan)
     return _many(repo_ids, revision, options, client, on_done, file, estimate_one)
 
 
@@ -248,8 +255,49 @@ def _groups(metadata: RepoMetadata, file: str | None) -> list[list[WeightSet]]:
     return [list(metadata.weight_sets)]
 
 
+def plan_request(plan: PlanRequest | None, gpu: str | Sequence[str] | None = None) -> PlanRequest:
+    """The plan request with GPU names resolved to the catalog's and prices loaded (package, user file)."""
+    from dataclasses import replace as _replace
+
+    from .prices import load_prices, user_prices_file
+
+    plan = plan or PlanRequest()
+    names = [gpu] if isinstance(gpu, str) else list(gpu or ())
+    resolved = tuple(dict.fromkeys(find_gpu(n).name for n in [*plan.gpus, *names]))
+    prices = plan.prices if plan.prices is not None else load_prices(user_file=user_prices_file())
+    return _replace(plan, gpus=resolved, prices=prices)
+
+
+def _plans(facts: ModelFacts, summary: ModelSummary, arch: Architecture | None, serving: ServingOptions,
+           bits: float | None, request: PlanRequest) -> list[Plan]:
+    """Plans for one model: its breakdown at each TP size computed once (it does not depend on the GPU)."""
+    from dataclasses import replace as _replace
+
+    @functools.cache
+    def at(tp: int, gpu: Gpu) -> ServingEstimate:  # engines' defaults differ by GPU class (vLLM's batch tokens)
+        return estimate_serving(summary, arch, _replace(serving, tp=tp, pp=1, gpu=GpuTarget(gpu.name, gpu.usable_bytes)),
+                                bits)
+
+    assert request.prices is not None
+    return make_plans(at, facts, arch, serving, request, request.prices)
+
+
+def _vocab_bytes(summary: ModelSummary, bits: float | None) -> Callable[[int], int]:
+    """Embedding + head bytes on one GPU at each TP size (pipeline stages hold them at their ends)."""
+    vocab = [c for c in summary.classes if c.split == VOCAB and c.role != "buffer"]
+
+    def at(tp: int) -> int:
+        return sum(c.count * -(-(c.nbytes if bits is None else int(c.parameters * bits // 8)) // tp) for c in vocab)
+    return at
+
+
+def _is_fp8(count: WeightCount) -> bool:
+    quant = count.quantization
+    return bool(quant and quant.method and "fp8" in quant.method)
+
+
 def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | None, serving: ServingOptions,
-            only: Gpu | None, adapter_repos: Sequence[RepoMetadata] = ()) -> ModelReport:
+            request: PlanRequest, adapter_repos: Sequence[RepoMetadata] = ()) -> ModelReport:
     main = group[0]
     serving = serving.for_format(main.format)
     summary, arch, arch_note = _prepare(group)
@@ -262,12 +310,21 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
         if serving.engine == "vllm":
             notes.append("vLLM gives every linear layer --max-loras slots of --max-lora-rank, whatever the adapters "
                          "target: the weights include those slots")
-    estimate_ = estimate_serving(summary, arch, serving, bits=bits)
-    if estimate_.offload and only is not None:
-        estimate_ = _offload_on(estimate_, only, serving)
+    active = active_parameters(summary, arch)
+    facts = ModelFacts(metadata.repo_id, count.parameters, active, _is_fp8(count) and bits is None,
+                       _vocab_bytes(summary, bits))
+    recs = _plans(facts, summary, arch, serving, bits, request)
+    original = serving
+    estimate_ = recs[0].estimate  # the breakdown shown is the first plan's
+    serving = replace(serving, tp=recs[0].tp, pp=recs[0].pp)
+    if estimate_.offload:  # llama.cpp / ollama split layers themselves (-ngl): the breakdown at the asked GPU count
+        original = replace(original, tp=request.tp or 1)
+        estimate_ = estimate_serving(summary, arch, original, bits)
+        serving = original
+        if request.gpus:
+            estimate_ = _offload_on(estimate_, find_gpu(request.gpus[0]), serving)
     if estimate_.engine_detail is not None:
         estimate_ = _with_command(estimate_, metadata.repo_id, main, serving)
-    recs = recommend(summary, arch, serving, bits, only=only)
     return ModelReport(
         metadata.repo_id, metadata.revision, metadata.source, main.format, tuple(f for ws in group for f in ws.files),
         count, formula_bits,
@@ -424,13 +481,14 @@ def parse_parameter_count(text: str) -> int:
 
 
 def calc(parameters: int | str, bits: float = 16, *, serving: ServingOptions | None = None,
-         gpu: str | None = None) -> CalcReport:
+         gpu: str | Sequence[str] | None = None, plan: PlanRequest | None = None) -> CalcReport:
     """The formula (and weights-only GPU fit) for a parameter count given by hand."""
     count_ = parameters if isinstance(parameters, int) else parse_parameter_count(parameters)
     bits = _check_bits(bits)
     weights = ModelSummary(WeightCount(count_, {}, round(count_ * bits / 8)))
-    only = find_gpu(gpu) if gpu else None
-    recs = recommend(weights, None, serving or ServingOptions(), bits, only=only)
+    request = plan_request(plan, gpu)
+    facts = ModelFacts(None, count_, count_, False, lambda tp: 0)
+    recs = _plans(facts, weights, None, serving or ServingOptions(), bits, request)
     return CalcReport(count_, bits, FormulaResult.compute(count_, bits), tuple(FormulaResult.compute(count_, b) for b in FORMULA_BITS),
                       tuple(recs))
 

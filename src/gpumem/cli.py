@@ -117,10 +117,10 @@ def _serving_options(command):
     @click.option("--concurrency", type=click.IntRange(1, 1_000_000), default=_SERVING.concurrency, show_default=True,
                   help="Sequences served at once.")
     @_KV_DTYPE_OPTION
-    @click.option("--tp", type=int, default=_SERVING.tp, show_default=True, help="Tensor-parallel size for the breakdown.")
+    @_plan_options
     @_engine_options
     @functools.wraps(command)
-    def wrapper(*args, bits, gpu, context, concurrency, kv_dtype, tp, engine, engine_version, engine_settings,
+    def wrapper(*args, bits, gpu, context, concurrency, kv_dtype, engine, engine_version, engine_settings, plan,
                 **kwargs):
         from .engines import GpuTarget
         from .gpus import find_gpu
@@ -131,8 +131,31 @@ def _serving_options(command):
             # the breakdown takes the GPU's engine defaults
             target = GpuTarget(found.name, found.usable_bytes, found.usable_mib * 2**20)
         serving = ServingOptions(engine=engine, engine_version=engine_version, context=context,
-                                 concurrency=concurrency, kv_dtype=kv_dtype, tp=tp, gpu=target, **engine_settings)
-        return command(*args, bits=bits, gpu=gpu, serving=serving, **kwargs)
+                                 concurrency=concurrency, kv_dtype=kv_dtype, gpu=target, **engine_settings)
+        return command(*args, bits=bits, gpu=gpu, serving=serving, plan=plan, **kwargs)
+    return wrapper
+
+
+def _plan_options(command):
+    """--tp / --pp / --nodes fix the plans' shape; --vendor, --all and --price pick and price them."""
+    @click.option("--tp", type=int, help="Tensor-parallel size of every plan (default: chosen per GPU).")
+    @click.option("--pp", type=int, help="Pipeline-parallel stages of every plan (default: chosen per GPU).")
+    @click.option("--nodes", type=int, help="Nodes every plan spans, at most 8 (default: as few as fit).")
+    @click.option("--vendor", "vendors", multiple=True, help="Only GPUs of this vendor: NVIDIA, AMD, Intel (repeatable).")
+    @click.option("--all", "show_all", is_flag=True,
+                  help="Every GPU type of the catalog, the engine's or not (default: at most 8 plans).")
+    @click.option("--price", "prices", multiple=True, metavar="GPU=USD",
+                  help="Your $ per GPU-hour, e.g. --price H100=2.49 (repeatable; also $GPUMEM_PRICES, docs/prices.md).")
+    @functools.wraps(command)
+    def wrapper(*args, tp, pp, nodes, vendors, show_all, prices, **kwargs):
+        from .api import plan_request
+        from .plans import PlanRequest
+        from .prices import load_prices, parse_price_option, user_prices_file
+
+        overrides = [parse_price_option(p) for p in prices]
+        plan = plan_request(PlanRequest(tp=tp, pp=pp, nodes=nodes, vendors=tuple(vendors), show_all=show_all,
+                                        prices=load_prices(overrides, user_file=user_prices_file())))
+        return command(*args, plan=plan, **kwargs)
     return wrapper
 
 
@@ -191,7 +214,7 @@ def cli():
 @_hub_options
 @_serving_options
 @_output_options
-def hf(repo_ids, from_file, gguf_file, loras, base, revision, hub, bits, gpu, serving, output):
+def hf(repo_ids, from_file, gguf_file, loras, base, revision, hub, bits, gpu, serving, plan, output):
     """Audit one or more Hugging Face Hub repos without downloading weights.
 
     An adapter repo (adapter_config.json + adapter_model.safetensors) is answered on its base model.
@@ -204,7 +227,8 @@ def hf(repo_ids, from_file, gguf_file, loras, base, revision, hub, bits, gpu, se
       gpumem hf meta-llama/Llama-3.1-8B --lora org/adapter-a --lora org/adapter-b
     """
     _report(_repo_ids(repo_ids, from_file), revision, hub, output, compare=False,
-            bits=bits, serving=serving, gpu=gpu, file=gguf_file, loras=list(dict.fromkeys(loras)), base=base)
+            bits=bits, serving=serving, gpu=gpu, plan=plan, file=gguf_file, loras=list(dict.fromkeys(loras)),
+            base=base)
 
 
 @cli.command()
@@ -212,7 +236,7 @@ def hf(repo_ids, from_file, gguf_file, loras, base, revision, hub, bits, gpu, se
 @_hub_options
 @_serving_options
 @_output_options
-def compare(repo_ids, revision, hub, bits, gpu, serving, output):
+def compare(repo_ids, revision, hub, bits, gpu, serving, plan, output):
     """Put models side by side: parameters, stored size, memory at 16/8/4 bit, cheapest GPU option.
 
     \b
@@ -220,7 +244,7 @@ def compare(repo_ids, revision, hub, bits, gpu, serving, output):
       gpumem compare meta-llama/Llama-3.1-8B Qwen/Qwen2.5-7B mistralai/Mixtral-8x7B-v0.1
     """
     _report(_repo_ids(repo_ids, None), revision, hub, output, compare=True, bits=bits, serving=serving, gpu=gpu,
-            file=None)
+            plan=plan, file=None)
 
 
 @cli.command()
@@ -329,7 +353,7 @@ def _target_modules(text: str) -> tuple[str, ...] | str:
 @click.option("--base", help="An adapter folder's base model on the Hub (default: its adapter_config.json's).")
 @_serving_options
 @_output_options
-def local(path, gguf_file, base, bits, gpu, serving, output):
+def local(path, gguf_file, base, bits, gpu, serving, plan, output):
     """Inspect a local safetensors / GGUF file or model folder (headers only).
 
     A PEFT adapter folder is answered on its base model, read from the Hub (or the cache or snapshot).
@@ -343,9 +367,10 @@ def local(path, gguf_file, base, bits, gpu, serving, output):
     metadata = api.inspect_local(path)
     if api.is_adapter(metadata):
         model = api.inspect_base(metadata, base)
-        reports = api.estimate(model, bits=bits, serving=serving, gpu=gpu, file=gguf_file, adapters=[metadata])
+        reports = api.estimate(model, bits=bits, serving=serving, gpu=gpu, plan=plan, file=gguf_file,
+                               adapters=[metadata])
     else:
-        reports = api.estimate(metadata, bits=bits, serving=serving, gpu=gpu, file=gguf_file)
+        reports = api.estimate(metadata, bits=bits, serving=serving, gpu=gpu, plan=plan, file=gguf_file)
     render.emit_reports([path], [reports], **output)
 
 
@@ -354,8 +379,9 @@ def local(path, gguf_file, base, bits, gpu, serving, output):
 @click.option("--bits", type=click.FloatRange(1, 64), default=16, show_default=True,
               help="Bits per parameter when loaded (Q).")
 @click.option("--gpu", help="Answer for one GPU type.")
+@_plan_options
 @_output_options
-def calc(params, bits, gpu, output):
+def calc(params, bits, gpu, plan, output):
     """The formula M_GB = P x 4 / (32 / Q) x 1.2 for a parameter count.
 
     \b
@@ -365,7 +391,7 @@ def calc(params, bits, gpu, output):
     """
     from . import api, render
 
-    render.emit_calc(api.calc(params, bits, gpu=gpu), **output)
+    render.emit_calc(api.calc(params, bits, gpu=gpu, plan=plan), **output)
 
 
 @cli.command()

@@ -70,6 +70,7 @@ class ServingOptions:
     concurrency: int = 1
     kv_dtype: str = "auto"
     tp: int = 1
+    pp: int = 1  # pipeline stages (plans across nodes); the breakdown is one GPU of the busiest stage
     engine_version: str | None = None  # None: the newest version gpumem models
     gpu_memory_utilization: float | None = None  # vLLM: the budget fraction of the GPU
     max_num_batched_tokens: int | None = None  # vLLM: tokens of one scheduled step (the profile run's prefill)
@@ -94,7 +95,7 @@ class ServingOptions:
             raise UsageError(f"flash_attn must be on, off or auto, got {self.flash_attn!r}", option="flash_attn")
         if self.ngl is not None and self.ngl < 0:
             raise UsageError(f"ngl must be at least 0, got {self.ngl}", option="ngl")
-        for name in ("context", "concurrency", "tp", "max_num_batched_tokens", "max_num_seqs", "n_batch",
+        for name in ("context", "concurrency", "tp", "pp", "max_num_batched_tokens", "max_num_seqs", "n_batch",
                      "n_ubatch"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -145,6 +146,7 @@ class ServingEstimate:
     host_bytes: int | None = None  # engines that keep part of the model in system memory (llama.cpp)
     offload: tuple[dict[str, Any], ...] = ()  # llama.cpp: one row per -ngl value
     engine_detail: dict[str, Any] | None = None  # the engine's own view of the run (flags, cache cells)
+    pp: int = 1  # pipeline stages: the figures are one GPU of the busiest stage
 
     @property
     def total_bytes(self) -> int:
@@ -160,7 +162,7 @@ class ServingEstimate:
         """The issue's "serving" object (integer bytes) plus notes and the model's maximum context."""
         return {
             "engine": self.engine, "context": self.context, "concurrency": self.concurrency,
-            "kv_dtype": self.kv_dtype, "tp": self.tp, "kv_bytes_per_token": self.kv_bytes_per_token,
+            "kv_dtype": self.kv_dtype, "tp": self.tp, "pp": self.pp, "kv_bytes_per_token": self.kv_bytes_per_token,
             "active_parameters": self.active_parameters,
             "per_gpu": {"weights_bytes": self.weights_bytes, "kv_cache_bytes": self.kv_cache_bytes,
                         "activation_bytes": self.activation_bytes, "overhead_bytes": self.overhead_bytes,

@@ -32,13 +32,14 @@ class Price:
     """What one GPU-hour of a type costs, and where that figure comes from."""
 
     usd_per_hour: float
-    date: str  # "2026-05"; "" when the user gave none
-    origin: str  # "catalog" | "user file PATH" | "--price"
+    date: str  # "2026-05" (the package table's as_of); "" when the user gave none
+    origin: str  # "on-demand" (the package table) | "user file PATH" | "--price"
     source: str = ""  # the published page a catalog price comes from
+    source_date: str = ""  # the date that page gives (the table's own date is `date`)
 
     @property
     def label(self) -> str:
-        """Short provenance for tables: 'catalog 2026-05', '--price'."""
+        """Short provenance for tables: 'on-demand 2026-05', '--price'."""
         return " ".join(part for part in (self.origin, self.date) if part)
 
 
@@ -57,9 +58,10 @@ class PriceTable:
 @cache
 def _catalog_prices() -> tuple[str, tuple[tuple[str, Price], ...]]:
     data = tomllib.loads(PRICES_FILE.read_text(encoding="utf-8"))
-    entries = tuple((find_gpu(p["gpu"]).name, Price(float(p["usd_per_hour"]), str(p["date"]), "catalog", p["source"]))
-                    for p in data["price"])
-    return str(data["as_of"]), entries
+    as_of = str(data["as_of"])
+    entries = tuple((find_gpu(p["gpu"]).name, Price(float(p["usd_per_hour"]), as_of, "on-demand", p["source"],
+                                                    str(p["date"]))) for p in data["price"])
+    return as_of, entries
 
 
 def user_prices_file() -> Path | None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from .architecture import Architecture
 from .gpus import Recommendation
+from .plans import RANKING, Plan
 from .memory import FormulaResult, ServingEstimate
 from .training import TrainingEstimate, TrainingPlan
 from .types import WeightCount
@@ -14,7 +15,7 @@ from .types import WeightCount
 if TYPE_CHECKING:
     from .adapters import Adapter, VllmLora
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: recommendations are plans (TP x PP x nodes, command, speed, price)
 FORMULA_BITS = (16, 8, 4)  # the widths shown side by side
 
 
@@ -45,8 +46,8 @@ class ModelReport:
     formula: FormulaResult | None
     formula_by_bits: tuple[FormulaResult, ...]
     architecture: Architecture | None
-    serving: ServingEstimate | None
-    recommendations: tuple[Recommendation, ...]
+    serving: ServingEstimate | None  # one GPU of the first plan
+    recommendations: tuple[Plan, ...]  # ranked: RANKING
     file: str | None = None  # the GGUF variant this report is about
     variant: str | None = None  # its quantization label (Q4_K_M, ...), read from the file name
     estimated: bool = False  # parameters estimated (pickle-only repos), not read from headers
@@ -63,7 +64,7 @@ class ModelReport:
         return self.count.parameters + sum(a.parameters for a in self.adapters)
 
     def to_dict(self) -> dict:
-        """The documented JSON object (schema_version 1); integers are exact bytes and counts."""
+        """The documented JSON object (schema_version 2, docs/json.md); integers are exact bytes and counts."""
         quant = self.count.quantization
         data: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
@@ -84,6 +85,7 @@ class ModelReport:
             "formula_by_bits": {str(f.bits): f.memory_gb for f in self.formula_by_bits},
             "serving": self.serving.to_dict() if self.serving else None,
             "recommendations": [r.to_dict() for r in self.recommendations],
+            "ranking": RANKING,
             "files": list(self.files),
             "notes": list(self.notes),
         }
@@ -110,7 +112,7 @@ class CalcReport:
     bits: float
     formula: FormulaResult
     formula_by_bits: tuple[FormulaResult, ...]
-    recommendations: tuple[Recommendation, ...]
+    recommendations: tuple[Plan, ...]
 
     def to_dict(self) -> dict:
         """The keys of ModelReport.to_dict that apply to a bare parameter count."""
@@ -120,6 +122,7 @@ class CalcReport:
             "formula": self.formula.to_dict(),
             "formula_by_bits": {str(f.bits): f.memory_gb for f in self.formula_by_bits},
             "recommendations": [r.to_dict() for r in self.recommendations],
+            "ranking": RANKING,
         }
 
 

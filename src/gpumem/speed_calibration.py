@@ -97,11 +97,11 @@ def load_observations(benchmarks: Path, shapes: Path) -> tuple[list[Observation]
         # Average context during decode: llama-bench generates from an empty context.
         context = output // 2 if family == "llama.cpp" else int(prompt + output / 2)
         kv_split = 1 if shape.moe_layers else tp  # MLA's latent cache is on every rank
-        common = dict(family=family, shape=shape, weight_bytes_per_gpu=weights // tp,
-                      kv_bytes_per_sequence_per_gpu=model["kv_bytes_per_token"] * context // kv_split,
-                      batch=batch, tp=tp, bandwidth_bytes_s=bandwidth,
-                      peak_flops=(ttft_light.get("peak_TFLOPS_per_gpu") or 0) * 1e12, prompt_tokens=int(prompt),
-                      gpu=row["gpu"])
+        common: dict[str, Any] = {
+            "family": family, "shape": shape, "weight_bytes_per_gpu": weights // tp,
+            "kv_bytes_per_sequence_per_gpu": model["kv_bytes_per_token"] * context // kv_split, "batch": batch,
+            "tp": tp, "bandwidth_bytes_s": bandwidth, "prompt_tokens": int(prompt), "gpu": row["gpu"],
+            "peak_flops": (ttft_light.get("peak_TFLOPS_per_gpu") or 0) * 1e12}
         rate = _decode_rate(row)
         if rate:
             found.append(Observation(id=row["id"], kind="decode", held_out=False, measured_s=1 / rate, **common))
@@ -158,8 +158,8 @@ def fit_family(observations: list[Observation], family: str) -> SpeedConstants:
     read = [decode_step_seconds(o.shape, o.weight_bytes_per_gpu, o.kv_bytes_per_sequence_per_gpu, o.batch,
                                 o.bandwidth_bytes_s, unit)[0] for o in decode]
     has_moe = any(o.shape.moe_layers for o in decode)
-    dense = [o.shape.dense_layers + (0 if has_moe else o.shape.moe_layers) for o in decode]
-    moe: list[float] = [o.shape.moe_layers if has_moe else 0 for o in decode]
+    dense = [float(o.shape.dense_layers + (0 if has_moe else o.shape.moe_layers)) for o in decode]
+    moe = [float(o.shape.moe_layers if has_moe else 0) for o in decode]
     best = (math.inf, 0.0, 0.0, 0.0)
     for step in range(40, 96):  # efficiency 0.40 ... 0.95
         efficiency = step / 100
@@ -209,7 +209,7 @@ def relative_error(o: Observation, constants: SpeedConstants) -> float:
 def summary(observations: list[Observation], constants: dict[str, SpeedConstants]) -> dict[tuple[str, str, str, bool], dict]:
     """Per (family, kind, dense/MoE, held out): row count, median and mean absolute relative error, worst row."""
     out = {}
-    for family in constants:
+    for family, family_constants in constants.items():
         for kind in ("decode", "ttft"):
             for layers in ("dense", "MoE"):
                 for held in (False, True):
@@ -217,7 +217,7 @@ def summary(observations: list[Observation], constants: dict[str, SpeedConstants
                              and bool(o.shape.moe_layers) == (layers == "MoE")]
                     if not group:
                         continue
-                    errors = {o.id: relative_error(o, constants[family]) for o in group}
+                    errors = {o.id: relative_error(o, family_constants) for o in group}
                     worst = max(errors, key=lambda i: abs(errors[i]))
                     out[(family, kind, layers, held)] = {
                         "rows": len(group), "median_abs": statistics.median(abs(e) for e in errors.values()),

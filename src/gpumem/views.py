@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .memory import KV_DTYPE_BYTES
-from .tables import Bar, BarSegment, Cell, Column, Document, Table, fields, text
+from .tables import Bar, BarSegment, Cell, Column, Commands, Document, Table, fields, text
 from .units import (
     GB,
     count,
@@ -37,10 +37,28 @@ def report(d: dict) -> Document:
         blocks.append(breakdown(d))
     if d["recommendations"]:
         blocks.append(gpu_options(d["recommendations"], d["serving"]))
-        best = next((r for r in d["recommendations"] if r.get("fits")), None)
-        if best and d["serving"]:
-            blocks.append(budget_bar(d, best))
+        first = d["recommendations"][0]
+        if d["serving"]:
+            blocks.append(budget_bar(d, first))
+        if first.get("command"):
+            blocks.append(commands(first))
     return Document(tuple(blocks))
+
+
+def plan_label(plan: dict) -> str:
+    """'2 × A100 80GB', '2 nodes × 8 H100 SXM'."""
+    if plan.get("nodes", 1) > 1:
+        return f"{plan['nodes']} nodes × {plan['count'] // plan['nodes']} {plan['gpu']}"
+    return f"{plan['count']} × {plan['gpu']}"
+
+
+def commands(plan: dict) -> Commands:
+    """How to start the first plan: the engine's command (after a Ray cluster on every node when it spans nodes)."""
+    if plan.get("node_commands"):
+        title = (f"Start it ({plan_label(plan)}): Ray on node 0, then on each other node (NODE0_IP: node 0's "
+                 f"address), then the server on node 0")
+        return Commands(title, (*dict.fromkeys(plan["node_commands"]), plan["command"]))
+    return Commands(f"Start it ({plan_label(plan)})", (plan["command"],))
 
 
 def title_of(d: dict) -> str:
@@ -110,7 +128,9 @@ def breakdown(d: dict) -> Table:
     s = d["serving"]
     per_gpu = s["per_gpu"]
     sequences = f"{s['concurrency']:,} sequence{'s' if s['concurrency'] != 1 else ''}"
-    title = f"Per GPU: {s['engine']}, {sequences} of {s['context']:,} tokens, {kv_label(s)}, TP {s['tp']}"
+    shape = f"TP {s['tp']}" + (f" × PP {s['pp']}" if s.get("pp", 1) > 1 else "")
+    first = f" (the first plan, {plan_label(d['recommendations'][0])})" if d.get("recommendations") else ""
+    title = f"Per GPU{first}: {s['engine']}, {sequences} of {s['context']:,} tokens, {kv_label(s)}, {shape}"
     values = [per_gpu[key] for _, key in _BREAKDOWN]
     columns, cells = [], []
     for label, key in _BREAKDOWN:
@@ -124,45 +144,71 @@ def breakdown(d: dict) -> Table:
 
 def gpu_options(recommendations: Sequence[dict], serving: dict | None, *,
                 title: str = "GPU options (best first)") -> Table:
-    """One row per GPU type: how many, TP, what one GPU needs, what is left, how many sequences fit."""
+    """One row per plan: GPU type x count, shape, what one GPU needs, what is left, sequences, speed, price."""
     context = serving["context"] if serving else None
     has_kv = bool(serving and serving["kv_bytes_per_token"])
     fitting = [r for r in recommendations if r.get("fits")]
     need, need_cell = size_column("need per GPU", "per_gpu_total_bytes", [r["per_gpu_total_bytes"] for r in fitting])
     room, room_cell = size_column("headroom", "headroom_gb", [r["headroom_gb"] for r in fitting], in_gb=True, drop=1)
-    columns = [_GPU, Column("GPUs", "count"), Column("TP", "tp", drop=2), need, room]
+    columns = [_GPU, Column("GPUs", "count"), Column("TP × PP", "shape", drop=5), need, room]
     if serving:
-        columns.append(Column(f"sequences of {context:,} tokens", "max_concurrency"))
+        columns.append(Column(f"sequences of {context:,} tokens", "max_concurrency", drop=4))
+        columns += [Column("decode (tokens/s)", "decode_tokens_per_s", drop=3),
+                    Column("first token (s)", "ttft_s", drop=2)]
+    columns.append(Column("$/hour", "usd_per_hour"))
+    if serving:  # tokens need a speed, and a speed needs the architecture
+        columns.append(Column("$ per M tokens", "usd_per_million_tokens", drop=6))
     rows = []
     for r in recommendations:
+        shape = Cell(f"{r['tp']} × {r['pp']}" if r.get("pp", 1) > 1 else f"{r['tp']}", f"{r['tp']}x{r.get('pp', 1)}")
+        gpus = Cell(f"{r['nodes']} × {r['count'] // r['nodes']}" if r.get("nodes", 1) > 1 else f"{r['count']:,}",
+                    r["count"])
+        price = [_money(r.get("usd_per_hour"))] + ([_money(r.get("usd_per_million_tokens"))] if serving else [])
         if r.get("fits"):
-            row = [text(r["gpu"]), count_cell(r["count"]), count_cell(r.get("tp", r["count"])),
-                   need_cell(r["per_gpu_total_bytes"]), room_cell(r["headroom_gb"])]
+            row = [text(r["gpu"]), gpus, shape, need_cell(r["per_gpu_total_bytes"]), room_cell(r["headroom_gb"])]
             if serving:
                 row.append(count_cell(r.get("max_concurrency")) if has_kv else Cell("n/a", ""))
+                row += [_rate(r.get("decode_tokens_per_s")), _seconds(r.get("ttft_s"))]
         else:
-            row = [text(r["gpu"], "dim"), Cell(f"> {r['count']}", "", "dim"), Cell("", ""), Cell("", ""),
-                   Cell("does not fit", "", "dim")]
+            row = [text(r["gpu"], "dim"), Cell(f"> {r['count']}" if not r.get("notes") or "does not fit on" in
+                                                 r["notes"][-1] else f"{r['count']}", "", "dim"),
+                   shape, Cell("", ""), Cell("does not fit", "", "dim")]
             if serving:
-                row.append(Cell("", ""))
-        rows.append(tuple(row))
-    caption = ("need per GPU: weights, KV cache, activations and overhead" if serving
-               else "need per GPU: weights and runtime overhead")
-    if serving and not has_kv:
-        caption += "; sequences n/a: no KV cache was modelled"
+                row += [Cell("", ""), Cell("", ""), Cell("", "")]
+            price = [Cell("", "")] * (2 if serving else 1)
+        rows.append(tuple(row + price))
+    bases = sorted({r["price_basis"] for r in recommendations if r.get("price_basis")})
+    ranking = f"best: cheapest $/hour ({', '.join(bases) or 'no price known'}), then fewest GPUs"
+    if not serving:
+        caption = f"need: weights and runtime overhead; {ranking}"
+    else:
+        caption = (f"need per GPU: weights, KV cache, activations and overhead (busiest pipeline stage); {ranking} "
+                   "(docs/prices.md); decode and first token: docs/speed.md")
+        if not has_kv:
+            caption += "; sequences n/a: no KV cache was modelled"
     return Table(title, tuple(columns), tuple(rows), caption)
 
 
+def _money(value: float | None) -> Cell:
+    return Cell("-", "") if value is None else Cell(f"{value:,.2f}", plain_decimal(value, 4))
+
+
+def _rate(value: float | None) -> Cell:
+    return Cell("-", "") if value is None else Cell(f"{value:,.0f}" if value >= 10 else f"{value:.1f}",
+                                                    plain_decimal(value, 2))
+
+
+def _seconds(value: float | None) -> Cell:
+    return Cell("-", "") if value is None else Cell(f"{value:.2f}", plain_decimal(value, 4))
+
+
 def budget_bar(d: dict, rec: dict) -> Bar:
-    """One GPU of the best option: what each term takes of its memory budget, and what is left."""
+    """One GPU of the first plan (the breakdown's): what each term takes of its memory budget, and what is left."""
     budget = rec["budget_bytes"]
-    if rec.get("tp", rec["count"]) == d["serving"]["tp"]:
-        per_gpu = d["serving"]["per_gpu"]
-        parts = [(label, glyph, colour, per_gpu[key]) for (label, glyph, colour), (_, key) in zip(_BAR_PARTS[:4], _BREAKDOWN[:4])]
-    else:  # the breakdown above is for --tp; this option splits the model another way: its total only
-        parts = [(f"need at TP {rec['tp']}", *_BAR_PARTS[0][1:], rec["per_gpu_total_bytes"])]
+    per_gpu = d["serving"]["per_gpu"]
+    parts = [(label, glyph, colour, per_gpu[key]) for (label, glyph, colour), (_, key) in zip(_BAR_PARTS[:4], _BREAKDOWN[:4])]
     parts.append((*_BAR_PARTS[-1], max(0, budget - sum(p[3] for p in parts))))
-    who = f"One {rec['gpu']}" if rec["count"] == 1 else f"One of {rec['count']} × {rec['gpu']}"
+    who = f"One {rec['gpu']}" if rec["count"] == 1 else f"One of {plan_label(rec)}"
     return Bar(f"{who}: memory budget {size(budget)}",
                tuple(BarSegment(label, value, size(value), glyph, colour) for label, glyph, colour, value in parts),
                budget)
@@ -184,20 +230,21 @@ def comparison(dicts: Sequence[dict]) -> Document:
                Column("smallest fit", "smallest_fit", align="left", identifier=True))
     rows = []
     for d in dicts:
-        best = next((r for r in d["recommendations"] if r.get("fits")), None)
+        best = next(iter(d["recommendations"]), None)  # the first plan, ranked as `hf` ranks them
+        best = best if best and best.get("fits") else None
         name = d["file"] if one_repo else d["repo_id"] + (f" · {d.get('variant') or d['file']}" if d.get("file") else "")
         rows.append((
             text(name), short_count_cell(d["parameters"]), stored_cell(d["weight_bytes"]), _bits_per_weight(d),
             *(cell(d["formula_by_bits"][b]) if b in d["formula_by_bits"] else Cell("-", "") for b, (_, cell) in formula),
             need_cell(d["serving"]["per_gpu"]["total_bytes"]) if d["serving"] else Cell("-", ""),
-            text(f"{best['count']} × {best['gpu']}" if best else "none", csv=_fit_csv(best)),
+            text(plan_label(best) if best else "none", csv=_fit_csv(best)),
         ))
     caption = "16/8/4 bit: the formula P × 4 B / (32 / Q) × 1.2; need per GPU: the serving breakdown"
     return Document((Table(title, columns, tuple(rows), caption),))
 
 
 def _fit_csv(best: dict | None) -> str:
-    return f"{best['count']} x {best['gpu']}" if best else ""
+    return plan_label(best).replace("×", "x") if best else ""
 
 
 def _bits_per_weight(d: dict) -> Cell:

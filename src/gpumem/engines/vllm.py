@@ -224,6 +224,23 @@ class Vllm(Engine[VllmConstants]):
             parts += [shlex.quote(flag) for flag in options.lora.vllm_flags(options.tp)]
         return " ".join(parts)
 
+    # --- launch command (plans, issue 12) ---
+    def command(self, repo_id: str, options: ServingOptions, gpus: int) -> str | None:
+        """`vllm serve REPO --tensor-parallel-size N [--pipeline-parallel-size M] --max-model-len C
+        --gpu-memory-utilization U [--max-num-seqs S] [--kv-cache-dtype fp8]` on `gpus` = TP x PP GPUs."""
+        parts = ["vllm serve", shlex.quote(repo_id), f"--tensor-parallel-size {options.tp}"]
+        if options.pp > 1:
+            parts.append(f"--pipeline-parallel-size {options.pp}")
+        parts.append(f"--max-model-len {options.context}")
+        parts.append(f"--gpu-memory-utilization {self.setting(options, 'gpu_memory_utilization'):g}")
+        if options.max_num_seqs is not None:
+            parts.append(f"--max-num-seqs {options.max_num_seqs}")
+        if options.kv_dtype == "fp8":
+            parts.append("--kv-cache-dtype fp8")
+        if options.pp > 1:  # pipeline stages, across nodes in plans: vLLM runs them on a Ray cluster
+            parts.append("--distributed-executor-backend ray")
+        return " ".join(parts)
+
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
@@ -256,7 +273,7 @@ VLLM = Vllm(
         "0.7": replace(_V0_6, version="0.7"),
         "0.6": _V0_6,
     },
-    vendors=frozenset({"NVIDIA", "AMD"}),
+    vendors=frozenset({"NVIDIA", "AMD", "Intel"}),  # Intel Gaudi through the vllm-gaudi plugin
     formats=frozenset({"safetensors", "pytorch-bin", "gguf"}),  # GGUF: vLLM's single-file loader
     paged_kv=True,
 )

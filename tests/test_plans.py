@@ -1,0 +1,183 @@
+"""Deployment plans: shape (TP x PP x nodes), the breakdown being the first plan's, commands, speed, price, ranking."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fakehub import GOOD_TOKEN, synthetic_sharded_repo
+
+from gpumem import api
+from gpumem.engines import get_engine
+from gpumem.errors import UsageError
+from gpumem.gpus import load_catalog
+from gpumem.memory import ServingOptions
+from gpumem.plans import PlanRequest
+from gpumem.prices import load_prices
+
+OFFLINE = api.HubOptions(offline=True)
+
+
+@pytest.fixture(scope="module")
+def llama70b():
+    return api.inspect_repo("meta-llama/Llama-2-70b-hf", options=OFFLINE)
+
+
+def plans_of(metadata, **kw):
+    report = api.estimate(metadata, **kw)[0]
+    return report, report.to_dict()
+
+
+def test_llama2_70b_on_a100_is_two_gpus_at_tp2_with_its_vllm_line(llama70b):
+    _, d = plans_of(llama70b, gpu="A100")
+    first = d["recommendations"][0]
+    assert (first["gpu"], first["count"], first["nodes"], first["tp"], first["pp"], first["fits"]) == \
+        ("A100 80GB", 2, 1, 2, 1, True)
+    assert first["command"] == ("vllm serve meta-llama/Llama-2-70b-hf --tensor-parallel-size 2 --max-model-len 4096 "
+                                "--gpu-memory-utilization 0.9")
+    # the breakdown printed is the first plan's: TP 2, its per-GPU bytes
+    assert d["serving"]["tp"] == 2 and d["serving"]["per_gpu"] == first["per_gpu"]
+    assert first["per_gpu"]["weights_bytes"] == 68_977_967_104  # half of every split tensor, norms whole
+    assert 26_000 < first["kv_cache_tokens"] < 36_000  # vLLM logs 26-36k tokens for this set-up
+    assert set(first) >= {"gpu", "count", "nodes", "tp", "pp", "per_gpu", "kv_pool_bytes", "kv_cache_tokens",
+                          "max_concurrency", "headroom_gb", "fits", "command", "decode_tokens_per_s", "ttft_s",
+                          "usd_per_hour", "usd_per_million_tokens", "notes"}
+    assert d["schema_version"] == 2
+
+
+@pytest.fixture(scope="module")
+def llama405b(fake_hub):
+    fake_hub.add_repo(synthetic_sharded_repo("meta-llama/Llama-3.1-405B", n_shards=8))
+    return api.inspect_repo("meta-llama/Llama-3.1-405B",
+                            options=api.HubOptions(endpoint=fake_hub.endpoint, token=GOOD_TOKEN, use_cache=False))
+
+
+def test_llama31_405b_bf16_on_h100_spans_two_nodes_with_pipeline_parallel(llama405b):
+    _, d = plans_of(llama405b, gpu="h100")
+    first = d["recommendations"][0]
+    assert (first["count"], first["nodes"], first["tp"], first["pp"], first["fits"]) == (16, 2, 8, 2, True)
+    assert "--tensor-parallel-size 8 --pipeline-parallel-size 2" in first["command"]
+    assert first["node_commands"] == ["ray start --head --port=6379", "ray start --address=NODE0_IP:6379"]
+    assert any("2 nodes x 8 H100 SXM: TP 8 inside each node over NVLink 900 GB/s, PP 2 across nodes" in n
+               for n in first["notes"])
+    # one stage: 63 of 126 layers and the head or the embedding, not all 811 GB / 8
+    assert 48e9 < first["per_gpu"]["weights_bytes"] < 52e9
+    assert d["serving"]["pp"] == 2
+
+
+def test_fixing_nodes_or_pp_is_honoured(llama405b):
+    _, d = plans_of(llama405b, gpu="h100", plan=PlanRequest(nodes=3))
+    assert [(p["nodes"], p["tp"], p["pp"]) for p in d["recommendations"]] == [(3, 8, 3)]
+    _, d = plans_of(llama405b, gpu="h200", plan=PlanRequest(pp=2))
+    assert d["recommendations"][0]["pp"] == 2
+
+
+def test_deepseek_first_plan_is_one_node():
+    metadata = api.inspect_repo("deepseek-ai/DeepSeek-R1", options=OFFLINE)
+    _, d = plans_of(metadata)
+    plans = d["recommendations"]
+    assert plans[0]["nodes"] == 1 and plans[0]["fits"]
+    assert any("--enable-expert-parallel" in n for n in plans[0]["notes"])
+
+
+def test_default_list_is_short_ranked_by_price_and_only_what_the_engine_runs_on(llama70b):
+    _, d = plans_of(llama70b)
+    plans = d["recommendations"]
+    vendors = {g.name: g.vendor for g in load_catalog()}
+    assert 1 <= len(plans) <= 8 and all(p["fits"] for p in plans)
+    assert {vendors[p["gpu"]] for p in plans} <= get_engine("vllm").vendors  # no Apple
+    prices = [p["usd_per_hour"] for p in plans]
+    assert None not in prices and prices == sorted(prices)
+    assert d["ranking"].startswith("plans that fit, cheapest $/hour first")
+
+
+def test_all_shows_the_whole_catalog_and_vendor_filters(llama70b):
+    _, d = plans_of(llama70b, plan=PlanRequest(show_all=True))
+    assert len(d["recommendations"]) == len(load_catalog())
+    apple = [p for p in d["recommendations"] if p["gpu"].startswith("Apple")]
+    assert apple and all(not p["fits"] and "vLLM does not run on Apple GPUs" in p["notes"] for p in apple)
+    _, d = plans_of(llama70b, plan=PlanRequest(vendors=("amd",)))
+    assert {p["gpu"] for p in d["recommendations"]} <= {"MI250X", "MI300X", "MI325X", "MI355X"}
+
+
+def test_unpriced_gpus_rank_after_priced_ones_by_fewest_gpus(llama70b):
+    _, d = plans_of(llama70b, gpu=["H20", "A100", "H800"])
+    # priced first; H800 and H20 have no price: both need 2 GPUs, and 2 x 80 GB leaves less idle than 2 x 96 GB
+    assert [(p["gpu"], p["count"]) for p in d["recommendations"]] == [("A100 80GB", 2), ("H800", 2), ("H20", 2)]
+    assert d["recommendations"][1]["usd_per_hour"] is None
+
+
+def test_price_changes_the_plan_cost(llama70b):
+    _, cheap = plans_of(llama70b, gpu="A100", plan=PlanRequest(prices=load_prices([("A100 80GB", 1.0)])))
+    _, listed = plans_of(llama70b, gpu="A100")
+    assert listed["recommendations"][0]["usd_per_hour"] == 2.6  # 2 x $1.30, the table's May 2026 figure
+    assert cheap["recommendations"][0]["usd_per_hour"] == 2.0
+    assert cheap["recommendations"][0]["price_basis"] == "--price"
+    tokens_per_hour = cheap["recommendations"][0]["aggregate_tokens_per_s"] * 3600
+    assert cheap["recommendations"][0]["usd_per_million_tokens"] == pytest.approx(2.0 / tokens_per_hour * 1e6, rel=1e-3)
+
+
+def test_llama31_8b_on_one_h100_decodes_within_the_bandwidth_bound():
+    metadata = api.inspect_repo("meta-llama/Llama-3.1-8B", options=OFFLINE)
+    _, d = plans_of(metadata, gpu="h100")
+    first = d["recommendations"][0]
+    limit = 3.35e12 / d["weight_bytes"]  # 16,060,522,496 bytes of BF16 weights
+    assert first["count"] == 1 and d["weight_bytes"] == 16_060_522_496
+    assert 0.45 * limit < first["decode_tokens_per_s"] < limit
+    assert 0 < first["ttft_s"] < 1
+
+
+def test_a_plan_that_cannot_honour_tp_says_why(llama70b):
+    with pytest.raises(UsageError, match="does not divide the model's 64 attention heads"):
+        api.estimate(llama70b, plan=PlanRequest(tp=3))
+    with pytest.raises(UsageError, match="TP 16 spans more than one node of 8 H100 SXM"):
+        api.estimate(llama70b, gpu="h100", plan=PlanRequest(tp=16))
+    with pytest.raises(UsageError, match="vLLM does not run on Apple GPUs"):
+        api.estimate(llama70b, gpu="m4-max")
+
+
+@pytest.mark.parametrize("args", [("--tp", "3"), ("--tp", "16", "--gpu", "h100"), ("--gpu", "m4-max"),
+                                  ("--price", "h100=free"), ("--vendor", "nobody")])
+def test_cli_refusals_exit_2(gpumem, args):
+    code, out, err = gpumem("hf", "meta-llama/Llama-2-70b-hf", "--offline", *args)
+    assert code == 2 and out == "" and err.startswith("Error: ")
+
+
+def test_asked_context_that_cannot_fit_gets_vllms_verdict_and_the_largest_that_would():
+    metadata = api.inspect_repo("meta-llama/Llama-3.1-8B", options=OFFLINE)
+    _, d = plans_of(metadata, gpu="A10", serving=ServingOptions(context=65536), plan=PlanRequest(tp=1, pp=1))
+    plan = d["recommendations"][0]
+    assert not plan["fits"] and plan["largest_context"] and plan["largest_context"] < 65536
+    verdict = next(n for n in plan["notes"] if n.startswith("The model's max seq len (65536) is larger than the "
+                                                           "maximum number of tokens that can be stored in KV cache ("))
+    assert f"the largest context that fits is {plan['largest_context']:,} tokens" in verdict
+
+
+def test_utilization_is_raised_to_hold_the_asked_load(llama70b):
+    _, d = plans_of(llama70b, gpu="A100", serving=ServingOptions(context=4096, concurrency=12))
+    first = d["recommendations"][0]
+    assert first["count"] == 2 and first["fits"] and 0.9 < first["gpu_memory_utilization"] <= 0.95
+    assert f"--gpu-memory-utilization {first['gpu_memory_utilization']:g}" in first["command"]
+    assert any("raised from 0.9" in n for n in first["notes"])
+
+
+def test_every_view_describes_the_first_plan(gpumem):
+    _, out, _ = gpumem("hf", "meta-llama/Llama-2-70b-hf", "--offline", "--gpu", "A100", "--json")
+    d = json.loads(out)
+    first = d["recommendations"][0]
+    _, table, _ = gpumem("hf", "meta-llama/Llama-2-70b-hf", "--offline", "--gpu", "A100")
+    assert "Per GPU (the first plan, 2 × A100 80GB)" in table and "TP 2" in table
+    assert "One of 2 × A100 80GB: memory budget" in table
+    assert "vllm serve meta-llama/Llama-2-70b-hf --tensor-parallel-size 2" in table
+    _, csv_out, _ = gpumem("hf", "meta-llama/Llama-2-70b-hf", "--offline", "--gpu", "A100", "--format", "csv")
+    assert str(first["per_gpu"]["total_bytes"]) in csv_out and "2x1" in csv_out
+
+
+def test_compare_smallest_fit_is_the_first_plan(gpumem):
+    _, out, _ = gpumem("compare", "meta-llama/Llama-2-70b-hf", "meta-llama/Llama-3.1-8B", "--offline", "--json")
+    reports = json.loads(out)
+    _, table, _ = gpumem("compare", "meta-llama/Llama-2-70b-hf", "meta-llama/Llama-3.1-8B", "--offline",
+                            "--format", "csv")
+    for report in reports:
+        first = report["recommendations"][0]
+        assert f"{first['count']} x {first['gpu']}" in table
