@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .architecture import Architecture, parse_architecture
-from .errors import BadConfig, GpumemError, UsageError, repo_error_record
 from .engines import GpuTarget
+from .errors import BadConfig, GpumemError, UsageError, repo_error_record
 from .gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, load_catalog
 from .memory import FormulaResult, ServingEstimate, ServingOptions, active_parameters, estimate_serving
 from .plans import ModelFacts, Plan, PlanRequest, make_plans

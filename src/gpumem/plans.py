@@ -26,8 +26,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .architecture import Architecture
-from .errors import UsageError
 from .engines import GpuTarget, get_engine
+from .errors import UsageError
 from .gpus import Gpu, load_catalog
 from .memory import Capacity, ServingEstimate, ServingOptions, capacity, check_tp
 from .prices import Price, PriceTable

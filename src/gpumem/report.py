@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from .architecture import Architecture
 from .gpus import Recommendation
-from .plans import RANKING, Plan
 from .memory import FormulaResult, ServingEstimate
+from .plans import RANKING, Plan
 from .training import TrainingEstimate, TrainingPlan
 from .types import WeightCount
 

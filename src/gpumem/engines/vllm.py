@@ -207,12 +207,15 @@ class Vllm(Engine[VllmConstants]):
         return blocks // groups * BLOCK_TOKENS
 
     def command(self, repo_id: str, options: ServingOptions, gpus: int) -> str | None:
-        """`vllm serve` with the plan's TP, context and the settings the user gave."""
-        parts = [f"vllm serve {repo_id}"]
-        if options.tp > 1:
-            parts.append(f"--tensor-parallel-size {options.tp}")
+        """`vllm serve REPO --tensor-parallel-size N [--pipeline-parallel-size M] --max-model-len C
+        --gpu-memory-utilization U [--max-num-batched-tokens B] [--max-num-seqs S] [--enforce-eager]
+        [--kv-cache-dtype fp8] [LoRA flags]` on `gpus` = TP x PP GPUs (pipeline stages on a Ray cluster)."""
+        parts = ["vllm serve", shlex.quote(repo_id), f"--tensor-parallel-size {options.tp}"]
+        if options.pp > 1:
+            parts.append(f"--pipeline-parallel-size {options.pp}")
         parts.append(f"--max-model-len {options.context}")
-        for name in ("gpu_memory_utilization", "max_num_batched_tokens", "max_num_seqs"):
+        parts.append(f"--gpu-memory-utilization {self.setting(options, 'gpu_memory_utilization'):g}")
+        for name in ("max_num_batched_tokens", "max_num_seqs"):
             value = getattr(options, name)
             if value is not None:
                 parts.append(f"--{name.replace('_', '-')} {value}")
@@ -222,25 +225,9 @@ class Vllm(Engine[VllmConstants]):
             parts.append("--kv-cache-dtype fp8")
         if options.lora:  # PEFT adapters served on the model: --enable-lora --lora-modules NAME=REPO and the slots
             parts += [shlex.quote(flag) for flag in options.lora.vllm_flags(options.tp)]
-        return " ".join(parts)
-
-    # --- launch command (plans, issue 12) ---
-    def command(self, repo_id: str, options: ServingOptions, gpus: int) -> str | None:
-        """`vllm serve REPO --tensor-parallel-size N [--pipeline-parallel-size M] --max-model-len C
-        --gpu-memory-utilization U [--max-num-seqs S] [--kv-cache-dtype fp8]` on `gpus` = TP x PP GPUs."""
-        parts = ["vllm serve", shlex.quote(repo_id), f"--tensor-parallel-size {options.tp}"]
         if options.pp > 1:
-            parts.append(f"--pipeline-parallel-size {options.pp}")
-        parts.append(f"--max-model-len {options.context}")
-        parts.append(f"--gpu-memory-utilization {self.setting(options, 'gpu_memory_utilization'):g}")
-        if options.max_num_seqs is not None:
-            parts.append(f"--max-num-seqs {options.max_num_seqs}")
-        if options.kv_dtype == "fp8":
-            parts.append("--kv-cache-dtype fp8")
-        if options.pp > 1:  # pipeline stages, across nodes in plans: vLLM runs them on a Ray cluster
             parts.append("--distributed-executor-backend ray")
         return " ".join(parts)
-
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
