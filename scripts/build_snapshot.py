@@ -53,14 +53,15 @@ def build_entry(repo_id: str, folder: Path) -> RepoMetadata:
     )
     weights = WeightSet("", "safetensors", tuple(weight_files), tensors, _read(folder, "config.json"))
     revision = (info or {}).get("sha") or "unrecorded"
-    note = f"snapshot revision {revision}; provenance in fixtures/hub/SOURCES.md"
+    notes: tuple[str, ...] = ()  # the revision is in the report itself; sources are in the repository's fixtures
     if folder.name != repo_id.replace("/", "__"):
         hub_total = ((info or {}).get("safetensors") or {}).get("total")
         stored = sum(t.numel for t in tensors)
         if hub_total is not None and hub_total != stored:
             raise SystemExit(f"{repo_id}: the Hub's total {hub_total:,} differs from {folder.name}'s {stored:,}")
-        note += f"; tensors and config.json of {folder.name.replace('__', '/')} (same architecture and shapes)"
-    return RepoMetadata(repo_id, revision, "snapshot", (weights,), tuple(listed or weight_files), (note,))
+        notes = (f"snapshot: tensors and config.json of {folder.name.replace('__', '/')} (same architecture and "
+                 "shapes)",)
+    return RepoMetadata(repo_id, revision, "snapshot", (weights,), tuple(listed or weight_files), notes)
 
 
 def _nbytes(dtype: str, shape: list[int]) -> int:
@@ -88,7 +89,7 @@ def build_quantized(repo_id: str) -> RepoMetadata:
     tensors = tuple(TensorInfo(t.name, t.dtype, t.shape, t.nbytes, shards.get(t.name, files[0] if len(files) == 1 else ""))
                     for t in tensors)
     note = ("snapshot built from the real config with the method's documented packing (exact names and shapes "
-            "unverified against the Hub); provenance in fixtures/hub/SOURCES.md")
+            "unverified against the Hub)")
     return RepoMetadata(repo_id, "unrecorded", "snapshot",
                         (WeightSet("", "safetensors", files, tensors, config, quantize_config),), files, (note,))
 

@@ -1,4 +1,4 @@
-"""Regenerate the README's generated blocks from the real program, or check they are current.
+"""Regenerate the generated blocks of README.md and docs/*.md from the real program, or check they are current.
 
 Blocks are delimited by HTML comments, so they stay invisible on GitHub:
     <!-- cmd: gpumem hf meta-llama/Llama-2-70b-hf --bits 4 -->   output of that command (offline, 100 columns)
@@ -7,11 +7,11 @@ Blocks are delimited by HTML comments, so they stay invisible on GitHub:
     <!-- include: docs/benchmark.md#results -->                   a part of another file (between
                                                                   <!-- begin: results --> and <!-- end: results -->)
     <!-- end -->
-Commands run in-process, offline, against the built-in snapshot with an empty cache, no colour and a
-fixed width, so the output is the same on every machine.
+Commands run in-process, offline, against the built-in snapshot with an empty cache, no colour and 80
+columns (what a new user's terminal shows), so the output is the same on every machine.
 
-    python scripts/update_readme.py          # rewrite README.md
-    python scripts/update_readme.py --check  # exit 1 if README.md is stale
+    python scripts/update_readme.py          # rewrite README.md and docs/*.md
+    python scripts/update_readme.py --check  # exit 1 if any of them is stale
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from gpumem.cli import cli, main
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-WIDTH = 100
+DOCUMENTS = [README, *sorted((ROOT / "docs").glob("*.md"))]
+WIDTH = 80
 BLOCK = re.compile(r"(<!-- (cmd|help|script|include): (.+?) -->\n)(.*?)(<!-- end -->)", re.S)
 
 
@@ -97,15 +98,18 @@ def _environ(values: dict[str, str]):
 
 
 def main_(argv: list[str]) -> int:
-    """Rewrite README.md, or with --check report whether it is current."""
-    current = README.read_text()
-    fresh = regenerate(current)
-    if "--check" in argv:
+    """Rewrite README.md and docs/*.md, or with --check report whether they are current."""
+    stale = []
+    for path in DOCUMENTS:
+        current = path.read_text()
+        fresh = regenerate(current)
         if fresh != current:
-            print("README.md is stale: run python scripts/update_readme.py", file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(fresh)
+            stale.append(path.relative_to(ROOT))
+            if "--check" not in argv:
+                path.write_text(fresh)
+    if "--check" in argv and stale:
+        print(f"stale: {', '.join(map(str, stale))}: run python scripts/update_readme.py", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -83,3 +83,24 @@ def test_non_sha_revisions_are_not_cached_and_clear_empties(tmp_path):
 def test_default_location_is_under_hf_home(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
     assert ResultCache().root == tmp_path / "home" / "gpumem" / "v2"
+
+
+def test_cache_list_and_clearing_one_repo(hub, gpumem, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = gpumem("cache", "list")
+    assert code == 0 and "nothing cached yet" in out
+    for repo in ("openai-community/gpt2", "Qwen/Qwen2.5-7B"):
+        assert gpumem("hf", repo, "--json")[0] == 0
+    code, out, _ = gpumem("cache", "list")
+    rows = {line.split()[0]: line for line in out.splitlines() if "/" in line.split()[0]}
+    assert set(rows) >= {"openai-community/gpt2", "Qwen/Qwen2.5-7B"} and "main" in rows["Qwen/Qwen2.5-7B"]
+    code, out, _ = gpumem("cache", "list", "--json")
+    listed = json.loads(out)["repos"]
+    assert {r["repo_id"] for r in listed} == {"openai-community/gpt2", "Qwen/Qwen2.5-7B"}
+    assert all(len(r["commits"]) == 1 and r["size_bytes"] > 0 and r["revisions"] == ["main"] for r in listed)
+    code, out, _ = gpumem("cache", "clear", "https://huggingface.co/qwen/qwen2.5-7b")
+    assert code == 0 and "Removed  1 entry of Qwen/Qwen2.5-7B" in out
+    code, out, _ = gpumem("cache", "list", "--format", "csv")
+    assert "openai-community/gpt2" in out and "Qwen" not in out
+    code, out, _ = gpumem("cache", "clear", "Qwen/Qwen2.5-7B", "--json")
+    assert code == 0 and json.loads(out)["entries"] == 0

@@ -163,6 +163,9 @@ def test_svg_with_any_format_at_the_content_width(hub, gpumem, monkeypatch, tmp_
     assert "70,000,000,000" not in (tmp_path / "wide.svg").read_text()
     assert "7,000,000,000" in (tmp_path / "wide.svg").read_text().replace("&#160;", " ")
     assert not list(tmp_path.glob("*.part"))
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (tmp_path / "wide.svg").stat().st_mode & 0o777 == 0o666 & ~umask  # as any file the user writes
 
 
 def _rgb(colour: str) -> tuple[int, int, int]:
@@ -231,3 +234,26 @@ def test_a_terminal_shows_the_piped_lines_in_colour(hub, width):
     assert "\x1b[" in on_terminal
     assert re.sub(r"\x1b\[[0-9;]*m", "", on_terminal) == piped
     assert max(len(line) for line in piped.splitlines()) <= width
+
+
+def test_text_from_repos_reaches_no_writer_raw():
+    from gpumem import render
+
+    hostile = "evil\x1b[2J\x1b]8;;http://x\x07name"
+    table = Table(hostile, (Column("model", "model", align="left", identifier=True),),
+                  ((Cell(hostile, "=cmd|' /C calc'!A0"),),), caption=hostile)
+    document = render._safe(Document((table,)))
+    shown = plain_lines(layout(document, 80)) + render.to_markdown(document)
+    assert "\x1b" not in shown and "\x07" not in shown and "\\x1b[2J" in shown
+    assert "\n'=cmd" in render.to_csv(document)  # a spreadsheet formula neutralised
+
+
+def test_a_plans_command_wraps_at_the_width_and_is_never_cut():
+    from gpumem.tables import Commands
+
+    command = ("vllm serve meta-llama/Llama-2-70b-hf --tensor-parallel-size 2 --max-model-len 4096 "
+               "--gpu-memory-utilization 0.9 --max-num-seqs 7 --kv-cache-dtype fp8")
+    lines = plain_lines(layout(Document((Commands("Start it", (command,)),)), 60)).splitlines()
+    assert all(len(line) <= 60 for line in lines) and lines[1].endswith(" \\")
+    joined = " ".join(line.strip().removesuffix("\\").strip() for line in lines[1:])
+    assert joined == command and "--max-model-len 4096" in "\n".join(lines)  # an option stays with its value

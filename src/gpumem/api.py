@@ -65,6 +65,8 @@ def estimate(metadata: RepoMetadata, *, bits: float | None = None, serving: Serv
              adapters: Sequence[RepoMetadata] = (), plan: PlanRequest | None = None) -> list[ModelReport]:
     """Count, size and place a model: one report (or one per GGUF variant; `file` picks one).
 
+    `gpu` names the GPU type (or types) to answer for; default: the whole catalog.
+
     `adapters` are PEFT adapter repos served on this model: each is checked against it, and the report
     counts base + adapters (and, for vLLM, the LoRA slots it preallocates). `plan` fixes the plans' shape,
     vendors, list length and prices; `gpu` (one name or several) picks GPU types. The report's serving
@@ -125,9 +127,16 @@ def fit(metadata: RepoMetadata, gpu: str, *, serving: ServingOptions | None = No
         summary, arch, _ = _prepare(group)
         count = summary.count
         widths = [None, *(b for b in FORMULA_BITS if b != _checkpoint_bits(count))] if count.parameters else [None]
-        rows = fit_options(summary, arch, serving, target, widths, counts or GPU_COUNTS)
-        reports.append(FitReport(metadata.repo_id, metadata.revision, metadata.source, target.name, serving.context,
-                                 count.parameters, tuple(rows), file=group[0].name if group[0].format == "gguf" else None))
+        options, notes = serving, ()
+        if arch and arch.max_context and serving.context > arch.max_context:  # as the serving breakdown caps it
+            options = replace(serving, context=arch.max_context)
+            if serving.context_asked:
+                notes = (f"context capped at the model's maximum of {arch.max_context:,} tokens "
+                         f"(asked {serving.context:,})",)
+        rows = fit_options(summary, arch, options, target, widths, counts or GPU_COUNTS)
+        reports.append(FitReport(metadata.repo_id, metadata.revision, metadata.source, target.name, options.context,
+                                 count.parameters, tuple(rows), file=group[0].name if group[0].format == "gguf" else None,
+                                 notes=notes))
     return reports
 
 
@@ -166,13 +175,18 @@ def estimate_many(repo_ids: Sequence[str], revision: str = "main", options: HubO
     return _many(repo_ids, revision, options, client, on_done, file, estimate_one)
 
 
-def fit_many(repo_ids: Sequence[str], gpu: str, revision: str = "main", options: HubOptions | None = None, *,
-             client=None, on_done: Callable[[str], None] | None = None, serving: ServingOptions | None = None,
-             counts: Sequence[int] | None = None, file: str | None = None) -> list[RepoOutcome]:
-    """`fit` for many Hub repos read concurrently; a repo that fails has its error in its place."""
-    find_gpu(gpu)  # an unknown GPU is the caller's error, before any request
+def fit_many(repo_ids: Sequence[str], gpu: str | Sequence[str], revision: str = "main",
+             options: HubOptions | None = None, *, client=None, on_done: Callable[[str], None] | None = None,
+             serving: ServingOptions | None = None, counts: Sequence[int] | None = None,
+             file: str | None = None) -> list[RepoOutcome]:
+    """`fit` for many Hub repos read concurrently, on one GPU type or several; a repo that fails has its error in
+    its place."""
+    names = [gpu] if isinstance(gpu, str) else list(gpu)
+    for name in names:
+        find_gpu(name)  # an unknown GPU is the caller's error, before any request
     return _many(repo_ids, revision, options, client, on_done, file,
-                 lambda metadata: fit(metadata, gpu, serving=serving, counts=counts, file=file))
+                 lambda metadata: [r for name in names for r in fit(metadata, name, serving=serving, counts=counts,
+                                                                   file=file)])
 
 
 def _many(repo_ids: Sequence[str], revision: str, options: HubOptions | None, client,
@@ -466,6 +480,7 @@ def _pick_gguf(sets: tuple[WeightSet, ...], file: str | None) -> list[list[Weigh
 
 
 _MAX_PARAMETERS = 10**14  # a hundred times the largest models published
+_FEWEST_PARAMETERS = 10**4  # a bare number below this is a count in billions missing its B
 _SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
 
 
@@ -475,6 +490,9 @@ def parse_parameter_count(text: str) -> int:
     if not match:
         raise UsageError(f"cannot read {text!r} as a parameter count", hint="use e.g. 70B, 7.24B, 125M, 70e9 or 68976648192")
     value = float(match[1]) * _SUFFIXES[match[2].upper()]
+    if not match[2] and value < _FEWEST_PARAMETERS:
+        raise UsageError(f"{text.strip()} parameters is too few for a model; did you mean {text.strip()}B?",
+                         hint="give the unit: 70B, 7.24B, 125M (or every digit: 68976648192)")
     if not 1 <= value <= _MAX_PARAMETERS:
         raise UsageError(f"parameter count must be between 1 and 100T, got {text!r}")
     return round(value)

@@ -21,7 +21,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from . import constants
 from .errors import GpumemError
@@ -192,3 +192,66 @@ def _key(value: str) -> str:
     if key in {"", ".", ".."} or len(key) > 200:
         raise ValueError(f"not a valid cache key: {value!r}")
     return key
+
+
+
+@dataclass(frozen=True, slots=True)
+class CachedRepo:
+    """One repo in the cache: the endpoint it came from, its cached commits and the revisions that led there."""
+
+    endpoint: str  # the endpoint's host, as the folder names it
+    repo_id: str
+    commits: tuple[str, ...]
+    revisions: tuple[str, ...]  # branch, tag or PR names recorded (full shas are not)
+    size_bytes: int
+    modified: float  # newest write, seconds since the epoch
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {"endpoint": self.endpoint, "repo_id": self.repo_id, "commits": list(self.commits),
+                "revisions": list(self.revisions), "size_bytes": self.size_bytes, "modified": self.modified}
+
+
+def list_repos(cache: ResultCache) -> list[CachedRepo]:
+    """What the cache holds, repo by repo (links are never followed; what other runs remove meanwhile is skipped)."""
+    found = []
+    for repo_dir in _repo_folders(cache):
+        commits, size, modified = [], 0, 0.0
+        for entry in _scan(repo_dir):
+            sha = entry.name.removesuffix(".json")
+            if entry.name.endswith(".json") and _SHA.match(sha) and entry.is_file(follow_symlinks=False):
+                try:
+                    stat = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                commits.append(sha)
+                size, modified = size + stat.st_size, max(modified, stat.st_mtime)
+        revisions = sorted(unquote(e.name) for e in _scan(repo_dir / "refs") if e.is_file(follow_symlinks=False))
+        if commits:
+            endpoint = repo_dir.parent.name.rsplit("-", 1)[0]
+            found.append(CachedRepo(endpoint, unquote(repo_dir.name), tuple(sorted(commits)), tuple(revisions), size,
+                                    modified))
+    return sorted(found, key=lambda r: (r.repo_id.lower(), r.endpoint))
+
+
+def clear_repo(cache: ResultCache, repo_id: str) -> list[CachedRepo]:
+    """Delete one repo's entries, from every endpoint (the id matched case-insensitively); returns what was there."""
+    removed = [r for r in list_repos(cache) if r.repo_id.lower() == repo_id.lower()]
+    names = {r.repo_id for r in removed}
+    for repo_dir in _repo_folders(cache):
+        if unquote(repo_dir.name) in names:
+            shutil.rmtree(repo_dir, ignore_errors=True)  # refuses a link: nothing outside the cache is touched
+    return removed
+
+
+def _repo_folders(cache: ResultCache) -> list[Path]:
+    """<endpoint>/<repo> folders (real folders, never links)."""
+    return [Path(repo.path) for endpoint in _scan(cache.root) if endpoint.is_dir(follow_symlinks=False)
+            for repo in _scan(Path(endpoint.path)) if repo.is_dir(follow_symlinks=False)]
+
+
+def _scan(path: Path) -> list[os.DirEntry]:
+    try:
+        return list(os.scandir(path))
+    except OSError:  # not there (yet, or any more), or not a folder
+        return []

@@ -65,9 +65,47 @@ def _output_options(command):
     return wrapper
 
 
+class _Context(click.ParamType):
+    """Tokens per sequence as model cards write them: 4096, 32k, 128K, 1M (k and M are 1024-based)."""
+
+    name = "TOKENS"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        from .errors import UsageError
+        from .inputs import parse_context
+
+        try:
+            return parse_context(str(value))
+        except UsageError as exc:
+            self.fail(exc.message, param, ctx)
+
+
+def _context_asked() -> bool:
+    """Whether the user gave --context (a default context is capped at the model's maximum without a note)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is None or ctx.get_parameter_source("context") is not click.core.ParameterSource.DEFAULT
+
+
+def _gpu_names(names: tuple[str, ...], quiet: bool) -> tuple[str, ...]:
+    """Check --gpu names before any network traffic; say which GPU a short name picked when it could mean several."""
+    from .gpus import find_gpu, load_catalog
+    from .inputs import gpu_choice_note
+
+    catalog = [g.name for g in load_catalog()]
+    for name in names:
+        note = gpu_choice_note(name, find_gpu(name).name, catalog)
+        if note and not quiet:
+            click.echo(f"Note: {note}", err=True)
+    return tuple(dict.fromkeys(names))
+
+
+_GPU_HELP = 'GPU type to answer for, e.g. "RTX 4090", a100-80gb, h100 (repeatable).'
+
 # Serving flags that `fit` shares with the report commands.
-_CONTEXT_OPTION = click.option("--context", type=int, default=_SERVING.context, show_default=True,
-                               help="Tokens per sequence.")
+_CONTEXT_OPTION = click.option("--context", type=_Context(), default=_SERVING.context, show_default=True,
+                               help="Tokens per sequence: 4096, 32k, 128K, 1M.")
 _KV_DTYPE_OPTION = click.option(
     "--kv-dtype", type=click.Choice(["auto", "bf16", "fp16", "fp8", "f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
                                      "iq4_nl", "f32"]),
@@ -112,7 +150,7 @@ def _serving_options(command):
     """--bits and the serving flags shared by hf, local and compare."""
     @click.option("--bits", type=click.FloatRange(1, 64),
                   help="Load width for the formula and the what-if (default: the checkpoint's own).")
-    @click.option("--gpu", help='Answer for one GPU type, e.g. "RTX 4090", a100-80gb, h100.')
+    @click.option("--gpu", "gpus", multiple=True, help=_GPU_HELP)
     @_CONTEXT_OPTION
     @click.option("--concurrency", type=click.IntRange(1, 1_000_000), default=_SERVING.concurrency, show_default=True,
                   help="Sequences served at once.")
@@ -120,18 +158,20 @@ def _serving_options(command):
     @_plan_options
     @_engine_options
     @functools.wraps(command)
-    def wrapper(*args, bits, gpu, context, concurrency, kv_dtype, engine, engine_version, engine_settings, plan,
+    def wrapper(*args, bits, gpus, context, concurrency, kv_dtype, engine, engine_version, engine_settings, plan,
                 **kwargs):
         from .engines import GpuTarget
         from .gpus import find_gpu
 
+        gpu = _gpu_names(gpus, kwargs.get("quiet", False)) or None  # unknown names fail now, before any traffic
         target = None
         if gpu:
-            found = find_gpu(gpu)  # an unknown name fails now, before any network traffic
-            # the breakdown takes the GPU's engine defaults
+            found = find_gpu(gpu[0])
+            # the breakdown takes the (first) GPU's engine defaults
             target = GpuTarget(found.name, found.usable_bytes, found.usable_mib * 2**20)
         serving = ServingOptions(engine=engine, engine_version=engine_version, context=context,
-                                 concurrency=concurrency, kv_dtype=kv_dtype, gpu=target, **engine_settings)
+                                 concurrency=concurrency, kv_dtype=kv_dtype, gpu=target, context_asked=_context_asked(),
+                                 **engine_settings)
         return command(*args, bits=bits, gpu=gpu, serving=serving, plan=plan, **kwargs)
     return wrapper
 
@@ -187,9 +227,10 @@ class _Group(click.Group):
             raise _PipeClosed() from None
 
 
-@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
+@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS, invoke_without_command=True)
 @click.version_option(package_name="gpumem", prog_name="gpumem")
-def cli():
+@click.pass_context
+def cli(ctx):
     """How much GPU memory does a model need, and which GPUs should you rent?
 
     gpumem reads a model's safetensors or GGUF headers from the Hugging Face Hub (never the
@@ -202,6 +243,8 @@ def cli():
       gpumem calc --params 70B --bits 16
       gpumem gpus
     """
+    if ctx.invoked_subcommand is None:  # bare `gpumem`: the help, which is not an error
+        click.echo(ctx.get_help())
 
 
 @cli.command()
@@ -226,7 +269,8 @@ def hf(repo_ids, from_file, gguf_file, loras, base, revision, hub, bits, gpu, se
       gpumem hf TheBloke/Llama-2-7B-GGUF --file llama-2-7b.Q4_K_M.gguf --json
       gpumem hf meta-llama/Llama-3.1-8B --lora org/adapter-a --lora org/adapter-b
     """
-    _report(_repo_ids(repo_ids, from_file), revision, hub, output, compare=False,
+    ids, revision = _repo_ids(repo_ids, from_file, revision)
+    _report(ids, revision, hub, output, compare=False,
             bits=bits, serving=serving, gpu=gpu, plan=plan, file=gguf_file, loras=list(dict.fromkeys(loras)),
             base=base)
 
@@ -243,13 +287,13 @@ def compare(repo_ids, revision, hub, bits, gpu, serving, plan, output):
     Example:
       gpumem compare meta-llama/Llama-3.1-8B Qwen/Qwen2.5-7B mistralai/Mixtral-8x7B-v0.1
     """
-    _report(_repo_ids(repo_ids, None), revision, hub, output, compare=True, bits=bits, serving=serving, gpu=gpu,
-            plan=plan, file=None)
+    ids, revision = _repo_ids(repo_ids, None, revision)
+    _report(ids, revision, hub, output, compare=True, bits=bits, serving=serving, gpu=gpu, plan=plan, file=None)
 
 
 @cli.command()
 @click.argument("repo_ids", nargs=-1, required=True, metavar="REPO_ID...")
-@click.option("--gpu", required=True, help='The GPU type, e.g. "RTX 4090".')
+@click.option("--gpu", "gpus", required=True, multiple=True, help='The GPU type, e.g. "RTX 4090" (repeatable).')
 @click.option("--count", "counts", type=click.IntRange(1, 64), multiple=True,
               help="GPU counts to try (repeatable; default 1, 2, 4, 8).")
 @click.option("--file", "gguf_file", help="GGUF repos: the variant to check.")
@@ -258,7 +302,7 @@ def compare(repo_ids, revision, hub, bits, gpu, serving, plan, output):
 @_engine_options
 @_hub_options
 @_output_options
-def fit(repo_ids, gpu, counts, gguf_file, context, kv_dtype, engine, engine_version, engine_settings, revision, hub,
+def fit(repo_ids, gpus, counts, gguf_file, context, kv_dtype, engine, engine_version, engine_settings, revision, hub,
         output):
     """What fits here: at which bit width, context and concurrency a model fits N GPUs of one type.
 
@@ -267,13 +311,12 @@ def fit(repo_ids, gpu, counts, gguf_file, context, kv_dtype, engine, engine_vers
       gpumem fit --gpu "RTX 4090" meta-llama/Llama-3.1-8B Qwen/Qwen2.5-7B
     """
     from . import api, render
-    from .gpus import find_gpu
 
-    find_gpu(gpu)
+    names = _gpu_names(gpus, output["quiet"])
     serving = ServingOptions(engine=engine, engine_version=engine_version, context=context, kv_dtype=kv_dtype,
-                             **engine_settings)
-    ids = _repo_ids(repo_ids, None)
-    outcomes = _run_many(api.fit_many, ids, revision, hub, output["quiet"], gpu=gpu, serving=serving,
+                             context_asked=_context_asked(), **engine_settings)
+    ids, revision = _repo_ids(repo_ids, None, revision)
+    outcomes = _run_many(api.fit_many, ids, revision, hub, output["quiet"], gpu=names, serving=serving,
                          counts=counts or None, file=gguf_file)
     _emit_outcomes(outcomes, output, lambda results: render.emit_fits(ids, results, **output))
 
@@ -335,6 +378,7 @@ def train(repo_id, method, rank, target_modules, optimizer, precision, master_we
     options = TrainingOptions(method=method, rank=rank, target_modules=_target_modules(target_modules),
                               optimizer=optimizer, precision=precision, master_weights=master_weights, batch=batch, seq_len=seq_len,
                               gradient_checkpointing=gradient_checkpointing, zero=zero)
+    (repo_id,), revision = _repo_ids((repo_id,), None, revision)
     (metadata,) = _run_many(api.inspect_repos, [repo_id], revision, hub, output["quiet"])
     render.emit_training(api.train(metadata, options, gpu=gpu, prices=overrides), **output)
 
@@ -378,10 +422,10 @@ def local(path, gguf_file, base, bits, gpu, serving, plan, output):
 @click.option("--params", "params", required=True, help="Parameter count: 70B, 7.24B, 125M, 70e9 or 68976648192.")
 @click.option("--bits", type=click.FloatRange(1, 64), default=16, show_default=True,
               help="Bits per parameter when loaded (Q).")
-@click.option("--gpu", help="Answer for one GPU type.")
+@click.option("--gpu", "gpus", multiple=True, help=_GPU_HELP)
 @_plan_options
 @_output_options
-def calc(params, bits, gpu, plan, output):
+def calc(params, bits, gpus, plan, output):
     """The formula M_GB = P x 4 / (32 / Q) x 1.2 for a parameter count.
 
     \b
@@ -391,7 +435,7 @@ def calc(params, bits, gpu, plan, output):
     """
     from . import api, render
 
-    render.emit_calc(api.calc(params, bits, gpu=gpu, plan=plan), **output)
+    render.emit_calc(api.calc(params, bits, gpu=_gpu_names(gpus, output["quiet"]) or None, plan=plan), **output)
 
 
 @cli.command()
@@ -409,6 +453,21 @@ def gpus(output):
     render.emit_gpus(catalog.load_catalog(), **output)
 
 
+@cli.command("hf-extension")
+def hf_extension():
+    """Make `hf gpumem ...` run gpumem (registers it with the Hugging Face CLI's extensions).
+
+    \b
+    Example:
+      gpumem hf-extension && hf gpumem hf Qwen/Qwen2.5-7B
+    """
+    from .hf_extension import extensions_root, register
+
+    program = register()
+    click.echo(f"`hf gpumem ARGS` now runs {program} ARGS (manifest in {extensions_root() / 'hf-gpumem'}; "
+               "`hf extensions remove gpumem` undoes it)")
+
+
 @cli.group()
 def cache():
     """Inspect or clear gpumem's result cache (under HF_HOME/gpumem).
@@ -416,6 +475,8 @@ def cache():
     \b
     Examples:
       gpumem cache info
+      gpumem cache list
+      gpumem cache clear meta-llama/Llama-3.1-8B
       gpumem cache clear
     """
 
@@ -430,14 +491,32 @@ def cache_info(json_):
     render.emit_cache_info(ResultCache().info(), json_=json_, cleared=False)
 
 
-@cache.command("clear")
-@click.option("--json", "json_", is_flag=True, help="Print JSON.")
-def cache_clear(json_):
-    """Delete every cached result."""
+@cache.command("list")
+@_output_options
+def cache_list(output):
+    """List the cached repos: revisions, commits, size, when last written."""
     from . import render
-    from .cache import ResultCache
+    from .cache import ResultCache, list_repos
 
-    render.emit_cache_info(ResultCache().clear(), json_=json_, cleared=True)
+    cache = ResultCache()
+    render.emit_cache_list(list_repos(cache), cache.info(), **output)
+
+
+@cache.command("clear")
+@click.argument("repo_id", required=False, metavar="[REPO_ID]")
+@click.option("--json", "json_", is_flag=True, help="Print JSON.")
+def cache_clear(repo_id, json_):
+    """Delete every cached result, or one repo's (a repo id or its Hub URL)."""
+    from . import render
+    from .cache import ResultCache, clear_repo
+    from .inputs import parse_repo_reference
+
+    cache = ResultCache()
+    if repo_id is None:
+        render.emit_cache_info(cache.clear(), json_=json_, cleared=True)
+    else:
+        repo_id, _ = parse_repo_reference(repo_id)
+        render.emit_cache_cleared(repo_id, clear_repo(cache, repo_id), json_=json_)
 
 
 def _report(ids: list[str], revision: str, hub, output: dict, *, compare: bool, loras: tuple[str, ...] = (),
@@ -482,11 +561,15 @@ def _emit_outcomes(outcomes: list, output: dict, emit) -> None:
         sys.exit(max(codes))
 
 
-def _repo_ids(repo_ids: tuple[str, ...], from_file) -> list[str]:
-    from .constants import SMALL_FILE_CAP
-    from .errors import UsageError
+def _repo_ids(repo_ids: tuple[str, ...], from_file, revision: str) -> tuple[list[str], str]:
+    """Repo ids (pasted Hub URLs read as ids) and the run's revision (--revision, or the URLs' /tree/REV)."""
+    from urllib.parse import urlsplit
 
-    ids = list(repo_ids)
+    from .constants import SMALL_FILE_CAP, hf_endpoint
+    from .errors import UsageError
+    from .inputs import one_revision, parse_repo_reference
+
+    texts = list(repo_ids)
     if from_file is not None:  # a file, a pipe or `-`: read at most 16 MiB, as UTF-8 text
         data = from_file.read(SMALL_FILE_CAP + 1)
         if len(data) > SMALL_FILE_CAP:
@@ -496,11 +579,13 @@ def _repo_ids(repo_ids: tuple[str, ...], from_file) -> list[str]:
         except UnicodeDecodeError as exc:
             raise UsageError(f"--from-file: not UTF-8 text (byte {exc.start + 1:,})",
                              hint="one repo id per line, # starts a comment") from None
-        ids += [line.split("#", 1)[0].strip() for line in text.splitlines()]
-    ids = list(dict.fromkeys(i for i in ids if i))
+        texts += [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    host = urlsplit(hf_endpoint(None)).hostname
+    references = [parse_repo_reference(text, host) for text in texts if text]
+    ids = list(dict.fromkeys(repo_id for repo_id, _ in references))
     if not ids:
         raise UsageError("no repo id given", hint="e.g. gpumem hf meta-llama/Llama-2-7b-hf")
-    return ids
+    return ids, one_revision(references, revision)
 
 
 def _print_request_log() -> None:

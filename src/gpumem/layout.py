@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from .errors import NoWeights, UsageError
-from .gguf_header import group_gguf_files
+from .gguf_header import group_gguf_files, variant_label
 
 
 class _Named(Protocol):
@@ -55,8 +55,9 @@ class Layout:
     notes: tuple[str, ...] = ()
 
 
-def plan_layout(paths: Iterable[str]) -> Layout:
-    """Choose the weight sets to count from a repo's file paths; NoWeights if there are none."""
+def plan_layout(paths: Iterable[str], where: str = "repo") -> Layout:
+    """Choose the weight sets to count from a repo's file paths; NoWeights if there are none (saying `where`:
+    "repo", or "folder" for local files)."""
     paths = sorted(set(paths))
     by_folder: dict[str, list[str]] = defaultdict(list)
     for path in paths:
@@ -89,7 +90,7 @@ def plan_layout(paths: Iterable[str]) -> Layout:
     elif skipped := sorted({f.split("/")[0] for f in by_folder if f and _has_weights(by_folder[f])}):
         notes.append(f"counted the root weights only; other folders with weights left out: {', '.join(skipped)}")
     if not sets:
-        raise NoWeights(_describe_missing(paths),
+        raise NoWeights(_describe_missing(paths, where),
                         hint="gpumem reads safetensors, GGUF, or estimates from a pytorch_model.bin index")
     return Layout(tuple(sets), tuple(notes))
 
@@ -145,12 +146,12 @@ def _ignored(path: str) -> bool:
     return path.split("/")[0] in _IGNORED_FOLDERS if "/" in path else False
 
 
-def _describe_missing(paths: list[str]) -> str:
+def _describe_missing(paths: list[str], where: str) -> str:
     others = sorted({posixpath.splitext(p)[1] for p in paths if posixpath.splitext(p)[1] in
                      {".pth", ".pt", ".h5", ".msgpack", ".onnx", ".ckpt", ".tflite", ".mlmodel", ".npz", ".ot"}})
     if others:
-        return f"no safetensors, GGUF or pytorch_model.bin weights; the repo has {', '.join(others)} files instead"
-    return "no weight files in this repo" if paths else "the repo has no files"
+        return f"no safetensors, GGUF or pytorch_model.bin weights; the {where} has {', '.join(others)} files instead"
+    return f"no weight files in this {where}" if paths else f"the {where} has no files"
 
 
 # Projector precisions in the order llama.cpp's docs and model cards offer them (F16 is the usual download).
@@ -171,9 +172,14 @@ def split_projector(ggufs: Sequence[str]) -> tuple[list[str], str | None]:
 
 
 def pick_gguf_variant(sets: Sequence[T], wanted: str) -> T:
-    """The GGUF weight set (plan or read set) a `--file` name means: its name, one of its files, or a basename."""
+    """The GGUF weight set (plan or read set) a `--file` name means: its name, one of its files, a basename, or its
+    variant label (Q4_0) when one file has it."""
     for weights in sets:
         if wanted in (weights.name, *weights.files) or weights.name.endswith("/" + wanted):
             return weights
+    labelled = [w for w in sets if (variant_label(w.name) or "").lower() == wanted.lower()]  # --file Q4_0
+    if len(labelled) == 1:
+        return labelled[0]
     raise UsageError(f"no GGUF file {wanted!r} in this repo",
-                     hint="choose one of: " + ", ".join(weights.name for weights in sets))
+                     hint="choose one of: " + ", ".join(f"{w.name} ({variant_label(w.name)})" if variant_label(w.name)
+                                                        else w.name for w in sets))

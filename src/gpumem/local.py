@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from .constants import SMALL_FILE_CAP
-from .errors import FormatError, GpumemError, NotFoundError
+from .errors import FormatError, GpumemError, NotFoundError, NoWeights
 from .fetch import build_weight_set, parse_json, read_weight_header, small_files_needed
 from .files import open_regular, read_capped
 from .layout import plan_layout
@@ -25,7 +25,10 @@ def read_local(path: str) -> RepoMetadata:
     root = target.parent if target.is_file() else target
     paths = [target.name] if target.is_file() else _list_files(root)
     listed = set(paths)
-    layout = plan_layout(listed)
+    if target.is_file() and not target.name.endswith((".safetensors", ".gguf", ".bin")):
+        raise NoWeights(f"{path} is not a safetensors, GGUF or pytorch_model.bin file",
+                        hint="gpumem local reads a weights file or a model folder")
+    layout = plan_layout(listed, "folder")
     # Only the weight files are stat-ed: a dangling link elsewhere in the folder (extra.txt) is none of ours.
     sizes = {file: _size(root / file, file) for plan in layout.sets for file in plan.files}
     documents = {p: _read_json(root / p, p) for p in small_files_needed(layout.sets, listed, {})}

@@ -84,6 +84,7 @@ class ServingOptions:
     mem_fraction_static: float | None = None  # SGLang: weights + KV pool as a fraction of the GPU
     flashinfer_sampler: bool | None = None  # vLLM: VLLM_USE_FLASHINFER_SAMPLER (None: the version's default)
     gpu: GpuTarget | None = None  # the GPU of the plan (engines with per-GPU defaults read it)
+    context_asked: bool = True  # False: `context` is a default, capped at the model's maximum without a note
 
     def __post_init__(self) -> None:
         self.engine_model.resolve_version(self.engine_version)  # unknown engine or version: UsageError
@@ -292,12 +293,13 @@ def estimate_serving(summary: ModelSummary, arch: Architecture | None, options: 
                                None, tuple(notes))
     context = options.context
     if arch.max_context and context > arch.max_context:
-        notes.append(f"context capped at the model's maximum of {arch.max_context} tokens (asked {context})")
+        if options.context_asked:
+            notes.append(f"context capped at the model's maximum of {arch.max_context:,} tokens (asked {context:,})")
         context = arch.max_context
     if arch.is_encoder:
         notes.append("embedding/encoder model: no KV cache is kept")
     if arch.sliding_window:
-        notes.append(f"{arch.sliding_layers} of {arch.num_layers} layers use a {arch.sliding_window}-token "
+        notes.append(f"{arch.sliding_layers} of {arch.num_layers} layers use a {arch.sliding_window:,}-token "
                      f"sliding window")
     if arch.state_layers:
         notes.append(f"{arch.state_layers} Mamba layers hold a constant state per sequence")

@@ -38,14 +38,18 @@ def terminal_width() -> int:
 
 def emit(document: Document, data: object, *, format: str, svg: str | None = None) -> None:
     """Write one command's output to stdout in `format`; `svg` also saves the table view as an SVG image."""
-    if format == "json":
+    if format == "json":  # json.dumps escapes control characters itself
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
-    elif format == "csv":
+        if svg:
+            save_svg(_safe(document), svg)
+        return
+    document = _safe(document)
+    if format == "csv":
         sys.stdout.write(to_csv(document))
     elif format == "markdown":
         sys.stdout.write(to_markdown(document))
     else:
-        lines = _cleaned(layout(document, terminal_width()))
+        lines = layout(document, terminal_width())
         if _colour():
             _print_rich(lines)
         else:
@@ -54,9 +58,10 @@ def emit(document: Document, data: object, *, format: str, svg: str | None = Non
         save_svg(document, svg)
 
 
-def _cleaned(lines: Sequence[Line]) -> list[Line]:
-    """Lines whose text came from repos and servers too: escape codes and other controls shown, never sent."""
-    return [[(clean(piece, 100_000), style) for piece, style in line] for line in lines]
+def _safe(document: Document) -> Document:
+    """Text gpumem did not write (repo, file and tensor names, server messages) shown without escape codes;
+    cleaned before the layout, so that widths are measured on what is shown."""
+    return document.cleaned(lambda value: clean(value, 10_000))
 
 
 def _colour() -> bool:
@@ -93,7 +98,7 @@ def save_svg(document: Document, path: str) -> None:
 
     from .files import write_atomically
 
-    lines = _cleaned(layout(document, terminal_width()))
+    lines = layout(document, terminal_width())
     width = max((sum(len(piece) for piece, _ in line) for line in lines), default=20)
     console = Console(record=True, width=width, file=io.StringIO(), force_terminal=True, color_system="truecolor",
                       highlight=False)
@@ -130,13 +135,13 @@ def to_markdown(document: Document) -> str:
 
 def _md(value: str) -> str:
     """Cell text that cannot break a Markdown table (pipes escaped) nor a terminal (controls shown)."""
-    return clean(value, 100_000).replace("|", "\\|")
+    return value.replace("|", "\\|")
 
 
 def to_csv(document: Document) -> str:
     """CSV: exact values (bytes as integers, decimals without float noise, true/false). Tables with the same
     columns (`fit` of several models) make one CSV; different tables are sections, each a `# title` line, its
-    header row and rows, separated by a blank line."""
+    header row and rows, separated by a blank line. Text a spreadsheet would run as a formula starts with '."""
     sections: list[tuple[str, list[str], list[list[object]]]] = []
     for table in document.tables:
         header = [name for name, _ in table.keys] + [c.name for c in table.columns]
@@ -206,6 +211,8 @@ def emit_fits(ids: Sequence[str], results: Sequence, *, format: str, svg: str | 
     emit(views.fits(dicts), dicts[0] if len(dicts) == 1 and not errors else [*dicts, *errors], format=format,
          svg=svg)
     report_errors(ids, results)
+    if not quiet:
+        print_notes(dicts)
 
 
 def emit_calc(report, *, format: str, svg: str | None, quiet: bool) -> None:
@@ -232,3 +239,16 @@ def emit_training(report, *, format: str, svg: str | None, quiet: bool) -> None:
     emit(views.training(d), d, format=format, svg=svg)
     if not quiet:
         print_notes([d])
+
+
+def emit_cache_list(repos, info, *, format: str, svg: str | None, quiet: bool) -> None:
+    """Print `gpumem cache list`."""
+    data = {"path": info.path, "repos": [r.to_dict() for r in repos]}
+    emit(views.cache_list(data), data, format=format, svg=svg)
+
+
+def emit_cache_cleared(repo_id: str, removed, *, json_: bool) -> None:
+    """Print `gpumem cache clear REPO`."""
+    data = {"repo_id": repo_id, "removed": [r.to_dict() for r in removed],
+            "entries": sum(len(r.commits) for r in removed), "size_bytes": sum(r.size_bytes for r in removed)}
+    emit(views.cache_cleared(data), data, format="json" if json_ else "table")

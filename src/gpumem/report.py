@@ -138,6 +138,7 @@ class FitReport:
     parameters: int | None
     rows: tuple[tuple[float | None, Recommendation], ...]  # (bits, None = as stored; the fit at that width)
     file: str | None = None  # the GGUF variant checked
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         """JSON-ready form: one entry per (bits, count)."""
@@ -145,7 +146,7 @@ class FitReport:
             "schema_version": SCHEMA_VERSION, "repo_id": self.repo_id, "revision": self.revision,
             "source": self.source, "gpu": self.gpu, "context": self.context, "parameters": self.parameters,
             "options": [{"bits": bits, **rec.to_dict()} for bits, rec in self.rows],
-            **({"file": self.file} if self.file else {}),
+            **({"file": self.file} if self.file else {}), "notes": list(self.notes),
         }
 
 

@@ -14,7 +14,12 @@ from pathlib import Path
 from .types import RepoMetadata
 
 SNAPSHOT_DIR = Path(__file__).parent / "data" / "snapshot"
-LIVE_DATA_HINT = "live data: run with network access (and a token for gated repos: --token or HF_TOKEN)"
+# How to get live data instead, by why the snapshot answered.
+LIVE_DATA_HINT = {
+    "offline": "for live data, run without --offline / HF_HUB_OFFLINE=1",
+    "unreachable": "for live data, run again with network access",
+    "gated": "for live data, accept the licence on the Hub and pass --token or set HF_TOKEN",
+}
 _SUFFIX = ".json.gz"
 
 

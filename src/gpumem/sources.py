@@ -139,7 +139,7 @@ def _offline(endpoint: str, repo_id: str, revision: str, cache: ResultCache | No
     if cache and sha and (cached := cache.load(endpoint, repo_id, sha)):
         return replace(cached, source="cache")
     if snapshot := load_snapshot(repo_id):
-        return _with_note(snapshot, f"offline: answered from the built-in snapshot; {LIVE_DATA_HINT}")
+        return _with_note(snapshot, f"offline: answered from the built-in snapshot; {LIVE_DATA_HINT['offline']}")
     raise OfflineMiss(f"offline, and neither the cache nor the built-in snapshot holds {repo_id}@{revision}",
                       hint="run once with network access (without --offline / HF_HUB_OFFLINE=1)")
 
@@ -153,8 +153,11 @@ def _snapshot_fallback(repo_id: str, exc: GpumemError, has_token: bool) -> RepoM
     snapshot = load_snapshot(repo_id)
     if snapshot is None:
         return None
-    why = "the Hub could not be reached" if isinstance(exc, HubUnavailable) else "the repo is gated and no token was given"
-    return _with_note(snapshot, f"{why}: answered from the built-in snapshot; {LIVE_DATA_HINT}")
+    if isinstance(exc, HubUnavailable):
+        why, hint = "the Hub could not be reached", LIVE_DATA_HINT["unreachable"]
+    else:
+        why, hint = "the repo is gated and no token was given", LIVE_DATA_HINT["gated"]
+    return _with_note(snapshot, f"{why}: answered from the built-in snapshot; {hint}")
 
 
 def _with_note(metadata: RepoMetadata, note: str) -> RepoMetadata:

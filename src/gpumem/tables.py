@@ -24,8 +24,8 @@ never wrapped or cut, numbers never truncated.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 GAP = 2  # spaces between columns
@@ -153,6 +153,23 @@ class Document:
     """Everything one command prints on stdout, in order."""
 
     blocks: tuple[Block, ...] = field(default=())
+
+    def cleaned(self, clean: Callable[[str], str]) -> Document:
+        """The same document with `clean` applied to every text it shows (names and notes from repos and servers
+        can hold escape codes); CSV values that are text are cleaned too."""
+        def cell(c: Cell) -> Cell:
+            return Cell(clean(c.text), clean(c.value) if isinstance(c.value, str) else c.value, c.style)
+
+        blocks: list[Block] = []
+        for block in self.blocks:
+            if isinstance(block, Table):
+                blocks.append(replace(block, title=clean(block.title), caption=clean(block.caption),
+                                      rows=tuple(tuple(cell(c) for c in row) for row in block.rows)))
+            elif isinstance(block, Bar):
+                blocks.append(replace(block, title=clean(block.title)))
+            else:
+                blocks.append(replace(block, title=clean(block.title), lines=tuple(clean(x) for x in block.lines)))
+        return Document(tuple(blocks))
 
     @property
     def tables(self) -> list[Table]:

@@ -6,6 +6,7 @@ To show something new, add a block (a `Table`, `Bar` or `Commands` of `tables`) 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from .memory import KV_DTYPE_BYTES
@@ -70,8 +71,10 @@ def title_of(d: dict) -> str:
 def summary(d: dict) -> Table:
     """What was read: revision, parameters, stored bytes, quantization, components, the formula."""
     estimated = " (ESTIMATE)" if d["parameters_estimated"] else ""
+    read_from = ("Read from", "local files (headers only)", "source") if d["source"] == "local" else \
+        ("Revision", f"{d['revision']} ({d['source']})", "revision")
     items: list = [
-        ("Revision", f"{d['revision']} ({d['source']})", "revision"),
+        read_from,
         ("Parameters", Cell(count(d["parameters"]) + estimated, _exact(d["parameters"])), "parameters")]
     if d["serving"] and d["serving"]["active_parameters"] != d.get("base_model", d)["parameters"]:
         active = d["serving"]["active_parameters"]
@@ -115,11 +118,13 @@ def _formula_items(f: dict, by_bits: dict[str, float]) -> list[tuple[str, Cell, 
     return [("Formula", memory, "formula_gb"), ("At 16/8/4 bit", widths, "formula_by_bits_gb")]
 
 
-def kv_label(serving: dict) -> str:
-    """'KV bf16' or, when the engine picks it, 'KV auto (bf16)'."""
+def kv_label(serving: dict, stored_elements: dict[str, int]) -> str:
+    """'KV fp8', or under auto the dtype vLLM picks: bf16 for a BF16 checkpoint, fp16 for F16 and F32."""
     if serving["kv_dtype"] != "auto":
         return f"KV {serving['kv_dtype']}"
-    resolved = serving.get("kv_dtype_resolved") or f"{KV_DTYPE_BYTES['auto'] * 8}-bit"
+    main = max(stored_elements, key=stored_elements.__getitem__) if stored_elements else ""
+    resolved = serving.get("kv_dtype_resolved") or {"BF16": "bf16", "F16": "fp16", "F32": "fp16"}.get(main) or \
+        f"{KV_DTYPE_BYTES['auto'] * 8}-bit"
     return f"KV {resolved} (auto)"
 
 
@@ -130,7 +135,7 @@ def breakdown(d: dict) -> Table:
     sequences = f"{s['concurrency']:,} sequence{'s' if s['concurrency'] != 1 else ''}"
     shape = f"TP {s['tp']}" + (f" × PP {s['pp']}" if s.get("pp", 1) > 1 else "")
     first = f" (the first plan, {plan_label(d['recommendations'][0])})" if d.get("recommendations") else ""
-    title = f"Per GPU{first}: {s['engine']}, {sequences} of {s['context']:,} tokens, {kv_label(s)}, {shape}"
+    title = f"Per GPU{first}: {s['engine']}, {sequences} of {s['context']:,} tokens, {kv_label(s, d['stored_elements'])}, {shape}"
     values = [per_gpu[key] for _, key in _BREAKDOWN]
     columns, cells = [], []
     for label, key in _BREAKDOWN:
@@ -330,6 +335,38 @@ def gpus(rows: Sequence[dict]) -> Document:
     notes = Table("Notes", (_GPU, Column("note", "note", align="left", wrap=True)),
                   tuple((text(r["name"]), text(r["note"])) for r in rows if r.get("note")))
     return Document((catalog, names, notes))
+
+
+def cache_list(data: dict) -> Document:
+    """`gpumem cache list`: one row per cached repo (and endpoint)."""
+    repos = data["repos"]
+    if not repos:
+        return Document((fields("gpumem cache", [("Folder", data["path"]), ("Holds", "nothing cached yet")]),))
+    endpoints = {r["endpoint"] for r in repos}
+    stored, stored_cell = size_column("size", "size_bytes", [r["size_bytes"] for r in repos])
+    columns = [Column("repo", "repo_id", align="left", identifier=True),
+               Column("revisions", "revisions", align="left", wrap=True, drop=2), Column("commits", "commits"),
+               stored, Column("last written (UTC)", "modified", align="left", drop=1)]
+    if len(endpoints) > 1:
+        columns.insert(1, Column("endpoint", "endpoint", align="left", identifier=True))
+    rows = []
+    for r in repos:
+        written = time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["modified"]))
+        row = [text(r["repo_id"]), text(", ".join(r["revisions"]) or "-", csv=" ".join(r["revisions"])),
+               count_cell(len(r["commits"])), stored_cell(r["size_bytes"]), Cell(written, round(r["modified"]))]
+        if len(endpoints) > 1:
+            row.insert(1, text(r["endpoint"]))
+        rows.append(tuple(row))
+    return Document((Table("gpumem cache", tuple(columns), tuple(rows), f"in {data['path']}"),))
+
+
+def cache_cleared(data: dict) -> Document:
+    """`gpumem cache clear REPO`."""
+    if not data["removed"]:
+        return Document((fields("gpumem cache", [("Removed", f"nothing: {data['repo_id']} was not cached")]),))
+    names = ", ".join(dict.fromkeys(r["repo_id"] for r in data["removed"]))
+    removed = f"{data['entries']:,} entr{'y' if data['entries'] == 1 else 'ies'} of {names}, {size(data['size_bytes'])}"
+    return Document((fields("gpumem cache", [("Removed", removed)]),))
 
 
 def cache_info(info: dict, *, cleared: bool) -> Document:
