@@ -127,7 +127,8 @@ def fit(metadata: RepoMetadata, gpu: str, *, serving: ServingOptions | None = No
         summary, arch, _ = _prepare(group)
         count = summary.count
         widths = [None, *(b for b in FORMULA_BITS if b != _checkpoint_bits(count))] if count.parameters else [None]
-        options, notes = serving, ()
+        options = serving
+        notes: tuple[str, ...] = ()
         if arch and arch.max_context and serving.context > arch.max_context:  # as the serving breakdown caps it
             options = replace(serving, context=arch.max_context)
             if serving.context_asked:

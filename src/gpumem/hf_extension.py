@@ -15,7 +15,7 @@ import os
 import shlex
 import sys
 import sysconfig
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .files import write_atomically
@@ -48,7 +48,7 @@ def register() -> Path:
                                   f"exec {shlex.quote(sys.executable)} -m gpumem \"$@\"\n", mode=0o755)
     manifest = {"owner": "local", "repo": f"hf-{NAME}", "repo_id": f"local/hf-{NAME}", "short_name": NAME,
                 "executable_path": str(program), "type": "binary",
-                "installed_at": datetime.now(timezone.utc).isoformat(),
+                "installed_at": datetime.now(UTC).isoformat(),
                 "description": "GPU memory a Hugging Face model needs, and which GPUs to rent (gpumem)",
                 "commit_sha": None}
     write_atomically(folder / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
