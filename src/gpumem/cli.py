@@ -32,6 +32,7 @@ class _State:
 
     debug = False
     client = None  # the HubClient of this run, for the --debug request log
+    notes: list[str] = []  # said after the answer (an error instead is the one line that run prints)
 
 
 def _check_svg_folder(ctx, param, value):
@@ -97,7 +98,7 @@ def _gpu_names(names: tuple[str, ...], quiet: bool) -> tuple[str, ...]:
     for name in names:
         note = gpu_choice_note(name, find_gpu(name).name, catalog)
         if note and not quiet:
-            click.echo(f"Note: {note}", err=True)
+            _State.notes.append(note)
     return tuple(dict.fromkeys(names))
 
 
@@ -606,9 +607,12 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn gpumem errors into one line on stderr and an exit code."""
     _State.debug = debug_enabled()
     _State.client = None
+    _State.notes = []
     try:
         cli.main(args=argv, prog_name="gpumem", standalone_mode=False)
         sys.stdout.flush()  # a closed pipe shows here, not at exit as "Exception ignored"
+        for note in _State.notes:
+            click.echo(f"Note: {note}", err=True)
     except click.exceptions.Abort:  # click's name for a KeyboardInterrupt (Ctrl-C)
         _interrupted()
     except click.ClickException as exc:  # bad options: one line and a hint, like every other error
