@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .activations import mlp_width
 from .adapters import ALL_LINEAR, LoraConfig, Module, lora_layers, trainable_parameters
 from .architecture import Architecture
 from .errors import UsageError
@@ -281,15 +282,6 @@ def _optimizer_bytes(options: TrainingOptions, trainable: int, matrices: Sequenc
     return master  # plain SGD keeps no state
 
 
-def _mlp_width(arch: Architecture) -> int:
-    """Intermediate width one token goes through in its widest feed-forward block."""
-    if not arch.is_moe:
-        return arch.intermediate_size
-    expert = arch.moe_intermediate_size or arch.intermediate_size
-    routed = (arch.experts_per_token + arch.num_shared_experts) * expert
-    return max(routed, arch.intermediate_size if arch.first_dense_layers else 0)
-
-
 def layer_activation_elements(arch: Architecture, modules: Sequence[Module]) -> int:
     """Elements autograd keeps per token for one decoder layer (before ACTIVATION_FACTOR)."""
     hidden = arch.hidden_size
@@ -297,7 +289,7 @@ def layer_activation_elements(arch: Architecture, modules: Sequence[Module]) -> 
     kv = arch.num_kv_heads * arch.head_dim
     attention = 2 * hidden + q + 2 * kv + q
     gated = any(m.name.endswith(_GATED_MLP) for m in modules)
-    mlp = 2 * hidden + (4 if gated else 2) * _mlp_width(arch)
+    mlp = 2 * hidden + (4 if gated else 2) * mlp_width(arch)
     return attention + mlp
 
 
