@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, load_fixture_json, manifest_tensors
@@ -152,7 +153,11 @@ def test_tp_splits_linears_and_vocab_but_replicates_norms():
 
 def test_bits_reweigh_every_parameter():
     tensors, summary = weight_count("meta-llama__Llama-2-70b-chat-hf")
-    assert weights_per_gpu(summary, 1, bits=4) == summary.count.parameters // 2
+    params = summary.count.parameters
+    assert weights_per_gpu(summary, 1, bits=16) == params * 2
+    # Below 16 bit a GPTQ layout: 16-bit embeddings and lm_head (2 x 262M), group-128 scales, zeros and g_idx
+    embeddings = 2 * 32000 * 8192 * 2
+    assert params // 2 + embeddings * 3 // 4 < weights_per_gpu(summary, 1, bits=4) < params // 2 * 1.06 + embeddings
 
 
 def test_breakdown_dict_shape_and_total():
@@ -253,3 +258,35 @@ def test_gpt2_breakdown_from_hub_fixture():
     assert estimate.weights_bytes == 124_439_808 * 2 and estimate.kv_cache_bytes == 512 * 36_864
     hf = estimate_serving(summary, parse_architecture(config), ServingOptions(engine="transformers"))
     assert hf.weights_bytes == 124_439_808 * 4
+
+
+def test_bits_what_if_lays_weights_out_as_a_real_gptq_checkpoint():
+    # meta-llama/Llama-2-13b-hf at --bits 4 against TheBloke/Llama-2-13B-chat-GPTQ's stored tensors (the snapshot):
+    # the 16-bit checkpoint is rebuilt from the GPTQ repo's config (same shapes; 13,015,864,320 parameters, the
+    # Hub's published count for Llama-2-13b-hf) and laid out with 16-bit embeddings / lm_head / norms and group-128
+    # qweight, qzeros, scales and g_idx.
+    import gzip
+    import importlib.util
+
+    from gpumem.safetensors_header import DTYPE_BITS
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("gpumem_accuracy_bits", root / "scripts" / "accuracy.py")
+    accuracy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(accuracy)
+    config = json.loads((root / "fixtures" / "hub" / "TheBloke__Llama-2-13B-chat-GPTQ" / "config.json").read_text())
+    config.pop("quantization_config", None)
+    summary = summarize_weights(accuracy.llama_shaped_tensors(config), config)
+    assert summary.count.parameters == 13_015_864_320
+    snapshot = json.loads(gzip.open(root / "src" / "gpumem" / "data" / "snapshot" /
+                                    "TheBloke__Llama-2-13B-chat-GPTQ.json.gz").read())
+    stored = 0
+    for name, dtype, shape, *_ in snapshot["weight_sets"][0]["tensors"]:
+        numel = 1
+        for dim in shape:
+            numel *= dim
+        stored += numel * DTYPE_BITS[dtype] // 8
+    assert stored == 7_259_279_360
+    assert weights_per_gpu(summary, 1, 4) == pytest.approx(stored, rel=0.03)
+    assert abs(weights_per_gpu(summary, 1, 4) - stored) / stored < 0.001  # 7,255,009,280: -0.06%
+    assert weights_per_gpu(summary, 1, 16) == 13_015_864_320 * 2  # 16 bit and above: every parameter at the width

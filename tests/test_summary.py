@@ -8,7 +8,7 @@ import pytest
 from fakehub import adapter_repo, repo_from_fixture
 
 from gpumem.architecture import parse_architecture
-from gpumem.memory import active_parameters, weights_per_gpu
+from gpumem.memory import active_parameters, weights_per_gpu, what_if_bytes
 from gpumem.params import count_weights, summarize_weights
 from gpumem.snapshot import load_snapshot
 from gpumem.types import ModelSummary
@@ -46,7 +46,7 @@ def test_per_gpu_bytes_equal_the_per_tensor_sum(deepseek, tp, bits):
     expected = 0
     for c in summary.classes:
         for name in c.names():
-            size = by_name[name].nbytes if bits is None else c.parameters * bits // 8
+            size = by_name[name].nbytes if bits is None else what_if_bytes(c, bits)
             expected += size if c.split == "replicated" else -(-size // tp)
     assert weights_per_gpu(summary, tp, bits) == expected
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .architecture import Architecture
 from .engines import DEFAULT_ENGINE, DEFAULT_ENGINE_BY_FORMAT, Engine, GpuTarget, get_engine
 from .errors import UsageError
-from .types import REPLICATED, ModelSummary
+from .types import REPLICATED, ModelSummary, TensorClass
 from .units import GB
 
 if TYPE_CHECKING:
@@ -253,9 +253,31 @@ def weights_per_gpu(summary: ModelSummary, tp: int = 1, bits: float | None = Non
     for c in summary.classes:
         if c.role == "buffer":  # not loaded as weights
             continue
-        size = c.nbytes if bits is None else int(c.parameters * bits // 8)  # whole bytes at a fractional width
+        size = c.nbytes if bits is None else what_if_bytes(c, bits)
         total += c.count * (size if c.split == REPLICATED else -(-size // tp))
     return total
+
+
+GPTQ_GROUP = 128
+_LINEAR_ROLES = frozenset({"dense", "routed_expert", "shared_expert"})
+
+
+def what_if_bytes(c: TensorClass, bits: float) -> int:
+    """One tensor of class `c` loaded at `bits`: below 16 bit laid out as a real Q-bit GPTQ checkpoint is.
+
+    Linear weights become qweight (`bits` per weight, packed in int32), qzeros (`bits` per group of 128 inputs
+    and output), fp16 scales (per group and output) and an int32 g_idx per input; embeddings, lm_head, norms,
+    biases and routers stay 16 bit (TheBloke/Llama-2-13B-chat-GPTQ's layout). At 16 bit and above: every
+    parameter at `bits`.
+    """
+    if bits >= 16:
+        return int(c.parameters * bits // 8)
+    if c.role not in _LINEAR_ROLES or c.split == REPLICATED or len(c.shape) != 2 or not c.parameters:
+        return c.parameters * 2  # side data counts nothing (parameters 0)
+    inputs = c.shape[1] if c.leaf == "weight" else max(1, c.parameters // c.shape[-1])
+    outputs = c.parameters // inputs
+    groups = -(-inputs // GPTQ_GROUP)
+    return int(c.parameters * bits // 8 + groups * outputs * bits // 8 + groups * outputs * 2 + inputs * 4)
 
 
 def active_parameters(summary: ModelSummary, arch: Architecture | None) -> int:
