@@ -281,7 +281,7 @@ def test_bits_what_if_lays_weights_out_as_a_real_gptq_checkpoint():
     snapshot = json.loads(gzip.open(root / "src" / "gpumem" / "data" / "snapshot" /
                                     "TheBloke__Llama-2-13B-chat-GPTQ.json.gz").read())
     stored = 0
-    for name, dtype, shape, *_ in snapshot["weight_sets"][0]["tensors"]:
+    for _name, dtype, shape, *_ in snapshot["weight_sets"][0]["tensors"]:
         numel = 1
         for dim in shape:
             numel *= dim
