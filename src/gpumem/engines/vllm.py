@@ -53,6 +53,7 @@ from __future__ import annotations
 import math
 import shlex
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ..activations import LOGIT_BYTES, activation_bytes_per_token
@@ -61,7 +62,7 @@ from . import MIB, Engine, EngineConstants
 if TYPE_CHECKING:
     from ..architecture import Architecture
     from ..memory import ServingOptions
-    from ..types import ModelSummary
+    from ..types import ModelSummary, TensorClass
 
 GIB = 2**30
 LARGE_GPU_BYTES = 70 * GIB  # arg_utils.py: `device_memory >= 70 * GiB_bytes and "a100" not in device_name`
@@ -145,15 +146,8 @@ class Vllm(Engine[VllmConstants]):
         if bits is not None or not summary.classes:  # a what-if width keeps the seed's rule
             return weights_per_gpu(summary, options.tp, bits)
         padding = self.mxfp4_padding(summary, arch, options)
-        last = arch.num_layers if arch is not None else None
         classes = []
-        for c in summary.classes:
-            if last is not None and c.template.startswith(("model.layers.#", "layers.#")) and c.sites:
-                kept = tuple(site for site in c.sites if int(site.split(".")[0]) < last)
-                if len(kept) < len(c.sites):  # DeepSeek-V3/R1 `num_nextn_predict_layers`: the MTP draft's only
-                    if not kept:
-                        continue
-                    c = replace(c, sites=kept, count=len(kept))
+        for c in summary.classes if arch is None else _below_layer(summary.classes, arch.num_layers):
             if c.dtype == "F32" and c.role != "buffer":
                 c = replace(c, dtype="BF16", nbytes=c.nbytes // 2)
             if padding != 1.0 and c.role == "routed_expert":
@@ -264,3 +258,20 @@ VLLM = Vllm(
     formats=frozenset({"safetensors", "pytorch-bin", "gguf"}),  # GGUF: vLLM's single-file loader
     paged_kv=True,
 )
+
+
+@lru_cache(maxsize=8)
+def _below_layer(classes: tuple[TensorClass, ...], last: int) -> tuple[TensorClass, ...]:
+    """The classes without the tensors of decoder layers `last` and up: DeepSeek-V3/R1's multi-token-prediction
+    layer (`num_nextn_predict_layers`), which vLLM skips. Once per summary: the planner asks for 100+ layouts,
+    and a 92k-tensor checkpoint has as many sites to look at."""
+    kept_classes = []
+    for c in classes:
+        if c.template.startswith(("model.layers.#", "layers.#")) and c.sites:
+            kept = tuple(site for site in c.sites if int(site.split(".")[0]) < last)
+            if len(kept) < len(c.sites):
+                if not kept:
+                    continue
+                c = replace(c, sites=kept, count=len(kept))
+        kept_classes.append(c)
+    return tuple(kept_classes)
