@@ -2,9 +2,10 @@
 in fixtures/measurements: the shared file (vllm-public-logs.jsonl, which the engine constants were fitted on)
 and the held-out file (vllm-heldout-logs.jsonl, never used to fit). Prints one table per set and the errors.
 
-Weights are predicted from the model's tensors.json manifest where fixtures/hub has one, else from the model's
-config (a Llama/Qwen-shaped bf16 checkpoint built from its shape keys, as scripts/accuracy.py does) when the
-model is dense and unquantized; otherwise the logged weights are used and the row says so ("weights: log").
+Weights are predicted from the model's tensors.json manifest where fixtures/hub has one ("predicted"), else, for an
+unquantized Llama / Qwen2 / Qwen3 / Qwen3-MoE checkpoint, from bf16 tensors built from its config's shape keys
+("shapes", the layout of those transformers classes); otherwise the logged weights are used and the row says so
+("log": the row then checks the rest of the budget).
 
     python scripts/vllm_accuracy.py
 """
@@ -12,6 +13,7 @@ model is dense and unquantized; otherwise the logged weights are used and the ro
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import sys
 from dataclasses import dataclass
@@ -78,7 +80,7 @@ class Row:
     predicted_kv_gib: float | None
     logged_weights_gib: float | None
     predicted_weights_gib: float | None
-    weights_basis: str  # "predicted" or "log"
+    weights_basis: str  # "predicted" (tensor manifest), "shapes" (built from the config) or "log"
 
     @property
     def kv_error_gib(self) -> float | None:
@@ -95,7 +97,7 @@ class Row:
 
     @property
     def weights_error_pct(self) -> float | None:
-        if self.logged_weights_gib is None or self.predicted_weights_gib is None or self.weights_basis != "predicted":
+        if self.logged_weights_gib is None or self.predicted_weights_gib is None or self.weights_basis == "log":
             return None
         return 100 * (self.predicted_weights_gib - self.logged_weights_gib) / self.logged_weights_gib
 
@@ -120,6 +122,40 @@ def manifest_tensors(folder: str) -> list[TensorInfo]:
             numel *= dim
         rows.append(TensorInfo(name, dtype, tuple(shape), numel * DTYPE_BITS[dtype] // 8))
     return rows
+
+
+SHAPED_TYPES = ("llama", "qwen2", "qwen3", "qwen3_moe")
+
+
+def shaped_tensors(config: dict) -> list[TensorInfo]:
+    """Bf16 tensors of an unquantized Llama / Qwen2 (q/k/v biases) / Qwen3 (q/k norms) / Qwen3-MoE checkpoint with
+    the config's shapes, named as the transformers classes name them."""
+    h, layers, v = config["hidden_size"], config["num_hidden_layers"], config["vocab_size"]
+    d = config.get("head_dim") or h // config["num_attention_heads"]
+    q, kv = config["num_attention_heads"] * d, config["num_key_value_heads"] * d
+    kind = config["model_type"]
+    shapes: dict[str, tuple[int, ...]] = {"model.embed_tokens.weight": (v, h), "model.norm.weight": (h,)}
+    if not config.get("tie_word_embeddings"):
+        shapes["lm_head.weight"] = (v, h)
+    for n in range(layers):
+        p = f"model.layers.{n}."
+        shapes |= {p + "self_attn.q_proj.weight": (q, h), p + "self_attn.k_proj.weight": (kv, h),
+                   p + "self_attn.v_proj.weight": (kv, h), p + "self_attn.o_proj.weight": (h, q),
+                   p + "input_layernorm.weight": (h,), p + "post_attention_layernorm.weight": (h,)}
+        if kind == "qwen2":
+            shapes |= {p + "self_attn.q_proj.bias": (q,), p + "self_attn.k_proj.bias": (kv,), p + "self_attn.v_proj.bias": (kv,)}
+        if kind in ("qwen3", "qwen3_moe"):
+            shapes |= {p + "self_attn.q_norm.weight": (d,), p + "self_attn.k_norm.weight": (d,)}
+        if kind == "qwen3_moe":
+            experts, i = config["num_experts"], config["moe_intermediate_size"]
+            shapes[p + "mlp.gate.weight"] = (experts, h)
+            for e in range(experts):
+                x = f"{p}mlp.experts.{e}."
+                shapes |= {x + "gate_proj.weight": (i, h), x + "up_proj.weight": (i, h), x + "down_proj.weight": (h, i)}
+        else:
+            i = config["intermediate_size"]
+            shapes |= {p + "mlp.gate_proj.weight": (i, h), p + "mlp.up_proj.weight": (i, h), p + "mlp.down_proj.weight": (h, i)}
+    return [TensorInfo(name, "BF16", shape, 2 * math.prod(shape)) for name, shape in shapes.items()]
 
 
 def _catalog_total(name: str) -> int:
@@ -155,6 +191,9 @@ def predict(row: dict, how: dict, label: str, entry: dict | None) -> Row:
             summary = summarize_weights(manifest_tensors(entry["tensors"]), config)
             estimate = estimate_serving(summary, arch, options)
             basis = "predicted"
+        elif config.get("model_type") in SHAPED_TYPES and "quantization_config" not in config and not entry.get("quantized"):
+            estimate = estimate_serving(summarize_weights(shaped_tensors(config), config), arch, options)
+            basis = "shapes"
         elif logged_w is not None:  # the logged per-rank bytes, as a summary without tensor classes
             logged = WeightCount(None, {}, int(logged_w * GIB) * tp)
             estimate = estimate_serving(ModelSummary(logged), arch, options)
@@ -200,6 +239,13 @@ def summary(rows: list[Row]) -> dict:
             "weight_rows": len(w), "weights_worst": max(w, default=None)}
 
 
+def _weights_cell(r: Row) -> str:
+    """Predicted weights, marked * when built from the config's shapes; "log" when the logged figure was used."""
+    if r.weights_basis == "log":
+        return "log"
+    return _fmt(r.predicted_weights_gib) + ("*" if r.weights_basis == "shapes" else "")
+
+
 def _fmt(value: float | None, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
 
@@ -215,12 +261,31 @@ def main() -> int:
             print(f"| [{r.id}]({r.source.split(' ')[0]}) | {r.version} | {r.gpu} x {r.tp} | {r.util} | "
                   f"{_fmt(r.logged_kv_gib)} | {_fmt(r.predicted_kv_gib)} | {_fmt(r.kv_error_gib, '+.2f')} | "
                   f"{_fmt(r.kv_error_pct, '+.1f')} | "
-                  f"{_fmt(r.logged_weights_gib)} | {_fmt(r.predicted_weights_gib) if r.weights_basis == 'predicted' else 'log'} | "
+                  f"{_fmt(r.logged_weights_gib)} | {_weights_cell(r)} | "
                   f"{_fmt(r.weights_error_pct, '+.1f')} |")
         s = summary(rows)
         print(f"\nKV pool: {s['kv_rows']} logs, median |error| {_fmt(s['kv_median'])}%, worst {_fmt(s['kv_worst'])}%; "
-              f"weights: {s['weight_rows']} logs, worst {_fmt(s['weights_worst'])}%\n")
+              f"weights: {s['weight_rows']} logs, worst {_fmt(s['weights_worst'])}%")
+        print(coverage(rows) + "\n")
+    print("Weights: * = built from the config's shapes (no tensor manifest); log = the logged figure was used.")
     return 0
+
+
+def coverage(rows: list[Row]) -> str:
+    """Which versions, GPUs, TP sizes and utilizations the rows with a KV comparison span, with counts."""
+    kv = [r for r in rows if r.kv_error_pct is not None]
+
+    def counts(values: list) -> str:
+        return ", ".join(f"{v} ({values.count(v)})" for v in sorted(set(values), key=_sort_key))
+
+    return (f"versions: {counts([r.version for r in kv])}; GPUs: {counts([r.gpu for r in kv])}; "
+            f"TP: {counts([r.tp for r in kv])}; utilization {min(r.util for r in kv):g}-{max(r.util for r in kv):g}")
+
+
+def _sort_key(value: object) -> tuple:
+    if isinstance(value, str) and value.replace(".", "").isdigit():
+        return (0, tuple(int(x) for x in value.split(".")), "")
+    return (1, (), str(value))
 
 
 if __name__ == "__main__":
