@@ -16,6 +16,8 @@ MAX_RETRIES = 4
 RETRY_AFTER_CAP_S = 30.0
 MAX_REDIRECTS = 5
 MAX_CONCURRENCY = 64  # requests in flight per run: more costs a TLS handshake each and saves little (docs/benchmark.md)
+GB = 10**9  # sizes are decimal: a GB is 10^9 bytes, an MB 10^6
+MB = 10**6
 SMALL_FILE_CAP = 16 * 1024 * 1024  # no file or answer gpumem reads is larger (config, index, model info, header)
 
 _TRUTHY = {"1", "true", "yes", "on"}

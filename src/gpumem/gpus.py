@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from .architecture import Architecture
+from .constants import GB
 from .engines import MIB, GpuTarget
 from .errors import UsageError
 from .memory import ServingOptions, capacity, check_tp, estimate_serving
 from .types import ModelSummary
-from .units import GB
 
 GPU_COUNTS = (1, 2, 4, 8)
 # Package data beside this module (a plain path: importlib.resources costs start-up time for nothing here).

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .architecture import Architecture
+from .constants import GB
 from .engines import DEFAULT_ENGINE, DEFAULT_ENGINE_BY_FORMAT, Engine, GpuTarget, get_engine
 from .errors import UsageError
 from .types import REPLICATED, ModelSummary, TensorClass
-from .units import GB
 
 if TYPE_CHECKING:
     from .adapters import LoraServing

@@ -26,13 +26,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .architecture import Architecture
+from .constants import GB
 from .engines import GpuTarget, get_engine
 from .errors import UsageError
 from .gpus import Gpu, load_catalog
 from .memory import Capacity, ServingEstimate, ServingOptions, capacity, check_tp
 from .prices import Price, PriceTable
 from .throughput import LLAMA_CPP, SERVING, ModelShape, Speed, estimate_speed
-from .units import GB
 
 GIB = 2**30
 TP_SIZES = (1, 2, 4, 8, 16)

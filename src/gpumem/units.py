@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from .constants import GB, MB
 from .tables import Cell, Column
-
-GB = 10**9
-MB = 10**6
 
 _SIZE_UNITS = (("GB", GB, 2), ("MB", MB, 1), ("kB", 10**3, 1))
 
