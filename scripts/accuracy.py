@@ -17,11 +17,11 @@ import json
 import sys
 from pathlib import Path
 
-from gpumem.architecture import parse_architecture
-from gpumem.memory import ServingOptions, estimate_serving
-from gpumem.params import summarize_weights
-from gpumem.safetensors_header import DTYPE_BITS
-from gpumem.types import TensorInfo
+from gpumem.model.architecture import parse_architecture
+from gpumem.model.params import summarize_weights
+from gpumem.model.safetensors_header import DTYPE_BITS
+from gpumem.model.types import TensorInfo
+from gpumem.planning.memory import ServingOptions, estimate_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASUREMENTS = {"calibration": ROOT / "fixtures" / "measurements" / "h200-transformers-bf16.jsonl",

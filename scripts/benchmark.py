@@ -242,7 +242,7 @@ elif stack == "urllib3":
     pool = urllib3.PoolManager(num_pools=16, maxsize=256, ssl_context=context)
     read = lambda url: pool.request("GET", url, headers=RANGE, timeout=30).data
 else:
-    from gpumem.hub import HubClient
+    from gpumem.reading.hub import HubClient
     client = HubClient(endpoint, False)
     read = lambda url: client.read_range(repo, "main", url.rsplit("/", 1)[1], 0, 65536)
 wall, cpu = time.perf_counter(), time.process_time()

@@ -14,8 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from gpumem.safetensors_header import DTYPE_BITS
-from gpumem.types import RepoMetadata, TensorInfo, WeightSet
+from gpumem.model.safetensors_header import DTYPE_BITS
+from gpumem.model.types import RepoMetadata, TensorInfo, WeightSet
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB = ROOT / "fixtures" / "hub"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fit the speed model (gpumem.throughput) on the published benchmarks and print docs/speed.md's tables.
+"""Fit the speed model (gpumem.planning.throughput) on the published benchmarks and print docs/speed.md's tables.
 
 Usage: PYTHONPATH=src python scripts/fit_speed.py   (from the repository root)
 """
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gpumem.speed_calibration import fit_family, load_observations, relative_error, summary
-from gpumem.throughput import FAMILIES
+from gpumem.planning.speed_calibration import fit_family, load_observations, relative_error, summary
+from gpumem.planning.throughput import FAMILIES
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASUREMENTS = ROOT / "fixtures" / "measurements"

@@ -28,13 +28,13 @@ from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from test_reliability import check_config, check_safetensors, configs, json_values, tensor  # noqa: E402
 
-from gpumem.cache import ResultCache  # noqa: E402
 from gpumem.errors import GpumemError  # noqa: E402
-from gpumem.fetch import build_weight_set, predict_header_sizes  # noqa: E402
-from gpumem.gguf_header import IncompleteGGUF, parse_gguf  # noqa: E402
-from gpumem.hub import parse_model_info  # noqa: E402
-from gpumem.layout import WeightSetPlan  # noqa: E402
-from gpumem.safetensors_header import parse_header  # noqa: E402
+from gpumem.model.gguf_header import IncompleteGGUF, parse_gguf  # noqa: E402
+from gpumem.model.layout import WeightSetPlan  # noqa: E402
+from gpumem.model.safetensors_header import parse_header  # noqa: E402
+from gpumem.reading.cache import ResultCache  # noqa: E402
+from gpumem.reading.fetch import build_weight_set, predict_header_sizes  # noqa: E402
+from gpumem.reading.hub import parse_model_info  # noqa: E402
 
 TINY_GGUF = (ROOT / "fixtures" / "gguf" / "tiny-mix.gguf").read_bytes()
 BATCH = 500

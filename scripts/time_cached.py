@@ -31,7 +31,7 @@ def serve() -> None:
     from fakehub import FakeFile, FakeHub, FakeRepo
     from fakehub.repos import sharded_files, split_in_order
 
-    from gpumem.snapshot import load_snapshot
+    from gpumem.reading.snapshot import load_snapshot
 
     # The shipped snapshot holds every tensor (in shard order) and the 163 shard names.
     (weights,) = load_snapshot(REPO).weight_sets

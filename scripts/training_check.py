@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from gpumem import api  # noqa: E402
-from gpumem.training import (  # noqa: E402
+from gpumem.planning.training import (  # noqa: E402
     ACTIVATION_FACTOR,
     TrainingBase,
     TrainingOptions,

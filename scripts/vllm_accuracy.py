@@ -19,12 +19,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from gpumem.architecture import parse_architecture
-from gpumem.engines import GpuTarget
-from gpumem.memory import ServingOptions, estimate_serving, kv_pool_bytes
-from gpumem.params import summarize_weights
-from gpumem.safetensors_header import DTYPE_BITS
-from gpumem.types import ModelSummary, TensorInfo, WeightCount
+from gpumem.model.architecture import parse_architecture
+from gpumem.model.params import summarize_weights
+from gpumem.model.safetensors_header import DTYPE_BITS
+from gpumem.model.types import ModelSummary, TensorInfo, WeightCount
+from gpumem.planning.engines import GpuTarget
+from gpumem.planning.memory import ServingOptions, estimate_serving, kv_pool_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASUREMENTS = ROOT / "fixtures" / "measurements"
@@ -159,7 +159,7 @@ def shaped_tensors(config: dict) -> list[TensorInfo]:
 
 
 def _catalog_total(name: str) -> int:
-    from gpumem.gpus import find_gpu
+    from gpumem.planning.gpus import find_gpu
 
     return find_gpu(name).usable_bytes
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gpumem.safetensors_header import DTYPE_BITS
-from gpumem.types import TensorInfo
+from gpumem.model.safetensors_header import DTYPE_BITS
+from gpumem.model.types import TensorInfo
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 HUB_FIXTURES = FIXTURES / "hub"

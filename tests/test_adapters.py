@@ -9,7 +9,8 @@ import re
 import pytest
 from conftest import FIXTURES, load_fixture_json, manifest_tensors
 
-from gpumem.adapters import (
+from gpumem.errors import ExitCode
+from gpumem.model.adapters import (
     AdapterError,
     LoraConfig,
     base_modules,
@@ -20,8 +21,7 @@ from gpumem.adapters import (
     vllm_lora,
     vllm_max_lora_rank,
 )
-from gpumem.errors import ExitCode
-from gpumem.safetensors_header import parse_header
+from gpumem.model.safetensors_header import parse_header
 
 ADAPTERS = FIXTURES / "adapters"
 
@@ -157,7 +157,7 @@ def test_packed_4bit_base_keeps_its_projection_shapes():
     architecture gives them back, and the real configs count the same as on the 16-bit base."""
     from fakehub.layouts import bnb4, quantize
 
-    from gpumem.architecture import parse_architecture
+    from gpumem.model.architecture import parse_architecture
 
     tensors = manifest_tensors(LLAMA_31_8B)
     arch = parse_architecture(load_fixture_json(LLAMA_31_8B, "config.json"))
@@ -172,7 +172,7 @@ def test_packed_4bit_base_keeps_its_projection_shapes():
 
 
 def test_lora_module_names_for_vllm():
-    from gpumem.adapters import LoraServing, adapter_names
+    from gpumem.model.adapters import LoraServing, adapter_names
 
     assert adapter_names(["org/sql-lora", "other/sql-lora", "./runs/v1/"]) == [
         ("sql-lora", "org/sql-lora"), ("sql-lora-2", "other/sql-lora"), ("v1", "./runs/v1/")]
@@ -184,9 +184,9 @@ def test_lora_module_names_for_vllm():
 
 @pytest.mark.parametrize("folder", [GPT2, LLAMA_31_8B, "mistralai__Mixtral-8x7B-v0.1"])
 def test_modules_from_the_summary_are_the_checkpoints_modules(folder):
-    from gpumem.adapters import summary_modules
-    from gpumem.architecture import parse_architecture
-    from gpumem.params import summarize_weights
+    from gpumem.model.adapters import summary_modules
+    from gpumem.model.architecture import parse_architecture
+    from gpumem.model.params import summarize_weights
 
     tensors = manifest_tensors(folder)
     config = load_fixture_json(folder, "config.json")

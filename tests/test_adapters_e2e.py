@@ -90,9 +90,9 @@ def test_train_on_an_adapter_points_at_its_base(hub, gpumem):
 def test_vllm_command_serves_the_adapters():
     from conftest import manifest_tensors
 
-    from gpumem.adapters import LoraServing, base_modules
-    from gpumem.engines import get_engine
-    from gpumem.memory import ServingOptions
+    from gpumem.model.adapters import LoraServing, base_modules
+    from gpumem.planning.engines import get_engine
+    from gpumem.planning.memory import ServingOptions
 
     lora = LoraServing(base_modules(manifest_tensors("openai-community__gpt2"), "gpt2"), (8, 8), 811_008 + 442_368,
                        repos=("abrhaleyarefaine1997/gpt2-tigrinya-lora", "Rehman54454/gpt2-qlora"))

@@ -7,8 +7,8 @@ import json
 import pytest
 from conftest import FIXTURES, load_fixture_json
 
-from gpumem.architecture import FULL, SLIDING, parse_architecture
 from gpumem.errors import BadConfig
+from gpumem.model.architecture import FULL, SLIDING, parse_architecture
 
 
 def real_config(name: str) -> dict:

@@ -8,8 +8,8 @@ import os
 import pytest
 from conftest import manifest_tensors
 
-from gpumem.cache import ResultCache
-from gpumem.types import RepoMetadata, WeightSet
+from gpumem.model.types import RepoMetadata, WeightSet
+from gpumem.reading.cache import ResultCache
 
 ENDPOINT = "https://huggingface.co"
 SHA = "607a30d783dfa663caf39e06633721c8d4cfcd7e"

@@ -177,7 +177,7 @@ def test_a_cached_repo_still_answers_when_the_hub_goes_down(hub, gpumem, monkeyp
     code, _, _ = gpumem("hf", "Qwen/Qwen2.5-7B", "--json")
     assert code == 0
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: connection refused
-    monkeypatch.setattr("gpumem.hub.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("gpumem.reading.hub.time.sleep", lambda seconds: None)
     code, out, err = gpumem("hf", "Qwen/Qwen2.5-7B", "--json")
     assert code == 0, err  # the first run cached the endpoint of the fake Hub, not this one: snapshot
     monkeypatch.setenv("HF_ENDPOINT", hub.endpoint + "/")  # same Hub, trailing slash: the same cache entry

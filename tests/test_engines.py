@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from test_architecture import real_config
 
-from gpumem.architecture import parse_architecture
-from gpumem.engines import ENGINES, GpuTarget, get_engine
 from gpumem.errors import UsageError
-from gpumem.memory import ServingOptions
+from gpumem.model.architecture import parse_architecture
+from gpumem.planning.engines import ENGINES, GpuTarget, get_engine
+from gpumem.planning.memory import ServingOptions
 
 MIB = 2**20
 LLAMA3 = parse_architecture(real_config("meta-llama__Llama-3.1-8B"))  # the shape of Llama-3-8B

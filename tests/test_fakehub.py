@@ -32,7 +32,7 @@ from huggingface_hub.errors import (
 from safetensors import safe_open
 from safetensors.numpy import save
 
-from gpumem.safetensors_header import parse_header
+from gpumem.model.safetensors_header import parse_header
 
 hub = pytest.fixture(fake_hub)  # a fresh server per test here: these tests add repos and flip knobs
 

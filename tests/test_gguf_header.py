@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gpumem.errors import BadConfig, BadHeader
-from gpumem.gguf_header import (
+from gpumem.model.gguf_header import (
     FILE_TYPES,
     GGML_TYPES,
     ArraySummary,

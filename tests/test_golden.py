@@ -80,7 +80,7 @@ def test_notes_go_to_stderr_and_json_stays_parseable(hub, gpumem):
 
 
 def test_progress_appears_only_on_a_terminal_after_a_moment(monkeypatch, capsys):
-    from gpumem import progress
+    from gpumem.output import progress
 
     quiet_run = progress.ReadProgress(3, quiet=False)  # stderr is captured: not a terminal
     with quiet_run:

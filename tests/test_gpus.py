@@ -9,10 +9,10 @@ import pytest
 from test_architecture import real_config
 from test_memory import weight_count
 
-from gpumem.architecture import parse_architecture
 from gpumem.errors import UsageError
-from gpumem.gpus import find_gpu, load_catalog, recommend
-from gpumem.memory import ServingOptions
+from gpumem.model.architecture import parse_architecture
+from gpumem.planning.gpus import find_gpu, load_catalog, recommend
+from gpumem.planning.memory import ServingOptions
 
 GPUS_MD = Path(__file__).resolve().parent.parent / "fixtures" / "reference" / "gpus.md"  # copy of shared/reference
 CATALOG_NAMES = {"T4", "L4", "A10", "RTX 3090", "RTX 4090", "RTX 5090", "L40S", "RTX A6000", "RTX 6000 Ada",

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from fakehub import FakeFile, FakeRepo, repo_from_fixture, safetensors_bytes
 
-from gpumem.cache import ResultCache
-from gpumem.sanitize import clean, csv_cell, redact, register_secret
+from gpumem.reading.cache import ResultCache
+from gpumem.reading.sanitize import clean, csv_cell, redact, register_secret
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 GPT2 = "openai-community/gpt2"

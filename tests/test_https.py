@@ -11,7 +11,7 @@ from fakehub import GOOD_TOKEN, FakeHub, fixture_repos
 from fakehub.scripted import Reply, ScriptedServer
 
 from gpumem.errors import HubUnavailable
-from gpumem.hub import HubClient
+from gpumem.reading.hub import HubClient
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 

@@ -9,7 +9,6 @@ import time
 import pytest
 from fakehub.scripted import Reply, ScriptedServer
 
-from gpumem import hub as hub_module
 from gpumem.errors import (
     AuthError,
     BadConfig,
@@ -21,7 +20,8 @@ from gpumem.errors import (
     RevisionNotFound,
     UsageError,
 )
-from gpumem.hub import HubClient
+from gpumem.reading import hub as hub_module
+from gpumem.reading.hub import HubClient
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 TOKEN = "hf_secretsecretsecretsecret"
@@ -45,7 +45,7 @@ def server():
 def no_sleep(monkeypatch):
     """Record retry waits instead of sleeping them."""
     slept = []
-    monkeypatch.setattr("gpumem.transport.Transport.sleep", lambda self, seconds: slept.append(seconds))
+    monkeypatch.setattr("gpumem.reading.transport.Transport.sleep", lambda self, seconds: slept.append(seconds))
     return slept
 
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import load_fixture_json
 
 from gpumem.errors import NoWeights
-from gpumem.layout import plan_layout
+from gpumem.model.layout import plan_layout
 
 
 def siblings(folder: str) -> list[str]:

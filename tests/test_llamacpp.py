@@ -9,12 +9,12 @@ import pytest
 from fakehub import formats as fmt
 from fakehub import llamacpp_logs as logs
 
-from gpumem.architecture import parse_architecture
-from gpumem.engines import get_engine
-from gpumem.engines import llamacpp as lc
 from gpumem.errors import UsageError
-from gpumem.gguf_header import gguf_config, parse_gguf
-from gpumem.memory import ServingOptions
+from gpumem.model.architecture import parse_architecture
+from gpumem.model.gguf_header import gguf_config, parse_gguf
+from gpumem.planning.engines import get_engine
+from gpumem.planning.engines import llamacpp as lc
+from gpumem.planning.memory import ServingOptions
 
 MIB = 2**20
 GIB = 2**30
@@ -251,7 +251,7 @@ def test_moe_experts_go_to_system_memory_when_that_decodes_faster():
     # Mixtral-8x7B's shapes (fixtures/hub config.json) with Q4_K-sized weights: 4.5 bits per weight.
     from test_architecture import real_config
 
-    from gpumem.types import TensorInfo
+    from gpumem.model.types import TensorInfo
     arch = parse_architecture(real_config("mistralai__Mixtral-8x7B-v0.1"))
     q4 = lambda n: n * 144 // 256  # noqa: E731 - Q4_K bytes of n weights
     tensors = [TensorInfo("token_embd.weight", "Q4_K", (32000, 4096), q4(32000 * 4096)),

@@ -10,10 +10,12 @@ from conftest import FIXTURES, load_fixture_json, manifest_tensors
 from fakehub.layouts import gptq, quantize
 from test_architecture import real_config
 
-from gpumem.architecture import parse_architecture
-from gpumem.engines import EngineConstants
 from gpumem.errors import UsageError
-from gpumem.memory import (
+from gpumem.model.architecture import parse_architecture
+from gpumem.model.params import summarize_weights
+from gpumem.model.types import ModelSummary
+from gpumem.planning.engines import EngineConstants
+from gpumem.planning.memory import (
     FormulaResult,
     ServingOptions,
     active_parameters,
@@ -24,8 +26,6 @@ from gpumem.memory import (
     kv_bytes_per_token,
     weights_per_gpu,
 )
-from gpumem.params import summarize_weights
-from gpumem.types import ModelSummary
 
 
 def weight_count(folder: str) -> tuple[list, ModelSummary]:
@@ -268,7 +268,7 @@ def test_bits_what_if_lays_weights_out_as_a_real_gptq_checkpoint():
     import gzip
     import importlib.util
 
-    from gpumem.safetensors_header import DTYPE_BITS
+    from gpumem.model.safetensors_header import DTYPE_BITS
 
     root = Path(__file__).resolve().parent.parent
     spec = importlib.util.spec_from_file_location("gpumem_accuracy_bits", root / "scripts" / "accuracy.py")

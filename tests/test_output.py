@@ -17,7 +17,7 @@ import pytest
 from conftest import FIXTURES
 from fakehub import formats as fmt
 
-from gpumem.tables import BAR_WIDTH, Bar, BarSegment, Cell, Column, Document, Table, layout, plain_lines, wrap
+from gpumem.output.tables import BAR_WIDTH, Bar, BarSegment, Cell, Column, Document, Table, layout, plain_lines, wrap
 
 TOKEN = "hf_fakehub_granted_0123456789abcdef"
 GGUF_REPO = "TheBloke/Llama-2-7B-GGUF"
@@ -237,7 +237,7 @@ def test_a_terminal_shows_the_piped_lines_in_colour(hub, width):
 
 
 def test_text_from_repos_reaches_no_writer_raw():
-    from gpumem import render
+    from gpumem.output import render
 
     hostile = "evil\x1b[2J\x1b]8;;http://x\x07name"
     table = Table(hostile, (Column("model", "model", align="left", identifier=True),),
@@ -249,7 +249,7 @@ def test_text_from_repos_reaches_no_writer_raw():
 
 
 def test_a_plans_command_wraps_at_the_width_and_is_never_cut():
-    from gpumem.tables import Commands
+    from gpumem.output.tables import Commands
 
     command = ("vllm serve meta-llama/Llama-2-70b-hf --tensor-parallel-size 2 --max-model-len 4096 "
                "--gpu-memory-utilization 0.9 --max-num-seqs 7 --kv-cache-dtype fp8")

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpumem.errors import BadConfig, BadHeader, GpumemError
-from gpumem.params import count_weights
-from gpumem.safetensors_header import DTYPE_BITS
-from gpumem.types import TensorInfo
+from gpumem.model.params import count_weights
+from gpumem.model.safetensors_header import DTYPE_BITS
+from gpumem.model.types import TensorInfo
 
 
 @pytest.mark.parametrize(

@@ -90,4 +90,4 @@ def test_help_imports_no_http_stack_or_rich():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     modules = set(json.loads(done.stdout))
     assert not {name.split(".")[0] for name in modules} & {"requests", "urllib3", "huggingface_hub", "rich"}
-    assert not modules & {"gpumem.api", "gpumem.hub"}
+    assert not modules & {"gpumem.api", "gpumem.reading.hub"}

@@ -8,12 +8,12 @@ import pytest
 from fakehub import GOOD_TOKEN, synthetic_sharded_repo
 
 from gpumem import api
-from gpumem.engines import get_engine
 from gpumem.errors import UsageError
-from gpumem.gpus import load_catalog
-from gpumem.memory import ServingOptions
-from gpumem.plans import PlanRequest
-from gpumem.prices import load_prices
+from gpumem.planning.engines import get_engine
+from gpumem.planning.gpus import load_catalog
+from gpumem.planning.memory import ServingOptions
+from gpumem.planning.plans import PlanRequest
+from gpumem.planning.prices import load_prices
 
 OFFLINE = api.HubOptions(offline=True)
 

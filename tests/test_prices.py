@@ -7,8 +7,8 @@ import tomllib
 import pytest
 
 from gpumem.errors import UsageError
-from gpumem.gpus import load_catalog
-from gpumem.prices import PRICES_FILE, load_prices, parse_price_option, user_prices_file
+from gpumem.planning.gpus import load_catalog
+from gpumem.planning.prices import PRICES_FILE, load_prices, parse_price_option, user_prices_file
 
 
 def test_every_catalog_price_is_dated_sourced_and_names_a_catalog_gpu():

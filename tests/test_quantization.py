@@ -23,9 +23,9 @@ from fakehub.layouts import (
     tensor,
 )
 
-from gpumem.params import count_weights, summarize_weights
-from gpumem.quantization import scan_quantization
-from gpumem.types import TensorInfo
+from gpumem.model.params import count_weights, summarize_weights
+from gpumem.model.quantization import scan_quantization
+from gpumem.model.types import TensorInfo
 
 LLAMA31_8B = 8_030_261_248
 LLAMA2_7B = 6_738_415_616

@@ -32,11 +32,11 @@ from fakehub.repos import fake_sha
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gpumem import hub as hub_module
-from gpumem.architecture import parse_architecture
 from gpumem.errors import BadConfig, BadHeader, FormatError
-from gpumem.fetch import read_weight_header
-from gpumem.safetensors_header import PREFIX_BYTES
+from gpumem.model.architecture import parse_architecture
+from gpumem.model.safetensors_header import PREFIX_BYTES
+from gpumem.reading import hub as hub_module
+from gpumem.reading.fetch import read_weight_header
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "bad-inputs.md"
 BEGIN, END = "<!-- begin: bad-inputs -->", "<!-- end: bad-inputs -->"

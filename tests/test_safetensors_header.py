@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from safetensors.numpy import save
 
 from gpumem.errors import BadHeader, GpumemError
-from gpumem.safetensors_header import DTYPE_BITS, HEADER_SIZE_CAP, parse_header
+from gpumem.model.safetensors_header import DTYPE_BITS, HEADER_SIZE_CAP, parse_header
 
 
 def header_bytes(entries: dict, pad: bool = True) -> bytes:

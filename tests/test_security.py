@@ -17,10 +17,10 @@ import pytest
 from conftest import manifest_tensors
 from fakehub import FakeHub, FakeRepo, repo_from_fixture
 
-from gpumem.cache import ResultCache
 from gpumem.errors import GpumemError
-from gpumem.hub import HubClient
-from gpumem.types import RepoMetadata, WeightSet
+from gpumem.model.types import RepoMetadata, WeightSet
+from gpumem.reading.cache import ResultCache
+from gpumem.reading.hub import HubClient
 
 # Distinctive enough that any appearance anywhere is a leak, never a coincidence.
 CANARY = "hf_CANARYdoNotLeak7f3a9c1e5b2d8f4a6c0e"
@@ -209,7 +209,7 @@ def test_ctrl_c_mid_write_leaves_no_entry_then_the_next_run_refetches(hub, gpume
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr("gpumem.files.os.fsync", interrupted)
+        patch.setattr("gpumem.reading.files.os.fsync", interrupted)
         code, _, err = gpumem("hf", GPT2, "--json")
     assert code == 130 and err.strip() == "Interrupted."
     assert not list(cache_root().rglob("*.part")) and not list(cache_root().rglob("*.json"))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gpumem.architecture import parse_architecture
-from gpumem.engines import GpuTarget, get_engine
-from gpumem.memory import ServingOptions, kv_bytes_per_token
+from gpumem.model.architecture import parse_architecture
+from gpumem.planning.engines import GpuTarget, get_engine
+from gpumem.planning.memory import ServingOptions, kv_bytes_per_token
 
 LOGS = {r["id"]: r for r in (json.loads(x) for x in (Path(__file__).resolve().parent.parent / "fixtures" /
         "measurements" / "sglang-public-logs.jsonl").read_text().splitlines() if x.strip())}

@@ -10,7 +10,7 @@ import pytest
 from conftest import FIXTURES
 
 from gpumem import api
-from gpumem.snapshot import SNAPSHOT_DIR, load_snapshot, snapshot_repo_ids
+from gpumem.reading.snapshot import SNAPSHOT_DIR, load_snapshot, snapshot_repo_ids
 
 ROOT = FIXTURES.parent
 

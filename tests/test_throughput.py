@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gpumem.speed_calibration import fit_family, load_observations, summary
-from gpumem.throughput import FAMILIES, LLAMA_CPP, SERVING, ModelShape, estimate_speed
+from gpumem.planning.speed_calibration import fit_family, load_observations, summary
+from gpumem.planning.throughput import FAMILIES, LLAMA_CPP, SERVING, ModelShape, estimate_speed
 
 MEASUREMENTS = Path(__file__).resolve().parent.parent / "fixtures" / "measurements"
 

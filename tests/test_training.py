@@ -9,17 +9,17 @@ import pytest
 from conftest import FIXTURES, load_fixture_json, manifest_tensors
 
 from gpumem import api
-from gpumem.adapters import base_modules
-from gpumem.architecture import parse_architecture
 from gpumem.errors import UsageError
-from gpumem.params import count_weights
-from gpumem.training import (
+from gpumem.model.adapters import base_modules
+from gpumem.model.architecture import parse_architecture
+from gpumem.model.params import count_weights
+from gpumem.output.units import GB
+from gpumem.planning.training import (
     TrainingBase,
     TrainingOptions,
     estimate_training,
     nf4_bytes,
 )
-from gpumem.units import GB
 
 
 def training_base(folder: str) -> TrainingBase:
@@ -172,7 +172,7 @@ def _training_check():
 
 
 def test_activation_factor_is_the_fit_and_docs_show_the_current_comparison():
-    from gpumem.training import ACTIVATION_FACTOR
+    from gpumem.planning.training import ACTIVATION_FACTOR
 
     check = _training_check()
     usable, _ = check.rows()

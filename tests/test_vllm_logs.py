@@ -78,7 +78,7 @@ def _blocks(log):
 
 def _cuda_total(log):
     """A10's CUDA-visible total in the catalog is the one the log prints."""
-    from gpumem.gpus import find_gpu
+    from gpumem.planning.gpus import find_gpu
 
     assert find_gpu("A10").usable_bytes / 2**30 == pytest.approx(log["reported"]["torch_total_capacity_GiB"], abs=0.005)
 

@@ -9,18 +9,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from .architecture import Architecture, parse_architecture
-from .engines import GpuTarget
 from .errors import BadConfig, GpumemError, UsageError, repo_error_record
-from .gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, load_catalog
-from .memory import FormulaResult, ServingEstimate, ServingOptions, active_parameters, estimate_serving
-from .plans import ModelFacts, Plan, PlanRequest, make_plans
-from .report import FORMULA_BITS, CalcReport, ComponentCount, FitReport, ModelReport, TrainingReport
-from .sources import HubOptions, is_offline, open_client
-from .types import VOCAB, ModelSummary, RepoMetadata, WeightCount, WeightSet
+from .model.architecture import Architecture, parse_architecture
+from .model.types import VOCAB, ModelSummary, RepoMetadata, WeightCount, WeightSet
+from .output.report import FORMULA_BITS, CalcReport, ComponentCount, FitReport, ModelReport, TrainingReport
+from .planning.engines import GpuTarget
+from .planning.gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, load_catalog
+from .planning.memory import FormulaResult, ServingEstimate, ServingOptions, active_parameters, estimate_serving
+from .planning.plans import ModelFacts, Plan, PlanRequest, make_plans
+from .reading.sources import HubOptions, is_offline, open_client
 
 if TYPE_CHECKING:
-    from .training import TrainingBase, TrainingOptions
+    from .planning.training import TrainingBase, TrainingOptions
 
 # The Hub client, cache, snapshot and counting modules are imported where they are used, so that
 # `gpumem calc` and `gpumem --help` start fast.
@@ -47,7 +47,7 @@ def inspect_repos(repo_ids: Sequence[str], revision: str = "main", options: HubO
     `on_done(repo_id)` is called as each repo finishes (for progress display). Where answers come from
     (cache, Hub, built-in snapshot) is sources.read_repos' policy.
     """
-    from .sources import read_repos
+    from .reading.sources import read_repos
 
     return read_repos(repo_ids, revision, options, client=client, return_errors=return_errors, on_done=on_done,
                       gguf_file=gguf_file)
@@ -55,7 +55,7 @@ def inspect_repos(repo_ids: Sequence[str], revision: str = "main", options: HubO
 
 def inspect_local(path: str) -> RepoMetadata:
     """Read a local safetensors / GGUF file or model folder (headers only, never tensors)."""
-    from .local import read_local
+    from .reading.local import read_local
 
     return read_local(path)
 
@@ -88,7 +88,7 @@ def is_adapter(metadata: RepoMetadata) -> bool:
 
 def adapter_base(metadata: RepoMetadata, base: str | None = None) -> str:
     """The Hub id of the model an adapter repo applies to: `base`, else its config's base_model_name_or_path."""
-    from .adapters import AdapterError, parse_adapter_config
+    from .model.adapters import AdapterError, parse_adapter_config
 
     config = parse_adapter_config(metadata.weight_sets[0].adapter_config)
     name = base or config.base_model
@@ -218,8 +218,8 @@ def train(metadata: RepoMetadata, options: TrainingOptions | None = None, *, gpu
     Plans carry their cost per hour where a price is known (the package table, the user's prices file,
     `prices` = (GPU, USD per GPU-hour) overrides).
     """
-    from .prices import load_prices, user_prices_file
-    from .training import TrainingOptions, estimate_training, plan_training
+    from .planning.prices import load_prices, user_prices_file
+    from .planning.training import TrainingOptions, estimate_training, plan_training
 
     options = options or TrainingOptions()
     base = training_base(metadata)
@@ -235,12 +235,12 @@ def train(metadata: RepoMetadata, options: TrainingOptions | None = None, *, gpu
 
 def training_base(metadata: RepoMetadata) -> TrainingBase:
     """What training needs of a checkpoint: its exact parameters, its modules' shapes, its architecture."""
-    from .adapters import summary_modules
-    from .training import TrainingBase
+    from .model.adapters import summary_modules
+    from .planning.training import TrainingBase
 
     main = metadata.weight_sets[0]
     if is_adapter(metadata):
-        from .adapters import parse_adapter_config
+        from .model.adapters import parse_adapter_config
 
         config = parse_adapter_config(main.adapter_config)
         targets = config.target_modules if isinstance(config.target_modules, str) else ",".join(config.target_modules)
@@ -274,7 +274,7 @@ def plan_request(plan: PlanRequest | None, gpu: str | Sequence[str] | None = Non
     """The plan request with GPU names resolved to the catalog's and prices loaded (package, user file)."""
     from dataclasses import replace as _replace
 
-    from .prices import load_prices, user_prices_file
+    from .planning.prices import load_prices, user_prices_file
 
     plan = plan or PlanRequest()
     names = [gpu] if isinstance(gpu, str) else list(gpu or ())
@@ -354,7 +354,7 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
 def _with_adapters(metadata: RepoMetadata, main: WeightSet, summary: ModelSummary, arch: Architecture | None,
                    serving: ServingOptions, adapter_repos: Sequence[RepoMetadata]):
     """Each adapter read and checked against this base, and the serving options that carry them."""
-    from .adapters import AdapterError, LoraServing, parse_adapter_config, read_adapter, summary_modules
+    from .model.adapters import AdapterError, LoraServing, parse_adapter_config, read_adapter, summary_modules
 
     if main.format != "safetensors" or summary.count.parameters is None:
         raise UsageError(f"LoRA adapters are served on a safetensors base; {metadata.repo_id} has {main.format} weights")
@@ -376,7 +376,7 @@ def _with_adapters(metadata: RepoMetadata, main: WeightSet, summary: ModelSummar
 def _offload_on(estimate_, gpu: Gpu, serving: ServingOptions):
     """The -ngl table's decode speeds on `gpu`, the most layers that fit its budget, and for a MoE model the
     --n-cpu-moe setting that keeps every layer on it when that decodes faster (llama.cpp, ollama)."""
-    from .engines.llamacpp import DEFAULT_RAM_BANDWIDTH_GBPS, largest_ngl, with_speed
+    from .planning.engines.llamacpp import DEFAULT_RAM_BANDWIDTH_GBPS, largest_ngl, with_speed
 
     detail = dict(estimate_.engine_detail or {})
     rows = with_speed(estimate_.offload, gpu.bandwidth_gbps)
@@ -410,7 +410,7 @@ def _with_command(estimate_, repo_id: str, weights: WeightSet, serving: ServingO
     """The llama-server (or Ollama) start for this file, at the -ngl / --n-cpu-moe that fits the chosen GPU."""
     detail = dict(estimate_.engine_detail)
     ngl = None if detail.get("n_cpu_moe") else detail.get("largest_ngl")
-    from .engines.llamacpp import LlamaCpp
+    from .planning.engines.llamacpp import LlamaCpp
 
     engine = serving.engine_model
     command: str | None
@@ -435,7 +435,7 @@ def _summary(group: Sequence[WeightSet]) -> ModelSummary:
     main = group[0]
     if len(group) == 1 and main.summary is not None:  # counted when read (or cached): no counting code loaded
         return main.summary
-    from .params import summarize_weight_set, summarize_weights
+    from .model.params import summarize_weight_set, summarize_weights
 
     if len(group) == 1:
         return summarize_weight_set(main)
@@ -445,7 +445,7 @@ def _summary(group: Sequence[WeightSet]) -> ModelSummary:
 def _variant(weights: WeightSet) -> str | None:
     if weights.format != "gguf":
         return None
-    from .gguf_header import variant_label
+    from .model.gguf_header import variant_label
 
     return variant_label(weights.name)
 
@@ -475,7 +475,7 @@ def _checkpoint_bits(count: WeightCount) -> float | None:
 
 
 def _pick_gguf(sets: tuple[WeightSet, ...], file: str | None) -> list[list[WeightSet]]:
-    from .layout import pick_gguf_variant
+    from .model.layout import pick_gguf_variant
 
     return [[ws] for ws in sets] if file is None else [[pick_gguf_variant(sets, file)]]
 

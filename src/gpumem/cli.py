@@ -15,9 +15,9 @@ import traceback
 import click
 
 from .constants import debug_enabled
-from .engines import DEFAULT_ENGINE, ENGINES
-from .memory import ServingOptions
-from .sources import HubOptions
+from .planning.engines import DEFAULT_ENGINE, ENGINES
+from .planning.memory import ServingOptions
+from .reading.sources import HubOptions
 
 # Defaults come from the options dataclasses, so the library and the CLI cannot disagree.
 _SERVING = ServingOptions()
@@ -91,8 +91,8 @@ def _context_asked() -> bool:
 
 def _gpu_names(names: tuple[str, ...], quiet: bool) -> tuple[str, ...]:
     """Check --gpu names before any network traffic; say which GPU a short name picked when it could mean several."""
-    from .gpus import find_gpu, load_catalog
     from .inputs import gpu_choice_note
+    from .planning.gpus import find_gpu, load_catalog
 
     catalog = [g.name for g in load_catalog()]
     for name in names:
@@ -161,8 +161,8 @@ def _serving_options(command):
     @functools.wraps(command)
     def wrapper(*args, bits, gpus, context, concurrency, kv_dtype, engine, engine_version, engine_settings, plan,
                 **kwargs):
-        from .engines import GpuTarget
-        from .gpus import find_gpu
+        from .planning.engines import GpuTarget
+        from .planning.gpus import find_gpu
 
         gpu = _gpu_names(gpus, kwargs.get("quiet", False)) or None  # unknown names fail now, before any traffic
         target = None
@@ -190,8 +190,8 @@ def _plan_options(command):
     @functools.wraps(command)
     def wrapper(*args, tp, pp, nodes, vendors, show_all, prices, **kwargs):
         from .api import plan_request
-        from .plans import PlanRequest
-        from .prices import load_prices, parse_price_option, user_prices_file
+        from .planning.plans import PlanRequest
+        from .planning.prices import load_prices, parse_price_option, user_prices_file
 
         overrides = [parse_price_option(p) for p in prices]
         plan = plan_request(PlanRequest(tp=tp, pp=pp, nodes=nodes, vendors=tuple(vendors), show_all=show_all,
@@ -311,7 +311,8 @@ def fit(repo_ids, gpus, counts, gguf_file, context, kv_dtype, engine, engine_ver
     Example:
       gpumem fit --gpu "RTX 4090" meta-llama/Llama-3.1-8B Qwen/Qwen2.5-7B
     """
-    from . import api, render
+    from . import api
+    from .output import render
 
     names = _gpu_names(gpus, output["quiet"])
     serving = ServingOptions(engine=engine, engine_version=engine_version, context=context, kv_dtype=kv_dtype,
@@ -324,7 +325,7 @@ def fit(repo_ids, gpus, counts, gguf_file, context, kv_dtype, engine, engine_ver
 
 def _training_defaults():
     """TrainingOptions' own defaults, so click and the library agree (training.py is pure and light)."""
-    from .training import TrainingOptions
+    from .planning.training import TrainingOptions
 
     return TrainingOptions()
 
@@ -368,10 +369,11 @@ def train(repo_id, method, rank, target_modules, optimizer, precision, master_we
       gpumem train Qwen/Qwen2.5-7B --method full --gpu h100
       gpumem train meta-llama/Llama-2-7b-hf --method lora --rank 8 --target-modules q_proj,v_proj
     """
-    from . import api, render
-    from .gpus import find_gpu
-    from .prices import parse_price_option
-    from .training import TrainingOptions
+    from . import api
+    from .output import render
+    from .planning.gpus import find_gpu
+    from .planning.prices import parse_price_option
+    from .planning.training import TrainingOptions
 
     if gpu:
         find_gpu(gpu)  # an unknown name fails now, before any network traffic
@@ -407,7 +409,8 @@ def local(path, gguf_file, base, bits, gpu, serving, plan, output):
     Example:
       gpumem local ./my-model/ --context 8192
     """
-    from . import api, render
+    from . import api
+    from .output import render
 
     metadata = api.inspect_local(path)
     if api.is_adapter(metadata):
@@ -434,7 +437,8 @@ def calc(params, bits, gpus, plan, output):
       gpumem calc --params 70B --bits 16     # 168 GB
       gpumem calc --params 70B --bits 4      # 42 GB
     """
-    from . import api, render
+    from . import api
+    from .output import render
 
     render.emit_calc(api.calc(params, bits, gpu=_gpu_names(gpus, output["quiet"]) or None, plan=plan), **output)
 
@@ -448,8 +452,8 @@ def gpus(output):
     Example:
       gpumem gpus --format markdown
     """
-    from . import gpus as catalog
-    from . import render
+    from .output import render
+    from .planning import gpus as catalog
 
     render.emit_gpus(catalog.load_catalog(), **output)
 
@@ -486,8 +490,8 @@ def cache():
 @click.option("--json", "json_", is_flag=True, help="Print JSON.")
 def cache_info(json_):
     """Show where the cache is and what it holds."""
-    from . import render
-    from .cache import ResultCache
+    from .output import render
+    from .reading.cache import ResultCache
 
     render.emit_cache_info(ResultCache().info(), json_=json_, cleared=False)
 
@@ -496,8 +500,8 @@ def cache_info(json_):
 @_output_options
 def cache_list(output):
     """List the cached repos: revisions, commits, size, when last written."""
-    from . import render
-    from .cache import ResultCache, list_repos
+    from .output import render
+    from .reading.cache import ResultCache, list_repos
 
     cache = ResultCache()
     render.emit_cache_list(list_repos(cache), cache.info(), **output)
@@ -508,9 +512,9 @@ def cache_list(output):
 @click.option("--json", "json_", is_flag=True, help="Print JSON.")
 def cache_clear(repo_id, json_):
     """Delete every cached result, or one repo's (a repo id or its Hub URL)."""
-    from . import render
-    from .cache import ResultCache, clear_repo
     from .inputs import parse_repo_reference
+    from .output import render
+    from .reading.cache import ResultCache, clear_repo
 
     cache = ResultCache()
     if repo_id is None:
@@ -526,7 +530,8 @@ def _report(ids: list[str], revision: str, hub, output: dict, *, compare: bool, 
 
     Adapter repos are answered on their base (read the same way); `loras` are served on every model.
     """
-    from . import api, render
+    from . import api
+    from .output import render
 
     outcomes = _run_many(api.estimate_many, ids, revision, hub, output["quiet"], loras=loras, base=base, **estimate)
     _emit_outcomes(outcomes, output, lambda results: render.emit_reports(ids, results, compare=compare, **output))
@@ -535,7 +540,7 @@ def _report(ids: list[str], revision: str, hub, output: dict, *, compare: bool, 
 def _run_many(answer, ids: list[str], revision: str, hub, quiet: bool, **options) -> list:
     """api.estimate_many / fit_many over one client (kept for --debug's request log), with progress."""
     from . import api
-    from .progress import ReadProgress
+    from .output.progress import ReadProgress
 
     _State.client = None if api.is_offline(hub) else api.open_client(hub)
     with ReadProgress(len(ids), quiet) as progress:
@@ -550,7 +555,7 @@ def _emit_outcomes(outcomes: list, output: dict, emit) -> None:
 
     A run of one repo that failed is that error (with --json, also its record on stdout).
     """
-    from . import render
+    from .output import render
 
     if len(outcomes) == 1 and outcomes[0].error is not None:
         if output["format"] == "json":
@@ -629,7 +634,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(int(ExitCode.PIPE_CLOSED))  # 128 + SIGPIPE, as `yes | head` ends
     except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
         from .errors import GpumemError, Interrupted
-        from .sanitize import clean
+        from .reading.sanitize import clean
 
         if isinstance(exc, Interrupted):
             _interrupted()

@@ -18,7 +18,7 @@ import sysconfig
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .files import write_atomically
+from .reading.files import write_atomically
 
 NAME = "gpumem"
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
-from gpumem.safetensors_header import DTYPE_BITS
-from gpumem.types import TensorInfo
+from gpumem.model.safetensors_header import DTYPE_BITS
+from gpumem.model.types import TensorInfo
 
 
 def tensor(name: str, dtype: str, shape: tuple[int, ...]) -> TensorInfo:

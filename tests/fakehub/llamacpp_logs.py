@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from gpumem.engines import llamacpp as lc
-from gpumem.gguf_header import parse_gguf
-from gpumem.types import TensorInfo
+from gpumem.model.gguf_header import parse_gguf
+from gpumem.model.types import TensorInfo
+from gpumem.planning.engines import llamacpp as lc
 
 ROOT = Path(__file__).resolve().parents[2]
 MEASUREMENTS = ROOT / "fixtures" / "measurements"

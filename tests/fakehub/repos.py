@@ -17,7 +17,7 @@ from functools import cached_property, lru_cache
 from itertools import accumulate
 from pathlib import Path
 
-from gpumem.safetensors_header import DTYPE_BITS
+from gpumem.model.safetensors_header import DTYPE_BITS
 
 HUB_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hub"
 

@@ -1,0 +1,142 @@
+"""Pure parser of safetensors header bytes, with the reference implementation's validation.
+
+Format (https://github.com/huggingface/safetensors): 8-byte little-endian header length N, then N
+bytes of UTF-8 JSON: {"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}.
+Offsets are relative to the data region that follows the header and must tile it exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+
+from ..errors import BadHeader
+from .jsondoc import load_json_object
+from .types import TensorInfo
+
+# The reference implementation refuses headers above 100 MB (safetensors MAX_HEADER_SIZE); gpumem reads no
+# file or answer past 16 MiB (a 92k-tensor DeepSeek-V3 in one file would need about 9 MB).
+HEADER_SIZE_CAP = 16 * 1024 * 1024
+PREFIX_BYTES = 8
+
+# Bits per element of every dtype the safetensors format defines.
+DTYPE_BITS: dict[str, int] = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8,
+    "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
+    "I16": 16, "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32,
+    "I64": 64, "U64": 64, "F64": 64, "C64": 64,
+}  # fmt: skip
+
+
+
+@dataclass(frozen=True, slots=True)
+class SafetensorsHeader:
+    """A parsed header: its tensors in data order, its metadata, and dtypes gpumem did not know."""
+
+    file: str
+    header_size: int  # N, the JSON length (the data region starts at 8 + N)
+    tensors: tuple[TensorInfo, ...]
+    metadata: dict[str, str]
+    unknown_types: tuple[str, ...] = ()
+
+
+def read_header_length(prefix: bytes, file: str) -> int:
+    """Return N from the first 8 bytes of a safetensors file, refusing sizes over the cap."""
+    if len(prefix) < PREFIX_BYTES:
+        raise BadHeader(f"{file}: file is {len(prefix)} bytes, too short for a safetensors header")
+    (size,) = struct.unpack("<Q", prefix[:PREFIX_BYTES])
+    if size > HEADER_SIZE_CAP:
+        raise BadHeader(f"{file}: header length {size:,} bytes exceeds the {HEADER_SIZE_CAP:,}-byte cap")
+    if size < 2:
+        raise BadHeader(f"{file}: header length {size} is too small to hold a JSON object")
+    return size
+
+
+def parse_header(data: bytes, file: str, file_size: int | None = None) -> SafetensorsHeader:
+    """Parse and validate a header from the file's first bytes (at least 8 + N of them).
+
+    `file_size`, when known, is checked against the end of the data region. Tensors with an unknown
+    (future) dtype are kept with the byte size their offsets give and listed in `unknown_types`.
+    """
+    size = read_header_length(data, file)
+    end = PREFIX_BYTES + size
+    if len(data) < end:
+        raise BadHeader(f"{file}: header says {size:,} bytes but only {len(data) - PREFIX_BYTES:,} follow")
+    if file_size is not None and end > file_size:
+        raise BadHeader(f"{file}: header length {size:,} runs past the end of the {file_size:,}-byte file")
+    raw = _decode_json(data[PREFIX_BYTES:end], file)
+    metadata = _read_metadata(raw.pop("__metadata__", None), file)
+    entries = sorted((_read_entry(name, value, file) for name, value in raw.items()), key=lambda e: e[3])
+    tensors, unknown, cursor = [], [], 0
+    for name, dtype, shape, (begin, stop) in entries:
+        if begin != cursor:
+            gap = "overlaps the previous tensor" if begin < cursor else "leaves a hole before it"
+            raise BadHeader(f"{file}: tensor '{name}' starts at byte {begin:,}, which {gap} (expected {cursor:,})")
+        nbytes = stop - begin
+        bits = DTYPE_BITS.get(dtype)
+        if bits is None:
+            unknown.append(dtype)
+        elif math.prod(shape) * bits != nbytes * 8:
+            raise BadHeader(
+                f"{file}: tensor '{name}' has {nbytes:,} bytes of data but {dtype} x {list(shape)} needs "
+                f"{math.prod(shape) * bits / 8:,.0f}"
+            )
+        tensors.append(TensorInfo(name, dtype, shape, nbytes, file))
+        cursor = stop
+    if file_size is not None and end + cursor != file_size:
+        raise BadHeader(f"{file}: tensors end at byte {end + cursor:,} but the file is {file_size:,} bytes")
+    return SafetensorsHeader(file, size, tuple(tensors), metadata, tuple(sorted(set(unknown))))
+
+
+def _decode_json(payload: bytes, file: str) -> dict:
+    # writers pad the header with spaces to an 8-byte boundary
+    return load_json_object(payload.rstrip(b" "), f"{file}: header", BadHeader)
+
+
+def _read_metadata(value: object, file: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise BadHeader(f"{file}: '__metadata__' must be an object of strings")
+    return value
+
+
+_U64 = 2**64
+
+
+def _read_entry(name: str, value: object, file: str) -> tuple[str, str, tuple[int, ...], tuple[int, int]]:
+    """One tensor's (name, dtype, shape, offsets); the common well-formed entry takes the fast path (a
+    DeepSeek-V3 has 92k of them), anything else the checks below, which say exactly what is wrong."""
+    if type(value) is dict:
+        dtype, shape, offsets = value.get("dtype"), value.get("shape"), value.get("data_offsets")
+        if type(dtype) is str and dtype and type(shape) is list and type(offsets) is list and len(offsets) == 2:
+            begin, stop = offsets
+            if type(begin) is int and type(stop) is int and 0 <= begin <= stop < _U64:
+                for dim in shape:
+                    if type(dim) is not int or not 0 <= dim < _U64:
+                        break
+                else:
+                    return name, dtype, tuple(shape), (begin, stop)
+    return _read_entry_checked(name, value, file)
+
+
+def _read_entry_checked(name: str, value: object, file: str) -> tuple[str, str, tuple[int, ...], tuple[int, int]]:
+    if not isinstance(value, dict):
+        raise BadHeader(f"{file}: tensor '{name}' is described by a {type(value).__name__}, not an object")
+    dtype, shape, offsets = value.get("dtype"), value.get("shape"), value.get("data_offsets")
+    if not isinstance(dtype, str) or not dtype:
+        raise BadHeader(f"{file}: tensor '{name}' has no dtype")
+    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+        raise BadHeader(f"{file}: tensor '{name}' has an invalid shape {shape!r} (non-negative integers expected)")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)):
+        raise BadHeader(f"{file}: tensor '{name}' has invalid data_offsets {offsets!r}")
+    begin, stop = offsets
+    if stop < begin:
+        raise BadHeader(f"{file}: tensor '{name}' ends (byte {stop:,}) before it begins (byte {begin:,})")
+    return name, dtype, tuple(shape), (begin, stop)
+
+
+def _is_count(value: object) -> bool:
+    # bool is an int subclass; 2**64 bounds what the reference's usize accepts.
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**64

@@ -1,0 +1,170 @@
+"""The engine table: what each serving engine lets a model use on a GPU, one frozen object per engine.
+
+The memory model (memory.py) and the recommender ask the engine named by `ServingOptions.engine`; nothing
+outside this package branches on an engine's name. The CLI's `--engine` choices are `ENGINES`' keys.
+
+How to add an engine (one module, one registry line):
+1. Write `engines/<name>.py` with a frozen dataclass of the engine's constants for ONE version, subclassing
+   `EngineConstants` (field names as the engine names its settings: `gpu_memory_utilization`,
+   `mem_fraction_static`, `n_ubatch`, ...), and a frozen subclass of `Engine` overriding what differs from
+   the defaults below: `budget`, `overhead`, `activation_peak`, `sliding_window_tokens`, `max_sequences`,
+   `command`. Every byte figure is per GPU. Cite where each constant comes from (a log, the engine's source).
+2. Give it `versions`: a mapping version -> constants, NEWEST FIRST (the first one is the default when
+   `ServingOptions.engine_version` is None), `vendors` (catalog vendor names it runs on: "NVIDIA", "AMD",
+   "Intel", "Apple") and `formats` (the checkpoint formats it serves: "safetensors", "gguf", "pytorch-bin").
+3. Register the instance in `ENGINES` below. CLI choices, option validation and the docs follow.
+
+How to add a version of an existing engine: add an entry to its `versions` mapping (newest first), built with
+`dataclasses.replace(previous_constants, version="X.Y.Z", <what changed>=...)` so each version states only
+what changed. A user's "0.11.2" matches a modelled "0.11" (the longest modelled prefix wins).
+
+Settings a user may override live on `ServingOptions` under the engine's own names, with None meaning "this
+version's default"; read them with `engine.setting(options, "name")`, never from the options directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ...errors import UsageError
+
+if TYPE_CHECKING:
+    from ...model.architecture import Architecture
+    from ...model.types import ModelSummary
+    from ..memory import ServingEstimate, ServingOptions
+
+MIB = 2**20
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConstants:
+    """What every engine's per-version constants hold: the version, and what any CUDA process pays per GPU."""
+
+    version: str
+    # CUDA context + torch, measured on an H200 with torch 2.11 (fixtures/measurements, `context_overhead_bytes`).
+    cuda_context_bytes: int = 552_402_944
+    # NCCL buffers once TP > 1: hundreds of MiB to 2 GiB in practice; 512 MiB is the middle.
+    nccl_bytes: int = 512 * MIB
+
+
+C = TypeVar("C", bound=EngineConstants)
+
+
+@dataclass(frozen=True, slots=True)
+class GpuTarget:
+    """The GPU a plan runs on, as engines see it: its name and the total CUDA reports (`mem_get_info`)."""
+
+    name: str
+    total_bytes: int
+    driver_total_bytes: int | None = None  # nvidia-smi's total (SGLang sizes its default fraction on it)
+
+
+@dataclass(frozen=True)
+class Engine(Generic[C]):
+    """One serving engine: its name, modelled versions (newest first), where it runs and what it loads."""
+
+    name: str
+    label: str  # as the engine spells itself in prose ("vLLM")
+    versions: Mapping[str, C]
+    vendors: frozenset[str]
+    formats: frozenset[str]
+    kv_dtypes: tuple[str, ...] = ("auto", "bf16", "fp16", "fp8")  # --kv-dtype values the engine takes
+    paged_kv: bool = False  # a preallocated, paged KV pool (reports tokens and a fractional concurrency)
+    # Activations sized outside the budget (SGLang: they live beside the static fraction, not in it).
+    activations_outside_budget = False
+
+    @property
+    def newest(self) -> str:
+        """The default version: the newest one modelled."""
+        return next(iter(self.versions))
+
+    def resolve_version(self, version: str | None) -> str:
+        """The modelled version a requested one means (None = newest); UsageError when none matches."""
+        if version is None:
+            return self.newest
+        wanted = version.strip().removeprefix("v")
+        matches = [v for v in self.versions if wanted == v or wanted.startswith(v + ".")]
+        if not matches:
+            raise UsageError(f"{self.label} version {version!r} is not modelled; modelled versions: "
+                             f"{', '.join(self.versions)}")
+        return max(matches, key=len)
+
+    def constants(self, options: ServingOptions) -> C:
+        """The constants of the version `options` asks for."""
+        return self.versions[self.resolve_version(options.engine_version)]
+
+    def setting(self, options: ServingOptions, name: str) -> Any:
+        """An engine setting: the user's value on `options`, else this version's default."""
+        value = getattr(options, name)
+        return getattr(self.constants(options), name) if value is None else value
+
+    def budget(self, usable_bytes: int, options: ServingOptions) -> int:
+        """Bytes of a GPU with `usable_bytes` that weights, KV pool, activations and overhead may use."""
+        return usable_bytes
+
+    def overhead(self, options: ServingOptions) -> int:
+        """Runtime memory per GPU that is neither weights, KV nor activations, at TP `options.tp`."""
+        c = self.constants(options)
+        return c.cuda_context_bytes + (c.nccl_bytes if options.tp > 1 else 0)
+
+    def loaded_weights(self, summary: ModelSummary, arch: Architecture | None, options: ServingOptions,
+                       bits: float | None = None) -> int:
+        """Weight bytes one GPU holds once the engine has loaded the checkpoint (default: as stored)."""
+        from ..memory import weights_per_gpu
+
+        return weights_per_gpu(summary, options.tp, bits)
+
+    def overhead_outside_budget(self, options: ServingOptions) -> int:
+        """The part of `overhead` the engine holds on top of its budget (0: all of it is inside)."""
+        return 0
+
+    def kv_cache_tokens(self, pool_bytes: int, bytes_per_token: int, groups: int = 1) -> int:
+        """Tokens a KV pool of `pool_bytes` holds at `bytes_per_token` (summed over layers) per GPU."""
+        return pool_bytes // bytes_per_token if bytes_per_token > 0 and pool_bytes > 0 else 0
+
+    def activation_peak(self, arch: Architecture, options: ServingOptions, context: int) -> tuple[int, int]:
+        """(activation peak per GPU, what one more concurrent sequence of `context` tokens adds to it)."""
+        raise NotImplementedError
+
+    def sliding_window_tokens(self, window: int, context: int, options: ServingOptions) -> int:
+        """Tokens a layer with a `window`-token sliding window keeps for one sequence of `context` tokens."""
+        return min(context, window)
+
+    def max_sequences(self, options: ServingOptions) -> int:
+        """The most sequences the engine runs at once (bounds a model without KV cache, e.g. an encoder)."""
+        return int(self.setting(options, "max_num_seqs"))
+
+    def command(self, repo_id: str, options: ServingOptions, gpus: int) -> str | None:
+        """The command line that starts this engine serving `repo_id` on `gpus` GPUs (None: no such command)."""
+        return None
+
+    def serving_estimate(self, summary: ModelSummary, arch: Architecture, options: ServingOptions,
+                         bits: float | None = None) -> ServingEstimate | None:
+        """The whole per-GPU breakdown when the engine sizes it its own way (None: memory.py's generic one);
+        `bits`: every weight re-weighed at that width (the --bits what-if)."""
+        return None
+
+
+def _registry() -> dict[str, Engine[Any]]:
+    from .llamacpp import LLAMACPP, OLLAMA
+    from .sglang import SGLANG
+    from .transformers import TRANSFORMERS
+    from .vllm import VLLM
+
+    return {engine.name: engine for engine in (VLLM, SGLANG, TRANSFORMERS, LLAMACPP, OLLAMA)}
+
+
+ENGINES: Mapping[str, Engine[Any]] = _registry()
+DEFAULT_ENGINE = "vllm"
+# The engine a checkpoint format is served with when none is asked for.
+DEFAULT_ENGINE_BY_FORMAT = {"gguf": "llama.cpp"}
+
+
+def get_engine(name: str) -> Engine[Any]:
+    """The engine registered under `name`; UsageError naming the known ones otherwise."""
+    try:
+        return ENGINES[name]
+    except KeyError:
+        raise UsageError(f"unknown engine {name!r}; known engines: {', '.join(ENGINES)}") from None

@@ -1,0 +1,201 @@
+"""The GPU catalog (package data gpus.toml) and the recommender built on the serving breakdown.
+
+For each GPU type the recommender tries 1, 2, 4 and 8 GPUs with tensor parallel = count (skipping TP
+sizes the model's heads cannot split over) and keeps the smallest count whose per-GPU total fits the
+budget the engine allows (engines/: usable memory * gpu_memory_utilization for vLLM, usable memory for
+transformers, whose total already carries the CUDA context as its runtime reserve). Beyond 8 it answers "does not fit".
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ..constants import GB
+from ..errors import UsageError
+from ..model.architecture import Architecture
+from ..model.types import ModelSummary
+from .engines import MIB, GpuTarget
+from .memory import ServingOptions, capacity, check_tp, estimate_serving
+
+GPU_COUNTS = (1, 2, 4, 8)
+# Package data beside this module (a plain path: importlib.resources costs start-up time for nothing here).
+CATALOG_FILE = Path(__file__).parent.parent / "data" / "gpus.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class Gpu:
+    """One GPU type of the catalog."""
+
+    name: str
+    aliases: tuple[str, ...]
+    vendor: str
+    memory_type: str
+    marketed_gb: float
+    usable_mib: int
+    bandwidth_gbps: float
+    bf16_tflops: float | None
+    fp8: bool
+    fp4: bool
+    interconnect: str
+    derived: bool = False  # usable memory derived from the marketed figure (no reported total known)
+    note: str = ""
+    gpus_per_node: int = 8  # an HGX/DGX/MI300X/Gaudi server, or an 8-card PCIe box; 1 for superchips and Macs
+    cuda_total_mib: int | None = None  # torch.cuda.mem_get_info()[1], where a log or a measurement gives it
+    cuda_total_source: str = ""
+
+    @property
+    def usable_bytes(self) -> int:
+        """Memory CUDA lets a process see, in bytes: the CUDA-visible total where known, else the driver's."""
+        return (self.cuda_total_mib or self.usable_mib) * MIB
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return {"name": self.name, "aliases": list(self.aliases), "vendor": self.vendor,
+                "memory_type": self.memory_type, "marketed_gb": self.marketed_gb, "usable_mib": self.usable_mib,
+                "bandwidth_gbps": self.bandwidth_gbps, "bf16_tflops": self.bf16_tflops, "fp8": self.fp8,
+                "fp4": self.fp4, "interconnect": self.interconnect, "gpus_per_node": self.gpus_per_node, "cuda_total_mib": self.cuda_total_mib,
+                "cuda_total_source": self.cuda_total_source,
+                "derived": self.derived, "note": self.note}
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """How many GPUs of one type serve the model, with which TP, and what is left."""
+
+    gpu: str
+    count: int
+    tp: int
+    fits: bool
+    headroom_gb: float  # per GPU: budget minus the per-GPU total (negative when it does not fit)
+    max_concurrency: int  # sequences of --context tokens that fit at once
+    per_gpu_total_bytes: int
+    budget_bytes: int
+    kv_pool_bytes: int
+    largest_context: int | None = None
+    notes: tuple[str, ...] = field(default=())
+    per_gpu: dict[str, int] = field(default_factory=dict)  # the plan's breakdown (ServingEstimate "per_gpu")
+    kv_cache_tokens: int = 0  # vLLM's "GPU KV cache size: N tokens"
+    concurrency_ratio: float = 0.0  # vLLM's "Maximum concurrency for C tokens per request: X.XXx"
+
+    def to_dict(self) -> dict[str, Any]:
+        """{"gpu", "count", "tp", "per_gpu", "kv_pool_bytes", "kv_cache_tokens", "max_concurrency", ...}.
+
+        `max_concurrency` is the float vLLM prints (tokens / context) where the engine has a paged pool, else
+        the whole sequences that fit; `max_sequences` is always the whole sequences.
+        """
+        return {"gpu": self.gpu, "count": self.count, "tp": self.tp, "headroom_gb": round(self.headroom_gb, 2),
+                "max_concurrency": round(self.concurrency_ratio, 2) if self.concurrency_ratio else self.max_concurrency,
+                "max_sequences": self.max_concurrency, "fits": self.fits, "per_gpu": dict(self.per_gpu),
+                "per_gpu_total_bytes": self.per_gpu_total_bytes, "budget_bytes": self.budget_bytes,
+                "kv_pool_bytes": self.kv_pool_bytes, "kv_cache_tokens": self.kv_cache_tokens,
+                "largest_context": self.largest_context, "notes": list(self.notes)}
+
+
+def _key(text: str) -> str:
+    """Case- and punctuation-insensitive form of a GPU name."""
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+# What nvidia-smi / torch / rocm-smi put before the model ("NVIDIA GeForce RTX 4090", "Tesla T4",
+# "AMD Instinct MI300X"): dropped so their names match the catalog's.
+_BRAND = re.compile(r"^(nvidia|amd|intel|habana)?(geforce|tesla|instinct|quadro)?")
+
+
+@cache
+def load_catalog() -> tuple[Gpu, ...]:
+    """Every GPU of the packaged gpus.toml, in file order."""
+    data = tomllib.loads(CATALOG_FILE.read_text(encoding="utf-8"))
+    return tuple(Gpu(name=g["name"], aliases=tuple(g.get("aliases", ())), vendor=g["vendor"],
+                     memory_type=g["memory_type"], marketed_gb=g["marketed_gb"], usable_mib=g["usable_mib"],
+                     bandwidth_gbps=g["bandwidth_gbps"], bf16_tflops=g.get("bf16_tflops"), fp8=g["fp8"],
+                     fp4=g["fp4"], interconnect=g["interconnect"], derived=g.get("derived", False),
+                     note=g.get("note", ""), gpus_per_node=g.get("gpus_per_node", 8),
+                     cuda_total_mib=g.get("cuda_total_mib"), cuda_total_source=g.get("cuda_total_source", ""))
+                 for g in data["gpu"])
+
+
+def find_gpu(name: str, catalog: Sequence[Gpu] | None = None) -> Gpu:
+    """The catalog GPU a name or alias means; UsageError listing close matches when none does."""
+    gpus = load_catalog() if catalog is None else catalog
+    names: dict[str, Gpu] = {}
+    for gpu in gpus:
+        for label in (gpu.name, *gpu.aliases):
+            names.setdefault(_key(label), gpu)
+    wanted = _key(name)
+    for candidate in (wanted, _BRAND.sub("", wanted)):
+        if candidate in names:
+            return names[candidate]
+    import difflib  # only on this error path
+
+    close = difflib.get_close_matches(wanted, list(names), n=5, cutoff=0.5)
+    suggestions = list(dict.fromkeys(names[c].name for c in close))
+    hint = f"did you mean: {', '.join(suggestions)}?" if suggestions else "run `gpumem gpus` to list the catalog"
+    raise UsageError(f"unknown GPU {name!r}; {hint}", hint="`gpumem gpus` lists every GPU and its aliases")
+
+
+def _tp_allowed(arch: Architecture | None, tp: int) -> bool:
+    try:
+        check_tp(arch, tp)
+    except UsageError:
+        return False
+    return True
+
+
+def _counts(arch: Architecture | None, counts: Sequence[int]) -> list[int]:
+    """The GPU counts (= TP sizes) the model's heads can split over."""
+    return [n for n in counts if _tp_allowed(arch, n)]
+
+
+def _try(gpu: Gpu, n: int, summary: ModelSummary, arch: Architecture | None, options: ServingOptions,
+         bits: float | None) -> Recommendation:
+    """n GPUs of one type at TP n: the breakdown with the engine's defaults for that GPU (vLLM's differ by class)."""
+    target = GpuTarget(gpu.name, gpu.usable_bytes, gpu.usable_mib * MIB)
+    opts = replace(options, tp=n, gpu=target)
+    estimate = estimate_serving(summary, arch, opts, bits)
+    cap = capacity(estimate, arch, opts, gpu.usable_bytes)
+    total = estimate.total_bytes
+    in_budget = total - cap.outside_budget_bytes  # vLLM holds its CUDA context and graphs beside the budget
+    notes = (f"{gpu.name}: usable memory derived from the marketed figure",) if gpu.derived else ()
+    return Recommendation(gpu=gpu.name, count=n, tp=n, fits=in_budget <= cap.budget_bytes and total <= gpu.usable_bytes,
+                          headroom_gb=(cap.budget_bytes - in_budget) / GB, max_concurrency=cap.max_concurrency,
+                          per_gpu_total_bytes=total, budget_bytes=cap.budget_bytes, kv_pool_bytes=cap.kv_pool_bytes,
+                          largest_context=cap.largest_context, notes=notes + estimate.notes,
+                          per_gpu=estimate.to_dict()["per_gpu"], kv_cache_tokens=cap.kv_cache_tokens,
+                          concurrency_ratio=cap.concurrency_ratio if opts.engine_model.paged_kv else 0.0)
+
+
+def _recommend_one(gpu: Gpu, summary: ModelSummary, arch: Architecture | None, options: ServingOptions,
+                   bits: float | None) -> Recommendation:
+    for n in _counts(arch, GPU_COUNTS):  # TP 1 is always allowed, so `last` is always set
+        last = _try(gpu, n, summary, arch, options, bits)
+        if last.fits:
+            return last
+    return replace(last, notes=last.notes + (f"does not fit on {GPU_COUNTS[-1]} or fewer {gpu.name}",))
+
+
+def recommend(summary: ModelSummary, arch: Architecture | None, options: ServingOptions, bits: float | None = None,
+              catalog: Sequence[Gpu] | None = None, only: Gpu | None = None) -> list[Recommendation]:
+    """For each GPU type (or `only`), the fewest GPUs (1/2/4/8, TP = count) that serve the model; best first.
+
+    With `arch` None (unreadable config.json) the totals are weights and runtime overhead only.
+    """
+    gpus = [only] if only is not None else list(load_catalog() if catalog is None else catalog)
+    by_name = {g.name: g for g in gpus}
+    found = [_recommend_one(g, summary, arch, options, bits) for g in gpus]
+    return sorted(found, key=lambda r: (not r.fits, r.count, r.count * by_name[r.gpu].usable_mib, r.gpu))
+
+
+def fit_options(summary: ModelSummary, arch: Architecture | None, options: ServingOptions, gpu: Gpu,
+                bit_widths: Sequence[float | None],
+                counts: Sequence[int] = GPU_COUNTS) -> list[tuple[float | None, Recommendation]]:
+    """`gpumem fit`: for each load width (None = as stored) and GPU count, whether the model fits `gpu`."""
+    rows = []
+    for bits in bit_widths:
+        rows += [(bits, _try(gpu, n, summary, arch, options, bits)) for n in _counts(arch, counts)]
+    return rows

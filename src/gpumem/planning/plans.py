@@ -1,0 +1,405 @@
+"""Pure: deployment plans. A plan is a GPU type x count (x nodes) with tensor- and pipeline-parallel sizes,
+its per-GPU breakdown, the engine's command, decode speed, time to first token and price.
+
+Shapes tried per GPU type, fewest GPUs first: 1, 2, 4, 8 GPUs inside one node (TP = count; when the
+attention heads cannot be split that wide, the widest TP that divides them and PP for the rest), then whole
+nodes, 2 to 8 of them, with TP = the node's GPUs and PP = nodes — vLLM's advice for multi-node serving
+(tensor parallel over NVLink inside a node, pipeline stages across the slower network). `--tp`, `--pp` and
+`--nodes` fix the shape; a shape the model or the GPU cannot take is an error that says why.
+
+A pipeline stage holds its share of the layers (the largest stage: ceil(layers / PP)) plus the embedding
+(first stage) or the head (last stage), whichever is larger; its KV cache is its layers' share. Each plan
+takes the first shape whose busiest GPU fits the engine's budget; the vLLM budget fraction
+(`--gpu-memory-utilization`) is the engine's default, raised (up to MAX_UTILIZATION) to the smallest value
+that holds the asked context x concurrency with KV_MARGIN to spare when the default does not.
+
+Ranking (stated in every listing): plans that fit first; among them those with a price by $/hour, then
+those without by fewest GPUs, then least memory left idle. Only GPUs the engine runs on are listed unless
+`show_all`; by default at most `limit` plans.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..constants import GB
+from ..errors import UsageError
+from ..model.architecture import Architecture
+from .engines import GpuTarget, get_engine
+from .gpus import Gpu, load_catalog
+from .memory import Capacity, ServingEstimate, ServingOptions, capacity, check_tp
+from .prices import Price, PriceTable
+from .throughput import LLAMA_CPP, SERVING, ModelShape, Speed, estimate_speed
+
+GIB = 2**30
+TP_SIZES = (1, 2, 4, 8, 16)
+MAX_NODES = 8
+DEFAULT_LIMIT = 8
+MAX_UTILIZATION = 0.95  # above this, other processes and CUDA-graph capture run out of room in practice
+KV_MARGIN_BYTES = GIB // 2  # spare room when solving --gpu-memory-utilization: 0.5 GiB + 5% of the KV cache
+KV_MARGIN_SHARE = 0.05
+RANKING = ("plans that fit, cheapest $/hour first where a price is known, then fewest GPUs, "
+           "then least memory left idle")
+_LLAMA_CPP_ENGINES = ("llamacpp", "llama.cpp", "ollama")
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRequest:
+    """What the user fixed: GPU types, TP / PP / nodes, vendors, the whole catalog, prices, list length."""
+
+    gpus: tuple[str, ...] = ()  # catalog names; empty = every GPU the engine runs on
+    tp: int | None = None
+    pp: int | None = None
+    nodes: int | None = None
+    vendors: tuple[str, ...] = ()
+    show_all: bool = False
+    prices: PriceTable | None = None
+    limit: int = DEFAULT_LIMIT
+
+    def __post_init__(self) -> None:
+        for name in ("tp", "pp", "nodes"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UsageError(f"{name} must be at least 1, got {value}", option=name)
+        if self.nodes is not None and self.nodes > MAX_NODES:
+            raise UsageError(f"nodes: plans span at most {MAX_NODES} nodes, got {self.nodes}", option="nodes")
+
+    @property
+    def shape_fixed(self) -> bool:
+        """Whether the user fixed any of TP, PP, nodes."""
+        return any(v is not None for v in (self.tp, self.pp, self.nodes))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFacts:
+    """What plans need of a model beyond its per-GPU breakdown."""
+
+    repo_id: str | None  # None: a bare parameter count, no command
+    parameters: int | None
+    active_parameters: int
+    fp8_weights: bool  # prefill can run at the GPU's FP8 rate
+    vocab_bytes_at: Callable[[int], int]  # embedding + head bytes on one GPU at a TP size
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One way to serve the model: GPU type x count, the parallel shape, its busiest GPU, command, speed, price."""
+
+    gpu: Gpu
+    count: int
+    nodes: int
+    tp: int
+    pp: int
+    estimate: ServingEstimate  # one GPU of the busiest pipeline stage
+    capacity: Capacity
+    fits: bool
+    gpu_memory_utilization: float | None
+    kv_cache_tokens: int
+    command: str | None
+    node_commands: tuple[str, ...]
+    speed: Speed | None
+    price: Price | None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def headroom_bytes(self) -> int:
+        """Budget minus what the busiest GPU needs inside it (negative when it does not fit)."""
+        return self.capacity.budget_bytes - (self.estimate.total_bytes - self.capacity.outside_budget_bytes)
+
+    @property
+    def usd_per_hour(self) -> float | None:
+        """All the plan's GPUs for an hour, at the price table's rate."""
+        return None if self.price is None else round(self.count * self.price.usd_per_hour, 4)
+
+    @property
+    def usd_per_million_tokens(self) -> float | None:
+        """$ per million output tokens at the asked concurrency (aggregate decode rate)."""
+        if self.usd_per_hour is None or self.speed is None or not self.fits:
+            return None
+        return round(self.usd_per_hour / (self.speed.aggregate_tokens_per_s * 3600) * 1e6, 4)
+
+    @property
+    def _max_concurrency(self) -> float | int:
+        """As vLLM prints "Maximum concurrency" (KV tokens / tokens per sequence); whole sequences for engines
+        without a paged pool."""
+        if get_engine(self.estimate.engine).paged_kv:
+            return round(self.capacity.concurrency_ratio, 2)
+        return self.capacity.max_concurrency
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON `recommendations[i]` (schema_version 2, docs/json.md)."""
+        e = self.estimate
+        return {
+            "gpu": self.gpu.name, "count": self.count, "nodes": self.nodes, "tp": self.tp, "pp": self.pp,
+            "per_gpu": {"weights_bytes": e.weights_bytes, "kv_cache_bytes": e.kv_cache_bytes,
+                        "activation_bytes": e.activation_bytes, "overhead_bytes": e.overhead_bytes,
+                        "total_bytes": e.total_bytes},
+            "per_gpu_total_bytes": e.total_bytes, "budget_bytes": self.capacity.budget_bytes,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "kv_pool_bytes": self.capacity.kv_pool_bytes, "kv_cache_tokens": self.kv_cache_tokens,
+            "max_concurrency": self._max_concurrency, "max_sequences": self.capacity.max_concurrency,
+            "largest_context": self.capacity.largest_context,
+            "headroom_gb": round(self.headroom_bytes / GB, 2), "fits": self.fits,
+            "command": self.command, "node_commands": list(self.node_commands),
+            "decode_tokens_per_s": None if self.speed is None else round(self.speed.decode_tokens_per_s, 2),
+            "aggregate_tokens_per_s": None if self.speed is None else round(self.speed.aggregate_tokens_per_s, 2),
+            "ttft_s": None if self.speed is None or self.speed.ttft_s is None else round(self.speed.ttft_s, 4),
+            "speed_basis": None if self.speed is None else self.speed.basis,
+            "usd_per_hour": self.usd_per_hour, "usd_per_million_tokens": self.usd_per_million_tokens,
+            "price_basis": None if self.price is None else self.price.label,
+            "price_source": None if self.price is None else (self.price.source or None),
+            "interconnect": self.gpu.interconnect, "notes": list(self.notes),
+        }
+
+
+# --- shapes --------------------------------------------------------------------------------------------
+
+def _tp_fits_heads(arch: Architecture | None, tp: int) -> bool:
+    try:
+        check_tp(arch, tp)
+    except UsageError:
+        return False
+    return True
+
+
+def spans_nodes(gpu: Gpu) -> bool:
+    """Whether plans may span nodes of this GPU: datacenter parts (HBM) only. Clusters of GDDR cards with a
+    fast fabric between machines are rare to rent, and PCIe-only boxes over Ethernet are too slow for PP."""
+    return gpu.memory_type.startswith("HBM") and gpu.gpus_per_node > 1
+
+
+def _scale_up(gpu: Gpu) -> str:
+    return "PCIe" if gpu.interconnect in ("none", "PCIe") else gpu.interconnect
+
+
+def shapes(gpu: Gpu, arch: Architecture | None, request: PlanRequest) -> tuple[list[tuple[int, int]], str | None]:
+    """(TP x PP shapes to try on `gpu`, fewest GPUs first; why there are none, when there are none)."""
+    node = gpu.gpus_per_node
+    layers = arch.num_layers if arch else 1_000_000
+    if request.tp is not None:
+        if request.tp > node:
+            return [], (f"TP {request.tp} spans more than one node of {node} {gpu.name}: vLLM runs tensor parallel "
+                        f"inside a node and pipeline parallel across nodes (e.g. --tp {node} --pp "
+                        f"{-(-request.tp // node)})")
+        check_tp(arch, request.tp)  # a TP the heads cannot split over: the UsageError says why
+        tps = [request.tp]
+    else:
+        tps = [t for t in TP_SIZES if t <= node and _tp_fits_heads(arch, t)]
+    if request.pp is not None and request.pp > layers:
+        return [], f"PP {request.pp} is more pipeline stages than the model's {layers} layers"
+    counts = sorted({c for c in (1, 2, 4, 8) if c <= node} |
+                    ({node * n for n in range(2, MAX_NODES + 1)} if spans_nodes(gpu) else set()))
+    found = []
+    for count in counts:
+        for tp in sorted(tps, reverse=True):  # the widest TP first: PP only for what TP cannot take
+            if count % tp or tp > count:
+                continue
+            pp = count // tp
+            if pp > layers or (request.pp is not None and pp != request.pp):
+                continue
+            if request.nodes is not None and -(-count // node) != request.nodes:
+                continue
+            found.append((tp, pp))
+            break
+    if request.pp is not None and request.tp is not None and not found:
+        count = request.tp * request.pp
+        if count <= node or count % node == 0:
+            found.append((request.tp, request.pp))
+    if not found:
+        fixed = ", ".join(f"{k} {v}" for k, v in (("TP", request.tp), ("PP", request.pp), ("nodes", request.nodes))
+                          if v is not None)
+        return [], (f"no shape with {fixed} fills whole nodes of {node} {gpu.name}" if fixed
+                    else f"the model's heads cannot be split over {gpu.name} nodes")
+    return found, None
+
+
+def stage_estimate(estimate: ServingEstimate, arch: Architecture | None, pp: int, vocab_bytes: int,
+                   tied: bool, overhead_bytes: int) -> ServingEstimate:
+    """The busiest pipeline stage's GPU, from the TP-only breakdown `estimate` (PP 1: unchanged but overhead)."""
+    if pp == 1:
+        return replace(estimate, overhead_bytes=overhead_bytes)
+    layers = arch.num_layers if arch else pp
+    share = math.ceil(layers / pp) / layers
+    ends = vocab_bytes if tied else vocab_bytes // 2  # first stage: the embedding; last: the head
+    body = max(estimate.weights_bytes - vocab_bytes, 0)
+    return replace(estimate, pp=pp, weights_bytes=math.ceil(body * share) + ends,
+                   kv_cache_bytes=math.ceil(estimate.kv_cache_bytes * share),
+                   kv_bytes_per_sequence=math.ceil(estimate.kv_bytes_per_sequence * share),
+                   kv_bytes_per_token=math.ceil(estimate.kv_bytes_per_token * share),
+                   overhead_bytes=overhead_bytes)
+
+
+# --- one plan ------------------------------------------------------------------------------------------
+
+def _utilization(engine_options: ServingOptions, gpu: Gpu, estimate: ServingEstimate) -> float | None:
+    """The --gpu-memory-utilization of the plan: the user's, else the default raised to what the load needs."""
+    engine = engine_options.engine_model
+    if not hasattr(engine.constants(engine_options), "gpu_memory_utilization"):
+        return None  # the engine has no such knob
+    if engine_options.gpu_memory_utilization is not None:
+        return engine_options.gpu_memory_utilization
+    default = float(engine.setting(engine_options, "gpu_memory_utilization"))
+    inside = estimate.total_bytes - engine.overhead_outside_budget(engine_options)
+    need = inside + KV_MARGIN_BYTES + KV_MARGIN_SHARE * estimate.kv_cache_bytes
+    wanted = math.ceil(need / gpu.usable_bytes * 100) / 100
+    return default if wanted <= default else min(wanted, MAX_UTILIZATION)
+
+
+def _speed(facts: ModelFacts, arch: Architecture | None, gpu: Gpu, tp: int, options: ServingOptions,
+           at_tp: ServingEstimate) -> Speed | None:
+    if arch is None or arch.is_encoder:
+        return None
+    moe_layers = arch.num_layers - arch.first_dense_layers if arch.is_moe else 0
+    shape = ModelShape(dense_layers=arch.num_layers - moe_layers, moe_layers=moe_layers,
+                       attention_width=arch.num_attention_heads * arch.head_dim,
+                       parameters=facts.parameters or facts.active_parameters,
+                       active_parameters=facts.active_parameters, experts=arch.num_experts,
+                       experts_per_token=arch.experts_per_token)
+    peak = gpu.bf16_tflops * (2 if facts.fp8_weights and gpu.fp8 else 1) if gpu.bf16_tflops else None
+    constants = LLAMA_CPP if options.engine in _LLAMA_CPP_ENGINES else SERVING
+    return estimate_speed(shape, weight_bytes_per_gpu=at_tp.weights_bytes,
+                          kv_bytes_per_sequence_per_gpu=at_tp.kv_bytes_per_sequence, batch=options.concurrency,
+                          tp=tp, bandwidth_gbps=gpu.bandwidth_gbps, peak_tflops=peak, prompt_tokens=at_tp.context,
+                          constants=constants)
+
+
+def _node_commands(nodes: int) -> tuple[str, ...]:
+    """Multi-node: a Ray cluster first (node 0 the head, then each other node), the command on node 0."""
+    if nodes == 1:
+        return ()
+    return ("ray start --head --port=6379", *("ray start --address=NODE0_IP:6379" for _ in range(1, nodes)))
+
+
+def plan_on(gpu: Gpu, tp: int, pp: int, breakdown_at: Callable[[int, Gpu], ServingEstimate], facts: ModelFacts,
+            arch: Architecture | None, options: ServingOptions, price: Price | None) -> Plan:
+    """The plan of `tp` x `pp` GPUs of one type."""
+    count = tp * pp
+    nodes = -(-count // gpu.gpus_per_node)
+    at_tp = breakdown_at(tp, gpu)
+    shaped = replace(options, tp=tp, pp=pp, context=at_tp.context, gpu=GpuTarget(gpu.name, gpu.usable_bytes))  # the context capped at the model's maximum
+    engine = options.engine_model
+    # NCCL buffers come with any multi-GPU plan: pass the GPU count where the engine asks for TP > 1.
+    overhead = engine.overhead(replace(shaped, tp=count))
+    estimate = stage_estimate(at_tp, arch, pp, facts.vocab_bytes_at(tp), bool(arch and arch.tie_word_embeddings),
+                              overhead)
+    utilization = _utilization(shaped, gpu, estimate)
+    if utilization is not None:
+        shaped = replace(shaped, gpu_memory_utilization=utilization)
+    cap = capacity(estimate, arch, shaped, gpu.usable_bytes)
+    in_budget = estimate.total_bytes - cap.outside_budget_bytes  # vLLM holds context and graphs beside its budget
+    fits = in_budget <= cap.budget_bytes and estimate.total_bytes <= gpu.usable_bytes
+    tokens = cap.kv_cache_tokens or (cap.kv_pool_bytes // estimate.kv_bytes_per_token if estimate.kv_bytes_per_token
+                                     else 0)
+    notes = _plan_notes(gpu, count, nodes, tp, pp, estimate, cap, tokens, arch, options, utilization)
+    command = engine.command(facts.repo_id, shaped, count) if facts.repo_id else None
+    return Plan(gpu=gpu, count=count, nodes=nodes, tp=tp, pp=pp, estimate=estimate, capacity=cap, fits=fits,
+                gpu_memory_utilization=utilization, kv_cache_tokens=int(tokens), command=command,
+                node_commands=_node_commands(nodes) if command else (),
+                speed=_speed(facts, arch, gpu, tp, shaped, at_tp), price=price, notes=tuple(notes))
+
+
+def _plan_notes(gpu: Gpu, count: int, nodes: int, tp: int, pp: int, estimate: ServingEstimate, cap: Capacity,
+                tokens: int, arch: Architecture | None, options: ServingOptions,
+                utilization: float | None) -> list[str]:
+    notes = []
+    if gpu.derived:
+        notes.append(f"{gpu.name}: usable memory derived from the marketed figure")
+    if nodes > 1:
+        notes.append(f"{nodes} nodes x {gpu.gpus_per_node} {gpu.name}: TP {tp} inside each node over "
+                     f"{_scale_up(gpu)}, PP {pp} across nodes over the cluster network (InfiniBand or RoCE); "
+                     f"start a Ray cluster on the nodes, then the command on node 0")
+    elif pp > 1:
+        notes.append(f"TP {tp} x PP {pp} inside one node: pipeline stages for what tensor parallel does not take")
+    if arch is not None and arch.is_moe and count > 1:
+        notes.append("MoE: vLLM can place whole experts per GPU with --enable-expert-parallel (same memory)")
+    if utilization is not None and options.gpu_memory_utilization is None:
+        default = float(options.engine_model.setting(options, "gpu_memory_utilization"))
+        if utilization > default:
+            load = (f"{options.concurrency:,} x {estimate.context:,} tokens" if estimate.kv_cache_bytes
+                    else "the weights and runtime")
+            notes.append(f"--gpu-memory-utilization raised from {default:g} to {utilization:g} to hold {load}")
+    if arch is not None and estimate.kv_bytes_per_sequence and cap.max_concurrency == 0 and cap.kv_pool_bytes > 0:
+        largest = cap.largest_context or 0
+        notes.append(f"The model's max seq len ({estimate.context}) is larger than the maximum number of tokens "
+                     f"that can be stored in KV cache ({tokens}). Try increasing `gpu_memory_utilization` or "
+                     f"decreasing `max_model_len` when initializing the engine: the largest context that fits is "
+                     f"{largest:,} tokens")
+    elif cap.kv_pool_bytes == 0 and estimate.total_bytes > cap.budget_bytes:
+        notes.append(f"weights and runtime need {estimate.non_kv_bytes / GB:.1f} GB per GPU of a "
+                     f"{cap.budget_bytes / GB:.1f} GB budget")
+    return notes
+
+
+# --- all plans -----------------------------------------------------------------------------------------
+
+def candidate_gpus(options: ServingOptions, request: PlanRequest,
+                   catalog: Sequence[Gpu] | None = None) -> list[Gpu]:
+    """The GPU types to plan on: the asked ones, else the engine's vendors (or all with show_all), by --vendor."""
+    engine = options.engine_model
+    catalog = list(load_catalog() if catalog is None else catalog)
+    if request.gpus:
+        chosen = [g for name in request.gpus for g in catalog if g.name == name]
+        for gpu in chosen:
+            if gpu.vendor not in engine.vendors and not request.show_all:
+                raise UsageError(f"{engine.label} does not run on {gpu.vendor} GPUs ({gpu.name}); it runs on "
+                                 f"{', '.join(sorted(engine.vendors))}", option="gpu")
+        return chosen
+    chosen = catalog if request.show_all else [g for g in catalog if g.vendor in engine.vendors]
+    if request.vendors:
+        wanted = {v.lower() for v in request.vendors}
+        known = {g.vendor.lower() for g in catalog}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise UsageError(f"unknown vendor {', '.join(unknown)}; the catalog has "
+                             f"{', '.join(sorted({g.vendor for g in catalog}))}", option="vendor")
+        chosen = [g for g in chosen if g.vendor.lower() in wanted]
+        if not chosen:
+            raise UsageError(f"{engine.label} runs on none of {', '.join(request.vendors)}'s GPUs (it runs on "
+                             f"{', '.join(sorted(engine.vendors))}); --all lists them anyway", option="vendor")
+    return chosen
+
+
+def make_plans(breakdown_at: Callable[[int, Gpu], ServingEstimate], facts: ModelFacts, arch: Architecture | None,
+               options: ServingOptions, request: PlanRequest, prices: PriceTable,
+               catalog: Sequence[Gpu] | None = None) -> list[Plan]:
+    """One plan per GPU type (its fewest GPUs that fit, or the largest shape tried), ranked; at most
+    `request.limit` unless `show_all` or GPU types were named."""
+    plans = []
+    refused = []
+    for gpu in candidate_gpus(options, request, catalog):
+        found, why = shapes(gpu, arch, request)
+        if not found:
+            refused.append(why or gpu.name)
+            continue
+        plan = None
+        for tp, pp in found:
+            plan = plan_on(gpu, tp, pp, breakdown_at, facts, arch, options, prices.get(gpu.name))
+            if plan.fits:
+                break
+        assert plan is not None
+        if not plan.fits and not request.shape_fixed:
+            where = f"{plan.nodes} nodes of {gpu.gpus_per_node}" if plan.nodes > 1 else f"{plan.count}"
+            plan = replace(plan, notes=(*plan.notes, f"does not fit on {where} {gpu.name}"))
+        if gpu.vendor not in options.engine_model.vendors:
+            refusal = f"{options.engine_model.label} does not run on {gpu.vendor} GPUs"
+            plan = replace(plan, fits=False, notes=(*plan.notes, refusal))
+        plans.append(plan)
+    if not plans:
+        raise UsageError(refused[0] if len(refused) == 1 else "no GPU can take this shape: " + "; ".join(refused[:3]),
+                         option="tp" if request.tp else "pp" if request.pp else "nodes")
+    ranked = sorted(plans, key=_rank)
+    if request.show_all or request.gpus:
+        return ranked
+    fitting = [p for p in ranked if p.fits]
+    return (fitting or ranked)[:request.limit]
+
+
+def _rank(plan: Plan) -> tuple:
+    idle = plan.count * plan.capacity.budget_bytes - plan.count * plan.estimate.total_bytes
+    priced = plan.usd_per_hour is not None
+    return (not plan.fits, not priced, plan.usd_per_hour or 0.0, plan.count, idle, plan.gpu.name)
+
+

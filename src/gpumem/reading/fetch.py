@@ -1,0 +1,269 @@
+"""Read a repo's metadata from the Hub in two waves of concurrent requests.
+
+Wave 1: model info (the revision -> commit sha, and the file list), config.json and
+model.safetensors.index.json, all at once. Wave 2: every weight file's header (each read sized
+from the index so a second read is rare) and the remaining small files, all at once. Every file
+read after wave 1 is pinned to the commit sha; wave-1 files are checked against it.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..constants import SMALL_FILE_CAP
+from ..errors import BadConfig, BadHeader, EntryNotFound, GpumemError
+from ..model.gguf_header import IncompleteGGUF, gguf_config, parse_gguf
+from ..model.jsondoc import load_json_object
+from ..model.layout import ADAPTER_CONFIG, WeightSetPlan, is_adapter_set, pick_gguf_variant, plan_layout
+from ..model.safetensors_header import (
+    PREFIX_BYTES,
+    SafetensorsHeader,
+    parse_header,
+    read_header_length,
+)
+from ..model.types import RepoMetadata, TensorInfo, WeightSet
+from .hub import HubClient, RepoListing
+
+ROOT_CONFIG = "config.json"
+ROOT_INDEX = "model.safetensors.index.json"
+# Serialized size of one header entry beyond its name: quotes, dtype, a 2-D shape and two offsets
+# (measured on real headers: 80-86 bytes); the margin keeps a second read rare.
+_ENTRY_BYTES = 86
+_HEADER_MARGIN = 1.08
+_DEFAULT_FIRST_READ = 64 * 1024  # no index to predict from (single-file repos)
+_MAX_FIRST_READ = 1024 * 1024  # an index of junk names must not turn the first read into a weights download
+_GGUF_FIRST_READ = 64 * 1024  # most of a split part's or a small model's header; bigger ones say how much more
+_SMALL_FILES = ("quantize_config.json", "quant_config.json")
+
+
+@dataclass(frozen=True, slots=True)
+class _Wave1:
+    listing: RepoListing
+    files: dict[str, dict | None]  # path -> parsed JSON (None when absent)
+
+
+def fetch_repo(client: HubClient, repo_id: str, revision: str = "main", *, gguf_file: str | None = None) -> RepoMetadata:
+    """Read everything gpumem needs about one revision of a repo (never tensor data).
+
+    `gguf_file` reads only that variant of a GGUF repo (each header carries a tokenizer of ~1 MB).
+    """
+    first = _wave1(client, repo_id, revision)
+    listing = first.listing
+    sizes = {f.path: f.size for f in listing.files}  # also the set of listed paths
+    layout = plan_layout(sizes)
+    if gguf_file is not None and layout.sets[0].format == "gguf":
+        layout = replace(layout, sets=(pick_gguf_variant(layout.sets, gguf_file),))
+    small = small_files_needed(layout.sets, sizes.keys(), first.files)
+    tasks: list[Callable[[], tuple[str, object]]] = [_small_task(client, listing, path) for path in small]
+    for plan in layout.sets:
+        if plan.format == "pytorch-bin":
+            continue
+        guesses = predict_header_sizes(first.files.get(plan.index) or {}) if plan.index else {}
+        for path in plan.files:
+            guess = guesses.get(path) or guesses.get(posixpath.basename(path))
+            tasks.append(_header_task(client, listing, plan, path, sizes.get(path), guess))
+    results = dict(client.map_concurrent(lambda task: task(), tasks))
+    documents = {**first.files, **{p: results[p] for p in small}}
+    sets = tuple(build_weight_set(plan, sizes.get, sizes.keys(), documents, results) for plan in layout.sets)
+    return RepoMetadata(repo_id, listing.sha, "hub", sets, tuple(f.path for f in listing.files), layout.notes)
+
+
+def _wave1(client: HubClient, repo_id: str, revision: str) -> _Wave1:
+    """Model info, config and index at once; refetch the two files at the sha if a push raced us."""
+    def read_json(path: str) -> tuple[dict | None, str | None]:
+        try:
+            content, commit = client.read_file(repo_id, revision, path)
+        except EntryNotFound:
+            return None, None
+        return parse_json(content, path), commit
+
+    calls = [lambda: client.resolve(repo_id, revision), lambda: read_json(ROOT_CONFIG), lambda: read_json(ROOT_INDEX)]
+    outcomes = client.map_concurrent(_capture, calls)
+    listing = _unwrap(outcomes[0])  # the model-info error (not found, bad revision) explains best
+    files: dict[str, dict | None] = {}
+    for path, outcome in zip((ROOT_CONFIG, ROOT_INDEX), outcomes[1:]):
+        document, commit = _unwrap(outcome)
+        if commit and commit != listing.sha:
+            content, _ = client.read_file(repo_id, listing.sha, path)
+            document = parse_json(content, path)
+        files[path] = document
+    return _Wave1(listing, files)
+
+
+def small_files_needed(plans: tuple[WeightSetPlan, ...], listed: Collection[str], have: dict) -> list[str]:
+    """Config, index and quantization files the weight sets need that are not read yet."""
+    wanted = set()
+    for plan in plans:
+        wanted.add(posixpath.join(plan.folder, ROOT_CONFIG))
+        if is_adapter_set(plan):
+            wanted.add(posixpath.join(plan.folder, ADAPTER_CONFIG))
+        if plan.index:
+            wanted.add(plan.index)
+    wanted.update(name for name in _SMALL_FILES if name in listed)
+    return sorted(p for p in wanted if p in listed and p not in have)
+
+
+def _small_task(client: HubClient, listing: RepoListing, path: str) -> Callable[[], tuple[str, object]]:
+    def run() -> tuple[str, object]:
+        content, _ = client.read_file(listing.repo_id, listing.sha, path)
+        return path, parse_json(content, path)
+    return run
+
+
+def _header_task(client: HubClient, listing: RepoListing, plan: WeightSetPlan, path: str, size: int | None,
+                 guess: int | None) -> Callable[[], tuple[str, object]]:
+    def read(start: int, length: int) -> bytes:
+        return client.read_range(listing.repo_id, listing.sha, path, start, length)
+
+    return lambda: (path, read_weight_header(read, plan.format, path, size, guess))
+
+
+def read_weight_header(read: Callable[[int, int], bytes], fmt: str, path: str, size: int | None,
+                       guess: int | None = None):
+    """Read and parse one weight file's header through `read(start, length)` (Hub or local file)."""
+    if fmt == "gguf":
+        return _read_gguf_header(read, path, size)
+    return _read_safetensors_header(read, path, min(guess or _DEFAULT_FIRST_READ, _MAX_FIRST_READ), size)
+
+
+def predict_header_sizes(index: dict) -> dict[str, int]:
+    """First-read size per shard the index names: its tensor names, plus a per-entry allowance.
+
+    One pass over the weight map (not one per shard: 191 shards x 1,100 tensors added up).
+    """
+    weight_map = index.get("weight_map")
+    totals: dict[str, int] = {}
+    for name, file in (weight_map.items() if isinstance(weight_map, dict) else ()):
+        if isinstance(name, str) and isinstance(file, str):
+            totals[file] = totals.get(file, PREFIX_BYTES + 64) + len(name) + _ENTRY_BYTES
+    return {file: math.ceil(total * _HEADER_MARGIN) for file, total in totals.items()}
+
+
+def _read_safetensors_header(read: Callable[[int, int], bytes], path: str, guess: int,
+                             size: int | None) -> SafetensorsHeader:
+    first = read(0, min(guess, size) if size else guess)
+    needed = PREFIX_BYTES + read_header_length(first, path)
+    if size is not None and needed > size:
+        raise BadHeader(f"{path}: header length {needed - PREFIX_BYTES:,} runs past the end of the {size:,}-byte file")
+    if len(first) < needed:
+        first += read(len(first), needed - len(first))
+    return parse_header(first[:needed], path, size)
+
+
+def _read_gguf_header(read: Callable[[int, int], bytes], path: str, size: int | None):
+    """Read a GGUF header incrementally: headers hold the tokenizer and can be several MB."""
+    data = read(0, min(_GGUF_FIRST_READ, size or _GGUF_FIRST_READ))
+    while True:
+        try:
+            return parse_gguf(data, path, size)
+        except IncompleteGGUF as more:
+            if size is not None and len(data) >= size:
+                raise BadHeader(f"{path}: the GGUF header runs past the end of the file") from None
+            if len(data) >= SMALL_FILE_CAP:
+                raise BadHeader(f"{path}: the GGUF header runs past {SMALL_FILE_CAP:,} bytes; refusing to read more") from None
+            target = min(max(more.needed_at_least, 2 * len(data)), SMALL_FILE_CAP)
+            if size is not None:
+                target = min(target, size)
+            more_bytes = read(len(data), target - len(data))
+            if not more_bytes:
+                raise BadHeader(f"{path}: the file ended inside its GGUF header") from None
+            data += more_bytes
+
+
+def build_weight_set(plan: WeightSetPlan, size_of: Callable[[str], int | None], listed: Collection[str],
+                     documents: dict, headers: dict) -> WeightSet:
+    """Assemble one WeightSet from its parsed headers and small files."""
+    config = documents.get(posixpath.join(plan.folder, ROOT_CONFIG))
+    quantize_config = next((documents[n] for n in _SMALL_FILES if documents.get(n)), None)
+    if plan.format == "pytorch-bin":
+        return _bin_set(plan, size_of, documents, config)
+    parsed = [headers[path] for path in plan.files]
+    if plan.format == "gguf":
+        config = _gguf_set_config(parsed)
+    if plan.index and documents.get(plan.index):
+        _check_index(plan.index, documents[plan.index], listed)
+    adapter_config = documents.get(posixpath.join(plan.folder, ADAPTER_CONFIG)) if is_adapter_set(plan) else None
+    return WeightSet(plan.name, plan.format, plan.files, _merge_tensors(parsed), config, quantize_config,
+                     notes=_unknown_type_notes(parsed) if plan.format == "gguf" else (), adapter_config=adapter_config)
+
+
+def _bin_set(plan: WeightSetPlan, size_of: Callable[[str], int | None], documents: dict, config: dict | None) -> WeightSet:
+    """A pickle-only repo: never download it; take total_size from its index or the listed file sizes."""
+    index = documents.get(plan.index) if plan.index else None
+    metadata = (index or {}).get("metadata")
+    total = metadata.get("total_size") if isinstance(metadata, dict) else None
+    if not isinstance(total, int):
+        sizes = [size_of(path) for path in plan.files]
+        known = [s for s in sizes if isinstance(s, int)]
+        total = sum(known) if len(known) == len(sizes) else None
+    note = "no safetensors: estimated from the pytorch_model.bin " + ("index's total_size" if index else "file sizes")
+    return WeightSet(plan.name, plan.format, plan.files, (), config, None, total, (note,))
+
+
+def _merge_tensors(parsed: list) -> tuple[TensorInfo, ...]:
+    seen: dict[str, str] = {}
+    tensors: list[TensorInfo] = []
+    for header in parsed:
+        for tensor in header.tensors:
+            if tensor.name in seen:
+                raise BadHeader(f"{tensor.file}: tensor '{tensor.name}' is also stored in {seen[tensor.name]}")
+            seen[tensor.name] = tensor.file
+            tensors.append(tensor)
+    return tuple(tensors)
+
+
+def _check_index(path: str, index: dict, listed: Collection[str]) -> None:
+    weight_map = index.get("weight_map")
+    if not isinstance(weight_map, dict):
+        raise BadConfig(f"{path}: field 'weight_map' is missing or not an object")
+    folder = posixpath.dirname(path)
+    shards = {shard if isinstance(shard, str) else repr(shard): shard for shard in weight_map.values()}
+    for shard in shards.values():  # 163 distinct shards, not 92k entries (DeepSeek-V3)
+        if not isinstance(shard, str) or posixpath.join(folder, shard) not in listed:
+            raise BadConfig(f"{path}: field 'weight_map' names shard {shard!r}, which is not in the repo")
+
+
+def _gguf_set_config(parsed: list) -> dict:
+    """Config keys from a GGUF variant's first part; vocab_size from token_embd when the metadata omits it."""
+    config = gguf_config(parsed[0].metadata, parsed[0].file)
+    if "vocab_size" not in config:  # older converters wrote neither llama.vocab_size nor always the tokenizer
+        embedding = next((t for header in parsed for t in header.tensors if t.name == "token_embd.weight"), None)
+        if embedding is not None and len(embedding.shape) == 2:
+            config["vocab_size"] = embedding.shape[0]
+    return config
+
+
+def _unknown_type_notes(parsed: list) -> tuple[str, ...]:
+    """GGUF tensors of ggml types gpumem does not know: the reader left them out (their size is unknown too).
+
+    Unknown safetensors dtypes keep their exact bytes (the offsets give them); params.count_weights notes them.
+    """
+    types = sorted({t for header in parsed for t in header.unknown_types})
+    if not types:
+        return ()
+    count = sum(header.unknown_tensors for header in parsed)
+    label = f"ggml type{'s' if len(types) > 1 else ''} {', '.join(map(str, types))}"
+    return (f"{label} ({count} tensor{'s' if count != 1 else ''}) left out of bytes and parameters",)
+
+
+def parse_json(content: bytes, path: str) -> dict:
+    """Parse a small JSON metadata file that must hold an object."""
+    return load_json_object(content, path, BadConfig)
+
+
+def _capture(call: Callable[[], object]) -> tuple[bool, object]:
+    try:
+        return True, call()
+    except GpumemError as exc:
+        return False, exc
+
+
+def _unwrap(outcome: tuple[bool, Any]):
+    ok, value = outcome
+    if not ok:
+        raise value
+    return value
