@@ -201,7 +201,7 @@ def test_llama_cpp_refuses_a_checkpoint_that_is_not_gguf(hub, gpumem):
 def test_gpu_gets_decode_speeds_and_the_largest_ngl(hub, gpumem):
     repo = hub.add_repo(fmt.llama2_gguf_repo())
     code, out, err = gpumem("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--json", "--gpu", "RTX 3060",
-                            "--context", "32768")
+                            "--context", "32768", "--tp", "1")
     assert code == 0, err
     serving = json.loads(out)["serving"]
     detail = serving["llama_cpp"]
@@ -236,15 +236,21 @@ def test_a_multimodal_projector_is_counted_and_loaded_on_the_gpu(hub, gpumem):
 def test_the_report_gives_the_command_for_the_file_at_the_ngl_that_fits(hub, gpumem):
     repo = hub.add_repo(fmt.llama2_gguf_repo())
     code, out, err = gpumem("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--json", "--gpu", "RTX 3060",
-                            "--context", "32768")
-    detail = json.loads(out)["serving"]["llama_cpp"]
+                            "--context", "32768", "--tp", "1")
+    report = json.loads(out)
+    detail = report["serving"]["llama_cpp"]
     assert detail["command"] == (f"llama-server -hf {repo.repo_id} --hf-file llama-2-7b.Q4_K_M.gguf "
                                  f"-ngl {detail['largest_ngl']} -c 32768 -np 1")
+    plan = report["recommendations"][0]
+    assert plan["command"] == detail["command"] and not plan["fits"]  # one RTX 3060 holds part of the layers
+    assert f"-ngl {detail['largest_ngl']} of 33 layers fit; the rest run from system memory" in plan["notes"]
     code, out, _ = gpumem("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--engine", "ollama", "--json")
     assert code == 0 and json.loads(out)["serving"]["ollama"]["command"] == (
-        f"OLLAMA_NUM_PARALLEL=1 ollama serve; Modelfile: FROM hf.co/{repo.repo_id}:Q4_K_M / PARAMETER num_ctx 4096")
-    code, _, err = gpumem("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--engine", "ollama", "--gpu", "T4")
-    assert code == 0 and "start: OLLAMA_NUM_PARALLEL=1 ollama serve;" in err and "PARAMETER num_gpu 33" in err
+        f"OLLAMA_NUM_PARALLEL=1 ollama serve; Modelfile: FROM hf.co/{repo.repo_id}:Q4_K_M / PARAMETER num_ctx 4096 "
+        "/ PARAMETER num_gpu 33")
+    code, out, err = gpumem("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--engine", "ollama", "--gpu", "T4")
+    assert code == 0 and "Start it (1 × T4)\n  OLLAMA_NUM_PARALLEL=1 ollama serve;" in out
+    assert "PARAMETER num_gpu 33" in out
 
 
 def test_moe_experts_go_to_system_memory_when_that_decodes_faster():
@@ -320,3 +326,41 @@ def test_several_gpus_split_the_layers(hub, gpumem):
     assert serving["tp"] == 2 and serving["per_gpu"]["weights_bytes"] == two.max_gpu.model
     assert [g.layers for g in two.gpus] == [17, 15] and two.gpus[1].output  # 33 layers cut at 1/2: 17 | 15 + output
     assert any("2 GPUs split the layers (-sm layer): 17, 15 + output layers" in n for n in serving["notes"])
+
+
+def test_every_plan_names_the_gguf_file_its_ngl_and_context(hub, gpumem):
+    repo = hub.add_repo(fmt.llama2_gguf_repo())
+    code, out, err = gpumem("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--json", "--context", "8192",
+                            "--concurrency", "2", "--kv-dtype", "q8_0")
+    assert code == 0, err
+    report = json.loads(out)
+    plans = report["recommendations"]
+    assert len(plans) > 3 and all(p["fits"] for p in plans)
+    for plan in plans:  # every layer fits each recommended GPU: -ngl 33 (32 repeating + the output layer)
+        assert plan["command"] == (f"llama-server -hf {repo.repo_id} --hf-file llama-2-7b.Q4_K_M.gguf -ngl 33 "
+                                   f"-c 16384 -np 2 -ctk q8_0 -ctv q8_0 -fa on")
+    assert report["serving"]["llama_cpp"]["command"] == plans[0]["command"]
+    code, out, err = gpumem("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--engine", "ollama", "--json")
+    assert code == 0, err
+    assert all(p["command"] == f"OLLAMA_NUM_PARALLEL=1 ollama serve; Modelfile: FROM hf.co/{repo.repo_id}:Q4_K_M / "
+               "PARAMETER num_ctx 4096 / PARAMETER num_gpu 33" for p in json.loads(out)["recommendations"])
+
+
+def test_the_table_starts_the_first_plan_with_its_file_and_its_breakdown_is_that_plan(hub, gpumem):
+    # 16k tokens do not fit one RTX 3060 12GB with every layer: the first plan is two of them, splitting layers.
+    repo = hub.add_repo(fmt.llama2_gguf_repo())
+    args = ("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--gpu", "RTX 3060", "--context", "16384")
+    code, out, err = gpumem(*args, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    plan = report["recommendations"][0]
+    assert (plan["count"], plan["tp"], plan["pp"]) == (2, 2, 1) and plan["fits"]
+    assert report["serving"]["per_gpu"] == plan["per_gpu"] and report["serving"]["tp"] == 2
+    assert report["serving"]["llama_cpp"]["largest_ngl"] == 33  # the -ngl table is the two GPUs'
+    command = f"llama-server -hf {repo.repo_id} --hf-file llama-2-7b.Q4_K_M.gguf -ngl 33 -c 16384 -np 1 -sm layer"
+    assert plan["command"] == command
+    code, out, err = gpumem(*args)
+    assert code == 0, err
+    assert "Per GPU (the first plan, 2 × RTX 3060 12GB)" in out
+    start = out[out.index("Start it (2 × RTX 3060 12GB)"):].splitlines()[1:3]  # 80 columns: continued with \\
+    assert " ".join(line.strip(" \\") for line in start) == command

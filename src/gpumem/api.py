@@ -327,19 +327,15 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
                          "target: the weights include those slots")
     active = active_parameters(summary, arch)
     facts = ModelFacts(metadata.repo_id, count.parameters, active, _is_fp8(count) and bits is None,
-                       _vocab_bytes(summary, bits))
+                       _vocab_bytes(summary, bits), file=main.files[0] if main.format == "gguf" else None)
     recs = _plans(facts, summary, arch, serving, bits, request)
-    original = serving
-    estimate_ = recs[0].estimate  # the breakdown shown is the first plan's
-    serving = replace(serving, tp=recs[0].tp, pp=recs[0].pp)
-    if estimate_.offload:  # llama.cpp / ollama split layers themselves (-ngl): the breakdown at the asked GPU count
-        original = replace(original, tp=request.tp or 1)
-        estimate_ = estimate_serving(summary, arch, original, bits)
-        serving = original
+    first = recs[0]
+    estimate_ = first.estimate  # the breakdown shown is the first plan's
+    serving = replace(serving, tp=first.tp, pp=first.pp)
+    if estimate_.offload:  # llama.cpp / Ollama: the -ngl table on the first plan's GPU, and its start line
         if request.gpus:
-            estimate_ = _offload_on(estimate_, find_gpu(request.gpus[0]), serving)
-    if estimate_.engine_detail is not None:
-        estimate_ = _with_command(estimate_, metadata.repo_id, main, serving)
+            estimate_ = _offload_on(estimate_, first.gpu, serving)
+        estimate_ = replace(estimate_, engine_detail={**(estimate_.engine_detail or {}), "command": first.command})
     return ModelReport(
         metadata.repo_id, metadata.revision, metadata.source, main.format, tuple(f for ws in group for f in ws.files),
         count, formula_bits,
@@ -376,53 +372,28 @@ def _with_adapters(metadata: RepoMetadata, main: WeightSet, summary: ModelSummar
 def _offload_on(estimate_, gpu: Gpu, serving: ServingOptions):
     """The -ngl table's decode speeds on `gpu`, the most layers that fit its budget, and for a MoE model the
     --n-cpu-moe setting that keeps every layer on it when that decodes faster (llama.cpp, ollama)."""
-    from .planning.engines.llamacpp import DEFAULT_RAM_BANDWIDTH_GBPS, largest_ngl, with_speed
+    from .planning.engines.llamacpp import DEFAULT_RAM_BANDWIDTH_GBPS, launch_on
 
     detail = dict(estimate_.engine_detail or {})
-    rows = with_speed(estimate_.offload, gpu.bandwidth_gbps)
-    budget = serving.engine_model.budget(gpu.usable_bytes, serving)
-    fits = largest_ngl(rows, budget)
-    layers = detail.get("n_layer", 0) + 1
+    launch = launch_on(estimate_, serving.engine_model.budget(gpu.usable_bytes, serving), gpu.bandwidth_gbps)
+    fits = launch.largest_ngl
     detail.update(gpu=gpu.name, largest_ngl=fits, ram_bandwidth_gbps=DEFAULT_RAM_BANDWIDTH_GBPS)
     notes = []
     if fits is None:
         notes.append(f"{gpu.name}: not even -ngl 0 fits")
     else:
-        speed = rows[fits]["decode_tokens_per_s"]
-        notes.append(f"{gpu.name}: -ngl {fits} of {layers} layers fit"
+        speed = launch.offload[fits]["decode_tokens_per_s"]
+        notes.append(f"{gpu.name}: -ngl {fits} of {launch.n_layer + 1} layers fit"
                      + (f", about {speed:g} tokens/s decode (GPU {gpu.bandwidth_gbps:g} GB/s, system RAM "
                         f"{DEFAULT_RAM_BANDWIDTH_GBPS:g} GB/s assumed)" if speed else ""))
-    if "n_cpu_moe_table" in detail:
-        moe = with_speed(detail["n_cpu_moe_table"], gpu.bandwidth_gbps)
-        detail["n_cpu_moe_table"] = moe
-        fitting = [row for row in moe if row["vram_bytes"] <= budget]
-        if fitting and fits is not None and fits < layers:
-            best = fitting[0]
-            if best["decode_tokens_per_s"] > rows[fits]["decode_tokens_per_s"]:
-                detail["n_cpu_moe"] = best["n_cpu_moe"]
-                notes.append(f"--n-cpu-moe {best['n_cpu_moe']} fits better: every layer on the GPU with the routed "
-                             f"experts of the first {best['n_cpu_moe']} in system memory, about "
-                             f"{best['decode_tokens_per_s']:g} tokens/s")
-    return replace(estimate_, offload=tuple(rows), engine_detail=detail, notes=(*estimate_.notes, *notes))
-
-
-def _with_command(estimate_, repo_id: str, weights: WeightSet, serving: ServingOptions):
-    """The llama-server (or Ollama) start for this file, at the -ngl / --n-cpu-moe that fits the chosen GPU."""
-    detail = dict(estimate_.engine_detail)
-    ngl = None if detail.get("n_cpu_moe") else detail.get("largest_ngl")
-    from .planning.engines.llamacpp import LlamaCpp
-
-    engine = serving.engine_model
-    command: str | None
-    if isinstance(engine, LlamaCpp):  # llama.cpp and Ollama place layers (-ngl, --n-cpu-moe) in one file
-        command = engine.command(repo_id, serving, 1, file=weights.files[0], ngl=ngl,
-                                 n_cpu_moe=detail.get("n_cpu_moe", 0))
-    else:
-        command = engine.command(repo_id, serving, 1)
-    detail["command"] = command
-    if "gpu" not in detail:  # without --gpu the command is in the JSON only
-        return replace(estimate_, engine_detail=detail)
-    return replace(estimate_, engine_detail=detail, notes=(*estimate_.notes, f"start: {command}"))
+    if launch.moe:
+        detail["n_cpu_moe_table"] = list(launch.moe)
+    if launch.n_cpu_moe:
+        detail["n_cpu_moe"] = launch.n_cpu_moe
+        notes.append(f"--n-cpu-moe {launch.n_cpu_moe} fits better: every layer on the GPU with the routed "
+                     f"experts of the first {launch.n_cpu_moe} in system memory, about "
+                     f"{launch.moe[launch.n_cpu_moe]['decode_tokens_per_s']:g} tokens/s")
+    return replace(estimate_, offload=launch.offload, engine_detail=detail, notes=(*estimate_.notes, *notes))
 
 
 def _prepare(group: Sequence[WeightSet]) -> tuple[ModelSummary, Architecture | None, str | None]:

@@ -82,6 +82,7 @@ class ModelFacts:
     active_parameters: int
     fp8_weights: bool  # prefill can run at the GPU's FP8 rate
     vocab_bytes_at: Callable[[int], int]  # embedding + head bytes on one GPU at a TP size
+    file: str | None = None  # the GGUF file llama.cpp and Ollama start (the first part of a split file)
 
 
 @dataclass(frozen=True)
@@ -175,9 +176,19 @@ def _scale_up(gpu: Gpu) -> str:
     return "PCIe" if gpu.interconnect in ("none", "PCIe") else gpu.interconnect
 
 
-def shapes(gpu: Gpu, arch: Architecture | None, request: PlanRequest) -> tuple[list[tuple[int, int]], str | None]:
-    """(TP x PP shapes to try on `gpu`, fewest GPUs first; why there are none, when there are none)."""
+def shapes(gpu: Gpu, arch: Architecture | None, request: PlanRequest,
+           layer_split: bool = False) -> tuple[list[tuple[int, int]], str | None]:
+    """(TP x PP shapes to try on `gpu`, fewest GPUs first; why there are none, when there are none).
+
+    `layer_split`: the engine splits the layers over its GPUs itself (llama.cpp's -sm layer, asked as --tp N):
+    one shape per GPU count inside a node, no heads to divide and no pipeline stages."""
     node = gpu.gpus_per_node
+    if layer_split:
+        if request.pp not in (None, 1) or request.nodes not in (None, 1):
+            return [], "llama.cpp splits the layers over the GPUs of one machine: ask for them with --tp N"
+        if request.tp is not None and request.tp > node:
+            return [], f"{request.tp} GPUs are more than one node of {node} {gpu.name}"
+        return [(c, 1) for c in ((request.tp,) if request.tp else (1, 2, 4, 8)) if c <= node], None
     layers = arch.num_layers if arch else 1_000_000
     if request.tp is not None:
         if request.tp > node:
@@ -259,11 +270,13 @@ def _speed(facts: ModelFacts, arch: Architecture | None, gpu: Gpu, tp: int, opti
                        active_parameters=facts.active_parameters, experts=arch.num_experts,
                        experts_per_token=arch.experts_per_token)
     peak = gpu.bf16_tflops * (2 if facts.fp8_weights and gpu.fp8 else 1) if gpu.bf16_tflops else None
-    constants = LLAMA_CPP if options.engine in _LLAMA_CPP_ENGINES else SERVING
-    return estimate_speed(shape, weight_bytes_per_gpu=at_tp.weights_bytes,
-                          kv_bytes_per_sequence_per_gpu=at_tp.kv_bytes_per_sequence, batch=options.concurrency,
-                          tp=tp, bandwidth_gbps=gpu.bandwidth_gbps, peak_tflops=peak, prompt_tokens=at_tp.context,
-                          constants=constants)
+    weights, kv = at_tp.weights_bytes, at_tp.kv_bytes_per_sequence
+    constants = SERVING
+    if options.engine in _LLAMA_CPP_ENGINES:  # -sm layer: the GPUs run their layers one after another
+        constants, weights, kv, tp = LLAMA_CPP, weights * tp, kv * tp, 1
+    return estimate_speed(shape, weight_bytes_per_gpu=weights, kv_bytes_per_sequence_per_gpu=kv,
+                          batch=options.concurrency, tp=tp, bandwidth_gbps=gpu.bandwidth_gbps, peak_tflops=peak,
+                          prompt_tokens=at_tp.context, constants=constants)
 
 
 def _node_commands(nodes: int) -> tuple[str, ...]:
@@ -294,11 +307,37 @@ def plan_on(gpu: Gpu, tp: int, pp: int, breakdown_at: Callable[[int, Gpu], Servi
     tokens = cap.kv_cache_tokens or (cap.kv_pool_bytes // estimate.kv_bytes_per_token if estimate.kv_bytes_per_token
                                      else 0)
     notes = _plan_notes(gpu, count, nodes, tp, pp, estimate, cap, tokens, arch, options, utilization)
-    command = engine.command(facts.repo_id, shaped, count) if facts.repo_id else None
+    command = None
+    if facts.repo_id:
+        command, launch_notes = _command(facts, shaped, count, at_tp, gpu)
+        notes += launch_notes
     return Plan(gpu=gpu, count=count, nodes=nodes, tp=tp, pp=pp, estimate=estimate, capacity=cap, fits=fits,
                 gpu_memory_utilization=utilization, kv_cache_tokens=int(tokens), command=command,
                 node_commands=_node_commands(nodes) if command else (),
                 speed=_speed(facts, arch, gpu, tp, shaped, at_tp), price=price, notes=tuple(notes))
+
+
+def _command(facts: ModelFacts, options: ServingOptions, count: int, at_tp: ServingEstimate,
+             gpu: Gpu) -> tuple[str | None, list[str]]:
+    """The engine's start line for this plan. llama.cpp's and Ollama's name the GGUF file and the layers this
+    GPU type holds (every layer when they fit, else the most that do, or --n-cpu-moe for a MoE model)."""
+    from .engines.llamacpp import LlamaCpp, launch_on
+
+    engine = options.engine_model
+    assert facts.repo_id is not None
+    if not isinstance(engine, LlamaCpp) or facts.file is None:
+        return engine.command(facts.repo_id, options, count), []
+    if options.ngl is not None:  # the user's -ngl, as the breakdown has it
+        return engine.command(facts.repo_id, options, count, file=facts.file), []
+    launch = launch_on(at_tp, engine.budget(gpu.usable_bytes, options), gpu.bandwidth_gbps)
+    notes = []
+    if launch.n_cpu_moe:
+        notes.append(f"--n-cpu-moe {launch.n_cpu_moe}: every layer on the GPU, the routed experts of the first "
+                     f"{launch.n_cpu_moe} in system memory")
+    elif launch.largest_ngl is not None and launch.largest_ngl <= launch.n_layer:
+        notes.append(f"-ngl {launch.largest_ngl} of {launch.n_layer + 1} layers fit; the rest run from system memory")
+    ngl = launch.ngl if launch.ngl is not None else launch.n_layer + 1
+    return engine.command(facts.repo_id, options, count, file=facts.file, ngl=ngl, n_cpu_moe=launch.n_cpu_moe), notes
 
 
 def _plan_notes(gpu: Gpu, count: int, nodes: int, tp: int, pp: int, estimate: ServingEstimate, cap: Capacity,
@@ -367,10 +406,13 @@ def make_plans(breakdown_at: Callable[[int, Gpu], ServingEstimate], facts: Model
                catalog: Sequence[Gpu] | None = None) -> list[Plan]:
     """One plan per GPU type (its fewest GPUs that fit, or the largest shape tried), ranked; at most
     `request.limit` unless `show_all` or GPU types were named."""
+    from .engines.llamacpp import LlamaCpp
+
     plans = []
     refused = []
+    layer_split = isinstance(options.engine_model, LlamaCpp)
     for gpu in candidate_gpus(options, request, catalog):
-        found, why = shapes(gpu, arch, request)
+        found, why = shapes(gpu, arch, request, layer_split)
         if not found:
             refused.append(why or gpu.name)
             continue

@@ -620,6 +620,40 @@ def largest_ngl(rows: Sequence[Mapping[str, Any]], budget_bytes: int) -> int | N
     return max(fitting) if fitting else None
 
 
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """How to start llama.cpp on one GPU type: the layers it holds, and the rows that decided it."""
+
+    largest_ngl: int | None  # the most layers that fit (None: not even -ngl 0)
+    n_layer: int  # repeating layers (-ngl n_layer + 1 = all, the output layer counted)
+    n_cpu_moe: int = 0  # --n-cpu-moe: every layer on the GPU, the first N layers' routed experts at home
+    offload: tuple[dict[str, Any], ...] = ()  # the -ngl table with decode speeds on this GPU
+    moe: tuple[dict[str, Any], ...] = ()  # the --n-cpu-moe table with decode speeds (MoE models)
+
+    @property
+    def ngl(self) -> int | None:
+        """The -ngl to start with: every layer with --n-cpu-moe, else the most that fit."""
+        return self.n_layer + 1 if self.n_cpu_moe else self.largest_ngl
+
+
+def launch_on(estimate: ServingEstimate, budget_bytes: int, gpu_bandwidth_gbps: float) -> Launch:
+    """The -ngl (or, for a MoE model, --n-cpu-moe) that a GPU of `budget_bytes` per card takes for this
+    estimate: every layer when they fit, else the most that fit, or every layer with the routed experts of the
+    first N layers in system memory when that fits and decodes faster than the partial -ngl."""
+    detail = estimate.engine_detail or {}
+    n_layer = int(detail.get("n_layer", 0))
+    rows = with_speed(estimate.offload, gpu_bandwidth_gbps)
+    ngl = largest_ngl(rows, budget_bytes)
+    moe = with_speed(detail.get("n_cpu_moe_table", ()), gpu_bandwidth_gbps)
+    n_cpu_moe = 0
+    fitting = [row for row in moe if row["vram_bytes"] <= budget_bytes]
+    if fitting and ngl is not None and ngl <= n_layer:
+        best = fitting[0]
+        if best["decode_tokens_per_s"] > rows[ngl]["decode_tokens_per_s"]:
+            n_cpu_moe = best["n_cpu_moe"]
+    return Launch(ngl, n_layer, n_cpu_moe, tuple(rows), tuple(moe))
+
+
 # --- decode speed -------------------------------------------------------------------------------------------
 
 DEFAULT_RAM_BANDWIDTH_GBPS = 60.0  # dual-channel DDR5 as measured (theoretical 83-90 GB/s); --ram-bandwidth
