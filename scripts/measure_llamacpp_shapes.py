@@ -38,6 +38,8 @@ MODELS = (
                                 "-c 2048 -fa off")),
     ("mistralai/Mixtral-8x7B-v0.1", "llama", ("-c 8192 -np 2 -ctk q8_0 -ctv q8_0",)),
     ("meta-llama/Llama-2-70b-chat-hf", "llama", ("-c 16384 -ub 256",)),
+    # a recurrent model: the per-slot state (RS buffer) beside a KV cache of no layers
+    ("tiiuae/falcon-mamba-7b", "mamba", ("-c 4096", "-c 8192 -np 4")),
 )
 
 
@@ -58,6 +60,12 @@ def settings_of(flags: str) -> dict:
 
 def hparams_of(config: dict, arch: str) -> dict:
     """The hyper-parameters gpumem's llama.cpp model needs, from config.json."""
+    if arch == "mamba":  # falcon-mamba's config.json names; no attention heads
+        inner, conv, state = config["intermediate_size"], config["conv_kernel"], config["state_size"]
+        return {"arch": arch, "n_layer": config["num_hidden_layers"], "n_embd": config["hidden_size"], "n_head": 0,
+                "n_head_kv": 0, "head_k": 0, "head_v": 0, "n_vocab": config["vocab_size"], "n_ff": 0,
+                "recurrent_layers": config["num_hidden_layers"], "state_elements": inner * (conv - 1 + state),
+                "ssm": {"d_inner": inner, "d_conv": conv, "d_state": state, "dt_rank": config["time_step_rank"]}}
     heads = config["num_attention_heads"]
     head = config.get("head_dim") or config["hidden_size"] // heads
     out = {"arch": arch, "n_layer": config["num_hidden_layers"], "n_embd": config["hidden_size"], "n_head": heads,
@@ -74,6 +82,18 @@ def tensors_of(h: dict) -> list[tuple[str, tuple[int, ...], GGMLQuantizationType
     embd, ff, vocab = h["n_embd"], h["n_ff"], h["n_vocab"]
     q, kv = h["n_head"] * h["head_k"], h["n_head_kv"] * h["head_k"]
     rows = [("token_embd.weight", (vocab, embd), T.Q4_K)]
+    if h["arch"] == "mamba":
+        m = h["ssm"]
+        inner, state, rank = m["d_inner"], m["d_state"], m["dt_rank"]
+        for i in range(h["n_layer"]):
+            p = f"blk.{i}."
+            rows += [(p + "attn_norm.weight", (embd,), T.F32), (p + "ssm_in.weight", (2 * inner, embd), T.Q4_K),
+                     (p + "ssm_conv1d.weight", (inner, m["d_conv"]), T.F32), (p + "ssm_conv1d.bias", (inner,), T.F32),
+                     (p + "ssm_x.weight", (rank + 2 * state, inner), T.Q4_K),
+                     (p + "ssm_dt.weight", (inner, rank), T.Q4_K), (p + "ssm_dt.bias", (inner,), T.F32),
+                     (p + "ssm_a", (inner, state), T.F32), (p + "ssm_d", (inner,), T.F32),
+                     (p + "ssm_out.weight", (embd, inner), T.Q4_K)]
+        return rows + [("output_norm.weight", (embd,), T.F32), ("output.weight", (vocab, embd), T.Q6_K)]
     for i in range(h["n_layer"]):
         p = f"blk.{i}."
         rows += [(p + "attn_norm.weight", (embd,), T.F32), (p + "attn_q.weight", (q, embd), T.Q4_K),
@@ -104,14 +124,22 @@ def sparse_model(path: Path, config: dict, h: dict) -> None:
     """The header, then a hole as long as the tensor data."""
     arch = h["arch"]
     writer = GGUFWriter(path, arch)
-    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_context_length(config.get("max_position_embeddings", 2**20))
     writer.add_embedding_length(h["n_embd"])
     writer.add_block_count(h["n_layer"])
     writer.add_feed_forward_length(h["n_ff"])
-    writer.add_rope_dimension_count(h["head_k"])
     writer.add_head_count(h["n_head"])
     writer.add_head_count_kv(h["n_head_kv"])
-    writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
+    writer.add_layer_norm_rms_eps(config.get("rms_norm_eps") or config["layer_norm_epsilon"])
+    if arch == "mamba":
+        m = h["ssm"]
+        writer.add_ssm_conv_kernel(m["d_conv"])
+        writer.add_ssm_inner_size(m["d_inner"])
+        writer.add_ssm_state_size(m["d_state"])
+        writer.add_ssm_time_step_rank(m["dt_rank"])
+        writer.add_ssm_dt_b_c_rms(True)  # falcon-mamba
+    else:
+        writer.add_rope_dimension_count(h["head_k"])
     if config.get("rope_theta"):
         writer.add_rope_freq_base(config["rope_theta"])
     if h.get("n_expert"):
@@ -144,9 +172,9 @@ def main(config_dir: str, out: str) -> int:
     rows = []
     for repo, arch, runs in MODELS:
         name = repo.replace("/", "__")
-        path = Path(config_dir) / name / "config.json"
-        if not path.exists():  # the configs kept in this repository's fixtures
-            path = Path(__file__).resolve().parent.parent / "fixtures" / "configs" / f"{name}.json"
+        fixtures = Path(__file__).resolve().parent.parent / "fixtures"  # or the configs kept in the fixtures
+        path = next(p for p in (Path(config_dir) / name / "config.json", fixtures / "configs" / f"{name}.json",
+                                fixtures / "gguf" / "configs" / f"{name}.json") if p.exists())
         config = json.loads(path.read_text())
         h = hparams_of(config, arch)
         with tempfile.TemporaryDirectory() as folder:

@@ -100,6 +100,7 @@ def _tensors(case: Case) -> list[TensorInfo] | None:
 def model_and_settings(case: Case) -> tuple[lc.GGUFModel, lc.LlamaCppSettings]:
     """The GGUFModel (with tensor placement when the case has a header) and the run's settings."""
     h = dict(case.hparams)
+    h.pop("ssm", None)  # the recurrent layers' shapes the measurement script wrote the file with
     kv = h.pop("n_head_kv")
     pattern = h.pop("swa_pattern", None)
     h["n_head_kv"] = (kv,) * h["n_layer"] if isinstance(kv, int) else tuple(kv)

@@ -195,6 +195,7 @@ class GGUFModel:
     swa: tuple[bool, ...] = ()
     mla: bool = False  # latent K cache only (V is a view of it)
     recurrent_layers: int = 0  # Mamba / linear-attention layers: a state per sequence, no KV cells
+    state_elements: int = 0  # per recurrent layer and sequence: conv state (n_embd_r) + SSM state (n_embd_s)
     layer_bytes: tuple[int, ...] | None = None
     expert_bytes: tuple[int, ...] | None = None
     host_layer_bytes: tuple[int, ...] | None = None
@@ -213,6 +214,13 @@ class GGUFModel:
     def is_swa(self, layer: int) -> bool:
         """Whether layer `layer` keeps only a sliding window."""
         return layer < len(self.swa) and self.swa[layer]
+
+    def state_bytes(self, layer: int, n_seq: int) -> int:
+        """The recurrent state of layer `layer` over `n_seq` slots (0 for an attention layer): llama.cpp keeps
+        one f32 row of n_embd_r + n_embd_s per slot (llama_memory_recurrent, the "RS buffer")."""
+        if not self.recurrent_layers or self.n_head_kv[layer]:
+            return 0
+        return self.state_elements * F32 * max(1, n_seq)
 
     def kv_row_bytes(self, layer: int, type_k: str, type_v: str) -> int:
         """KV bytes one cell of layer `layer` takes (0 for a recurrent layer)."""
@@ -263,7 +271,8 @@ class GGUFModel:
             n_expert_used=arch.experts_per_token, n_ff_exp=(arch.moe_intermediate_size or arch.intermediate_size)
             if experts else 0,
             n_ff_shexp=arch.num_shared_experts * (arch.moe_intermediate_size or 0),
-            n_swa=window if any(swa) else 0, swa=swa, mla=arch.is_mla, recurrent_layers=arch.state_layers, **extra)
+            n_swa=window if any(swa) else 0, swa=swa, mla=arch.is_mla, recurrent_layers=arch.state_layers,
+            state_elements=arch.mamba_state_elements, **extra)
 
 
 # --- settings ---------------------------------------------------------------------------------------------------
@@ -452,15 +461,16 @@ def plan(model: GGUFModel, s: LlamaCppSettings) -> LlamaCppMemory:
         row = model.kv_row_bytes(il, s.type_k, s.type_v)
         if not model.is_swa(il):
             kv_per_token += row
+        state = model.state_bytes(il, s.n_seq)
         layer = model.layer_bytes[il] if model.layer_bytes else 0
         experts = model.expert_bytes[il] if model.expert_bytes and il in cpu_moe and dev >= 0 else 0
         if dev < 0:
             host_model += model.host_layer_bytes[il] if model.host_layer_bytes else 0
-            host_kv += row * cells
+            host_kv += row * cells + state
         else:
             model_b[dev] += layer - experts
             host_model += experts
-            kv_b[dev] += row * cells
+            kv_b[dev] += row * cells + state
             layers_n[dev] += 1
     output = (model.output_bytes or 0) + (model.token_embd_bytes or 0 if model.tied else 0)
     if out_dev >= 0:
@@ -477,7 +487,9 @@ def plan(model: GGUFModel, s: LlamaCppSettings) -> LlamaCppMemory:
     host = DeviceMemory(host_model, host_kv, compute[-1], host_layers, out_dev < 0)
     notes = []
     if model.recurrent_layers:
-        notes.append(f"{model.recurrent_layers} recurrent layers keep a per-slot state that is not counted")
+        state = sum(model.state_bytes(il, s.n_seq) for il in range(model.n_layer))
+        notes.append(f"{model.recurrent_layers} recurrent layers keep a state per slot: {state / MIB:,.2f} MiB for "
+                     f"{s.n_seq}, counted with the KV cache (llama.cpp's RS buffer)")
     return LlamaCppMemory(s, gpus, host, per_stream * streams, swa_per_stream * streams, kv_per_token, tuple(notes))
 
 
@@ -531,6 +543,8 @@ def compute_buffers(model: GGUFModel, s: LlamaCppSettings, per_stream: int, swa_
     outputs = tokens if s.outputs is None else min(tokens, s.outputs)
     out = model.n_vocab * outputs * F32 + OUT_HIDDEN * hidden
     masks = (streams_kv + (swa_per_stream if any(model.swa) else 0)) * tokens * mask_cell
+    if not any(model.n_head_kv):  # a recurrent model (Mamba) has no attention: no mask, no attention stage
+        masks = attn = 0
     embd_inputs = (2 if g.embd_select else 1) * hidden
     on_host = [il for il, dev in enumerate(devices) if dev < 0]
     # Several GPUs running the layers as a pipeline keep a copy of their inputs (mask, hidden state) per stage.
@@ -564,7 +578,8 @@ def compute_buffers(model: GGUFModel, s: LlamaCppSettings, per_stream: int, swa_
         # The logits go above the last layer's residual and output, over the input layer's freed slots; when
         # the last layer frees a mask at least one FFN tensor wide, its gate takes that hole and its output
         # lands one slot higher (both traced on b11434).
-        higher = hidden if masks // (1 + (1 if any(model.swa) else 0)) >= _ffn_width(model) * tokens * F32 else 0
+        own_mask = masks // (1 + (1 if any(model.swa) else 0))
+        higher = hidden if own_mask and own_mask >= _ffn_width(model) * tokens * F32 else 0
         host_stages.append(out + 2 * below + higher)
     elif out_dev < 0:
         host_stages.append(out)
