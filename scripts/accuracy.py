@@ -19,9 +19,9 @@ from pathlib import Path
 
 from gpumem.model.architecture import parse_architecture
 from gpumem.model.params import summarize_weights
-from gpumem.model.safetensors_header import DTYPE_BITS
 from gpumem.model.types import TensorInfo
 from gpumem.planning.memory import ServingOptions, estimate_serving
+from gpumem_dev.fixtures import manifest_tensors
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASUREMENTS = {"calibration": ROOT / "fixtures" / "measurements" / "h200-transformers-bf16.jsonl",
@@ -29,18 +29,6 @@ MEASUREMENTS = {"calibration": ROOT / "fixtures" / "measurements" / "h200-transf
 MANIFESTS = {"Llama-2-7b-hf": "meta-llama__Llama-2-7b-hf", "Meta-Llama-3-8B": "meta-llama__Llama-3.1-8B",
              "Qwen2.5-7B": "Qwen__Qwen2.5-7B", "Phi-3-mini-4k-instruct": "microsoft__Phi-3-mini-4k-instruct",
              "gpt2": "openai-community__gpt2", "Mixtral-8x7B-v0.1": "mistralai__Mixtral-8x7B-v0.1"}
-
-
-def manifest_tensors(folder: str) -> list[TensorInfo]:
-    """TensorInfo rows of a fixtures/hub tensors.json manifest."""
-    manifest = json.loads((ROOT / "fixtures" / "hub" / folder / "tensors.json").read_text())
-    rows = []
-    for name, (dtype, shape) in manifest["tensors"].items():
-        numel = 1
-        for dim in shape:
-            numel *= dim
-        rows.append(TensorInfo(name, dtype, tuple(shape), numel * DTYPE_BITS[dtype] // 8))
-    return rows
 
 
 def llama_shaped_tensors(config: dict) -> list[TensorInfo]:

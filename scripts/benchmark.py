@@ -3,7 +3,7 @@
     python scripts/benchmark.py            # HTTPS and HTTP at 50 ms per request (a few minutes)
     python scripts/benchmark.py --quick    # HTTPS only, 3 repeats
 
-The fake Hub (tests/fakehub) runs in its own process, as the real Hub is not in yours: sharing the
+The fake Hub (gpumem_dev.fakehub) runs in its own process, as the real Hub is not in yours: sharing the
 GIL with the client would charge the server's work to the client. It sleeps `latency` before every
 answer and, as the real Hub does, answers small files with a 307 to /api/resolve-cache/... and weight
 files with a 302 to a CDN host; over HTTPS with a throw-away CA (trustme). So a cold read of a sharded
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "src"))  # gpumem and gpumem_dev (the fake Hub), when run without PYTHONPATH=src
 
 REPOS = {  # repo id -> shards
     "openai-community/gpt2": 1,
@@ -50,8 +50,8 @@ HF_MEM_NOTE = ("hf-mem 0.5.6 (PyPI): n/a - every URL is hard-coded to https://hu
 
 def deepseek_r1_repo():
     """deepseek-ai/DeepSeek-R1 as stored: the real config, FP8 + block scales, 163 shards (as tests/test_formats_e2e.py)."""
-    from fakehub import formats as fmt
-    from fakehub.layouts import deepseek_v3_layout
+    from gpumem_dev.fakehub import formats as fmt
+    from gpumem_dev.fakehub.layouts import deepseek_v3_layout
 
     config = json.loads((ROOT / "fixtures" / "hub" / "deepseek-ai__DeepSeek-R1" / "config.json").read_text())
     return fmt.sharded_repo("deepseek-ai/DeepSeek-R1", config, fmt.as_tuples(deepseek_v3_layout(config)), 163,
@@ -61,7 +61,7 @@ def deepseek_r1_repo():
 def serve(ca_file: str | None) -> None:
     """Child-process mode: serve the benchmark repos (over HTTPS with a throw-away CA written to `ca_file`,
     small files through the resolve-cache redirect as the real Hub does); answer one command per stdin line."""
-    from fakehub import FakeHub, llama2_70b_repo, repo_from_fixture, synthetic_sharded_repo
+    from gpumem_dev.fakehub import FakeHub, llama2_70b_repo, repo_from_fixture, synthetic_sharded_repo
 
     tls = None
     if ca_file:
@@ -151,9 +151,8 @@ def client_env(hub: HubProcess, **extra: str) -> dict:
 
 def in_process(hub: HubProcess, repo: str, cache: Path) -> tuple[float, list]:
     """gpumem.api.inspect_repo in this process, timed around the call only."""
-    from fakehub import GOOD_TOKEN
-
     from gpumem import api
+    from gpumem_dev.fakehub import GOOD_TOKEN
 
     os.environ["GPUMEM_CACHE_DIR"] = str(cache)
     if hub.ca_file:
@@ -171,7 +170,7 @@ def gpumem_command() -> list[str]:
 
 def cli(hub: HubProcess, repos: list[str], cache: Path, pycache: Path) -> tuple[float, list, str]:
     """`gpumem hf REPO... --json` as a subprocess: wall time includes interpreter start-up and imports."""
-    from fakehub import GOOD_TOKEN
+    from gpumem_dev.fakehub import GOOD_TOKEN
 
     env = client_env(hub, GPUMEM_CACHE_DIR=str(cache), HF_HOME=str(cache / "hf"), PYTHONPYCACHEPREFIX=str(pycache),
                      PYTHONPATH=str(ROOT / "src"))
@@ -199,7 +198,7 @@ print(json.dumps({"wall": time.perf_counter() - started, "files": len(meta.files
 
 def hf_hub(hub: HubProcess, repo: str, home: Path) -> tuple[float, list]:
     """huggingface_hub.get_safetensors_metadata in a subprocess with HF_ENDPOINT set (read at its import)."""
-    from fakehub import GOOD_TOKEN
+    from gpumem_dev.fakehub import GOOD_TOKEN
 
     env = client_env(hub, HF_HOME=str(home), HF_HUB_DISABLE_PROGRESS_BARS="1")
     hub.ask("reset")

@@ -10,11 +10,8 @@ held-out logs came afterwards (docs/llamacpp.md).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from fakehub import llamacpp_logs  # noqa: E402  (dev tooling lives beside the tests)
+from gpumem_dev.fakehub import llamacpp_logs
 
 
 def main() -> int:

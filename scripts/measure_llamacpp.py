@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from gguf import GGML_QUANT_SIZES, GGUFWriter, LlamaFileType
 
+from gpumem_dev import make_gguf_fixtures as make
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-import make_gguf_fixtures as make  # noqa: E402
 
 # (flags as llama-server takes them, settings in gpumem's terms)
 RUNS = (

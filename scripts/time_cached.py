@@ -27,11 +27,10 @@ REPO = "deepseek-ai/DeepSeek-R1"
 
 def serve() -> None:
     """Child-process mode: serve the repo until stdin closes."""
-    sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
-    from fakehub import FakeFile, FakeHub, FakeRepo
-    from fakehub.repos import sharded_files, split_in_order
-
+    sys.path[:0] = [str(ROOT / "src")]  # gpumem and gpumem_dev
     from gpumem.reading.snapshot import load_snapshot
+    from gpumem_dev.fakehub import FakeFile, FakeHub, FakeRepo
+    from gpumem_dev.fakehub.repos import sharded_files, split_in_order
 
     # The shipped snapshot holds every tensor (in shard order) and the 163 shard names.
     (weights,) = load_snapshot(REPO).weight_sets

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from gpumem.model.architecture import parse_architecture
 from gpumem.model.params import summarize_weights
-from gpumem.model.safetensors_header import DTYPE_BITS
 from gpumem.model.types import ModelSummary, TensorInfo, WeightCount
 from gpumem.planning.engines import GpuTarget
 from gpumem.planning.memory import ServingOptions, estimate_serving, kv_pool_bytes
+from gpumem_dev.fixtures import manifest_tensors
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASUREMENTS = ROOT / "fixtures" / "measurements"
@@ -110,18 +110,6 @@ def _config(entry: dict) -> dict:
     if "config_file" in entry:
         return json.loads((ROOT / entry["config_file"]).read_text())
     return entry["config"]
-
-
-def manifest_tensors(folder: str) -> list[TensorInfo]:
-    """TensorInfo rows of a fixtures/hub tensors.json manifest."""
-    manifest = json.loads((ROOT / "fixtures" / "hub" / folder / "tensors.json").read_text())
-    rows = []
-    for name, (dtype, shape) in manifest["tensors"].items():
-        numel = 1
-        for dim in shape:
-            numel *= dim
-        rows.append(TensorInfo(name, dtype, tuple(shape), numel * DTYPE_BITS[dtype] // 8))
-    return rows
 
 
 SHAPED_TYPES = ("llama", "qwen2", "qwen3", "qwen3_moe")

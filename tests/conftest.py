@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
-from gpumem.model.safetensors_header import DTYPE_BITS
-from gpumem.model.types import TensorInfo
+from gpumem_dev import fakehub
+from gpumem_dev.fixtures import FIXTURES, HUB_FIXTURES, load_fixture_json, manifest_tensors
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-HUB_FIXTURES = FIXTURES / "hub"
+__all__ = ["FIXTURES", "HUB_FIXTURES", "load_fixture_json", "manifest_tensors"]  # tests import them from here
 
 
 @pytest.fixture(autouse=True)
@@ -24,27 +20,6 @@ def hermetic_env(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
     yield
 
-
-def load_fixture_json(folder: str, name: str) -> dict:
-    """Read one JSON file of a real-model fixture folder, e.g. ('openai-community__gpt2', 'config.json')."""
-    return json.loads((HUB_FIXTURES / folder / name).read_text())
-
-
-def manifest_tensors(folder: str) -> list[TensorInfo]:
-    """TensorInfo for every tensor of a fixture's tensors.json manifest (file = its shard or model.safetensors)."""
-    manifest = load_fixture_json(folder, "tensors.json")
-    shards = manifest.get("shards") or {}
-    tensors = []
-    for name, (dtype, shape) in manifest["tensors"].items():
-        numel = 1
-        for dim in shape:
-            numel *= dim
-        tensors.append(TensorInfo(name, dtype, tuple(shape), numel * DTYPE_BITS[dtype] // 8,
-                                  shards.get(name, "model.safetensors")))
-    return tensors
-
-
-import fakehub  # noqa: E402 - the loopback fake Hub package beside this file
 
 fake_hub = pytest.fixture(scope="session")(fakehub.fake_hub)
 

@@ -155,9 +155,8 @@ def test_vllm_rank_ceiling():
 def test_packed_4bit_base_keeps_its_projection_shapes():
     """Real adapters trained on unsloth's bitsandbytes-4bit bases: the packed U8 weights hide their shapes, the
     architecture gives them back, and the real configs count the same as on the 16-bit base."""
-    from fakehub.layouts import bnb4, quantize
-
     from gpumem.model.architecture import parse_architecture
+    from gpumem_dev.fakehub.layouts import bnb4, quantize
 
     tensors = manifest_tensors(LLAMA_31_8B)
     arch = parse_architecture(load_fixture_json(LLAMA_31_8B, "config.json"))

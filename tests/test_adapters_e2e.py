@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from fakehub import adapter_files, adapter_repo, repo_from_fixture
+from gpumem_dev.fakehub import adapter_files, adapter_repo, repo_from_fixture
 
 TIGRINYA = "abrhaleyarefaine1997__gpt2-tigrinya-lora"  # base "gpt2": r 8 on c_attn + c_proj, 811,008 params
 REHMAN = "Rehman54454__gpt2-qlora"  # base "openai-community/gpt2": r 8 on attn.c_attn + attn.c_proj

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from fakehub import GOOD_TOKEN, NO_ACCESS_TOKEN, repo_from_fixture
+
+from gpumem_dev.fakehub import GOOD_TOKEN, NO_ACCESS_TOKEN, repo_from_fixture
 
 # Published exact counts (fixtures/hub/SOURCES.md).
 PUBLISHED = [

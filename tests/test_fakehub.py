@@ -10,18 +10,6 @@ import numpy as np
 import pytest
 import requests
 from conftest import HUB_FIXTURES, load_fixture_json, manifest_tensors
-from fakehub import (
-    GOOD_TOKEN,
-    NO_ACCESS_TOKEN,
-    FakeFile,
-    FakeRepo,
-    fake_hub,
-    llama2_70b_repo,
-    safetensors_bytes,
-    split_in_order,
-    synthetic_sharded_repo,
-    virtual_safetensors,
-)
 from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -33,6 +21,18 @@ from safetensors import safe_open
 from safetensors.numpy import save
 
 from gpumem.model.safetensors_header import parse_header
+from gpumem_dev.fakehub import (
+    GOOD_TOKEN,
+    NO_ACCESS_TOKEN,
+    FakeFile,
+    FakeRepo,
+    fake_hub,
+    llama2_70b_repo,
+    safetensors_bytes,
+    split_in_order,
+    synthetic_sharded_repo,
+    virtual_safetensors,
+)
 
 hub = pytest.fixture(fake_hub)  # a fresh server per test here: these tests add repos and flip knobs
 

@@ -9,10 +9,11 @@ from functools import lru_cache
 
 import pytest
 from conftest import load_fixture_json
-from fakehub import FakeRepo
-from fakehub import formats as fmt
-from fakehub.layouts import deepseek_v3_layout, gptq, llama2_13b_layout, quantize
-from fakehub.repos import tensor_nbytes
+
+from gpumem_dev.fakehub import FakeRepo
+from gpumem_dev.fakehub import formats as fmt
+from gpumem_dev.fakehub.layouts import deepseek_v3_layout, gptq, llama2_13b_layout, quantize
+from gpumem_dev.fakehub.repos import tensor_nbytes
 
 LLAMA2_7B = 6_738_415_616
 LLAMA2_13B = 13_015_864_320  # fixtures/hub/SOURCES.md

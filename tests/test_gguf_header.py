@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import struct
@@ -24,11 +23,9 @@ from gpumem.model.gguf_header import (
     parse_gguf,
     variant_label,
 )
+from gpumem_dev import make_gguf_fixtures as make
 
 GGUF_DIR = FIXTURES / "gguf"
-_spec = importlib.util.spec_from_file_location("make_gguf_fixtures", FIXTURES.parent / "scripts" / "make_gguf_fixtures.py")
-make = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make)
 
 TINY = (GGUF_DIR / "tiny-mix.gguf").read_bytes()
 LLAMA2_HEADER = (GGUF_DIR / "llama-2-7b.Q4_K_M.header.gguf").read_bytes()

@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakehub import FakeFile, FakeRepo, repo_from_fixture, safetensors_bytes
 
 from gpumem.reading.cache import ResultCache
 from gpumem.reading.sanitize import clean, csv_cell, redact, register_secret
+from gpumem_dev.fakehub import FakeFile, FakeRepo, repo_from_fixture, safetensors_bytes
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 GPT2 = "openai-community/gpt2"
@@ -209,13 +209,13 @@ def test_svg_refuses_a_fifo_and_honours_the_umask(gpumem, tmp_path):
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o644
 
 
-# -- bounded fuzzing of the model-info and cache readers (scripts/fuzz.py runs the long version) ---------------
+# -- bounded fuzzing of the model-info and cache readers (gpumem_dev/fuzz.py runs the long version) ----------
 
 def test_fuzz_model_info_and_cache_entries_raise_only_gpumem_errors():
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    from fuzz import TARGETS
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
+
+    from gpumem_dev.fuzz import TARGETS
 
     for name in ("model info: JSON-shaped", "model info: raw bytes", "cache entries: JSON-shaped",
                  "cache entries: raw bytes"):

@@ -7,11 +7,11 @@ import json
 
 import pytest
 import trustme
-from fakehub import GOOD_TOKEN, FakeHub, fixture_repos
-from fakehub.scripted import Reply, ScriptedServer
 
 from gpumem.errors import HubUnavailable
 from gpumem.reading.hub import HubClient
+from gpumem_dev.fakehub import GOOD_TOKEN, FakeHub, fixture_repos
+from gpumem_dev.fakehub.scripted import Reply, ScriptedServer
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 

@@ -7,7 +7,6 @@ import json
 import time
 
 import pytest
-from fakehub.scripted import Reply, ScriptedServer
 
 from gpumem.errors import (
     AuthError,
@@ -22,6 +21,7 @@ from gpumem.errors import (
 )
 from gpumem.reading import hub as hub_module
 from gpumem.reading.hub import HubClient
+from gpumem_dev.fakehub.scripted import Reply, ScriptedServer
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 TOKEN = "hf_secretsecretsecretsecret"

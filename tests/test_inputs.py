@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from fakehub import formats as fmt
 from safetensors.numpy import save_file
 
 from gpumem.errors import UsageError
 from gpumem.inputs import gpu_choice_note, one_revision, parse_context, parse_repo_reference
+from gpumem_dev.fakehub import formats as fmt
 
 GGUF_REPO = "TheBloke/Llama-2-7B-GGUF"
 

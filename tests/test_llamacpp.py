@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from fakehub import formats as fmt
-from fakehub import llamacpp_logs as logs
 
 from gpumem.errors import UsageError
 from gpumem.model.architecture import parse_architecture
@@ -15,6 +13,8 @@ from gpumem.model.gguf_header import gguf_config, parse_gguf
 from gpumem.planning.engines import get_engine
 from gpumem.planning.engines import llamacpp as lc
 from gpumem.planning.memory import ServingOptions
+from gpumem_dev.fakehub import formats as fmt
+from gpumem_dev.fakehub import llamacpp_logs as logs
 
 MIB = 2**20
 GIB = 2**30

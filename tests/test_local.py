@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import FIXTURES, load_fixture_json
-from fakehub import formats as fmt
 from safetensors.numpy import save_file
+
+from gpumem_dev.fakehub import formats as fmt
 
 LLAMA2_7B = 6_738_415_616
 

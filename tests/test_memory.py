@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, load_fixture_json, manifest_tensors
-from fakehub.layouts import gptq, quantize
 from test_architecture import real_config
 
 from gpumem.errors import UsageError
@@ -26,6 +25,7 @@ from gpumem.planning.memory import (
     kv_bytes_per_token,
     weights_per_gpu,
 )
+from gpumem_dev.fakehub.layouts import gptq, quantize
 
 
 def weight_count(folder: str) -> tuple[list, ModelSummary]:

@@ -15,9 +15,9 @@ from xml.etree import ElementTree
 
 import pytest
 from conftest import FIXTURES
-from fakehub import formats as fmt
 
 from gpumem.output.tables import BAR_WIDTH, Bar, BarSegment, Cell, Column, Document, Table, layout, plain_lines, wrap
+from gpumem_dev.fakehub import formats as fmt
 
 TOKEN = "hf_fakehub_granted_0123456789abcdef"
 GGUF_REPO = "TheBloke/Llama-2-7B-GGUF"

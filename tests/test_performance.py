@@ -9,9 +9,9 @@ import threading
 import time
 
 import pytest
-from fakehub import GOOD_TOKEN, llama2_70b_repo, synthetic_sharded_repo
 
 from gpumem import api
+from gpumem_dev.fakehub import GOOD_TOKEN, llama2_70b_repo, synthetic_sharded_repo
 
 REPO_405B = "gpumem-perf/Llama-3.1-405B-191-shards"  # its own id: the session Hub's other repos stay as they are
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from fakehub import GOOD_TOKEN, synthetic_sharded_repo
 
 from gpumem import api
 from gpumem.errors import UsageError
@@ -14,6 +13,7 @@ from gpumem.planning.gpus import load_catalog
 from gpumem.planning.memory import ServingOptions
 from gpumem.planning.plans import PlanRequest
 from gpumem.planning.prices import load_prices
+from gpumem_dev.fakehub import GOOD_TOKEN, synthetic_sharded_repo
 
 OFFLINE = api.HubOptions(offline=True)
 

@@ -6,7 +6,11 @@ import json
 
 import pytest
 from conftest import FIXTURES, load_fixture_json, manifest_tensors
-from fakehub.layouts import (
+
+from gpumem.model.params import count_weights, summarize_weights
+from gpumem.model.quantization import scan_quantization
+from gpumem.model.types import TensorInfo
+from gpumem_dev.fakehub.layouts import (
     awq,
     bnb4,
     bnb_int8_layout,
@@ -22,10 +26,6 @@ from fakehub.layouts import (
     quantize,
     tensor,
 )
-
-from gpumem.model.params import count_weights, summarize_weights
-from gpumem.model.quantization import scan_quantization
-from gpumem.model.types import TensorInfo
 
 LLAMA31_8B = 8_030_261_248
 LLAMA2_7B = 6_738_415_616

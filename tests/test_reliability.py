@@ -18,7 +18,14 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, HUB_FIXTURES
-from fakehub import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gpumem.errors import FormatError
+from gpumem.model.architecture import parse_architecture
+from gpumem.reading import hub as hub_module
+from gpumem.reading.fetch import read_weight_header
+from gpumem_dev.fakehub import (
     GOOD_TOKEN,
     NO_ACCESS_TOKEN,
     FakeFile,
@@ -28,15 +35,8 @@ from fakehub import (
     repo_from_fixture,
     safetensors_bytes,
 )
-from fakehub.repos import fake_sha
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from gpumem.errors import BadConfig, BadHeader, FormatError
-from gpumem.model.architecture import parse_architecture
-from gpumem.model.safetensors_header import PREFIX_BYTES
-from gpumem.reading import hub as hub_module
-from gpumem.reading.fetch import read_weight_header
+from gpumem_dev.fakehub.repos import fake_sha
+from gpumem_dev.fuzz import check_config, check_safetensors, configs, header, tensor
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "bad-inputs.md"
 BEGIN, END = "<!-- begin: bad-inputs -->", "<!-- end: bad-inputs -->"
@@ -48,12 +48,6 @@ _GPT2_WEIGHTS = repo_from_fixture("openai-community__gpt2").files["model.safeten
 # A 4.3 GB single-tensor shard (virtual: zeros after the header), for the ignored-Range row.
 _BIG = [("model.embed_tokens.weight", "BF16", (128256, 16384))]
 TWO_SHARDS = {"a": [("model.embed_tokens.weight", "BF16", (8, 4))], "b": [("model.norm.weight", "BF16", (4,))]}
-
-
-def header(text: bytes | str, length: int | None = None) -> bytes:
-    """A safetensors prefix: little-endian length (the real one unless given) then the header bytes."""
-    data = text.encode() if isinstance(text, str) else text
-    return (len(data) if length is None else length).to_bytes(8, "little") + data
 
 
 def one_tensor(entry: dict, data: int = 0) -> FakeFile:
@@ -506,68 +500,12 @@ def test_every_error_class_has_a_row_or_a_test():
     assert documented - {1, 130} <= by_code
 
 
-# -- bounded fuzzing (a few seconds; scripts/fuzz.py runs the long version) ---------------------------
-
-json_scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | st.text(max_size=8)
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
-CONFIG_KEYS = ["num_hidden_layers", "n_layer", "hidden_size", "n_embd", "num_attention_heads", "n_head",
-               "num_key_value_heads", "head_dim", "intermediate_size", "vocab_size", "sliding_window",
-               "layer_types", "use_sliding_window", "max_window_layers", "sliding_window_pattern",
-               "attn_layer_period", "attn_layer_offset", "num_local_experts", "num_experts_per_tok",
-               "kv_lora_rank", "text_config", "model_type", "architectures", "mamba_d_state", "mamba_num_heads",
-               "max_position_embeddings", "tie_word_embeddings", "n_shared_experts"]
-config_values = st.integers(-3, 4100) | json_values | st.sampled_from(
-    ["llama", "gemma2", "mistral", "jamba", "full_attention", "sliding_attention", "mamba"])
-configs = st.dictionaries(st.sampled_from(CONFIG_KEYS), config_values, max_size=14)
-configs = configs | st.builds(lambda c, text: {**c, "text_config": text}, configs, configs) | json_values
-
-
-def check_config(config) -> None:
-    """parse_architecture either understands the config or raises BadConfig; nothing else."""
-    try:
-        arch = parse_architecture(config)
-    except BadConfig as exc:
-        assert exc.message.startswith("config.json")
-        return
-    assert arch.num_layers == len(arch.layer_kinds) >= 1
-    assert arch.head_dim >= 1 and arch.num_attention_heads % arch.num_kv_heads == 0
-    json.dumps(arch.to_dict())
-
+# -- bounded fuzzing (a few seconds; gpumem_dev/fuzz.py runs the long version) ------------------------
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configs)
 def test_fuzz_config_parser_raises_only_bad_config(config):
     check_config(config)
-
-
-def check_safetensors(entries: dict, size_delta: int) -> None:
-    """A structured header (tensors mostly well-formed) read as fetch reads it: a result or BadHeader."""
-    prefix = header(json.dumps(entries))
-    size = max(0, len(prefix) + sum(_span(v) for v in entries.values()) + size_delta)
-    data = prefix + bytes(64)
-
-    def read(start: int, length: int) -> bytes:
-        return data[start:min(start + length, size)]
-
-    try:
-        parsed = read_weight_header(read, "safetensors", "fuzz.safetensors", size or None)
-    except BadHeader as exc:
-        assert exc.message.startswith("fuzz.safetensors")
-        return
-    assert PREFIX_BYTES + parsed.header_size + sum(t.nbytes for t in parsed.tensors) == size  # tiles the file
-
-
-def _span(value) -> int:
-    try:
-        return max(0, int(value["data_offsets"][1]) - int(value["data_offsets"][0]))
-    except (TypeError, KeyError, IndexError, ValueError, OverflowError):
-        return 0
-
-
-dtypes = st.sampled_from(["F32", "BF16", "F16", "I8", "F4", "F8_E4M3", "U64", "Q9_FUTURE", ""])
-tensor = st.fixed_dictionaries({"dtype": dtypes, "shape": st.lists(st.integers(-1, 70), max_size=3),
-                                "data_offsets": st.lists(st.integers(-1, 600), min_size=2, max_size=2)}) | json_values
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 from conftest import manifest_tensors
-from fakehub import FakeHub, FakeRepo, repo_from_fixture
 
 from gpumem.errors import GpumemError
 from gpumem.model.types import RepoMetadata, WeightSet
 from gpumem.reading.cache import ResultCache
 from gpumem.reading.hub import HubClient
+from gpumem_dev.fakehub import FakeHub, FakeRepo, repo_from_fixture
 
 # Distinctive enough that any appearance anywhere is a leak, never a coincidence.
 CANARY = "hf_CANARYdoNotLeak7f3a9c1e5b2d8f4a6c0e"

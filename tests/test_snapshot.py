@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 
 import pytest
-from conftest import FIXTURES
 
 from gpumem import api
 from gpumem.reading.snapshot import SNAPSHOT_DIR, load_snapshot, snapshot_repo_ids
-
-ROOT = FIXTURES.parent
+from gpumem_dev import build_snapshot as builder
 
 
 def test_snapshot_is_current_with_the_fixtures():
-    spec = importlib.util.spec_from_file_location("build_snapshot", ROOT / "scripts" / "build_snapshot.py")
-    builder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builder)
     expected = builder.entries()
     assert sorted(expected) == snapshot_repo_ids()
     for repo_id, metadata in expected.items():

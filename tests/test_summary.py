@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from fakehub import adapter_repo, repo_from_fixture
 
 from gpumem.model.architecture import parse_architecture
 from gpumem.model.params import count_weights, summarize_weights
 from gpumem.model.types import ModelSummary
 from gpumem.planning.memory import active_parameters, weights_per_gpu, what_if_bytes
 from gpumem.reading.snapshot import load_snapshot
+from gpumem_dev.fakehub import adapter_repo, repo_from_fixture
 
 
 @pytest.fixture(scope="module")

@@ -190,7 +190,7 @@ def test_activation_factor_is_the_fit_and_docs_show_the_current_comparison():
 def test_nf4_bytes_match_a_bitsandbytes_checkpoint_layout():
     """A serialized Params4bit (fakehub.layouts.bnb4: weight, absmax, quant_map, nested_absmax, nested_quant_map and
     the quant_state JSON blob) holds what nf4_bytes counts, but the blob (on disk only) instead of the fp32 offset."""
-    from fakehub.layouts import bnb4
+    from gpumem_dev.fakehub.layouts import bnb4
 
     for out, inp in ((4096, 4096), (1024, 4096), (14336, 4096)):
         stored = bnb4("model.layers.0.mlp.down_proj", out, inp)

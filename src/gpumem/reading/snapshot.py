@@ -1,7 +1,7 @@
 """The built-in snapshot: real metadata of well-known models, for when the Hub can't answer.
 
 `data/snapshot/<org>__<name>.json.gz` (one RepoMetadata dict per repo, `source` "snapshot", `revision`
-the Hub commit it was taken from where known) is built by `scripts/build_snapshot.py` from the real Hub
+the Hub commit it was taken from where known) is built by `python -m gpumem_dev.build_snapshot` from the real Hub
 metadata in the repository's `fixtures/hub/`. Only the requested repo's file is read.
 """
 

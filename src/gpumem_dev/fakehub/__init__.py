@@ -1,8 +1,7 @@
 """A loopback fake Hugging Face Hub for end-to-end tests and benchmarks.
 
-In tests: `from fakehub import FakeHub, ...` (tests/ is on sys.path under pytest). In scripts:
-`sys.path.insert(0, str(ROOT / "tests"))` first. `fake_hub` is a fixture body; conftest wraps it:
-`fake_hub = pytest.fixture(fakehub.fake_hub)`.
+`from gpumem_dev.fakehub import FakeHub, ...` in tests and scripts alike. `fake_hub` is a fixture body;
+tests/conftest.py wraps it: `fake_hub = pytest.fixture(fakehub.fake_hub)`.
 """
 
 from __future__ import annotations

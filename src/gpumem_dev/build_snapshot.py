@@ -1,27 +1,26 @@
 """Build src/gpumem/data/snapshot/ (one gzip JSON per repo) from the real Hub metadata in fixtures/hub/.
 
-Run after changing fixtures/hub:  python scripts/build_snapshot.py
+Run after changing fixtures/hub:  PYTHONPATH=src python -m gpumem_dev.build_snapshot
 Entries: every folder with a tensor manifest (tensors.json) and config.json; the aliases below (same
 architecture and shapes, checked against the Hub's own totals where saved); and the pre-quantized repos
 of fixtures/hub, whose tensors are built from their real config and index with each method's documented
-packing (tests/fakehub/layouts.py; their counts are asserted in tests/test_quantization.py).
+packing (gpumem_dev/fakehub/layouts.py; their counts are asserted in tests/test_quantization.py).
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-import sys
 from pathlib import Path
 
 from gpumem.model.safetensors_header import DTYPE_BITS
 from gpumem.model.types import RepoMetadata, TensorInfo, WeightSet
 
-ROOT = Path(__file__).resolve().parent.parent
-HUB = ROOT / "fixtures" / "hub"
+from .fakehub import layouts  # the documented packings, shared with the tests
+from .fixtures import HUB_FIXTURES as HUB
+from .fixtures import ROOT
+
 OUT = ROOT / "src" / "gpumem" / "data" / "snapshot"
-sys.path.insert(0, str(ROOT / "tests"))
-from fakehub import layouts  # noqa: E402 - the documented packings, shared with the tests
 
 # Repos whose tensors are another folder's (same architecture and shapes). Each alias with a saved Hub
 # model-info must have the same `safetensors.total` as the manifest: checked below, not assumed.

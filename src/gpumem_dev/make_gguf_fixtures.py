@@ -1,6 +1,6 @@
 """Write the GGUF test fixtures in fixtures/gguf/ with the `gguf` package's GGUFWriter.
 
-    .venv/bin/python scripts/make_gguf_fixtures.py
+    PYTHONPATH=src python -m gpumem_dev.make_gguf_fixtures
 
 Output is deterministic (seeded tensor bytes), so tests can rebuild each file and compare. Files:
 
@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFEndian, GGUFWriter, LlamaFileType
 
-ROOT = Path(__file__).resolve().parent.parent
+from .fixtures import ROOT
+
 OUT = ROOT / "fixtures" / "gguf"
 LLAMA2 = ROOT / "fixtures" / "hub" / "meta-llama__Llama-2-7b-hf"
 T = GGMLQuantizationType

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from gpumem.model.gguf_header import parse_gguf
 from gpumem.model.types import TensorInfo
 from gpumem.planning.engines import llamacpp as lc
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..fixtures import ROOT
+
 MEASUREMENTS = ROOT / "fixtures" / "measurements"
 MIB = 2**20
 LLAMA2_HEADER = "fixtures/gguf/llama-2-7b.Q4_K_M.header.gguf"

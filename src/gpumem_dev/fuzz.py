@@ -7,7 +7,7 @@ cache entries (ResultCache.load of any bytes or JSON: a miss or an entry, never 
 return a result or raise a gpumem error (GpumemError); anything else is a failure, printed with the
 smallest input hypothesis finds.
 
-    .venv/bin/python scripts/fuzz.py --seconds 60     # per target; prints a Markdown summary
+    PYTHONPATH=src python -m gpumem_dev.fuzz --seconds 60     # per target; prints a Markdown summary
 """
 
 from __future__ import annotations
@@ -21,23 +21,86 @@ import time
 import traceback
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from test_reliability import check_config, check_safetensors, configs, json_values, tensor  # noqa: E402
+from gpumem.errors import BadConfig, BadHeader, GpumemError
+from gpumem.model.architecture import parse_architecture
+from gpumem.model.gguf_header import IncompleteGGUF, parse_gguf
+from gpumem.model.layout import WeightSetPlan
+from gpumem.model.safetensors_header import PREFIX_BYTES, parse_header
+from gpumem.reading.cache import ResultCache
+from gpumem.reading.fetch import build_weight_set, predict_header_sizes, read_weight_header
+from gpumem.reading.hub import parse_model_info
 
-from gpumem.errors import GpumemError  # noqa: E402
-from gpumem.model.gguf_header import IncompleteGGUF, parse_gguf  # noqa: E402
-from gpumem.model.layout import WeightSetPlan  # noqa: E402
-from gpumem.model.safetensors_header import parse_header  # noqa: E402
-from gpumem.reading.cache import ResultCache  # noqa: E402
-from gpumem.reading.fetch import build_weight_set, predict_header_sizes  # noqa: E402
-from gpumem.reading.hub import parse_model_info  # noqa: E402
+from .fixtures import FIXTURES
 
-TINY_GGUF = (ROOT / "fixtures" / "gguf" / "tiny-mix.gguf").read_bytes()
+TINY_GGUF = (FIXTURES / "gguf" / "tiny-mix.gguf").read_bytes()
 BATCH = 500
+
+
+# -- strategies and checks shared with tests/test_reliability.py's bounded run --------------------------
+
+def header(text: bytes | str, length: int | None = None) -> bytes:
+    """A safetensors prefix: little-endian length (the real one unless given) then the header bytes."""
+    data = text.encode() if isinstance(text, str) else text
+    return (len(data) if length is None else length).to_bytes(8, "little") + data
+
+
+json_scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | st.text(max_size=8)
+json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4)
+                           | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+CONFIG_KEYS = ["num_hidden_layers", "n_layer", "hidden_size", "n_embd", "num_attention_heads", "n_head",
+               "num_key_value_heads", "head_dim", "intermediate_size", "vocab_size", "sliding_window",
+               "layer_types", "use_sliding_window", "max_window_layers", "sliding_window_pattern",
+               "attn_layer_period", "attn_layer_offset", "num_local_experts", "num_experts_per_tok",
+               "kv_lora_rank", "text_config", "model_type", "architectures", "mamba_d_state", "mamba_num_heads",
+               "max_position_embeddings", "tie_word_embeddings", "n_shared_experts"]
+config_values = st.integers(-3, 4100) | json_values | st.sampled_from(
+    ["llama", "gemma2", "mistral", "jamba", "full_attention", "sliding_attention", "mamba"])
+configs = st.dictionaries(st.sampled_from(CONFIG_KEYS), config_values, max_size=14)
+configs = configs | st.builds(lambda c, text: {**c, "text_config": text}, configs, configs) | json_values
+
+
+def check_config(config) -> None:
+    """parse_architecture either understands the config or raises BadConfig; nothing else."""
+    try:
+        arch = parse_architecture(config)
+    except BadConfig as exc:
+        assert exc.message.startswith("config.json")
+        return
+    assert arch.num_layers == len(arch.layer_kinds) >= 1
+    assert arch.head_dim >= 1 and arch.num_attention_heads % arch.num_kv_heads == 0
+    json.dumps(arch.to_dict())
+
+
+def check_safetensors(entries: dict, size_delta: int) -> None:
+    """A structured header (tensors mostly well-formed) read as fetch reads it: a result or BadHeader."""
+    prefix = header(json.dumps(entries))
+    size = max(0, len(prefix) + sum(_span(v) for v in entries.values()) + size_delta)
+    data = prefix + bytes(64)
+
+    def read(start: int, length: int) -> bytes:
+        return data[start:min(start + length, size)]
+
+    try:
+        parsed = read_weight_header(read, "safetensors", "fuzz.safetensors", size or None)
+    except BadHeader as exc:
+        assert exc.message.startswith("fuzz.safetensors")
+        return
+    assert PREFIX_BYTES + parsed.header_size + sum(t.nbytes for t in parsed.tensors) == size  # tiles the file
+
+
+def _span(value) -> int:
+    try:
+        return max(0, int(value["data_offsets"][1]) - int(value["data_offsets"][0]))
+    except (TypeError, KeyError, IndexError, ValueError, OverflowError):
+        return 0
+
+
+dtypes = st.sampled_from(["F32", "BF16", "F16", "I8", "F4", "F8_E4M3", "U64", "Q9_FUTURE", ""])
+tensor = st.fixed_dictionaries({"dtype": dtypes, "shape": st.lists(st.integers(-1, 70), max_size=3),
+                                "data_offsets": st.lists(st.integers(-1, 600), min_size=2, max_size=2)}) | json_values
 
 
 def raw_safetensors(data: bytes, size_delta: int) -> None:

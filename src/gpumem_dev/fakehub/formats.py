@@ -8,7 +8,6 @@ packing (see fixtures/quant/SOURCES.md). Weights are virtual: a real header and 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -16,6 +15,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .. import make_gguf_fixtures as make_gguf
 from .repos import (
     HUB_FIXTURES,
     FakeFile,
@@ -36,14 +36,6 @@ GGUF_FIXTURES = FIXTURES / "gguf"
 GGUF_ALIGNMENT = 32
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("make_gguf_fixtures", FIXTURES.parent / "scripts" / "make_gguf_fixtures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_gguf = _load_script()
 
 
 def json_file(document: dict) -> FakeFile:

@@ -15,11 +15,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from itertools import accumulate
-from pathlib import Path
 
 from gpumem.model.safetensors_header import DTYPE_BITS
 
-HUB_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hub"
+from ..fixtures import HUB_FIXTURES
 
 # Tokens the fake Hub knows: one is granted every gated/private fixture repo, one is valid but granted nothing.
 GOOD_TOKEN = "hf_fakehub_granted_0123456789abcdef"
