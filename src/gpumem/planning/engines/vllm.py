@@ -19,9 +19,10 @@ Source paths below are inside the released wheels (`pip download vllm==X --no-de
   transient activations and the sampler's fp32 logits copies over `max_num_seqs x vocab`:
   * 0.10-0.16 sort top-k/top-p (v1/sample/ops/topk_topp_sampler.py `apply_top_k_top_p`: `logits.sort`, fp32
     values + int64 indices, softmax, scatter): 9.7 copies, fitted on the llm-d 0.11 H100 rows (Qwen3-0.6B 5.56,
-    Qwen3-32B 5.64, gpt-oss 7.38, Llama-3.3-70B 4.84 GiB logged). FlashInfer's sampler, which 0.10/0.11 use when
+    Qwen3-32B 5.64, gpt-oss 7.38, Llama-3.3-70B 4.84 GiB logged). FlashInfer's sampler, which 0.10 and 0.11.0 use when
     flashinfer is installed (it is in the Docker images; pip's `vllm[flashinfer]` extra): 2 copies (fitted on the
-    4 x A100 gpt-oss-120b 0.10.1.1 log); 0.13+ use it only on VLLM_USE_FLASHINFER_SAMPLER=1.
+    4 x A100 gpt-oss-120b 0.10.1.1 log); from 0.11.1 only on VLLM_USE_FLASHINFER_SAMPLER=1 (0.11.2
+    topk_topp_sampler.py L34), as in 0.13+.
   * 0.17+ a Triton top-k/top-p kernel for batches >= 8 (`apply_top_k_top_p_triton`): 3.86 copies (llm-d-planner's
     0.19 Llama-3.1-8B rows: 1.89 GiB at TP 1, 2 and 4 alike, as the logits are gathered whole on every rank).
   The forward's share is the fitted per-token figure (activations.py) x 0.93 (the 0.6.4 RTX 3090 logs: 2.07 and
@@ -81,7 +82,7 @@ class VllmConstants(EngineConstants):
     small_gpu_max_num_batched_tokens: int = 2048
     small_gpu_max_num_seqs: int = 256
     sampler_logit_copies: float = 9.7  # fp32 [max_num_seqs, vocab] copies at the sampler's peak
-    flashinfer_sampler: bool = False  # 0.10/0.11 use it when flashinfer is installed (Docker images), not on pip
+    flashinfer_sampler: bool = False  # 0.10/0.11.0 use it when flashinfer is installed (Docker images), not on pip
     flashinfer_logit_copies: float = 2.0
     non_torch_bytes: int = int(0.13 * GIB)  # cuBLAS workspaces etc., TP 1
     non_torch_tp_bytes: int = int(0.54 * GIB)  # TP >= 2: NCCL and custom all-reduce buffers
