@@ -88,7 +88,7 @@ class VllmConstants(EngineConstants):
     non_torch_tp_bytes: int = int(0.54 * GIB)  # TP >= 2: NCCL and custom all-reduce buffers
     cuda_graph_bytes: int = 512 * MIB  # captured on top of the budget (0.13-1.88 GiB logged)
     hybrid_kv_allocator: bool = True  # sliding layers hold window + one chunk, not the whole context
-    mxfp4_marlin_on_hopper: bool = False  # 0.10: Hopper runs MXFP4 through Marlin too (log: "Marlin kernel")
+    mxfp4_marlin_on_hopper: bool = False  # 0.10 and 0.19: Hopper runs MXFP4 through Marlin too (0.10 log: "Marlin kernel")
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ class Vllm(Engine[VllmConstants]):
 
     def mxfp4_padding(self, summary: ModelSummary, arch: Architecture | None, options: ServingOptions) -> float:
         """Loaded / stored bytes of MXFP4 experts (layers/quantization/mxfp4.py `create_weights`): Marlin, on GPUs
-        without FP4 (and Hopper in 0.10), pads hidden to 256 and the per-rank intermediate to 128; Hopper's Triton
+        without FP4 (and Hopper in 0.10 and 0.19), pads hidden to 256 and the per-rank intermediate to 128; Hopper's Triton
         kernels pad hidden to 256; Blackwell's pad both to 256."""
         quant = summary.count.quantization
         if arch is None or quant is None or quant.method != "mxfp4":
@@ -234,7 +234,11 @@ _V0_10 = VllmConstants(version="0.10", mxfp4_marlin_on_hopper=True)
 _V0_11 = replace(_V0_10, version="0.11", mxfp4_marlin_on_hopper=False)
 _V0_13 = replace(_V0_11, version="0.13")
 _V0_17 = replace(_V0_13, version="0.17", sampler_logit_copies=3.86)
-_V0_19 = replace(_V0_17, version="0.19", non_torch_bytes=int(0.25 * GIB), non_torch_tp_bytes=int(2.1 * GIB))
+# 0.19 on H100 loads gpt-oss-20b at 13.64 / 7.01 GiB per rank (TP 1 / 2, llm-d-planner logs): Marlin's padding
+# (hidden to 256, per-rank intermediate to 128: 13.63 / 7.04); 0.19's Triton backend pads the intermediate to 64
+# only (model_executor/layers/fused_moe/oracle/mxfp4.py `mxfp4_round_up_hidden_size_and_intermediate_size`): 12.9.
+_V0_19 = replace(_V0_17, version="0.19", non_torch_bytes=int(0.25 * GIB), non_torch_tp_bytes=int(2.1 * GIB),
+                 mxfp4_marlin_on_hopper=True)
 
 # Newest first: the first is the default. Minor versions without their own entry take the closest below.
 VLLM = Vllm(
