@@ -382,3 +382,31 @@ def test_a_hybrid_model_keeps_a_recurrent_state_per_slot():
     kv = 4 * 4096 * 2 * 8 * 128 * 2  # the four attention layers' cache
     assert memory.kv_bytes == state + kv
     assert "28 recurrent layers keep a state per slot: 66.50 MiB for 4" in memory.notes[0]
+
+
+def test_llama_cpp_s_own_flags_reach_the_breakdown_and_the_command(hub, gpumem):
+    repo = hub.add_repo(fmt.llama2_gguf_repo())
+    base = ("hf", repo.repo_id, "--file", "llama-2-7b.Q4_K_M.gguf", "--json")
+    code, out, err = gpumem(*base, "--ngl", "20", "--n-batch", "1024", "--n-ubatch", "1024", "--flash-attn", "off")
+    assert code == 0, err
+    report = json.loads(out)
+    model, _ = llama2_q4_k_m()
+    settings = lc.LLAMACPP.settings(model, ServingOptions(engine="llama.cpp", ngl=20, n_batch=1024, n_ubatch=1024,
+                                                          flash_attn="off"), n_gpus=1)
+    memory = lc.plan(model, settings)
+    assert (settings.ngl, settings.n_ubatch, settings.flash_attn) == (20, 1024, False)
+    assert report["serving"]["per_gpu"]["activation_bytes"] == memory.gpus[0].compute
+    assert report["serving"]["host_bytes"] == memory.host.total
+    assert report["recommendations"][0]["command"] == (f"llama-server -hf {repo.repo_id} --hf-file "
+                                                       "llama-2-7b.Q4_K_M.gguf -ngl 20 -c 4096 -np 1 -fa off -b 1024 -ub 1024")
+    # -ts: each GPU's share of the layers; its length is the GPU count.
+    code, out, err = gpumem(*base, "--tensor-split", "3,1", "--gpu", "RTX 3060")
+    assert code == 0, err
+    report = json.loads(out)
+    plan = report["recommendations"][0]
+    assert plan["count"] == 2 and plan["command"].endswith("-sm layer -ts 3,1")
+    assert any("split the layers (-sm layer): 25, 7 + output layers" in n for n in report["serving"]["notes"])
+    code, _, err = gpumem(*base, "--tensor-split", "3,1", "--tp", "4")
+    assert code == 2 and "--tensor-split names 2 GPUs and --tp 4" in err
+    code, _, err = gpumem(*base, "--tensor-split", "3")
+    assert code == 2 and "a non-negative share for each of two GPUs or more" in err

@@ -6,6 +6,7 @@ that need them, so `gpumem --help` and `gpumem calc` start fast.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
@@ -83,6 +84,23 @@ class _Context(click.ParamType):
             self.fail(exc.message, param, ctx)
 
 
+class _Shares(click.ParamType):
+    """llama.cpp's -ts: a share per GPU, comma-separated (3,1 or 0.6,0.4)."""
+
+    name = "A,B,..."
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            shares = tuple(float(part) for part in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not a list of shares like 3,1", param, ctx)
+        if len(shares) < 2 or min(shares) < 0 or not sum(shares) > 0:
+            self.fail(f"{value!r}: give a non-negative share for each of two GPUs or more, e.g. 3,1", param, ctx)
+        return shares
+
+
 def _context_asked() -> bool:
     """Whether the user gave --context (a default context is capped at the model's maximum without a note)."""
     ctx = click.get_current_context(silent=True)
@@ -129,9 +147,18 @@ def _engine_options(command):
     @click.option("--enforce-eager", is_flag=True, help="vLLM: no CUDA graphs.")
     @click.option("--mem-fraction-static", type=click.FloatRange(0, 1, min_open=True),
                   help="SGLang: fraction of the GPU for weights + KV pool (default: by GPU size and version).")
+    @click.option("--ngl", type=click.IntRange(0),
+                  help="llama.cpp/ollama: layers on the GPUs (-ngl), the output layer counted (default: all).")
+    @click.option("--n-batch", type=click.IntRange(1), help="llama.cpp: logical batch, -b (default: 2048; ollama 512).")
+    @click.option("--n-ubatch", type=click.IntRange(1),
+                  help="llama.cpp: physical batch, -ub, the tokens compute buffers are sized for (default: 512).")
+    @click.option("--flash-attn", type=click.Choice(["on", "off", "auto"]),
+                  help="llama.cpp: -fa (default: auto, on where the GPU supports it).")
+    @click.option("--tensor-split", type=_Shares(), metavar="A,B,...",
+                  help="llama.cpp: -ts, each GPU's share of the layers, e.g. 3,1 (sets the GPU count).")
     @functools.wraps(command)
     def wrapper(*args, engine, engine_version, gpu_memory_utilization, max_num_batched_tokens, max_num_seqs,
-                enforce_eager, mem_fraction_static, **kwargs):
+                enforce_eager, mem_fraction_static, ngl, n_batch, n_ubatch, flash_attn, tensor_split, **kwargs):
         if engine_version is not None:  # checked once both flags are parsed, before any work
             from .errors import UsageError
 
@@ -141,7 +168,8 @@ def _engine_options(command):
                 raise click.BadParameter(exc.message, param_hint="'--engine-version'") from None
         settings = {"gpu_memory_utilization": gpu_memory_utilization, "max_num_batched_tokens": max_num_batched_tokens,
                     "max_num_seqs": max_num_seqs, "enforce_eager": enforce_eager,
-                    "mem_fraction_static": mem_fraction_static}
+                    "mem_fraction_static": mem_fraction_static, "ngl": ngl, "n_batch": n_batch,
+                    "n_ubatch": n_ubatch, "flash_attn": flash_attn, "tensor_split": tensor_split}
         return command(*args, engine=engine, engine_version=engine_version,
                        engine_settings={k: v for k, v in settings.items() if v is not None}, **kwargs)
     return wrapper
@@ -164,6 +192,12 @@ def _serving_options(command):
         from .planning.engines import GpuTarget
         from .planning.gpus import find_gpu
 
+        split = engine_settings.get("tensor_split")
+        if split and plan.tp not in (None, len(split)):
+            raise click.BadParameter(f"--tensor-split names {len(split)} GPUs and --tp {plan.tp}",
+                                     param_hint="'--tensor-split'")
+        if split:  # llama.cpp splits the layers over as many GPUs as -ts has shares
+            plan = dataclasses.replace(plan, tp=len(split))
         gpu = _gpu_names(gpus, kwargs.get("quiet", False)) or None  # unknown names fail now, before any traffic
         target = None
         if gpu:

@@ -80,6 +80,7 @@ class ServingOptions:
     n_ubatch: int | None = None  # llama.cpp: physical batch (-ub), the tokens the compute graph is sized for
     flash_attn: str | None = None  # llama.cpp: -fa on|off|auto
     ngl: int | None = None  # llama.cpp: layers on the GPUs (-ngl), the output layer counted; None: all
+    tensor_split: tuple[float, ...] | None = None  # llama.cpp: -ts, each GPU's share of the layers (None: equal)
     enforce_eager: bool = False  # vLLM: no CUDA graphs
     mem_fraction_static: float | None = None  # SGLang: weights + KV pool as a fraction of the GPU
     flashinfer_sampler: bool | None = None  # vLLM: VLLM_USE_FLASHINFER_SAMPLER (None: the version's default)
@@ -96,6 +97,10 @@ class ServingOptions:
             raise UsageError(f"flash_attn must be on, off or auto, got {self.flash_attn!r}", option="flash_attn")
         if self.ngl is not None and self.ngl < 0:
             raise UsageError(f"ngl must be at least 0, got {self.ngl}", option="ngl")
+        if self.tensor_split is not None and (len(self.tensor_split) < 2 or min(self.tensor_split) < 0
+                                              or not sum(self.tensor_split) > 0):
+            raise UsageError(f"tensor_split needs a share per GPU for two GPUs or more (e.g. 3,1), got "
+                             f"{','.join(f'{v:g}' for v in self.tensor_split)}", option="tensor_split")
         for name in ("context", "concurrency", "tp", "pp", "max_num_batched_tokens", "max_num_seqs", "n_batch",
                      "n_ubatch"):
             value = getattr(self, name)

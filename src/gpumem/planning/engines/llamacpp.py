@@ -748,7 +748,8 @@ class LlamaCpp(Engine[LlamaCppConstants]):
             n_ctx=options.context * n_seq, n_seq=n_seq, kv_unified=False, n_batch=batch,
             n_ubatch=min(ub, batch), flash_attn=flash, type_k=cache, type_v=cache,
             ngl=-1 if wanted is None else wanted, n_gpus=n_gpus, n_ctx_pad=pad, iswa=c.iswa,
-            outputs=n_seq if c.server_outputs_per_slot else None, ngl_counts_output=True, graph=c.graph)
+            outputs=n_seq if c.server_outputs_per_slot else None, ngl_counts_output=True, graph=c.graph,
+            tensor_split=split_for(options, n_gpus))
 
     def model(self, arch: Architecture, tensors: Sequence[TensorInfo]) -> GGUFModel:
         """The GGUF model these tensors make; UsageError when they are not a GGUF file's."""
@@ -851,7 +852,16 @@ class LlamaCpp(Engine[LlamaCppConstants]):
             parts += ["--n-cpu-moe", str(n_cpu_moe)]
         if gpus > 1:
             parts += ["-sm", "layer"]
+            if split := split_for(options, gpus):
+                parts += ["-ts", ",".join(f"{share:g}" for share in split)]
         return " ".join(parts)
+
+
+def split_for(options: ServingOptions, n_gpus: int) -> tuple[float, ...] | None:
+    """The -ts shares for a run on `n_gpus` GPUs: the asked ones when they name that many GPUs, else None
+    (llama.cpp's default: the layers split evenly)."""
+    split = options.tensor_split
+    return split if split is not None and len(split) == n_gpus else None
 
 
 def rescaled(model: GGUFModel, factor: float) -> GGUFModel:
