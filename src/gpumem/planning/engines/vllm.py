@@ -54,7 +54,6 @@ from __future__ import annotations
 import math
 import shlex
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ...model.activations import LOGIT_BYTES, activation_bytes_per_token
@@ -147,14 +146,11 @@ class Vllm(Engine[VllmConstants]):
         if bits is not None or not summary.classes:  # a what-if width keeps the seed's rule
             return weights_per_gpu(summary, options.tp, bits)
         padding = self.mxfp4_padding(summary, arch, options)
-        classes = []
-        for c in summary.classes if arch is None else _below_layer(summary.classes, arch.num_layers):
-            if c.dtype == "F32" and c.role != "buffer":
-                c = replace(c, dtype="BF16", nbytes=c.nbytes // 2)
-            if padding != 1.0 and c.role == "routed_expert":
-                c = replace(c, nbytes=int(c.nbytes * padding))
-            classes.append(c)
-        return weights_per_gpu(ModelSummary(summary.count, tuple(classes)), options.tp)
+        classes = _as_loaded(summary.classes, arch.num_layers if arch is not None else None)
+        if padding != 1.0:
+            classes = tuple(replace(c, nbytes=int(c.nbytes * padding)) if c.role == "routed_expert" else c
+                            for c in classes)
+        return weights_per_gpu(ModelSummary(summary.count, classes), options.tp)
 
     def mxfp4_padding(self, summary: ModelSummary, arch: Architecture | None, options: ServingOptions) -> float:
         """Loaded / stored bytes of MXFP4 experts (layers/quantization/mxfp4.py `create_weights`): Marlin, on GPUs
@@ -265,18 +261,30 @@ VLLM = Vllm(
 )
 
 
-@lru_cache(maxsize=8)
-def _below_layer(classes: tuple[TensorClass, ...], last: int) -> tuple[TensorClass, ...]:
-    """The classes without the tensors of decoder layers `last` and up: DeepSeek-V3/R1's multi-token-prediction
-    layer (`num_nextn_predict_layers`), which vLLM skips. Once per summary: the planner asks for 100+ layouts,
-    and a 92k-tensor checkpoint has as many sites to look at."""
-    kept_classes = []
+
+_LOADED: dict[tuple[int, int | None], tuple[tuple[TensorClass, ...], tuple[TensorClass, ...]]] = {}
+
+
+def _as_loaded(classes: tuple[TensorClass, ...], last: int | None) -> tuple[TensorClass, ...]:
+    """The classes as vLLM loads them whatever the options: F32 weights in 16 bit, and without the tensors of
+    decoder layers `last` and up (DeepSeek-V3/R1's multi-token-prediction layer, `num_nextn_predict_layers`,
+    which vLLM skips). Kept per summary (by identity): the planner asks for 100+ layouts of one summary, and a
+    92k-tensor checkpoint has as many sites to look at."""
+    key = (id(classes), last)
+    if (hit := _LOADED.get(key)) is not None and hit[0] is classes:
+        return hit[1]
+    loaded = []
     for c in classes:
-        if c.template.startswith(("model.layers.#", "layers.#")) and c.sites:
+        if last is not None and c.template.startswith(("model.layers.#", "layers.#")) and c.sites:
             kept = tuple(site for site in c.sites if int(site.split(".")[0]) < last)
             if len(kept) < len(c.sites):
                 if not kept:
                     continue
                 c = replace(c, sites=kept, count=len(kept))
-        kept_classes.append(c)
-    return tuple(kept_classes)
+        if c.dtype == "F32" and c.role != "buffer":
+            c = replace(c, dtype="BF16", nbytes=c.nbytes // 2)
+        loaded.append(c)
+    if len(_LOADED) >= 8:
+        _LOADED.clear()
+    _LOADED[key] = (classes, tuple(loaded))  # holding `classes` keeps its id from being reused
+    return _LOADED[key][1]
