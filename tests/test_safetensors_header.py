@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import struct
 
 import numpy as np
@@ -124,3 +125,88 @@ def test_arbitrary_json_headers_raise_only_gpumem_errors(entries):
         parse_header(header_bytes(entries), "fuzz.safetensors")
     except GpumemError:
         pass
+
+
+# -- the fast path for headers laid out as the writers lay them out ------------------------------------------------
+
+def _general(data: bytes, file: str, file_size: int | None = None):
+    """The general parser alone (json.loads and a check per entry): what the fast path must agree with."""
+    from gpumem.safetensors_header import PREFIX_BYTES, _parse_general, read_header_length
+
+    size = read_header_length(data, file)
+    end = PREFIX_BYTES + size
+    return _parse_general(data[PREFIX_BYTES:end].rstrip(b" "), file, size, end, file_size)
+
+
+def _outcome(parse, *args):
+    try:
+        return parse(*args)
+    except BadHeader as exc:
+        return str(exc)
+
+
+def test_writer_headers_take_the_fast_path_and_read_as_the_general_parser_reads_them():
+    from fakehub import repo_from_fixture
+
+    from gpumem.safetensors_header import PREFIX_BYTES, _parse_canonical
+
+    saved = save({"b": np.zeros((3, 5), dtype=np.float16), "a": np.ones((2,), dtype=np.float32)},
+                 metadata={"format": "pt"})
+    files = [("saved.safetensors", saved, len(saved))]
+    for fixture in ("openai-community__gpt2", "mistralai__Mixtral-8x7B-v0.1"):
+        files += [(p, f.prefix, f.size) for p, f in repo_from_fixture(fixture).files.items() if p.endswith(".safetensors")]
+    for path, data, size in files:
+        payload = data[PREFIX_BYTES:PREFIX_BYTES + struct.unpack("<Q", data[:PREFIX_BYTES])[0]].rstrip(b" ")
+        assert _parse_canonical(payload, path) is not None, path
+        assert parse_header(data, path, size) == _general(data, path, size)
+
+
+@pytest.mark.parametrize("text", [
+    '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[12]}}',
+    '{"a":{"dtype":"F32","shape":[2],"data_offsets":[00,8]}}',  # a leading zero: not JSON
+    '{"a":{"dtype":"F32","shape":[02],"data_offsets":[0,8]}}',
+    '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}',
+    '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"format":"pt"}}',  # metadata last
+    '{"__metadata__":{"format":"pt"},"__metadata__":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',
+    '{"a\\u0062":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',  # an escape in a name
+    '{"a\\"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',
+    '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}, "b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}',
+    '{"a":{"shape":[2],"dtype":"F32","data_offsets":[0,8]}}',  # another key order
+    '{"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',
+    '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[],"data_offsets":[8,8]}}',
+    '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[9,17]}}',
+    '{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}',  # the size is not dtype x shape
+    '{"a":{"dtype":"F3_NEW","shape":[3],"data_offsets":[0,8]}}',  # an unknown dtype: listed, bytes kept
+    '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,18446744073709551616]}}',  # past 64 bits
+    '{"a":{"dtype":"F32","shape":[2],"data_offsets":[-0,8]}}',
+    '{"a":{"dtype":"F32","shape":[1.0],"data_offsets":[0,4]}}',
+    '{"a":{"dtype":"","shape":[1],"data_offsets":[0,4]}}',
+    '{"a\\u0001":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}',
+    '{"__metadata__":{"format":"pt"},}',
+    '{"__metadata__":{"format":1},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}',
+    '{"__metadata__":{"k":"{\\"nested\\": \\"json\\"}"},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}',
+    '{}',
+    '{"__metadata__":{"format":"pt"}}',
+])
+def test_odd_headers_read_exactly_as_the_general_parser_reads_them(text):
+    data = struct.pack("<Q", len(text.encode())) + text.encode()
+    for file_size in (None, len(data) + 8, len(data) + 4, len(data)):
+        assert _outcome(parse_header, data, "f.safetensors", file_size) == _outcome(_general, data, "f.safetensors",
+                                                                                   file_size)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=6), st.sampled_from(["F32", "BF16", "I8", "X9"]),
+                          st.lists(st.integers(0, 4), max_size=3), st.integers(0, 3)), max_size=6),
+       st.integers(0, 40))
+def test_fast_and_general_parsers_agree_on_near_writer_headers(rows, cut):
+    text, offset = [], 0
+    for name, dtype, shape, extra in rows:
+        size = math.prod(shape) * DTYPE_BITS.get(dtype, 8) // 8 + (extra == 3)
+        text.append(f'{json.dumps(name)}:{{"dtype":"{dtype}","shape":{json.dumps(shape, separators=(",", ":"))},'
+                    f'"data_offsets":[{offset},{offset + size}]}}')
+        offset += size
+    header = ("{" + ",".join(text) + "}").encode()
+    header = header[:cut] + header[cut + 1:] if cut % 7 == 0 else header  # sometimes one character short
+    data = struct.pack("<Q", len(header)) + header
+    assert _outcome(parse_header, data, "f.safetensors", None) == _outcome(_general, data, "f.safetensors", None)

@@ -70,3 +70,28 @@ def test_a_cached_answer_is_the_fresh_one(hub, gpumem):
         fresh, cached = answers
         assert (fresh["source"], cached["source"]) == ("hub", "cache")
         assert {**cached, "source": "hub"} == fresh
+
+
+def test_scanning_groups_of_modules_alike_gives_the_module_by_module_answer(deepseek):
+    # summarize scans one module per group of modules alike (DeepSeek-R1: 46k modules, a few dozen groups);
+    # scan_quantization scans every module on its own.
+    from gpumem.quantization import scan_quantization
+
+    weights, summary = deepseek
+    scan = scan_quantization(weights.tensors, weights.config)
+    assert summary.count.quantization == scan.quantization
+    assert summary.count.quantization.method == "fp8-block"
+    side = sum(c.nbytes * c.count for c in summary.classes if c.role == "side")
+    assert side == scan.quantization.side_data_bytes and len(scan.side) == sum(
+        c.count for c in summary.classes if c.role == "side")
+
+
+def test_the_hub_reader_keeps_the_summary_of_a_lone_model_and_no_tensors(hub):
+    # What the cache keeps (a summary, no object per tensor) is what a fresh read returns.
+    from gpumem import api
+
+    metadata = api.inspect_repo("mistralai/Mixtral-8x7B-v0.1", options=api.HubOptions(endpoint=hub.endpoint,
+                                                                                        use_cache=False))
+    (weights,) = metadata.weight_sets
+    assert weights.tensors == () and weights.summary is not None
+    assert weights.summary.count.parameters == 46_702_792_704

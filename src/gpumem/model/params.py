@@ -7,14 +7,26 @@ Nothing after counting sees a tensor. DeepSeek-V3's 92k tensors fall into a few 
 
 from __future__ import annotations
 
+import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from ..errors import BadConfig, BadHeader
 from .quantization import module_key, scan_modules
 from .safetensors_header import DTYPE_BITS
-from .types import REPLICATED, SPLIT, VOCAB, ModelSummary, TensorClass, TensorInfo, WeightCount, WeightSet
+from .types import (
+    REPLICATED,
+    SPLIT,
+    VOCAB,
+    ModelSummary,
+    TensorClass,
+    TensorInfo,
+    TensorTable,
+    WeightCount,
+    WeightSet,
+)
 
 # transformers' PretrainedConfig defaults tie_word_embeddings to True; these model types' config classes
 # default it to False (LlamaConfig, MistralConfig, MixtralConfig, Qwen2Config, Phi3Config, DeepseekV3Config, ...).
@@ -34,6 +46,7 @@ _REPLICATED = re.compile(r"(norm|\bln_|\.ln\d|router|\.gate\.(weight|e_score_cor
                          r"kv_a_proj_with_mqa|q_a_proj|\bwpe\b|position_embeddings)")
 _EXPERT = re.compile(r"\.experts\.(\d+\.)?")
 _INDEX = re.compile(r"(?<![^.])\d+(?![^.])")  # a whole dotted component of digits: a layer or expert index
+_INDEX_AFTER_DOT = re.compile(r"\.\d+(?=[.\n])")  # the same in names joined by "\n.", each after a "."
 
 
 def count_weights(
@@ -54,55 +67,95 @@ def summarize_weights(
     tensors: Sequence[TensorInfo], config: dict | None = None, quantize_config: dict | None = None
 ) -> ModelSummary:
     """Count a checkpoint in one pass over its tensors: exact counts, and its tensors grouped into classes."""
-    _check(tensors, config, quantize_config)
-    stored: dict[str, int] = defaultdict(int)
-    modules: dict[str, dict[str, TensorInfo]] = defaultdict(dict)
-    odd_dtypes = []  # tensors of dtypes gpumem cannot size by element (few): noted unless quantization claims them
-    for t in tensors:
-        stored[t.dtype] += t.numel
-        module, suffix = module_key(t.name)
-        modules[module][suffix] = t
-        if t.dtype not in DTYPE_BITS:
-            odd_dtypes.append(t)
-    scan = scan_modules(modules, config, quantize_config)
-    classes: dict[tuple, list[str]] = defaultdict(list)  # class key -> the sites (indices) of its tensors
-    kinds: dict[str, tuple[str, str, str, str]] = {}  # masked name -> (split, role, module, leaf)
+    return summarize_table(TensorTable.of(tensors), config, quantize_config)
+
+
+def summarize_table(table: TensorTable, config: dict | None = None, quantize_config: dict | None = None) -> ModelSummary:
+    """summarize_weights over tensors as columns (as the header parser gives them: no object per tensor).
+
+    Per tensor: a few C-level passes and two loops of dict lookups. What decides (the quantization scan, the TP
+    split, the role) runs once per group of modules alike, the same tensors but for layer and expert indices:
+    DeepSeek-V3's 92k tensors in 46k modules make a few dozen groups.
+    """
+    _check(table, config, quantize_config)
+    names, dtypes, shapes, sizes = table.names, table.dtypes, table.shapes, table.nbytes
+    masked = _masked(names)
+    cuts = {m: _module_cut(m) for m in set(masked)}
+    candidates: dict[tuple, int] = {}  # (masked name, dtype, shape, bytes) -> its number, in first-seen order
+    candidate_of: list[int] = []
+    modules: dict[str, dict[str, int]] = {}  # module name -> {suffix: tensor index}, in first-seen order
+    for index, (name, key) in enumerate(zip(names, zip(masked, dtypes, shapes, sizes))):
+        candidate_of.append(candidates.setdefault(key, len(candidates)))
+        cut = cuts[key[0]]
+        module, suffix = module_key(name) if cut is None else (name[: len(name) - cut[1]], cut[0])
+        parts = modules.get(module)
+        if parts is None:
+            modules[module] = {suffix: index}
+        else:
+            parts[suffix] = index
+    groups: dict[tuple[int, ...], _Group] = {}
+    group_of: list[_Group] = []  # each module's group, in module order
+    for module, parts in modules.items():
+        group = groups.get(signature := tuple(map(candidate_of.__getitem__, parts.values())))
+        if group is None:
+            groups[signature] = group = _Group(len(group_of), module, parts)
+        group.count += 1
+        group_of.append(group)
+    for group in groups.values():
+        group.tensors = {suffix: TensorInfo(names[i], dtypes[i], shapes[i], sizes[i]) for suffix, i in group.parts.items()}
+    scan = scan_modules([(g.module, g.tensors, g.count) for g in groups.values()], config, quantize_config)
+    kinds = {m: _kind(m) for m in cuts}  # masked name -> (split, role unless side data or buffer, module, leaf)
     buffers = plain_parameters = 0
-    inputs, outputs = [], []  # candidate tied embedding pair
-    for parts in modules.values():
-        for t in parts.values():
-            masked = _INDEX.sub("#", t.name)
-            kind = kinds.get(masked) or kinds.setdefault(masked, _kind(masked))
+    inputs, outputs = [], []  # candidate tied embedding pair: (first module, position in it, elements)
+    for group in groups.values():
+        for position, (suffix, t) in enumerate(group.tensors.items()):
+            template = masked[group.parts[suffix]]
+            split, role, module, leaf = kinds[template]
             claimed = t.name in scan.claimed
             if t.name in scan.side:
                 role, unpacked = "side", 0
             elif not claimed and t.is_buffer:
                 role, unpacked = "buffer", 0
-                buffers += t.numel
+                buffers += t.numel * group.count
             else:
-                role, unpacked = kind[1], scan.unpacked.get(t.name, t.numel)
+                unpacked = scan.unpacked.get(t.name, t.numel)
                 if not claimed:
-                    plain_parameters += t.numel
+                    plain_parameters += t.numel * group.count
                     if t.name.endswith(_INPUT_EMBEDDINGS) and ".layers." not in t.name:
-                        inputs.append(t)  # a model's own embedding is outside its decoder layers (not MTP's)
+                        inputs.append((group.order, position, t.numel))  # a model's own, not an MTP layer's
                     elif t.name.endswith(_OUTPUT_EMBEDDINGS):
-                        outputs.append(t)
-            key = (kind[0], role, kind[2], kind[3], t.dtype, t.shape, t.nbytes, unpacked, masked)
-            classes[key].append(".".join(_INDEX.findall(t.name)))
-    tied, duplicate = _tied_duplicate(inputs, outputs, config)
+                        outputs.append((group.order, position, t.numel))
+            cut = cuts[template]
+            group.keys.append(((split, role, module, leaf, t.dtype, t.shape, t.nbytes, unpacked, template),
+                               cut is not None and cut[2]))
+    classes: dict[tuple, list[str]] = {}  # class key -> the sites (indices) of its tensors, in module order
+    module_sites = map(".".join, map(_INDEX.findall, modules))
+    for module_site, parts, group in zip(module_sites, modules.values(), group_of):
+        for (key, module_indices), index in zip(group.keys, parts.values()):
+            site = module_site if module_indices else ".".join(_INDEX.findall(names[index]))
+            found = classes.get(key)
+            if found is None:
+                classes[key] = [site]
+            else:
+                found.append(site)
+    tied, duplicate = _tied_duplicate(min(inputs, default=None), min(outputs, default=None), config)
     notes = list(scan.notes)
-    plain_odd = [t for t in odd_dtypes if t.name not in scan.claimed]  # claimed ones: the scan's notes
+    plain_odd = _unclaimed_odd_dtypes(table, modules, group_of, scan.claimed)
     if plain_odd:
-        unknown = sorted({t.dtype for t in plain_odd})
-        notes.append(f"unknown dtype {', '.join(unknown)} (e.g. tensor '{plain_odd[0].name}'): parameter count "
+        unknown = sorted({dtypes[i] for i in plain_odd})
+        notes.append(f"unknown dtype {', '.join(unknown)} (e.g. tensor '{names[plain_odd[0]]}'): parameter count "
                      "unknown, stored bytes are exact")
     parameters = None
     if not plain_odd and scan.parameters is not None:
         parameters = plain_parameters - duplicate + scan.parameters
+    stored: dict[str, int] = defaultdict(int)
+    tally = Counter(candidate_of)
+    for number, (_, dtype, shape, _) in enumerate(candidates):
+        stored[dtype] += math.prod(shape) * tally[number]
     count = WeightCount(
         parameters=parameters,
         stored_elements=dict(sorted(stored.items())),
-        weight_bytes=sum(t.nbytes for t in tensors),
+        weight_bytes=sum(sizes),
         buffer_elements=buffers,
         tied_embeddings=tied,
         quantization=scan.quantization,
@@ -112,6 +165,50 @@ def summarize_weights(
         TensorClass(split, role, module, leaf, dtype, shape, nbytes, per_tensor, len(sites), template,
                     tuple(sites) if "#" in template else ())
         for (split, role, module, leaf, dtype, shape, nbytes, per_tensor, template), sites in classes.items()))
+
+
+@dataclass(slots=True)
+class _Group:
+    """Modules alike: the first one (its order among modules, name and {suffix: tensor index}) and how many."""
+
+    order: int
+    module: str
+    parts: dict[str, int]
+    count: int = 0
+    tensors: dict[str, TensorInfo] = field(default_factory=dict)  # the first module's tensors, for the scan
+    keys: list[tuple] = field(default_factory=list)  # class key of each part, in order
+
+
+def _masked(names: Sequence[str]) -> list[str]:
+    """Each name with its index components (whole dotted components of digits) as `#`: one regex pass over all
+    the names joined, rather than one call per name."""
+    joined = "\n.".join(names)
+    if not names or joined.count("\n") != len(names) - 1:  # a name with a line break: one at a time
+        return [_INDEX.sub("#", name) for name in names]
+    return _INDEX_AFTER_DOT.sub(".#", "." + joined + "\n")[1:-1].split("\n.")
+
+
+def _module_cut(masked: str) -> tuple[str, int, bool] | None:
+    """(suffix, characters after the module, whether the module's indices are the name's) shared by every name
+    with this masked name; None when the suffix holds an index (the module is then found name by name)."""
+    module, suffix = module_key(masked)
+    if "#" in suffix or not masked.startswith(module) or "#" in masked[len(module):]:
+        return None
+    return suffix, len(masked) - len(module), masked[len(module)] == "."  # not so for MXFP4's `<proj>_blocks`
+
+
+def _unclaimed_odd_dtypes(table: TensorTable, modules: dict[str, dict[str, int]], group_of: list[_Group],
+                          claimed: frozenset[str]) -> list[int]:
+    """Indices (in tensor order) of tensors of dtypes gpumem cannot size by element that quantization does not
+    claim (few, and GGUF's block types are claimed)."""
+    if set(table.dtypes) <= DTYPE_BITS.keys():
+        return []
+    unclaimed = set()
+    for parts, group in zip(modules.values(), group_of):
+        for suffix, index in parts.items():
+            if table.names[group.parts[suffix]] not in claimed:
+                unclaimed.add(index)
+    return [i for i, dtype in enumerate(table.dtypes) if dtype not in DTYPE_BITS and i in unclaimed]
 
 
 def _kind(masked: str) -> tuple[str, str, str, str]:
@@ -132,16 +229,18 @@ def _kind(masked: str) -> tuple[str, str, str, str]:
     return split, role, ".".join(parts), leaf
 
 
-def _tied_duplicate(inputs: list[TensorInfo], outputs: list[TensorInfo], config: dict | None) -> tuple[bool, int]:
-    """Whether embeddings are tied, and how many elements a stored duplicate lm_head adds."""
+def _tied_duplicate(first_input: tuple[int, int, int] | None, first_output: tuple[int, int, int] | None,
+                    config: dict | None) -> tuple[bool, int]:
+    """Whether embeddings are tied, and how many elements a stored duplicate lm_head adds (the first input and
+    output embedding in module order, as (module, position, elements))."""
     if config is None:
         return False, 0
     default = str(config.get("model_type")) not in _UNTIED_BY_DEFAULT
     tied = bool(config.get("tie_word_embeddings", default))
     if not tied:
         return False, 0
-    if inputs and outputs and inputs[0].numel == outputs[0].numel:
-        return True, outputs[0].numel
+    if first_input and first_output and first_input[2] == first_output[2]:
+        return True, first_output[2]
     return True, 0
 
 
@@ -160,12 +259,19 @@ def _estimated_count(weights: WeightSet) -> WeightCount:
     return WeightCount(total // width, {name: total // width}, total, notes=(note,))
 
 
-def _check(tensors: Sequence[TensorInfo], config: object, quantize_config: object) -> None:
+def _check(table: TensorTable, config: object, quantize_config: object) -> None:
     """Refuse inputs no header parser produces, with a one-line message naming the tensor or file."""
     for name, value in (("config.json", config), ("quantize_config.json", quantize_config)):
         if value is not None and not isinstance(value, dict):
             raise BadConfig(f"{name}: expected a JSON object, got {type(value).__name__}")
-    for t in tensors:
+    try:  # whole columns at once, each distinct shape once; anything odd is looked at tensor by tensor below
+        if (set(map(type, table.names)) | set(map(type, table.dtypes)) <= {str}
+                and set(map(type, table.nbytes)) <= {int} and min(table.nbytes, default=0) >= 0
+                and all(type(d) is int and d >= 0 for shape in set(table.shapes) for d in shape)):
+            return
+    except TypeError:  # an unhashable shape
+        pass
+    for t in table.tensors():
         where = f"{t.file or 'tensor list'}: tensor '{t.name}'"
         if not isinstance(t.dtype, str) or not isinstance(t.name, str):
             raise BadHeader(f"{where} has a non-string name or dtype")

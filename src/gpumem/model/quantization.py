@@ -72,12 +72,17 @@ class _Tally:
     bits: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # nominal bits -> parameters
     unpacked: dict[str, int] = field(default_factory=dict)  # quantized weight -> its real parameters
     evidence: set[str] = field(default_factory=set)
-    unknown: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # why -> tensors affected
+    unknown: dict[str, list] = field(default_factory=dict)  # why -> [first tensor affected, how many]
+    times: int = 1  # how many modules the one being scanned stands for
+
+    def add_unknown(self, why: str, name: str) -> None:
+        entry = self.unknown.setdefault(why, [name, 0])
+        entry[1] += self.times
 
     def unknown_notes(self) -> list[str]:
         """One note per reason (a checkpoint has hundreds of tensors failing the same way)."""
-        return [f"{len(names)} tensor(s) {why}, e.g. '{names[0]}': parameter count unknown"
-                for why, names in self.unknown.items()]
+        return [f"{count} tensor(s) {why}, e.g. '{name}': parameter count unknown"
+                for why, (name, count) in self.unknown.items()]
 
 
 def scan_quantization(
@@ -88,24 +93,29 @@ def scan_quantization(
     for t in tensors:
         module, suffix = module_key(t.name)
         modules[module][suffix] = t
-    return scan_modules(modules, config, quantize_config)
+    return scan_modules([(module, parts, 1) for module, parts in modules.items()], config, quantize_config)
 
 
-def scan_modules(modules: Mapping[str, Mapping[str, TensorInfo]], config: dict | None = None,
+def scan_modules(modules: Sequence[tuple[str, Mapping[str, TensorInfo], int]], config: dict | None = None,
                  quantize_config: dict | None = None) -> QuantScan:
-    """scan_quantization over tensors already grouped by module_key ({module: {suffix: tensor}})."""
+    """scan_quantization over tensors grouped by module_key: (module, {suffix: tensor}, n) in order, where the
+    module stands for n modules alike (the same suffixes, dtypes and shapes; only layer or expert indices differ:
+    DeepSeek-V3's 46k modules are a few dozen such groups). Sums count all n; `claimed`, `unpacked` and `side`
+    name the tensors of the module given, which speak for theirs in the other n - 1."""
     qc = _quant_config(config, quantize_config)
     declared = _declared_method(qc)
     tally = _Tally()
     claimed: set[str] = set()
-    for module, parts in modules.items():
+    for module, parts, times in modules:
+        tally.times = times
         blocks = [suffix for suffix, t in parts.items() if t.dtype in _GGML_BLOCK_TYPES]
         if blocks:  # GGUF quantized blocks: scales live inside the blocks, nothing else to pair them with
             claimed |= {_gguf(parts[suffix], tally) for suffix in blocks}
             parts = {suffix: t for suffix, t in parts.items() if suffix not in blocks}
         claimed |= _scan_module(module, parts, qc, declared, config or {}, tally)
     if tally.parameters or tally.packed_bytes:  # fp8 KV-cache scales only mean something next to quantized weights
-        for parts in modules.values():
+        for _, parts, times in modules:
+            tally.times = times
             for suffix, t in parts.items():
                 if suffix in _ATTENTION_SCALES and t.name not in claimed:
                     _side(tally, t)
@@ -184,10 +194,10 @@ def module_key(name: str) -> tuple[str, str]:
 def _gguf(t: TensorInfo, tally: _Tally) -> str:
     """A GGUF quantized block tensor: every logical element is a parameter, nominal bits from the type name."""
     tally.evidence.add("gguf")
-    tally.parameters += t.numel
+    tally.parameters += t.numel * tally.times
     tally.unpacked[t.name] = t.numel
-    tally.packed_bytes += t.nbytes
-    tally.bits[int("".join(c for c in t.dtype.split("_")[0] if c.isdigit()) or 0)] += t.numel
+    tally.packed_bytes += t.nbytes * tally.times
+    tally.bits[int("".join(c for c in t.dtype.split("_")[0] if c.isdigit()) or 0)] += t.numel * tally.times
     return t.name
 
 
@@ -219,7 +229,7 @@ def _scan_module(module: str, parts: Mapping[str, TensorInfo], qc: dict, declare
     if weight.dtype in _FP8:
         return _packed(parts, "weight", _WEIGHT_SIDE, 8, "fp8-block" if "weight_scale_inv" in parts else "fp8", tally)
     if weight.dtype == "U8" and declared is not None:
-        tally.unknown[f"stored U8 under '{declared}', whose packing is unknown"].append(weight.name)
+        tally.add_unknown(f"stored U8 under '{declared}', whose packing is unknown", weight.name)
         return {weight.name}
     return set()
 
@@ -229,16 +239,16 @@ def _packed(parts: Mapping[str, TensorInfo], key: str, side_keys: tuple[str, ...
     """Record a packed weight of `bits`-bit values plus its side tensors."""
     weight = parts[key]
     tally.evidence.add(evidence)
-    tally.packed_bytes += weight.nbytes
+    tally.packed_bytes += weight.nbytes * tally.times
     container = DTYPE_BITS.get(weight.dtype)
     stored_bits = weight.numel * container if container else None
     if bits is None or bits <= 0 or stored_bits is None or stored_bits % bits:
         why = "bits unknown" if not bits or bits <= 0 else f"{weight.dtype} does not hold whole {bits}-bit values"
-        tally.unknown[f"packed as {evidence} with {why}"].append(weight.name)
+        tally.add_unknown(f"packed as {evidence} with {why}", weight.name)
     else:
-        tally.parameters += stored_bits // bits
+        tally.parameters += stored_bits // bits * tally.times
         tally.unpacked[weight.name] = stored_bits // bits
-        tally.bits[bits] += stored_bits // bits
+        tally.bits[bits] += stored_bits // bits * tally.times
     names = {weight.name}
     for side_key in side_keys:
         if side_key in parts:
@@ -248,7 +258,7 @@ def _packed(parts: Mapping[str, TensorInfo], key: str, side_keys: tuple[str, ...
 
 
 def _side(tally: _Tally, tensor: TensorInfo) -> None:
-    tally.side_bytes += tensor.nbytes
+    tally.side_bytes += tensor.nbytes * tally.times
     tally.side.append(tensor.name)
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import posixpath
+from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
+from itertools import accumulate
 from typing import Any
 
 from ..constants import SMALL_FILE_CAP
@@ -19,13 +21,14 @@ from ..errors import BadConfig, BadHeader, EntryNotFound, GpumemError
 from ..model.gguf_header import IncompleteGGUF, gguf_config, parse_gguf
 from ..model.jsondoc import load_json_object
 from ..model.layout import ADAPTER_CONFIG, WeightSetPlan, is_adapter_set, pick_gguf_variant, plan_layout
+from ..model.params import summarize_table
 from ..model.safetensors_header import (
     PREFIX_BYTES,
     SafetensorsHeader,
     parse_header,
     read_header_length,
 )
-from ..model.types import RepoMetadata, TensorInfo, WeightSet
+from ..model.types import RepoMetadata, TensorTable, WeightSet
 from .hub import HubClient, RepoListing
 
 ROOT_CONFIG = "config.json"
@@ -68,8 +71,16 @@ def fetch_repo(client: HubClient, repo_id: str, revision: str = "main", *, gguf_
             tasks.append(_header_task(client, listing, plan, path, sizes.get(path), guess))
     results = dict(client.map_concurrent(lambda task: task(), tasks))
     documents = {**first.files, **{p: results[p] for p in small}}
-    sets = tuple(build_weight_set(plan, sizes.get, sizes.keys(), documents, results) for plan in layout.sets)
+    sets = tuple(build_weight_set(plan, sizes.get, sizes.keys(), documents, results,
+                                  keep_tensors=keeps_tensors(layout.sets, plan)) for plan in layout.sets)
     return RepoMetadata(repo_id, listing.sha, "hub", sets, tuple(f.path for f in listing.files), layout.notes)
+
+
+def keeps_tensors(sets: tuple[WeightSetPlan, ...], plan: WeightSetPlan) -> bool:
+    """Whether a weight set read from the Hub keeps its tensors beside its summary, as the cache keeps them:
+    components reported together (diffusers) and adapters do; a model alone keeps only its summary, which
+    spares an object per tensor (DeepSeek-V3: 92k)."""
+    return (len(sets) > 1 and sets[0].format != "gguf") or is_adapter_set(plan)
 
 
 def _wave1(client: HubClient, repo_id: str, revision: str) -> _Wave1:
@@ -133,14 +144,21 @@ def read_weight_header(read: Callable[[int, int], bytes], fmt: str, path: str, s
 def predict_header_sizes(index: dict) -> dict[str, int]:
     """First-read size per shard the index names: its tensor names, plus a per-entry allowance.
 
-    One pass over the weight map (not one per shard: 191 shards x 1,100 tensors added up).
+    Whole-column operations over the weight map (DeepSeek-V3's has 92k entries), one step per shard.
     """
     weight_map = index.get("weight_map")
-    totals: dict[str, int] = {}
-    for name, file in (weight_map.items() if isinstance(weight_map, dict) else ()):
-        if isinstance(name, str) and isinstance(file, str):
-            totals[file] = totals.get(file, PREFIX_BYTES + 64) + len(name) + _ENTRY_BYTES
-    return {file: math.ceil(total * _HEADER_MARGIN) for file, total in totals.items()}
+    if not isinstance(weight_map, dict):
+        return {}
+    if not set(map(type, weight_map)) | set(map(type, weight_map.values())) <= {str}:
+        weight_map = {n: f for n, f in weight_map.items() if isinstance(n, str) and isinstance(f, str)}
+    names = sorted(weight_map, key=weight_map.__getitem__)  # grouped by shard, shards in sorted order
+    ends = [0, *accumulate(map(len, names))]
+    totals, start = {}, 0
+    for file, count in sorted(Counter(weight_map.values()).items()):
+        chars = ends[start + count] - ends[start]
+        totals[file] = math.ceil((PREFIX_BYTES + 64 + chars + count * _ENTRY_BYTES) * _HEADER_MARGIN)
+        start += count
+    return totals
 
 
 def _read_safetensors_header(read: Callable[[int, int], bytes], path: str, guess: int,
@@ -175,8 +193,9 @@ def _read_gguf_header(read: Callable[[int, int], bytes], path: str, size: int | 
 
 
 def build_weight_set(plan: WeightSetPlan, size_of: Callable[[str], int | None], listed: Collection[str],
-                     documents: dict, headers: dict) -> WeightSet:
-    """Assemble one WeightSet from its parsed headers and small files."""
+                     documents: dict, headers: dict, *, keep_tensors: bool = True) -> WeightSet:
+    """Assemble one WeightSet from its parsed headers and small files; without `keep_tensors`, a safetensors
+    set carries its summary (counted here, from the headers' columns) and no tensors."""
     config = documents.get(posixpath.join(plan.folder, ROOT_CONFIG))
     quantize_config = next((documents[n] for n in _SMALL_FILES if documents.get(n)), None)
     if plan.format == "pytorch-bin":
@@ -187,8 +206,13 @@ def build_weight_set(plan: WeightSetPlan, size_of: Callable[[str], int | None], 
     if plan.index and documents.get(plan.index):
         _check_index(plan.index, documents[plan.index], listed)
     adapter_config = documents.get(posixpath.join(plan.folder, ADAPTER_CONFIG)) if is_adapter_set(plan) else None
-    return WeightSet(plan.name, plan.format, plan.files, _merge_tensors(parsed), config, quantize_config,
-                     notes=_unknown_type_notes(parsed) if plan.format == "gguf" else (), adapter_config=adapter_config)
+    table = _merge_tables(parsed)
+    notes = _unknown_type_notes(parsed) if plan.format == "gguf" else ()
+    if keep_tensors or plan.format != "safetensors":
+        return WeightSet(plan.name, plan.format, plan.files, table.tensors(), config, quantize_config, notes=notes,
+                         adapter_config=adapter_config)
+    return WeightSet(plan.name, plan.format, plan.files, (), config, quantize_config, notes=notes,
+                     adapter_config=adapter_config, summary=summarize_table(table, config, quantize_config))
 
 
 def _bin_set(plan: WeightSetPlan, size_of: Callable[[str], int | None], documents: dict, config: dict | None) -> WeightSet:
@@ -204,16 +228,17 @@ def _bin_set(plan: WeightSetPlan, size_of: Callable[[str], int | None], document
     return WeightSet(plan.name, plan.format, plan.files, (), config, None, total, (note,))
 
 
-def _merge_tensors(parsed: list) -> tuple[TensorInfo, ...]:
-    seen: dict[str, str] = {}
-    tensors: list[TensorInfo] = []
-    for header in parsed:
-        for tensor in header.tensors:
-            if tensor.name in seen:
-                raise BadHeader(f"{tensor.file}: tensor '{tensor.name}' is also stored in {seen[tensor.name]}")
-            seen[tensor.name] = tensor.file
-            tensors.append(tensor)
-    return tuple(tensors)
+def _merge_tables(parsed: list) -> TensorTable:
+    """The headers' tensors in one table, in file order; a name stored twice is refused."""
+    table = TensorTable.concat(h.table if isinstance(h, SafetensorsHeader) else TensorTable.of(h.tensors)
+                               for h in parsed)
+    if len(set(table.names)) < len(table):
+        seen: dict[str, str] = {}
+        for name, file in zip(table.names, table.files):
+            if name in seen:
+                raise BadHeader(f"{file}: tensor '{name}' is also stored in {seen[name]}")
+            seen[name] = file
+    return table
 
 
 def _check_index(path: str, index: dict, listed: Collection[str]) -> None:
@@ -221,8 +246,11 @@ def _check_index(path: str, index: dict, listed: Collection[str]) -> None:
     if not isinstance(weight_map, dict):
         raise BadConfig(f"{path}: field 'weight_map' is missing or not an object")
     folder = posixpath.dirname(path)
-    shards = {shard if isinstance(shard, str) else repr(shard): shard for shard in weight_map.values()}
-    for shard in shards.values():  # 163 distinct shards, not 92k entries (DeepSeek-V3)
+    try:
+        shards = list(dict.fromkeys(weight_map.values()))  # 163 distinct shards, not 92k entries (DeepSeek-V3)
+    except TypeError:  # a list or object where a shard name belongs
+        shards = list({repr(shard): shard for shard in weight_map.values()}.values())
+    for shard in shards:
         if not isinstance(shard, str) or posixpath.join(folder, shard) not in listed:
             raise BadConfig(f"{path}: field 'weight_map' names shard {shard!r}, which is not in the repo")
 
