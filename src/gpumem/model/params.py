@@ -7,11 +7,14 @@ Nothing after counting sees a tensor. DeepSeek-V3's 92k tensors fall into a few 
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import islice
+from operator import sub
 
 from ..errors import BadConfig, BadHeader
 from .quantization import module_key, scan_modules
@@ -73,43 +76,54 @@ def summarize_weights(
 def summarize_table(table: TensorTable, config: dict | None = None, quantize_config: dict | None = None) -> ModelSummary:
     """summarize_weights over tensors as columns (as the header parser gives them: no object per tensor).
 
-    Per tensor: a few C-level passes and two loops of dict lookups. What decides (the quantization scan, the TP
-    split, the role) runs once per group of modules alike, the same tensors but for layer and expert indices:
-    DeepSeek-V3's 92k tensors in 46k modules make a few dozen groups.
+    No Python loop over the tensors: each step is a whole-column operation (map, zip, sort, count). What decides
+    (the quantization scan, the TP split, the role) runs once per group of modules alike, the same tensors but
+    for layer and expert indices: DeepSeek-V3's 92k tensors in 46k modules make a few dozen groups.
     """
     _check(table, config, quantize_config)
-    names, dtypes, shapes, sizes = table.names, table.dtypes, table.shapes, table.nbytes
+    rows = _one_per_name(table)
+    names, dtypes, shapes, sizes = rows.names, rows.dtypes, rows.shapes, rows.nbytes
+    count = len(names)
     masked = _masked(names)
-    cuts = {m: _module_cut(m) for m in set(masked)}
-    candidates: dict[tuple, int] = {}  # (masked name, dtype, shape, bytes) -> its number, in first-seen order
-    candidate_of: list[int] = []
-    modules: dict[str, dict[str, int]] = {}  # module name -> {suffix: tensor index}, in first-seen order
-    for index, (name, key) in enumerate(zip(names, zip(masked, dtypes, shapes, sizes))):
-        candidate_of.append(candidates.setdefault(key, len(candidates)))
-        cut = cuts[key[0]]
-        module, suffix = module_key(name) if cut is None else (name[: len(name) - cut[1]], cut[0])
-        parts = modules.get(module)
-        if parts is None:
-            modules[module] = {suffix: index}
-        else:
-            parts[suffix] = index
-    groups: dict[tuple[int, ...], _Group] = {}
-    group_of: list[_Group] = []  # each module's group, in module order
-    for module, parts in modules.items():
-        group = groups.get(signature := tuple(map(candidate_of.__getitem__, parts.values())))
-        if group is None:
-            groups[signature] = group = _Group(len(group_of), module, parts)
-        group.count += 1
-        group_of.append(group)
-    for group in groups.values():
-        group.tensors = {suffix: TensorInfo(names[i], dtypes[i], shapes[i], sizes[i]) for suffix, i in group.parts.items()}
-    scan = scan_modules([(g.module, g.tensors, g.count) for g in groups.values()], config, quantize_config)
+    cuts = {m: _module_cut(m) for m in dict.fromkeys(masked)}
+    keys = list(zip(masked, dtypes, shapes, sizes))  # tensors alike but for indices share a key
+    key_number = dict(zip(dict.fromkeys(keys), itertools.count()))
+    key_of = list(map(key_number.__getitem__, keys))
+    if all(cut is not None for cut in cuts.values()):  # the module name is the name less a fixed tail
+        tail = {m: cut[1] for m, cut in cuts.items() if cut is not None}
+        module_names = list(map(str.__getitem__, names, map(slice, map(sub, map(len, names), map(tail.__getitem__, masked)))))
+        suffix_of = {m: cut[0] for m, cut in cuts.items() if cut is not None}
+        suffixes = list(map(suffix_of.__getitem__, masked))
+    else:  # a suffix with an index in it: name by name
+        pairs = list(map(module_key, names))
+        module_names, suffixes = [m for m, _ in pairs], [s for _, s in pairs]
+    # Modules in first-seen order, each module's tensors in tensor order (as {module: {suffix: tensor}} iterates).
+    module_order = dict(zip(dict.fromkeys(module_names), itertools.count()))
+    module_of = list(map(module_order.__getitem__, module_names))
+    by_module = sorted(range(count), key=module_of.__getitem__)
+    per_module = Counter(module_of)
+    module_sizes = list(map(per_module.__getitem__, range(len(module_order))))
+    runs = iter(list(map(key_of.__getitem__, by_module)))
+    signatures = list(map(tuple, map(islice, itertools.repeat(runs), module_sizes)))
+    group_number = dict(zip(dict.fromkeys(signatures), itertools.count()))
+    group_of = list(map(group_number.__getitem__, signatures))  # each module's group of modules alike
+    first_module = dict(zip(reversed(group_of), reversed(range(len(group_of)))))
+    starts = [0, *itertools.accumulate(module_sizes)]
+    per_group = Counter(group_of)
+    groups = []
+    for number, first in sorted(first_module.items()):
+        members = by_module[starts[first]:starts[first + 1]]
+        tensors = {suffixes[i]: TensorInfo(names[i], dtypes[i], shapes[i], sizes[i]) for i in members}
+        groups.append(_Group(first, module_names[members[0]], tensors, per_group[number], members))
+    scan = scan_modules([(g.module, g.tensors, g.count) for g in groups], config, quantize_config)
     kinds = {m: _kind(m) for m in cuts}  # masked name -> (split, role unless side data or buffer, module, leaf)
     buffers = plain_parameters = 0
     inputs, outputs = [], []  # candidate tied embedding pair: (first module, position in it, elements)
-    for group in groups.values():
-        for position, (suffix, t) in enumerate(group.tensors.items()):
-            template = masked[group.parts[suffix]]
+    place_key: dict[tuple[int, int], tuple] = {}  # (group, position in its modules) -> class key
+    own_sites = set()  # (group, position) whose sites are not their module's (MXFP4's `<proj>_blocks`)
+    for number, group in enumerate(groups):
+        for position, (index, t) in enumerate(zip(group.members, group.tensors.values())):
+            template = masked[index]
             split, role, module, leaf = kinds[template]
             claimed = t.name in scan.claimed
             if t.name in scan.side:
@@ -125,58 +139,64 @@ def summarize_table(table: TensorTable, config: dict | None = None, quantize_con
                         inputs.append((group.order, position, t.numel))  # a model's own, not an MTP layer's
                     elif t.name.endswith(_OUTPUT_EMBEDDINGS):
                         outputs.append((group.order, position, t.numel))
+            place_key[number, position] = (split, role, module, leaf, t.dtype, t.shape, t.nbytes, unpacked, template)
             cut = cuts[template]
-            group.keys.append(((split, role, module, leaf, t.dtype, t.shape, t.nbytes, unpacked, template),
-                               cut is not None and cut[2]))
-    classes: dict[tuple, list[str]] = {}  # class key -> the sites (indices) of its tensors, in module order
-    module_sites = map(".".join, map(_INDEX.findall, modules))
-    for module_site, parts, group in zip(module_sites, modules.values(), group_of):
-        for (key, module_indices), index in zip(group.keys, parts.values()):
-            site = module_site if module_indices else ".".join(_INDEX.findall(names[index]))
-            found = classes.get(key)
-            if found is None:
-                classes[key] = [site]
-            else:
-                found.append(site)
+            if cut is None or not cut[2]:
+                own_sites.add((number, position))
+    # Every tensor's class and site (its indices), in module order: the order classes and sites are listed in.
+    places = list(zip(itertools.chain.from_iterable(itertools.starmap(itertools.repeat, zip(group_of, module_sizes))),
+                      itertools.chain.from_iterable(map(range, module_sizes))))
+    class_keys = list(map(place_key.__getitem__, places))
+    module_sites = (".".join(_INDEX.findall(module)) for module in module_order)
+    sites = list(itertools.chain.from_iterable(itertools.starmap(itertools.repeat, zip(module_sites, module_sizes))))
+    if own_sites:
+        for at, place in enumerate(places):
+            if place in own_sites:
+                sites[at] = ".".join(_INDEX.findall(names[by_module[at]]))
+    class_number = dict(zip(dict.fromkeys(class_keys), itertools.count()))
+    class_of = list(map(class_number.__getitem__, class_keys))
+    per_class = Counter(class_of)
+    grouped_sites = iter(list(map(sites.__getitem__, sorted(range(count), key=class_of.__getitem__))))
+    class_sizes = map(per_class.__getitem__, range(len(class_number)))
+    class_sites = list(map(tuple, map(islice, itertools.repeat(grouped_sites), class_sizes)))
     tied, duplicate = _tied_duplicate(min(inputs, default=None), min(outputs, default=None), config)
     notes = list(scan.notes)
-    plain_odd = _unclaimed_odd_dtypes(table, modules, group_of, scan.claimed)
+    plain_odd = _unclaimed_odd_dtypes(table, names, by_module, places, groups, scan.claimed)
     if plain_odd:
-        unknown = sorted({dtypes[i] for i in plain_odd})
-        notes.append(f"unknown dtype {', '.join(unknown)} (e.g. tensor '{names[plain_odd[0]]}'): parameter count "
-                     "unknown, stored bytes are exact")
+        unknown = sorted({table.dtypes[i] for i in plain_odd})
+        notes.append(f"unknown dtype {', '.join(unknown)} (e.g. tensor '{table.names[plain_odd[0]]}'): parameter "
+                     "count unknown, stored bytes are exact")
     parameters = None
     if not plain_odd and scan.parameters is not None:
         parameters = plain_parameters - duplicate + scan.parameters
     stored: dict[str, int] = defaultdict(int)
-    tally = Counter(candidate_of)
-    for number, (_, dtype, shape, _) in enumerate(candidates):
-        stored[dtype] += math.prod(shape) * tally[number]
-    count = WeightCount(
+    for (dtype, shape), times in Counter(zip(table.dtypes, table.shapes)).items():
+        stored[dtype] += math.prod(shape) * times
+    weight_count = WeightCount(
         parameters=parameters,
         stored_elements=dict(sorted(stored.items())),
-        weight_bytes=sum(sizes),
+        weight_bytes=sum(table.nbytes),
         buffer_elements=buffers,
         tied_embeddings=tied,
         quantization=scan.quantization,
         notes=tuple(notes),
     )
-    return ModelSummary(count, tuple(
+    return ModelSummary(weight_count, tuple(
         TensorClass(split, role, module, leaf, dtype, shape, nbytes, per_tensor, len(sites), template,
                     tuple(sites) if "#" in template else ())
-        for (split, role, module, leaf, dtype, shape, nbytes, per_tensor, template), sites in classes.items()))
+        for (split, role, module, leaf, dtype, shape, nbytes, per_tensor, template), sites
+        in zip(class_number, class_sites)))
 
 
 @dataclass(slots=True)
 class _Group:
-    """Modules alike: the first one (its order among modules, name and {suffix: tensor index}) and how many."""
+    """Modules alike: the first one (its order among modules, name and tensors) and how many there are."""
 
     order: int
     module: str
-    parts: dict[str, int]
-    count: int = 0
-    tensors: dict[str, TensorInfo] = field(default_factory=dict)  # the first module's tensors, for the scan
-    keys: list[tuple] = field(default_factory=list)  # class key of each part, in order
+    tensors: dict[str, TensorInfo]  # suffix -> tensor, in tensor order
+    count: int
+    members: list[int] = field(default_factory=list)  # the first module's tensor indices, in the same order
 
 
 def _masked(names: Sequence[str]) -> list[str]:
@@ -190,25 +210,34 @@ def _masked(names: Sequence[str]) -> list[str]:
 
 def _module_cut(masked: str) -> tuple[str, int, bool] | None:
     """(suffix, characters after the module, whether the module's indices are the name's) shared by every name
-    with this masked name; None when the suffix holds an index (the module is then found name by name)."""
+    with this masked name; None when the suffix holds an index (modules are then found name by name)."""
     module, suffix = module_key(masked)
     if "#" in suffix or not masked.startswith(module) or "#" in masked[len(module):]:
         return None
     return suffix, len(masked) - len(module), masked[len(module)] == "."  # not so for MXFP4's `<proj>_blocks`
 
 
-def _unclaimed_odd_dtypes(table: TensorTable, modules: dict[str, dict[str, int]], group_of: list[_Group],
-                          claimed: frozenset[str]) -> list[int]:
-    """Indices (in tensor order) of tensors of dtypes gpumem cannot size by element that quantization does not
-    claim (few, and GGUF's block types are claimed)."""
+def _one_per_name(table: TensorTable) -> TensorTable:
+    """The table as counting groups it: a name listed twice (no header parser lets that through) counts once,
+    its last entry in its first place, as {module: {suffix: tensor}} keeps it."""
+    if len(set(table.names)) == len(table):
+        return table
+    keep = list(dict(zip(table.names, range(len(table)))).values())
+    return TensorTable(tuple(map(table.names.__getitem__, keep)), tuple(map(table.dtypes.__getitem__, keep)),
+                       tuple(map(table.shapes.__getitem__, keep)), tuple(map(table.nbytes.__getitem__, keep)),
+                       tuple(map(table.files.__getitem__, keep)))
+
+
+def _unclaimed_odd_dtypes(table: TensorTable, names: Sequence[str], by_module: list[int],
+                          places: list[tuple[int, int]], groups: list[_Group], claimed: frozenset[str]) -> list[int]:
+    """Indices (in table order) of tensors of dtypes gpumem cannot size by element that quantization does not
+    claim (few; GGUF's block types are claimed). `names` and `by_module` are the grouped rows'."""
     if set(table.dtypes) <= DTYPE_BITS.keys():
         return []
-    unclaimed = set()
-    for parts, group in zip(modules.values(), group_of):
-        for suffix, index in parts.items():
-            if table.names[group.parts[suffix]] not in claimed:
-                unclaimed.add(index)
-    return [i for i, dtype in enumerate(table.dtypes) if dtype not in DTYPE_BITS and i in unclaimed]
+    unclaimed = {names[index] for index, (group, position) in zip(by_module, places)
+                 if names[groups[group].members[position]] not in claimed}
+    return [i for i, (name, dtype) in enumerate(zip(table.names, table.dtypes))
+            if dtype not in DTYPE_BITS and name in unclaimed]
 
 
 def _kind(masked: str) -> tuple[str, str, str, str]:
