@@ -131,7 +131,7 @@ def test_arbitrary_json_headers_raise_only_gpumem_errors(entries):
 
 def _general(data: bytes, file: str, file_size: int | None = None):
     """The general parser alone (json.loads and a check per entry): what the fast path must agree with."""
-    from gpumem.safetensors_header import PREFIX_BYTES, _parse_general, read_header_length
+    from gpumem.model.safetensors_header import PREFIX_BYTES, _parse_general, read_header_length
 
     size = read_header_length(data, file)
     end = PREFIX_BYTES + size
@@ -146,9 +146,8 @@ def _outcome(parse, *args):
 
 
 def test_writer_headers_take_the_fast_path_and_read_as_the_general_parser_reads_them():
-    from fakehub import repo_from_fixture
-
-    from gpumem.safetensors_header import PREFIX_BYTES, _parse_canonical
+    from gpumem.model.safetensors_header import PREFIX_BYTES, _parse_canonical
+    from gpumem_dev.fakehub import repo_from_fixture
 
     saved = save({"b": np.zeros((3, 5), dtype=np.float16), "a": np.ones((2,), dtype=np.float32)},
                  metadata={"format": "pt"})

@@ -75,7 +75,7 @@ def test_a_cached_answer_is_the_fresh_one(hub, gpumem):
 def test_scanning_groups_of_modules_alike_gives_the_module_by_module_answer(deepseek):
     # summarize scans one module per group of modules alike (DeepSeek-R1: 46k modules, a few dozen groups);
     # scan_quantization scans every module on its own.
-    from gpumem.quantization import scan_quantization
+    from gpumem.model.quantization import scan_quantization
 
     weights, summary = deepseek
     scan = scan_quantization(weights.tensors, weights.config)
