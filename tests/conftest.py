@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from gpumem_dev import fakehub
@@ -21,6 +23,27 @@ def hermetic_env(tmp_path, monkeypatch):
     yield
 
 
+_LABEL = re.compile(r"^(Note|Hint|Error): ")
+
+
+def unwrap(err: str) -> str:
+    """stderr with each note, hint or error on one line again: gpumem wraps them at the terminal's width with the
+    text indented under the label (tests/test_output.py checks that layout; the others read the words)."""
+    lines: list[str] = []
+    indent = None
+    for line in err.splitlines():
+        if indent and line.startswith(indent) and line[len(indent):][:1].strip():
+            lines[-1] += " " + line[len(indent):]
+            continue
+        if indent and lines[-1].endswith(" \\") and line.startswith(indent + "    "):  # a long `command`
+            lines[-1] = lines[-1][:-2] + " " + line.strip()
+            continue
+        label = _LABEL.match(line)
+        indent = " " * len(label.group(0)) if label else None
+        lines.append(line)
+    return "".join(line + "\n" for line in lines)
+
+
 fake_hub = pytest.fixture(scope="session")(fakehub.fake_hub)
 
 
@@ -34,21 +57,34 @@ def hub(fake_hub, monkeypatch):
     fake_hub.reset_faults()
 
 
-@pytest.fixture
-def gpumem(capsys):
-    """Run the real CLI entry point in-process: returns (exit code, stdout, stderr)."""
+def _run_cli(capsys, *args: str) -> tuple[int, str, str]:
     from gpumem.cli import main
 
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def gpumem(capsys):
+    """Run the real CLI entry point in-process: returns (exit code, stdout, stderr with each note, hint and error
+    on one line again: `unwrap`; `gpumem_raw` gives stderr as printed)."""
+
     def run(*args: str) -> tuple[int, str, str]:
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        out, err = capsys.readouterr()
-        return code, out, err
+        code, out, err = _run_cli(capsys, *args)
+        return code, out, unwrap(err)
 
     return run
+
+
+@pytest.fixture
+def gpumem_raw(capsys):
+    """The CLI in-process, stdout and stderr exactly as printed (wrapped at COLUMNS)."""
+    return lambda *args: _run_cli(capsys, *args)
 
 
 def pytest_addoption(parser):

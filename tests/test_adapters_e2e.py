@@ -79,8 +79,8 @@ def test_train_on_an_adapter_points_at_its_base(hub, gpumem):
     code, _, err = gpumem("train", "Rehman54454/gpt2-qlora", "--no-cache")
     assert code == 2
     assert err.splitlines() == ["Error: Rehman54454/gpt2-qlora is a LoRA adapter: plan the training on its base model",
-                                ("Hint: gpumem train openai-community/gpt2 --method lora --rank 8 "
-                                 "--target-modules attn.c_attn,attn.c_proj")]
+                                ("Hint: `gpumem train openai-community/gpt2 --method lora --rank 8 "
+                                 "--target-modules attn.c_attn,attn.c_proj`")]
     code, out, err = gpumem("train", "openai-community/gpt2", "--method", "lora", "--rank", "8", "--target-modules",
                             "attn.c_attn,attn.c_proj", "--json", "--no-cache")
     assert code == 0, err

@@ -283,7 +283,7 @@ def test_dual_format_counts_the_safetensors_and_says_so(hub, gpumem):
     report, _ = run_json(gpumem, "acme/llama-2-7b-dual")
     assert report["parameters"] == LLAMA2_7B and report["format"] == "safetensors"
     assert report["files"] == ["model.safetensors"]
-    assert "the root: counted the safetensors files; left out the .bin copies" in report["notes"]
+    assert "counted the safetensors files; left out the .bin copies" in report["notes"]
     assert not [r for r in hub.requests if r.path.endswith(".bin")]
 
 

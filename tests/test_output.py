@@ -4,60 +4,146 @@ CSV exact, Markdown aligned, SVGs as wide as their content with bars drawn as co
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import os
 import pty
 import re
+import struct
 import subprocess
 import sys
+import tempfile
+import termios
 from xml.etree import ElementTree
 
 import pytest
 from conftest import FIXTURES
 
 from gpumem.output.tables import BAR_WIDTH, Bar, BarSegment, Cell, Column, Document, Table, layout, plain_lines, wrap
+from gpumem_dev.fakehub import adapter_repo, repo_from_fixture
 from gpumem_dev.fakehub import formats as fmt
 
 TOKEN = "hf_fakehub_granted_0123456789abcdef"
 GGUF_REPO = "TheBloke/Llama-2-7B-GGUF"
+ADAPTER = "abrhaleyarefaine1997/gpt2-tigrinya-lora"
+# Every command as a new user runs it, with the notes, hints and errors each one says on stderr.
 RUNS = {
     "hf": ("hf", "openai-community/gpt2", "--no-cache"),
     "hf-gated": ("hf", "meta-llama/Llama-2-7b-hf", "--token", TOKEN, "--gpu", "RTX 4090", "--no-cache"),
+    "hf-gated-no-token": ("hf", "meta-llama/Llama-2-7b-hf", "--no-cache"),  # the snapshot, and a note saying so
     "hf-gguf": ("hf", GGUF_REPO, "--no-cache"),
-    "hf-many": ("hf", "openai-community/gpt2", "mistralai/Mixtral-8x7B-v0.1", "--no-cache"),
+    "hf-adapter": ("hf", ADAPTER, "--no-cache"),  # a long --lora-modules value, a long note
+    "hf-what-if": ("hf", "Qwen/Qwen2.5-7B", "--bits", "4", "--gpu", "a100", "--context", "32k", "--no-cache"),
+    "hf-many": ("hf", "openai-community/gpt2", "mistralai/Mixtral-8x7B-v0.1", "nobody/no-such-model", "--no-cache"),
     "compare": ("compare", "Qwen/Qwen2.5-7B", "mistralai/Mixtral-8x7B-v0.1", "microsoft/Phi-3-mini-4k-instruct",
                 "--no-cache"),
     "fit": ("fit", "--gpu", "T4", "microsoft/Phi-3-mini-4k-instruct", "--no-cache"),
     "fit-gguf": ("fit", "--gpu", "RTX 4090", GGUF_REPO, "--no-cache"),
     "calc": ("calc", "--params", "70B", "--gpu", "L4"),
     "gpus": ("gpus",),
+    "local": ("local", str(FIXTURES / "gguf" / "tiny-mix.gguf")),
+    "train": ("train", "meta-llama/Llama-3.1-8B", "--method", "qlora", "--no-cache"),
+    "cache-list": ("cache", "list"),
 }
+FAILING = {"hf-many": 3}  # a repo that does not exist: its error in place, the others answered
 IDS = ("openai-community/gpt2", "meta-llama/Llama-2-7b-hf", "mistralai/Mixtral-8x7B-v0.1", "Qwen/Qwen2.5-7B",
-       "microsoft/Phi-3-mini-4k-instruct", "llama-2-7b.Q4_K_M.gguf", "Apple M3 Ultra 512GB")
+       "microsoft/Phi-3-mini-4k-instruct", "llama-2-7b.Q4_K_M.gguf", "Apple M3 Ultra 512GB", ADAPTER,
+       "meta-llama/Llama-3.1-8B", "nobody/no-such-model", "gpt2-tigrinya-lora=" + ADAPTER)
 
 
 @pytest.fixture
 def gguf_hub(hub):
     hub.add_repo(fmt.llama2_gguf_repo(GGUF_REPO))
+    hub.add_repo(adapter_repo(ADAPTER.replace("/", "__")))
+    hub.add_repo(repo_from_fixture("openai-community__gpt2", repo_id="gpt2"))  # the adapter's base, by its old name
     return hub
+
+
+def check_widths(out: str, err: str, fmt_: str, width: int) -> None:
+    """What docs/commands.md ("Widths") promises: the table view and every note, hint and error fit `width`;
+    Markdown's headings and table rows are one line each by its grammar; CSV and JSON are records for programs.
+    No line of any format ends with a space, nothing is cut with '…'."""
+    lines, notes = out.splitlines(), err.splitlines()
+    assert not [line for line in lines + notes if line != line.rstrip()]  # no trailing spaces
+    assert "…" not in out + err and "\x1b[" not in out + err
+    assert not [line for line in notes if len(line) > width], err
+    if fmt_ == "table":
+        assert not [line for line in lines if len(line) > width], out
+    elif fmt_ == "markdown":
+        assert not [line for line in lines if len(line) > width and not line.startswith(("|", "#"))], out
 
 
 @pytest.mark.parametrize("fmt_", ["table", "markdown", "csv", "json"])
 @pytest.mark.parametrize("run", sorted(RUNS))
-def test_every_command_and_format_reads_at_80_columns(gguf_hub, gpumem, monkeypatch, run, fmt_):
+def test_every_command_and_format_reads_at_80_columns(gguf_hub, gpumem_raw, monkeypatch, run, fmt_):
     monkeypatch.setenv("COLUMNS", "80")
-    code, out, err = gpumem(*RUNS[run], "--format", fmt_)
-    assert code == 0, err
-    lines = out.splitlines()
-    assert lines and not [line for line in lines if line != line.rstrip()]  # no trailing spaces
-    assert "…" not in out + err and "\x1b[" not in out
+    if run == "cache-list":  # something cached, in a folder as short as ~/.cache/huggingface/gpumem (a path is whole)
+        monkeypatch.setenv("HF_HOME", tempfile.mkdtemp(prefix="hf", dir="/tmp"))
+        assert gpumem_raw("hf", "openai-community/gpt2")[0] == 0
+    code, out, err = gpumem_raw(*RUNS[run], "--format", fmt_)
+    assert code == FAILING.get(run, 0), err
+    assert out.strip()
+    check_widths(out, err, fmt_, 80)
     assert not re.search(r"\b(True|False|None)\b", out)
-    if fmt_ == "table":  # Markdown, CSV and JSON rows are data: a line each, however long
-        assert max(len(line) for line in lines) <= 80
-    command_ids = [i for i in IDS if i in " ".join(RUNS[run]) or (run.endswith("gguf") and i.endswith(".gguf"))]
-    for identifier in command_ids:
-        assert identifier in out, f"{identifier} broken or missing"
+    said = " ".join(RUNS[run]) + (" llama-2-7b.Q4_K_M.gguf" if run.endswith("gguf") else "")
+    said += f" gpt2-tigrinya-lora={ADAPTER}" if run == "hf-adapter" and fmt_ != "csv" else ""
+    for identifier in [i for i in IDS if i in said]:
+        assert identifier in out + err, f"{identifier} broken or missing"
+
+
+@pytest.mark.parametrize("command", ["", "hf", "compare", "fit", "calc", "gpus", "local", "train", "cache",
+                                     "cache list", "cache info", "cache clear", "hf-extension"])
+def test_every_help_reads_at_80_columns(gpumem_raw, monkeypatch, command):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = gpumem_raw(*command.split(), "--help")
+    assert code == 0 and out.startswith("Usage: gpumem")
+    check_widths(out, err, "table", 80)
+
+
+@pytest.mark.parametrize("argv", [("hf", "nobody/no-such-model", "--no-cache"), ("hf", "openai-community/gpt2", "--gpu",
+                                   "Z9000"), ("hf", "openai-community/gpt2", "--context", "lots"), ("calc", "--params",
+                                   "70"), ("train", ADAPTER, "--no-cache")])
+def test_errors_and_hints_wrap_under_their_label(gguf_hub, gpumem_raw, monkeypatch, argv):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = gpumem_raw(*argv)
+    assert code != 0 and out == ""
+    check_widths(out, err, "table", 80)
+    lines = err.splitlines()
+    assert lines[0].startswith("Error: ")
+    for line in lines[1:]:  # a continuation sits under its label's text, or is a command's ` \` continuation
+        assert line.startswith(("Hint: ", " " * len("Error: "), " " * len("Hint: "))), err
+
+
+def test_a_long_command_in_a_hint_wraps_with_continuations(hub, gpumem_raw, monkeypatch):
+    hub.add_repo(adapter_repo("Rehman54454__gpt2-qlora"))  # base openai-community/gpt2, modules attn.c_attn, ...
+    monkeypatch.setenv("COLUMNS", "80")
+    code, _, err = gpumem_raw("train", "Rehman54454/gpt2-qlora", "--no-cache")
+    lines = err.splitlines()
+    assert code == 2 and max(len(line) for line in lines) <= 80
+    hint = next(k for k, line in enumerate(lines) if line.startswith("Hint: "))
+    assert lines[hint].endswith(" \\") and lines[hint + 1].startswith(" " * len("Hint: ") + "    --")
+    joined = " ".join(line.strip().removesuffix("\\").strip() for line in lines[hint:])
+    assert joined == ("Hint: `gpumem train openai-community/gpt2 --method lora --rank 8 --target-modules "
+                      "attn.c_attn,attn.c_proj`")
+
+
+def test_the_what_if_says_which_checkpoint_the_command_serves(hub, gpumem):
+    code, out, err = gpumem("hf", "Qwen/Qwen2.5-7B", "--bits", "4", "--no-cache", "--gpu", "L40S")
+    assert code == 0 and "vllm serve Qwen/Qwen2.5-7B" in out
+    assert ("Note: --bits 4 is a what-if: the start command serves Qwen/Qwen2.5-7B as stored (16-bit); for the 4-bit "
+            "plans serve a 4-bit checkpoint (GPTQ, AWQ) of the model in its place, or let vLLM quantize it on load "
+            "(add `--quantization bitsandbytes`)") in err
+    code, _, err = gpumem("hf", "Qwen/Qwen2.5-7B", "--bits", "16", "--no-cache", "--gpu", "L40S")
+    assert code == 0 and "what-if" not in err  # the checkpoint's own width is no what-if
+
+
+def test_the_sequences_column_has_one_decimals_rule(hub, gpumem, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")
+    code, out, _ = gpumem("fit", "--gpu", "T4", "microsoft/Phi-3-mini-4k-instruct", "--no-cache")
+    assert code == 0
+    column = [line.split()[-3] for line in out.splitlines() if line.split()[-2:-1] == ["≥"]]
+    assert column and all(re.fullmatch(r"[\d,]+\.\d\d", value) for value in column), column  # vLLM: 2 decimals
 
 
 def test_wide_terminals_show_every_column_narrow_ones_say_what_they_left_out(hub, gpumem, monkeypatch):
@@ -203,12 +289,16 @@ def test_svg_bar_segments_are_rects_in_their_colours(hub, gpumem, tmp_path):
 # -- a pseudo-terminal -------------------------------------------------------------------------------
 
 
-def _run(argv: list[str], env: dict, tty: bool) -> str:
+def _run(argv: list[str], env: dict, tty: bool, *, stderr: bool = False, columns: int = 0) -> str:
+    """stdout (with `stderr`, stderr on the same terminal too) piped or on a pseudo-terminal `columns` wide."""
     command = [sys.executable, "-m", "gpumem", *argv]
     if not tty:
         return subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=60).stdout
     leader, follower = pty.openpty()
-    process = subprocess.Popen(command, env=env, stdout=follower, stderr=subprocess.DEVNULL, stdin=follower)
+    if columns:
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    process = subprocess.Popen(command, env=env, stdout=follower, stderr=follower if stderr else subprocess.DEVNULL,
+                               stdin=follower)
     os.close(follower)
     chunks = []
     while True:
@@ -234,6 +324,18 @@ def test_a_terminal_shows_the_piped_lines_in_colour(hub, width):
     assert "\x1b[" in on_terminal
     assert re.sub(r"\x1b\[[0-9;]*m", "", on_terminal) == piped
     assert max(len(line) for line in piped.splitlines()) <= width
+
+
+def test_notes_on_a_terminal_wrap_at_its_width_or_at_columns(hub):
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env.update(TERM="xterm-256color", PYTHONPATH=str(FIXTURES.parent / "src"))
+    argv = ["calc", "--params", "7B", "--gpu", "a100"]  # says which A100 "a100" picked: a 92-character note
+    note = "Note: --gpu a100 means the A100 80GB (also in the catalog: A100 40GB; name one to choose it)"
+    wide = re.sub(r"\x1b\[[0-9;]*m", "", _run(argv, env, tty=True, stderr=True, columns=100))
+    assert note in wide.splitlines()
+    narrow = re.sub(r"\x1b\[[0-9;]*m", "", _run(argv, {**env, "COLUMNS": "80"}, tty=True, stderr=True, columns=100))
+    said = narrow.splitlines()[narrow.splitlines().index(note[:note.rindex(" ", 0, 80)]):]
+    assert max(len(line) for line in narrow.splitlines()) <= 80 and said[1] == "      " + note[note.rindex(" ", 0, 80) + 1:]
 
 
 def test_text_from_repos_reaches_no_writer_raw():

@@ -245,8 +245,8 @@ def training_base(metadata: RepoMetadata) -> TrainingBase:
         config = parse_adapter_config(main.adapter_config)
         targets = config.target_modules if isinstance(config.target_modules, str) else ",".join(config.target_modules)
         raise UsageError(f"{metadata.repo_id} is a LoRA adapter: plan the training on its base model",
-                         hint=f"gpumem train {config.base_model or 'BASE'} --method lora --rank {config.rank} "
-                              f"--target-modules {targets}")
+                         hint=f"`gpumem train {config.base_model or 'BASE'} --method lora --rank {config.rank} "
+                              f"--target-modules {targets}`")
     if main.format != "safetensors":
         raise UsageError(f"{metadata.repo_id}: training plans need the safetensors checkpoint (this repo has "
                          f"{main.format} weights)", hint="point gpumem train at the original Hugging Face repo")
@@ -329,6 +329,9 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
     facts = ModelFacts(metadata.repo_id, count.parameters, active, _is_fp8(count) and bits is None,
                        _vocab_bytes(summary, bits), file=main.files[0] if main.format == "gguf" else None)
     recs = _plans(facts, summary, arch, serving, bits, request)
+    stored_bits = _checkpoint_bits(count)
+    if bits is not None and stored_bits is not None and bits != stored_bits and any(r.command for r in recs):
+        notes.append(_what_if_note(metadata.repo_id, bits, stored_bits, serving.engine, main.format))
     first = recs[0]
     estimate_ = first.estimate  # the breakdown shown is the first plan's
     serving = replace(serving, tp=first.tp, pp=first.pp)
@@ -433,6 +436,18 @@ def _architecture(config: dict | None) -> tuple[Architecture | None, str | None]
         return parse_architecture(config), None
     except BadConfig as exc:
         return None, f"config not understood ({exc.message}): weights only"
+
+
+def _what_if_note(repo_id: str, bits: float, stored_bits: float, engine: str | None, format_: str) -> str:
+    """What to run for a --bits what-if: the start command serves the checkpoint as stored, not at `bits`."""
+    kinds: dict[float, str] = {8: "FP8, GPTQ", 4: "GPTQ, AWQ"}
+    kind = "GGUF file" if format_ == "gguf" else f"checkpoint ({kinds.get(bits, 'GPTQ')})"
+    width = f"{bits:g}-bit"
+    article = "an" if width.startswith(("8", "11-", "18-")) else "a"
+    note = (f"--bits {bits:g} is a what-if: the start command serves {repo_id} as stored ({stored_bits:g}-bit); for "
+            f"the {width} plans serve {article} {width} {kind} of the model in its place")
+    on_load = {8.0: "fp8", 4.0: "bitsandbytes"}.get(bits) if engine == "vllm" else None  # vLLM's documented on-load modes
+    return note + (f", or let vLLM quantize it on load (add `--quantization {on_load}`)" if on_load else "")
 
 
 def _checkpoint_bits(count: WeightCount) -> float | None:

@@ -320,7 +320,7 @@ def compare(repo_ids, revision, hub, bits, gpu, serving, plan, output):
 
     \b
     Example:
-      gpumem compare meta-llama/Llama-3.1-8B Qwen/Qwen2.5-7B mistralai/Mixtral-8x7B-v0.1
+      gpumem compare Qwen/Qwen2.5-7B mistralai/Mixtral-8x7B-v0.1
     """
     ids, revision = _repo_ids(repo_ids, None, revision)
     _report(ids, revision, hub, output, compare=True, bits=bits, serving=serving, gpu=gpu, plan=plan, file=None)
@@ -401,7 +401,8 @@ def train(repo_id, method, rank, target_modules, optimizer, precision, master_we
     Examples:
       gpumem train meta-llama/Llama-3.1-8B --method qlora
       gpumem train Qwen/Qwen2.5-7B --method full --gpu h100
-      gpumem train meta-llama/Llama-2-7b-hf --method lora --rank 8 --target-modules q_proj,v_proj
+      gpumem train meta-llama/Llama-2-7b-hf --method lora --rank 8 \\
+          --target-modules q_proj,v_proj
     """
     from . import api
     from .output import render
@@ -501,10 +502,13 @@ def hf_extension():
       gpumem hf-extension && hf gpumem hf Qwen/Qwen2.5-7B
     """
     from .hf_extension import extensions_root, register
+    from .output.render import terminal_width
+    from .output.tables import wrap
 
     program = register()
-    click.echo(f"`hf gpumem ARGS` now runs {program} ARGS (manifest in {extensions_root() / 'hf-gpumem'}; "
-               "`hf extensions remove gpumem` undoes it)")
+    said = (f"`hf gpumem ARGS` now runs {program} ARGS (manifest in {extensions_root() / 'hf-gpumem'}; "
+            "`hf extensions remove gpumem` undoes it)")
+    click.echo("\n".join(wrap(said, terminal_width())))
 
 
 @cli.group()
@@ -624,7 +628,7 @@ def _repo_ids(repo_ids: tuple[str, ...], from_file, revision: str) -> tuple[list
     references = [parse_repo_reference(text, host) for text in texts if text]
     ids = list(dict.fromkeys(repo_id for repo_id, _ in references))
     if not ids:
-        raise UsageError("no repo id given", hint="e.g. gpumem hf meta-llama/Llama-2-7b-hf")
+        raise UsageError("no repo id given", hint="e.g. `gpumem hf meta-llama/Llama-2-7b-hf`")
     return ids, one_revision(references, revision)
 
 
@@ -651,13 +655,13 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="gpumem", standalone_mode=False)
         sys.stdout.flush()  # a closed pipe shows here, not at exit as "Exception ignored"
         for note in _State.notes:
-            click.echo(f"Note: {note}", err=True)
+            _say("Note", note)
     except click.exceptions.Abort:  # click's name for a KeyboardInterrupt (Ctrl-C)
         _interrupted()
     except click.ClickException as exc:  # bad options: one line and a hint, like every other error
-        click.echo(f"Error: {exc.format_message()}", err=True)
+        _say("Error", exc.format_message())
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
-            click.echo(f"Hint: see '{exc.ctx.command_path} --help'", err=True)
+            _say("Hint", f"see `{exc.ctx.command_path} --help`")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _interrupted()
@@ -676,14 +680,21 @@ def main(argv: list[str] | None = None) -> None:
             for line in "".join(traceback.format_exception(exc)).splitlines():
                 click.echo(clean(line, 2000), err=True)
             _print_request_log()
-        if not isinstance(exc, GpumemError):  # a bug in gpumem: still one line, with how to report it
-            click.echo(f"Error: internal error ({type(exc).__name__}: {clean(exc, 300)}); rerun with --debug and "
-                       "report it", err=True)
+        if not isinstance(exc, GpumemError):  # a bug in gpumem: still one message, with how to report it
+            _say("Error", f"internal error ({type(exc).__name__}: {clean(exc, 300)}); rerun with --debug and "
+                          "report it")
             sys.exit(1)
-        click.echo(f"Error: {clean(_in_flag_words(exc), 1000)}", err=True)
+        _say("Error", clean(_in_flag_words(exc), 1000))
         if exc.hint:
-            click.echo(f"Hint: {clean(exc.hint, 1000)}", err=True)
+            _say("Hint", clean(exc.hint, 1000))
         sys.exit(int(exc.exit_code))
+
+
+def _say(label: str, message: str) -> None:
+    """A note, hint or error on stderr, wrapped at the terminal's width (render.say)."""
+    from .output.render import say
+
+    say(label, message)
 
 
 def _interrupted() -> None:

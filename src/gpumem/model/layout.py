@@ -98,23 +98,23 @@ def plan_layout(paths: Iterable[str], where: str = "repo") -> Layout:
 def _folder_set(folder: str, files: list[str], notes: list[str]) -> WeightSetPlan | None:
     safetensors = [f for f in files if f.endswith(".safetensors")]
     indexes = [f for f in files if f.endswith(".safetensors.index.json")]
-    label = folder or "the root"
+    where = f"{folder}/: " if folder else ""  # the top folder goes unnamed
     if safetensors:
         variants = [f for f in safetensors if _VARIANT.search(f)]
         plain = [f for f in safetensors if f not in variants]
         if plain and variants:
-            notes.append(f"{label}: counted {', '.join(map(posixpath.basename, plain))}; "
+            notes.append(f"{where}counted {', '.join(map(posixpath.basename, plain))}; "
                          f"left out variant files {', '.join(map(posixpath.basename, variants))}")
             safetensors = plain
         indexes = [i for i in indexes if not _VARIANT.search(i.removesuffix(".index.json"))]
         consolidated = [f for f in safetensors if _is_consolidated(f)]
         if consolidated and len(consolidated) < len(safetensors):
-            notes.append(f"{label}: counted the Hugging Face format files; left out the Mistral-format "
+            notes.append(f"{where}counted the Hugging Face format files; left out the Mistral-format "
                          f"{', '.join(map(posixpath.basename, consolidated))}")
             safetensors = [f for f in safetensors if f not in consolidated]
             indexes = [i for i in indexes if not _is_consolidated(i)]  # the index of the shards kept
         if any(_is_bin_weights(f) for f in files):
-            notes.append(f"{label}: counted the safetensors files; left out the .bin copies")
+            notes.append(f"{where}counted the safetensors files; left out the .bin copies")
         return WeightSetPlan(folder, "safetensors", folder, tuple(safetensors), next(iter(indexes), None))
     bins = [f for f in files if _is_bin_weights(f)]
     if bins:

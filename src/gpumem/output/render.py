@@ -19,7 +19,7 @@ from pathlib import Path
 from ..errors import GpumemError, repo_error_record
 from ..reading.sanitize import clean, csv_cell
 from . import views
-from .tables import Commands, Document, Line, Table, layout, plain_lines
+from .tables import Commands, Document, Line, Table, layout, message_lines, plain_lines, wrap, wrap_command
 
 FORMATS = ("table", "json", "markdown", "csv")
 
@@ -36,6 +36,24 @@ def terminal_width() -> int:
         return 80
 
 
+def stderr_width() -> int:
+    """The width notes, hints and errors wrap at: COLUMNS when set, else stderr's terminal, else 80."""
+    try:
+        return max(20, int(os.environ["COLUMNS"]))
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns if sys.stderr.isatty() else 80
+    except (OSError, ValueError, AttributeError):
+        return 80
+
+
+def say(label: str, message: str) -> None:
+    """`Note: ...`, `Hint: ...` or `Error: ...` on stderr, wrapped at its width with the text indented under the
+    label (ids, URLs, flags and `commands` whole)."""
+    sys.stderr.write("".join(line + "\n" for line in message_lines(label, message, stderr_width())))
+
+
 def emit(document: Document, data: object, *, format: str, svg: str | None = None) -> None:
     """Write one command's output to stdout in `format`; `svg` also saves the table view as an SVG image."""
     if format == "json":  # json.dumps escapes control characters itself
@@ -47,7 +65,7 @@ def emit(document: Document, data: object, *, format: str, svg: str | None = Non
     if format == "csv":
         sys.stdout.write(to_csv(document))
     elif format == "markdown":
-        sys.stdout.write(to_markdown(document))
+        sys.stdout.write(to_markdown(document, terminal_width()))
     else:
         lines = layout(document, terminal_width())
         if _colour():
@@ -112,12 +130,16 @@ def save_svg(document: Document, path: str) -> None:
         raise OutputError(f"--svg {path}: cannot write it ({exc.strerror or exc})") from None
 
 
-def to_markdown(document: Document) -> str:
-    """GitHub-flavoured Markdown: a heading per table, numbers right-aligned, fields as a list, captions below."""
+def to_markdown(document: Document, width: int = 80) -> str:
+    """GitHub-flavoured Markdown: a heading per table, numbers right-aligned, fields as a list, captions below.
+
+    Prose (list items, captions) wraps at `width` and commands wrap with ` \\` as on a terminal; a heading and a
+    table row are one line each by Markdown's grammar, so those alone may be longer (a viewer lays them out)."""
     parts = []
     for block in document.blocks:
         if isinstance(block, Commands):
-            parts.append(f"### {_md(block.title)}\n\n```sh\n" + "\n".join(block.lines) + "\n```\n")
+            lines = [part for line in block.lines for part in wrap_command(line, width)]
+            parts.append(f"### {_md(block.title)}\n\n```sh\n" + "\n".join(lines) + "\n```\n")
             continue
         table = block if isinstance(block, Table) else block.as_table()
         lines = [f"### {_md(table.title)}", ""] if table.title else []
@@ -126,9 +148,11 @@ def to_markdown(document: Document) -> str:
             lines.append("|" + "".join(" ---: |" if c.align == "right" else " --- |" for c in table.columns))
             lines += ["| " + " | ".join(_md(cell.text.strip()) for cell in row) + " |" for row in table.rows]
         else:
-            lines += [f"- **{_md(row[0].text.strip())}**: {_md(row[1].text)}" for row in table.rows]
+            for row in table.rows:
+                item = wrap(f"- **{_md(row[0].text.strip())}**: {_md(row[1].text)}", width - 2)
+                lines += [item[0], *("  " + more for more in item[1:])]  # continuation lines belong to the item
         if table.caption:
-            lines += ["", f"_{_md(table.caption)}_"]
+            lines += ["", *wrap(f"_{_md(table.caption)}_", width)]
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
 
@@ -185,9 +209,9 @@ def report_errors(ids: Sequence[str], results: Sequence) -> None:
     sys.stdout.flush()  # keep the data above the errors when both go to one terminal
     for repo_id, result in zip(ids, results):
         if isinstance(result, GpumemError):
-            sys.stderr.write(f"Error: {clean(repo_id, 200)}: {clean(result.message, 1000)}\n")
+            say("Error", f"{clean(repo_id, 200)}: {clean(result.message, 1000)}")
             if result.hint:
-                sys.stderr.write(f"Hint: {clean(result.hint, 1000)}\n")
+                say("Hint", clean(result.hint, 1000))
 
 
 def print_notes(dicts: Sequence[dict]) -> None:
@@ -201,7 +225,7 @@ def print_notes(dicts: Sequence[dict]) -> None:
                 holders[note].append(views.title_of(d))
     for note, who in holders.items():
         prefix = "" if len(names) == 1 or len(who) == len(names) else f"{', '.join(who)}: "
-        sys.stderr.write(f"Note: {clean(prefix + note, 2000)}\n")
+        say("Note", clean(prefix + note, 2000))
 
 
 def emit_fits(ids: Sequence[str], results: Sequence, *, format: str, svg: str | None, quiet: bool) -> None:

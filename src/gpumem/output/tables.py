@@ -209,7 +209,7 @@ def layout_table(table: Table, width: int) -> list[Line]:
         victim = max(droppable, key=lambda i: (table.columns[i].drop, i))
         columns.remove(victim)
         dropped.append(table.columns[victim].header)
-    lines: list[Line] = [[(line, "bold")] for line in wrap(table.title, width)] if table.title else []
+    lines: list[Line] = [[(line, "bold")] for line in wrap_title(table.title, width)] if table.title else []
     if table.header:
         headers = [wrap(table.columns[i].header, w) for i, w in zip(columns, widths)]
         depth = max((len(h) for h in headers), default=0)
@@ -278,12 +278,15 @@ def _rstrip(line: Line) -> Line:
 
 # A number and its unit stay on one line: "18.3 GB", "7.62 B", "4 bit".
 _UNIT = re.compile(r"^(?:[kMGT]i?B|B|M|K|T|bit|bits|×|·|/)$")
+# A word: a run of non-spaces, where a `command` or a "quoted name" counts as one run (never split inside).
+_WORD = re.compile(r'(?:`[^`]*`|"[^"\s][^"]*"|\S)+')
 
 
 def _tokens(value: str) -> list[str]:
-    """Words that wrapping never splits (a unit stays with its number, a separator with what precedes it)."""
+    """Words that wrapping never splits (a unit stays with its number, a separator with what precedes it, a
+    `command` or "quoted name" with itself)."""
     tokens: list[str] = []
-    for word in value.split():
+    for word in _WORD.findall(value):
         if tokens and _UNIT.match(word):
             tokens[-1] += " " + word
         else:
@@ -306,6 +309,49 @@ def wrap(value: str, width: int) -> list[str]:
     return lines or [""]
 
 
+def wrap_title(value: str, width: int) -> list[str]:
+    """A title wrapped at its clause boundaries (after ", " or ": ") where a clause fits, else at spaces:
+    "..., 1 sequence of 1,024 tokens," / "KV fp16 (auto), TP 1", never "..., KV" / "fp16 (auto) ..."."""
+    clauses = re.split(r"(?<=[,:]) (?=\D)", value)  # not inside a number such as "1, 2"
+    lines: list[str] = []
+    current = ""
+    for clause in clauses:
+        if current and len(current) + 1 + len(clause) <= width:
+            current += " " + clause
+            continue
+        if current:
+            lines.append(current)
+        pieces = wrap(clause, width)
+        lines += pieces[:-1]
+        current = pieces[-1]
+    if current:
+        lines.append(current)
+    return lines or [""]
+
+
+def message_lines(label: str, message: str, width: int) -> list[str]:
+    """A note, hint or error for stderr: `Label: text` wrapped at `width`, continuation lines indented under the
+    text; ids, URLs, flags and `commands` are never split. Line breaks in `message` are kept."""
+    head = f"{label}: "
+    indent = " " * len(head)
+    room = max(20, width - len(head))
+    lines: list[str] = []
+    for paragraph in message.split("\n"):
+        current = ""
+        for token in _tokens(paragraph):
+            if len(token) > room and token.startswith("`"):  # a long `command`: ` \` continuations, as on stdout
+                lines += [current] if current else []
+                *whole, current = wrap_command(token, room)
+                lines += whole
+            elif current and len(current) + 1 + len(token) > room:
+                lines.append(current)
+                current = token
+            else:
+                current = f"{current} {token}" if current else token
+        lines.append(current)
+    return [(head if k == 0 else indent) + line for k, line in enumerate(lines)]
+
+
 def bar_cells(segments: Sequence[BarSegment], total: int, width: int) -> list[int]:
     """Characters per segment, summing to exactly `width` when the segments fill the whole (largest remainder)."""
     exact = [s.value / total * width if total else 0.0 for s in segments]
@@ -319,7 +365,7 @@ def bar_cells(segments: Sequence[BarSegment], total: int, width: int) -> list[in
 def layout_bar(bar: Bar, width: int) -> list[Line]:
     """Title, the bar (always BAR_WIDTH or the terminal's width), and a legend whose items never split."""
     bar_width = min(BAR_WIDTH, width)
-    lines: list[Line] = [[(line, "bold")] for line in wrap(bar.title, width)]
+    lines: list[Line] = [[(line, "bold")] for line in wrap_title(bar.title, width)]
     lines.append([(s.glyph * n, f"{s.colour} on {s.colour}") for s, n in
                   zip(bar.segments, bar_cells(bar.segments, bar.total, bar_width)) if n])
     legend: Line = []
@@ -342,7 +388,7 @@ def layout_bar(bar: Bar, width: int) -> list[Line]:
 
 def layout_commands(block: Commands, width: int) -> list[Line]:
     """Command lines wrapped at spaces with ` \\` continuations, indented by two."""
-    lines: list[Line] = [[(line, "bold")] for line in wrap(block.title, width)] if block.title else []
+    lines: list[Line] = [[(line, "bold")] for line in wrap_title(block.title, width)] if block.title else []
     for command in block.lines:
         parts = wrap_command(command, width - 2)
         lines += [[("  " + part, "")] for part in parts]
@@ -350,11 +396,13 @@ def layout_commands(block: Commands, width: int) -> list[Line]:
 
 
 def wrap_command(command: str, width: int) -> list[str]:
-    """A shell command over several lines joined by ` \\`: breaks before an option, never inside a word."""
+    """A shell command over several lines joined by ` \\`: breaks before an option (or between an option and a
+    value too long to share its line), never inside a word."""
     words = command.split(" ")
     groups: list[str] = []
-    for word in words:  # an option and its value stay together
-        if groups and not word.startswith("-") and groups[-1].startswith("-") and " " not in groups[-1]:
+    for word in words:  # an option and its value stay together while they fit
+        if groups and not word.startswith("-") and groups[-1].startswith("-") and " " not in groups[-1] \
+                and len("    " + groups[-1] + " " + word + " \\") <= width:
             groups[-1] += " " + word
         else:
             groups.append(word)

@@ -61,9 +61,18 @@ def short_count_cell(value: int | None) -> Cell:
     return Cell("unknown", "") if value is None else Cell(short_count(value), value)
 
 
-def concurrency(value: int | None) -> str:
-    """A sequence count, or '-' when unknown."""
-    return "-" if value is None else f"{value:,}"
+def sequences_cell(values: Sequence[float | int | None]) -> Callable[[float | int | None], Cell]:
+    """A cell maker for one column of sequence counts, with one rule for the whole column: two decimals when an
+    engine reports a fraction (vLLM's "Maximum concurrency ... 4.12x"), none when every value is whole
+    (llama.cpp's slots). CSV gets the plain value."""
+    digits = 2 if any(isinstance(v, float) for v in values) else 0
+
+    def cell(value: float | int | None) -> Cell:
+        if value is None:
+            return Cell("-", "")
+        return Cell(f"{value:,.{digits}f}", plain_decimal(value) if isinstance(value, float) else value)
+
+    return cell
 
 
 def formula_widths(formula_by_bits: dict[str, float]) -> str:

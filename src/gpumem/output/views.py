@@ -17,6 +17,7 @@ from .units import (
     count_cell,
     formula_widths,
     plain_decimal,
+    sequences_cell,
     short_count_cell,
     size,
     size_column,
@@ -83,8 +84,9 @@ def summary(d: dict) -> Table:
     items.append(("Stored", Cell(f"{size(d['weight_bytes'])} in {d['format']}" + (f" ({stored})" if stored else ""),
                                  d["weight_bytes"]), "weight_bytes"))
     if q := d["quantization"]:
-        described = (f"{q['method']} {q['bits'] or '?'}-bit, {q['bits_per_weight']:.2f} bits per weight with side "
-                     f"data ({size(q['side_data_bytes'])} of scales and zeros)")
+        described = f"{q['method']} {q['bits'] or '?'}-bit, {q['bits_per_weight']:.2f} bits per weight"
+        if q["side_data_bytes"]:  # GGUF keeps its scales inside the blocks: none stored beside them
+            described += f" with side data ({size(q['side_data_bytes'])} of scales and zeros)"
         items.append(("Quantization", described, "quantization"))
     for adapter in d.get("adapters", []):
         targets = adapter["target_modules"]
@@ -163,6 +165,7 @@ def gpu_options(recommendations: Sequence[dict], serving: dict | None, *,
     columns.append(Column("$/hour", "usd_per_hour"))
     if serving:  # tokens need a speed, and a speed needs the architecture
         columns.append(Column("$ per M tokens", "usd_per_million_tokens", drop=6))
+    sequences = sequences_cell([r.get("max_concurrency") for r in fitting])
     rows = []
     for r in recommendations:
         shape = Cell(f"{r['tp']} × {r['pp']}" if r.get("pp", 1) > 1 else f"{r['tp']}", f"{r['tp']}x{r.get('pp', 1)}")
@@ -172,7 +175,7 @@ def gpu_options(recommendations: Sequence[dict], serving: dict | None, *,
         if r.get("fits"):
             row = [text(r["gpu"]), gpus, shape, need_cell(r["per_gpu_total_bytes"]), room_cell(r["headroom_gb"])]
             if serving:
-                row.append(count_cell(r.get("max_concurrency")) if has_kv else Cell("n/a", ""))
+                row.append(sequences(r.get("max_concurrency")) if has_kv else Cell("n/a", ""))
                 row += [_rate(r.get("decode_tokens_per_s")), _seconds(r.get("ttft_s"))]
         else:
             row = [text(r["gpu"], "dim"), Cell(f"> {r['count']}" if not r.get("notes") or "does not fit on" in
@@ -204,7 +207,9 @@ def _rate(value: float | None) -> Cell:
 
 
 def _seconds(value: float | None) -> Cell:
-    return Cell("-", "") if value is None else Cell(f"{value:.2f}", plain_decimal(value, 4))
+    if value is None:
+        return Cell("-", "")
+    return Cell("< 0.01" if 0 < value < 0.005 else f"{value:.2f}", plain_decimal(value, 4))  # never a bare "0.00"
 
 
 def budget_bar(d: dict, rec: dict) -> Bar:
@@ -277,6 +282,7 @@ def fit_table(d: dict) -> Table:
     columns = (Column("load width", "bits", align="left"), Column("GPUs", "count"), need, room,
                Column("fits", "fits"), Column("sequences", "max_concurrency"),
                Column("longest context", "largest_context"))
+    sequences = sequences_cell([o["max_concurrency"] for o in fitting])
     rows = []
     for o in options:
         rows.append((
@@ -284,7 +290,7 @@ def fit_table(d: dict) -> Table:
             count_cell(o["count"]), need_cell(o["per_gpu_total_bytes"]),
             room_cell(o["headroom_gb"]) if o["fits"] else Cell("-", plain_decimal(o["headroom_gb"])),
             Cell("yes" if o["fits"] else "no", o["fits"], "" if o["fits"] else "dim"),
-            count_cell(o["max_concurrency"]) if o["fits"] else Cell("-", 0),
+            sequences(o["max_concurrency"]) if o["fits"] else Cell("-", 0),
             _longest(o, d["context"]),
         ))
     name = d["repo_id"] + (f" · {d['file']}" if d.get("file") else "")
