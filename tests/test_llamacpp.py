@@ -276,6 +276,15 @@ def test_moe_experts_go_to_system_memory_when_that_decodes_faster():
     assert best["decode_tokens_per_s"] > rows[ngl]["decode_tokens_per_s"]  # attention stays on the GPU
     assert [r["n_cpu_moe"] for r in moe] == list(range(33))
     assert all(a["vram_bytes"] > b["vram_bytes"] for a, b in zip(moe, moe[1:]))
+    # The plan's start line (launch_on, as plans and the report use it): every layer, --n-cpu-moe N.
+    from types import SimpleNamespace
+    estimate = SimpleNamespace(offload=tuple(lc.offload_table(model, settings, 0)), engine_detail={
+        "n_layer": 32, "n_cpu_moe_table": lc.moe_table(model, settings, 0)})
+    launch = lc.launch_on(estimate, budget, 936)
+    assert (launch.largest_ngl, launch.n_cpu_moe, launch.ngl) == (ngl, best["n_cpu_moe"], 33)
+    command = lc.LLAMACPP.command("r/Mixtral-GGUF", ServingOptions(engine="llama.cpp"), 1, file="m.gguf",
+                                  ngl=launch.ngl, n_cpu_moe=launch.n_cpu_moe)
+    assert command.endswith(f"-ngl 33 -c 4096 -np 1 --n-cpu-moe {best['n_cpu_moe']}")
 
 
 def test_llama_cpp_b11434_s_own_estimates_on_the_cpu():
