@@ -419,3 +419,22 @@ def test_llama_cpp_s_own_flags_reach_the_breakdown_and_the_command(hub, gpumem):
     assert code == 2 and "--tensor-split names 2 GPUs and --tp 4" in err
     code, _, err = gpumem(*base, "--tensor-split", "3")
     assert code == 2 and "a non-negative share for each of two GPUs or more" in err
+
+
+def test_a_local_gguf_file_starts_from_its_path(tmp_path, gpumem):
+    # The Llama-2-7B Q4_K_M header, then a hole as long as its tensor data: a real-size local GGUF file.
+    header = (logs.ROOT / "fixtures/gguf/llama-2-7b.Q4_K_M.header.gguf").read_bytes()
+    tensors = parse_gguf(header, "h.gguf").tensors
+    folder = tmp_path / "my models"
+    folder.mkdir()
+    path = folder / "llama-2-7b.Q4_K_M.gguf"
+    path.write_bytes(header)
+    with open(path, "r+b") as f:
+        f.truncate(-(-len(header) // 32) * 32 + sum(-(-t.nbytes // 32) * 32 for t in tensors))
+    code, out, err = gpumem("local", str(path), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["recommendations"][0]["command"] == f"llama-server -m '{path}' -ngl 33 -c 4096 -np 1"
+    code, out, err = gpumem("local", str(folder), "--engine", "ollama", "--json")
+    assert code == 0, err
+    assert f"Modelfile: FROM '{path}' / PARAMETER num_ctx 4096" in json.loads(out)["recommendations"][0]["command"]

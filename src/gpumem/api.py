@@ -7,6 +7,7 @@ import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from .errors import BadConfig, GpumemError, UsageError, repo_error_record
@@ -327,7 +328,7 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
                          "target: the weights include those slots")
     active = active_parameters(summary, arch)
     facts = ModelFacts(metadata.repo_id, count.parameters, active, _is_fp8(count) and bits is None,
-                       _vocab_bytes(summary, bits), file=main.files[0] if main.format == "gguf" else None)
+                       _vocab_bytes(summary, bits), *_gguf_file(metadata, main))
     recs = _plans(facts, summary, arch, serving, bits, request)
     stored_bits = _checkpoint_bits(count)
     if bits is not None and stored_bits is not None and bits != stored_bits and any(r.command for r in recs):
@@ -370,6 +371,17 @@ def _with_adapters(metadata: RepoMetadata, main: WeightSet, summary: ModelSummar
     lora = LoraServing(tuple(m for m in modules if m.kind == "linear"), tuple(a.config.max_rank for a in adapters),
                        sum(a.parameters for a in adapters), repos=tuple(a.repo_id for a in adapters))
     return tuple(adapters), replace(serving, lora=lora)
+
+
+def _gguf_file(metadata: RepoMetadata, weights: WeightSet) -> tuple[str | None, bool]:
+    """The GGUF file llama.cpp starts (the first part of a split file), and whether it is a local path."""
+    if weights.format != "gguf":
+        return None, False
+    name = weights.files[0]
+    if metadata.source != "local":
+        return name, False
+    target = PurePath(metadata.repo_id)  # `gpumem local` names the file itself or its folder
+    return str(target if target.name == name else target / name), True
 
 
 def _offload_on(estimate_, gpu: Gpu, serving: ServingOptions):

@@ -83,6 +83,7 @@ class ModelFacts:
     fp8_weights: bool  # prefill can run at the GPU's FP8 rate
     vocab_bytes_at: Callable[[int], int]  # embedding + head bytes on one GPU at a TP size
     file: str | None = None  # the GGUF file llama.cpp and Ollama start (the first part of a split file)
+    local: bool = False  # `file` is a path on this machine (gpumem local), not a file of the Hub repo
 
 
 @dataclass(frozen=True)
@@ -328,7 +329,7 @@ def _command(facts: ModelFacts, options: ServingOptions, count: int, at_tp: Serv
     if not isinstance(engine, LlamaCpp) or facts.file is None:
         return engine.command(facts.repo_id, options, count), []
     if options.ngl is not None:  # the user's -ngl, as the breakdown has it
-        return engine.command(facts.repo_id, options, count, file=facts.file), []
+        return engine.command(facts.repo_id, options, count, file=facts.file, local=facts.local), []
     launch = launch_on(at_tp, engine.budget(gpu.usable_bytes, options), gpu.bandwidth_gbps)
     notes = []
     if launch.n_cpu_moe:
@@ -337,7 +338,8 @@ def _command(facts: ModelFacts, options: ServingOptions, count: int, at_tp: Serv
     elif launch.largest_ngl is not None and launch.largest_ngl <= launch.n_layer:
         notes.append(f"-ngl {launch.largest_ngl} of {launch.n_layer + 1} layers fit; the rest run from system memory")
     ngl = launch.ngl if launch.ngl is not None else launch.n_layer + 1
-    return engine.command(facts.repo_id, options, count, file=facts.file, ngl=ngl, n_cpu_moe=launch.n_cpu_moe), notes
+    return engine.command(facts.repo_id, options, count, file=facts.file, ngl=ngl, n_cpu_moe=launch.n_cpu_moe,
+                          local=facts.local), notes
 
 
 def _plan_notes(gpu: Gpu, count: int, nodes: int, tp: int, pp: int, estimate: ServingEstimate, cap: Capacity,

@@ -24,6 +24,7 @@ logs in fixtures/measurements/llamacpp-*.jsonl, see docs/llamacpp.md):
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -829,11 +830,12 @@ class LlamaCpp(Engine[LlamaCppConstants]):
         return max(1, options.concurrency)
 
     def command(self, repo_id: str, options: ServingOptions, gpus: int, *, file: str | None = None,
-                ngl: int | None = None, n_cpu_moe: int = 0) -> str:
-        """`llama-server -m FILE -ngl N -c C [-np P] [-ctk T -ctv T] [-fa on]`; -c is the total over the slots."""
+                ngl: int | None = None, n_cpu_moe: int = 0, local: bool = False) -> str:
+        """`llama-server -hf REPO --hf-file FILE (or -m PATH when `local`) -ngl N -c C [-np P] [-ctk T -ctv T]
+        [-fa on]`; -c is the total over the slots."""
         cache = cache_type(options.kv_dtype)
-        parts = [self.binary, "-m", file or f"<{repo_id} GGUF file>"]
-        if repo_id and file:
+        parts = [self.binary, "-m", shlex.quote(file) if file else f"<{repo_id} GGUF file>"]
+        if repo_id and file and not local:
             parts = [self.binary, "-hf", f"{repo_id}", "--hf-file", file]
         layers = options.ngl if ngl is None else ngl
         parts += ["-ngl", str(999 if layers is None or layers < 0 else layers)]
@@ -922,13 +924,16 @@ class Ollama(LlamaCpp):
         return next(ctx for floor, ctx in c.num_ctx_tiers if gib >= floor)
 
     def command(self, repo_id: str, options: ServingOptions, gpus: int, *, file: str | None = None,
-                ngl: int | None = None, n_cpu_moe: int = 0) -> str:
-        """A Modelfile's PARAMETER lines and the server environment that give this plan."""
+                ngl: int | None = None, n_cpu_moe: int = 0, local: bool = False) -> str:
+        """A Modelfile's PARAMETER lines and the server environment that give this plan (`local`: FROM the
+        file's path)."""
         from ...model.gguf_header import variant_label
 
         cache = cache_type(options.kv_dtype)
         label = variant_label(file) if file else None
         source = f"hf.co/{repo_id}" + (f":{label}" if label else "") if repo_id else "MODEL"
+        if local and file:
+            source = shlex.quote(file)
         env = [f"OLLAMA_NUM_PARALLEL={max(1, options.concurrency)}"]
         if cache != "f16":
             env += [f"OLLAMA_KV_CACHE_TYPE={cache}", "OLLAMA_FLASH_ATTENTION=1"]
