@@ -438,3 +438,9 @@ def test_a_local_gguf_file_starts_from_its_path(tmp_path, gpumem):
     code, out, err = gpumem("local", str(folder), "--engine", "ollama", "--json")
     assert code == 0, err
     assert f"Modelfile: FROM '{path}' / PARAMETER num_ctx 4096" in json.loads(out)["recommendations"][0]["command"]
+
+
+def test_ollama_runs_a_2026_llama_server_graph():
+    model, _ = llama2_q4_k_m()
+    settings = lc.OLLAMA.settings(model, ServingOptions(engine="ollama"), n_gpus=1)
+    assert settings.graph == lc.B8198.graph and settings.graph.glu_ffn and not settings.graph.mask_f16

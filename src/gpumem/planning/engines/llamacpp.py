@@ -908,6 +908,9 @@ class OllamaConstants(LlamaCppConstants):
     n_ubatch: int = 512
     # server/routes.go: the default num_ctx by total VRAM: 4096 below 23 GiB, 32768 below 47 GiB, 262144 above.
     num_ctx_tiers: tuple[tuple[int, int], ...] = ((47, 262144), (23, 32768), (0, 4096))
+    # The llama-server of 2026 releases: b8198's graph (GLU op, V indices, input selection were in by January
+    # 2026); which build Ollama bundles is not known here, so not b11434's f16 mask.
+    graph: GraphRules = B8198.graph
 
 
 @dataclass(frozen=True)
