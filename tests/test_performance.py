@@ -56,7 +56,7 @@ def test_one_wave_of_shard_reads_each_read_once_and_bytes_bounded(hub, make_repo
 
 def test_shard_reads_fill_the_concurrency_at_once(hub, big_repo, monkeypatch):
     # Hold the first MAX_CONCURRENCY resolve answers until all of them have arrived: a client that reads
-    # one by one (or with a lock around requests) never gets there. The cap (64) trades a few rounds at
+    # one by one (or with a lock around requests) never gets there. The cap (48) trades a few rounds at
     # the Hub's latency for reusing connections: 191 TLS handshakes per host cost more than they save.
     from gpumem.constants import MAX_CONCURRENCY
 
