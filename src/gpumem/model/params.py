@@ -11,7 +11,7 @@ import itertools
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import sub
@@ -50,6 +50,7 @@ _REPLICATED = re.compile(r"(norm|\bln_|\.ln\d|router|\.gate\.(weight|e_score_cor
 _EXPERT = re.compile(r"\.experts\.(\d+\.)?")
 _INDEX = re.compile(r"(?<![^.])\d+(?![^.])")  # a whole dotted component of digits: a layer or expert index
 _INDEX_AFTER_DOT = re.compile(r"\.\d+(?=[.\n])")  # the same in names joined by "\n.", each after a "."
+_INDEX_AFTER_DOT_DIGITS = re.compile(r"\.(\d+)(?=[.\n])")
 
 
 def count_weights(
@@ -147,7 +148,7 @@ def summarize_table(table: TensorTable, config: dict | None = None, quantize_con
     places = list(zip(itertools.chain.from_iterable(itertools.starmap(itertools.repeat, zip(group_of, module_sizes))),
                       itertools.chain.from_iterable(map(range, module_sizes))))
     class_keys = list(map(place_key.__getitem__, places))
-    module_sites = (".".join(_INDEX.findall(module)) for module in module_order)
+    module_sites = _module_sites(list(module_order), [masked[by_module[start]] for start in starts[:-1]], cuts)
     sites = list(itertools.chain.from_iterable(itertools.starmap(itertools.repeat, zip(module_sites, module_sizes))))
     if own_sites:
         for at, place in enumerate(places):
@@ -226,6 +227,21 @@ def _one_per_name(table: TensorTable) -> TensorTable:
     return TensorTable(tuple(map(table.names.__getitem__, keep)), tuple(map(table.dtypes.__getitem__, keep)),
                        tuple(map(table.shapes.__getitem__, keep)), tuple(map(table.nbytes.__getitem__, keep)),
                        tuple(map(table.files.__getitem__, keep)))
+
+
+def _module_sites(modules: list[str], templates: list[str], cuts: dict[str, tuple[str, int, bool] | None]) -> list[str]:
+    """Each module's indices ("3.17"), given the masked name of one of its tensors: one regex pass over all the
+    module names joined, the indices dealt out by how many each template has."""
+    joined = "\n.".join(modules)
+    if (None in cuts.values() or "#" in joined or joined.count("\n") != len(modules) - 1) or not modules:
+        return [".".join(_INDEX.findall(module)) for module in modules]
+    indices = _INDEX_AFTER_DOT_DIGITS.findall("." + joined + "\n")
+    hashes = {template: template.count("#") for template in cuts}
+    counts = list(map(hashes.__getitem__, templates))
+    if sum(counts) != len(indices):  # not one index per `#`: look again module by module
+        return [".".join(_INDEX.findall(module)) for module in modules]
+    join: Callable[[Iterable[str]], str] = ".".join
+    return list(map(join, map(islice, itertools.repeat(iter(indices)), counts)))
 
 
 def _unclaimed_odd_dtypes(table: TensorTable, names: Sequence[str], by_module: list[int],
