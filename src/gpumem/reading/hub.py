@@ -50,6 +50,8 @@ R = TypeVar("R")
 _RETRY_STATUSES = {429, 500, 502, 503, 504}
 _REDIRECTS = {301, 302, 303, 307, 308}
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+_PATH_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # checked for every listed file and every request:
+_REVISION_CONTROL = re.compile("[\x00-\x1f\x7f]")  # one regex search, not a loop over characters
 _USER_AGENT = "gpumem (+https://github.com/gpumem/gpumem)"
 
 
@@ -400,7 +402,7 @@ def parse_model_info(body: bytes, repo_id: str) -> RepoListing:
 def _valid_path(path: str) -> bool:
     """A repo file path gpumem will request and show: relative, no dot segments, no control characters."""
     return (0 < len(path) <= 1000 and not path.startswith("/") and ".." not in path.split("/")
-            and not any(ord(c) < 32 or 0x7f <= ord(c) < 0xa0 for c in path))
+            and not _PATH_CONTROL.search(path))
 
 
 def _valid_sha(value: str | None) -> str | None:
@@ -424,7 +426,7 @@ def validate_repo_id(repo_id: str) -> None:
 def validate_revision(revision: str) -> None:
     """Refuse revisions no git ref or sha can be, as a UsageError: '.' and '..' would even turn into
     another URL path (HTTP clients resolve dot segments), so `--revision ..` must never reach the Hub."""
-    if not revision or revision == "." or ".." in revision or any(ord(c) < 32 or c == "\x7f" for c in revision):
+    if not revision or revision == "." or ".." in revision or _REVISION_CONTROL.search(revision):
         raise UsageError(f"invalid revision {clean(revision, 120)!r}: git refs cannot be empty, contain '..' or control "
                          "characters", hint="use a branch, tag, full commit sha or refs/pr/N")
 
