@@ -123,3 +123,30 @@ def test_option_errors_use_library_words_and_the_cli_says_its_flags(gpumem, kwar
     assert caught.value.message == library
     code, _, err = gpumem("hf", "openai-community/gpt2", "--offline", *cli_args)
     assert code == 2 and err.splitlines()[0] == f"Error: {cli}"
+
+
+def test_no_code_outside_the_engine_table_branches_on_an_engine_name():
+    import re
+    from pathlib import Path
+
+    import gpumem
+
+    root = Path(gpumem.__file__).parent
+    names = "|".join(re.escape(name) for name in ENGINES)
+    branch = re.compile(rf"""engine\w*\s*(==|!=)\s*["']({names})["']|engine\w* (not )?in [(\[{{]""")
+    found = [f"{path.relative_to(root)}:{n}" for path in root.rglob("*.py") if "engines" not in path.parts
+             for n, line in enumerate(path.read_text().splitlines(), 1) if branch.search(line)]
+    assert found == []
+
+
+def test_lora_adapters_cost_what_each_engine_holds():
+    from gpumem.model.adapters import LoraServing, Module
+
+    modules = (Module("model.layers.0.self_attn.q_proj", 4096, 4096), Module("model.layers.0.self_attn.v_proj", 1024, 4096))
+    lora = LoraServing(modules, ranks=(16,), adapter_parameters=16 * (4096 + 4096) + 16 * (4096 + 1024))
+    vllm, transformers = get_engine("vllm"), get_engine("transformers")
+    assert transformers.lora_weights(lora, 2) == -(-4 * lora.adapter_parameters // 2)  # PEFT: fp32, split by TP
+    assert transformers.lora_slots(lora, 1) is None and transformers.lora_note() is None
+    slots = vllm.lora_slots(lora, 1)
+    assert slots is not None and vllm.lora_weights(lora, 1) == slots.slot_bytes_per_gpu > 0
+    assert "--max-loras" in (vllm.lora_note() or "")

@@ -148,3 +148,34 @@ def test_local_errors_speak_of_files_and_folders(gpumem, tmp_path):
     assert code == 5 and "no weight files in this folder" in err and "repo" not in err
     code, _, err = gpumem("local", str(tmp_path / "notes.txt"))
     assert code == 5 and "notes.txt is not a safetensors, GGUF or pytorch_model.bin file" in err
+
+
+# -- library words, CLI flags: errors name parameters as the library spells them; the CLI says its flags ------
+
+def test_a_hint_names_the_parameter_and_the_cli_says_the_flag(gpumem):
+    from gpumem import api
+    from gpumem.errors import OfflineMiss
+    from gpumem.reading.sources import HubOptions
+
+    with pytest.raises(OfflineMiss) as info:
+        api.inspect_repo("acme/not-in-the-snapshot", options=HubOptions(offline=True))
+    assert info.value.hint == "run once with network access (without offline / HF_HUB_OFFLINE=1)"
+    assert info.value.hint_options == ("offline",)
+    code, _, err = gpumem("hf", "acme/not-in-the-snapshot", "--offline")
+    assert code == 6 and "Hint: run once with network access (without --offline / HF_HUB_OFFLINE=1)" in err
+
+
+def test_the_deadline_is_the_timeout_flag_and_only_whole_words_change():
+    from gpumem.cli import _in_flag_words
+    from gpumem.errors import HubUnavailable
+
+    error = HubUnavailable("the deadline passed before the Hub answered", hint="retry later or raise deadline",
+                           hint_options=("deadline",))
+    worded = _in_flag_words(error)
+    assert (worded.message, worded.hint) == ("the deadline passed before the Hub answered", "retry later or raise --timeout")
+    assert error.hint == "retry later or raise deadline"  # the library's error is left as it was
+    token = HubUnavailable("x", hint="request access at https://hub.example/org/token, then pass token",
+                           hint_options=("token",))
+    assert _in_flag_words(token).hint == "request access at https://hub.example/org/token, then pass --token"
+    usage = UsageError("kv_dtype must be one of auto, fp8", option="kv_dtype")
+    assert _in_flag_words(usage).message == "--kv-dtype must be one of auto, fp8"

@@ -95,10 +95,10 @@ def adapter_base(metadata: RepoMetadata, base: str | None = None) -> str:
     name = base or config.base_model
     if name is None:
         raise AdapterError(f"{metadata.repo_id}: adapter_config.json names no base model (base_model_name_or_path)",
-                           hint="pass the base model's Hub id with --base")
+                           hint="pass the Hub id of the model it adapts as base", hint_options=("base",))
     if base is None and (name.startswith(("/", "./", "../", "~")) or "\\" in name or name.count("/") > 1):
         raise UsageError(f"{metadata.repo_id} was trained on a local model ({name!r}), not a Hub repo",
-                         hint="pass the base model's Hub id with --base")
+                         hint="pass the Hub id of the model it adapts as base", hint_options=("base",))
     return name
 
 
@@ -323,9 +323,8 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
     adapters: tuple = ()
     if adapter_repos:
         adapters, serving = _with_adapters(metadata, main, summary, arch, serving, adapter_repos)
-        if serving.engine == "vllm":
-            notes.append("vLLM gives every linear layer --max-loras slots of --max-lora-rank, whatever the adapters "
-                         "target: the weights include those slots")
+        if (lora_note := serving.engine_model.lora_note()) is not None:
+            notes.append(lora_note)
     active = active_parameters(summary, arch)
     facts = ModelFacts(metadata.repo_id, count.parameters, active, _is_fp8(count) and bits is None,
                        _vocab_bytes(summary, bits), *_gguf_file(metadata, main))
@@ -348,7 +347,7 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
         arch, estimate_, tuple(recs), file=main.name if main.format == "gguf" else None, variant=_variant(main),
         estimated=main.format == "pytorch-bin",
         components=_components(group) if len(group) > 1 else (), notes=tuple(dict.fromkeys([*notes, *estimate_.notes])),
-        adapters=adapters, lora=serving.lora.vllm(serving.tp) if serving.lora and serving.engine == "vllm" else None)
+        adapters=adapters, lora=serving.engine_model.lora_slots(serving.lora, serving.tp) if serving.lora else None)
 
 
 def _with_adapters(metadata: RepoMetadata, main: WeightSet, summary: ModelSummary, arch: Architecture | None,

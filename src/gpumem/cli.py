@@ -6,6 +6,7 @@ that need them, so `gpumem --help` and `gpumem calc` start fast.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import os
@@ -16,6 +17,7 @@ import traceback
 import click
 
 from .constants import debug_enabled
+from .errors import GpumemError
 from .planning.engines import DEFAULT_ENGINE, ENGINES
 from .planning.memory import ServingOptions
 from .reading.sources import HubOptions
@@ -593,13 +595,15 @@ def _emit_outcomes(outcomes: list, output: dict, emit) -> None:
 
     A run of one repo that failed is that error (with --json, also its record on stdout).
     """
+    from .errors import repo_error_record
     from .output import render
 
-    if len(outcomes) == 1 and outcomes[0].error is not None:
+    errors = [None if o.error is None else _in_flag_words(o.error) for o in outcomes]
+    if len(outcomes) == 1 and errors[0] is not None:
         if output["format"] == "json":
-            render.emit(render.Document(), [outcomes[0].error_dict()], format="json")
-        raise outcomes[0].error
-    emit([list(o.reports) if o.error is None else o.error for o in outcomes])
+            render.emit(render.Document(), [repo_error_record(outcomes[0].repo_id, errors[0])], format="json")
+        raise errors[0]
+    emit([list(o.reports) if error is None else error for o, error in zip(outcomes, errors)])
     codes = [int(o.error.exit_code) for o in outcomes if o.error is not None]
     if codes:
         sys.exit(max(codes))
@@ -638,12 +642,30 @@ def _print_request_log() -> None:
                    f"({record.received:,} B, {record.seconds * 1000:.0f} ms)", err=True)
 
 
-def _in_flag_words(exc) -> str:
-    """A usage error's message with the parameter it starts with said as the CLI's flag (tp -> --tp)."""
+# Library parameters whose flag has another name; the others are the name with dashes (kv_dtype -> --kv-dtype).
+_FLAG_NAMES = {"deadline": "timeout"}  # HubOptions.deadline is --timeout (the whole run's limit)
+
+
+def _flag(option: str) -> str:
+    return "--" + _FLAG_NAMES.get(option, option).replace("_", "-")
+
+
+def _in_flag_words(exc: GpumemError) -> GpumemError:
+    """The error as the CLI says it: the parameter a usage error starts with, and those its hint names, as flags
+    (tp -> --tp, deadline -> --timeout). The library's error is left as it is; a changed copy is returned."""
     option = getattr(exc, "option", None)
-    if option and exc.message.startswith(option):
-        return "--" + option.replace("_", "-") + exc.message[len(option):]
-    return exc.message
+    message, hint = exc.message, exc.hint
+    if option and message.startswith(option):
+        message = _flag(option) + message[len(option):]
+    if hint:
+        for name in exc.hint_options:
+            hint = re.sub(rf"(?<![\w./-]){re.escape(name)}(?![\w./-])", _flag(name), hint)
+    if (message, hint) == (exc.message, exc.hint):
+        return exc
+    worded = copy.copy(exc)
+    worded.message, worded.hint = message, hint
+    worded.args = (message,)
+    return worded
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -671,7 +693,7 @@ def main(argv: list[str] | None = None) -> None:
         _quiet_stdout()
         sys.exit(int(ExitCode.PIPE_CLOSED))  # 128 + SIGPIPE, as `yes | head` ends
     except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
-        from .errors import GpumemError, Interrupted
+        from .errors import Interrupted
         from .reading.sanitize import clean
 
         if isinstance(exc, Interrupted):
@@ -684,9 +706,10 @@ def main(argv: list[str] | None = None) -> None:
             _say("Error", f"internal error ({type(exc).__name__}: {clean(exc, 300)}); rerun with --debug and "
                           "report it")
             sys.exit(1)
-        _say("Error", clean(_in_flag_words(exc), 1000))
-        if exc.hint:
-            _say("Hint", clean(exc.hint, 1000))
+        worded = _in_flag_words(exc)
+        _say("Error", clean(worded.message, 1000))
+        if worded.hint:
+            _say("Hint", clean(worded.hint, 1000))
         sys.exit(int(exc.exit_code))
 
 

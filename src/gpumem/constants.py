@@ -47,7 +47,7 @@ def hf_endpoint(override: str | None = None) -> str:
         raise UsageError("the Hub endpoint (HF_ENDPOINT) is not a valid URL", hint=hint) from None
     if "@" in parts.netloc:
         raise UsageError("the Hub endpoint (HF_ENDPOINT) holds a user name or password, which gpumem never sends",
-                         hint="remove them from HF_ENDPOINT and pass the token with --token or HF_TOKEN")
+                         hint="remove them from HF_ENDPOINT; pass token or set HF_TOKEN", hint_options=("token",))
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise UsageError("the Hub endpoint (HF_ENDPOINT) must start with https:// or http:// and name a host",
                          hint=hint)

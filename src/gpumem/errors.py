@@ -24,14 +24,20 @@ class ExitCode(IntEnum):
 
 
 class GpumemError(Exception):
-    """Base class of every error gpumem raises on purpose."""
+    """Base class of every error gpumem raises on purpose.
+
+    Messages and hints speak the library's words: a parameter is named as the library spells it (`deadline`,
+    `offline`, `token`). `hint_options` lists the parameters the hint names, each as a word of its own, so that
+    the CLI can say them as its flags (`--timeout`, `--offline`, `--token`).
+    """
 
     exit_code = ExitCode.ERROR
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, hint_options: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.hint_options = hint_options
 
 
 class UsageError(GpumemError):
@@ -43,8 +49,9 @@ class UsageError(GpumemError):
 
     exit_code = ExitCode.USAGE
 
-    def __init__(self, message: str, *, hint: str | None = None, option: str | None = None) -> None:
-        super().__init__(message, hint=hint)
+    def __init__(self, message: str, *, hint: str | None = None, option: str | None = None,
+                 hint_options: tuple[str, ...] = ()) -> None:
+        super().__init__(message, hint=hint, hint_options=hint_options)
         self.option = option
 
 

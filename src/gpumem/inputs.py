@@ -71,7 +71,7 @@ def one_revision(references: Sequence[tuple[str, str | None]], revision: str, de
     if len(named) > 1 or (revision != default and revision not in named):
         shown = ", ".join(sorted(named | ({revision} if revision != default else set())))
         raise UsageError(f"one revision per run, and these ask for several: {shown}",
-                         hint="run once per revision, or use plain repo ids with --revision")
+                         hint="run once per revision, or use plain repo ids with revision", hint_options=("revision",))
     return named.pop()
 
 

@@ -365,7 +365,7 @@ def read_adapter(repo_id: str, config: LoraConfig, tensors: Sequence[TensorInfo]
         if module is None:
             raise AdapterError(f"{tensor.file or repo_id}: tensor '{tensor.name}' targets module '{module_name}', "
                                f"which the base {base_model} does not have",
-                               hint="pass the base this adapter was trained on with --base")
+                               hint="pass the model this adapter was trained on as base", hint_options=("base",))
         seen.add(module.name)
         if lora:
             _check_lora_shape(tensor, lora.group(1), module, base_model)
@@ -410,7 +410,8 @@ def _mismatch(tensor: TensorInfo, expected: str, base_model: str, module: Module
     raise AdapterError(f"{tensor.file or 'adapter'}: tensor '{tensor.name}' has shape {list(tensor.shape)}, but "
                        f"the base {base_model} needs {expected} for '{module.name}' "
                        f"({module.out_features} x {module.in_features})",
-                       hint="the adapter was trained on another base; pass that base with --base")
+                       hint="the adapter was trained on another model; pass that model as base",
+                       hint_options=("base",))
 
 
 # --- serving: what vLLM preallocates ----------------------------------------------------------------
@@ -487,8 +488,9 @@ def vllm_lora(modules: Sequence[Module], ranks: Sequence[int], tp: int = 1, dtyp
 class LoraServing:
     """Adapters served on a base: what they add to every GPU's weights, per engine.
 
-    vLLM preallocates its LoRA slots (`vllm_lora`), whatever the adapters' own size; transformers (PEFT)
-    loads each adapter as it is, upcast to fp32 (PeftModel's autocast_adapter_dtype default).
+    What they add to a GPU is the engine's (`Engine.lora_weights`): vLLM preallocates its LoRA slots (`vllm_lora`),
+    whatever the adapters' own size; transformers (PEFT) loads each adapter as it is, upcast to fp32
+    (PeftModel's autocast_adapter_dtype default).
     """
 
     modules: tuple[Module, ...]  # the base's linear layers
@@ -504,9 +506,3 @@ class LoraServing:
     def vllm_flags(self, tp: int) -> list[str]:
         """`vllm serve` flags that serve these adapters: --enable-lora --lora-modules NAME=REPO ... and the slots."""
         return self.vllm(tp).flags(adapter_names(self.repos))
-
-    def weights_per_gpu(self, engine: str, tp: int) -> int:
-        """Bytes the adapters add to one GPU's weights."""
-        if engine == "vllm":
-            return self.vllm(tp).slot_bytes_per_gpu
-        return -(-4 * self.adapter_parameters // tp)

@@ -311,7 +311,7 @@ def estimate_serving(summary: ModelSummary, arch: Architecture | None, options: 
     notes: list[str] = []
     weights = options.engine_model.loaded_weights(summary, arch, options, bits)
     if options.lora:
-        weights += options.lora.weights_per_gpu(options.engine_model.name, options.tp)
+        weights += options.engine_model.lora_weights(options.lora, options.tp)
     overhead = options.engine_model.overhead(options)
     if arch is None:
         notes.append("no readable config.json: weights and runtime overhead only (no KV cache, no activations)")

@@ -227,7 +227,8 @@ def estimate_training(base: TrainingBase, options: TrainingOptions) -> TrainingE
     width = options.weight_bytes
     if options.method == "full" and base.quantization:
         raise UsageError(f"full fine-tuning trains 16-bit weights, and this checkpoint is stored quantized "
-                         f"({base.quantization})", hint="use --method lora (or qlora) on it, or the 16-bit original")
+                         f"({base.quantization})", hint="use method lora (or qlora) on it, or the 16-bit original",
+                         hint_options=("method",))
     if options.method == "full":
         trainable = base.parameters
         frozen, frozen_bytes = 0, 0

@@ -254,7 +254,8 @@ class HubClient:
             except TransportError as exc:
                 if attempt == self.retries or exc.permanent:
                     raise HubUnavailable(f"could not reach {self.endpoint}: {exc.reason}",
-                                         hint="check your connection or HF_ENDPOINT; --offline uses cached results") from None
+                                         hint="check your connection or HF_ENDPOINT; offline uses cached results",
+                                         hint_options=("offline",)) from None
                 self._sleep_before_retry(attempt, None)
                 continue
             if response.status < 300 or response.status in allow:
@@ -309,8 +310,8 @@ class HubClient:
             delay = self.backoff * (2**attempt) * random.uniform(0.5, 1.0)  # exponential backoff with jitter
         left = self._deadline.remaining()
         if left is not None and delay >= left:
-            raise HubUnavailable("the --timeout deadline would pass while waiting to retry the Hub",
-                                 hint="retry later or raise --timeout")
+            raise HubUnavailable("the deadline would pass while waiting to retry the Hub",
+                                 hint="retry later or raise deadline", hint_options=("deadline",))
         try:
             self.transport.sleep(delay)
         except (DeadlinePassed, Cancelled) as exc:
@@ -372,7 +373,8 @@ def _read(response: Response, limit: int) -> tuple[bytes, bool]:
 def _stopped(exc: TransportError) -> GpumemError:
     if isinstance(exc, Cancelled):
         return Interrupted("interrupted")
-    return HubUnavailable("the --timeout deadline passed before the Hub answered", hint="retry later or raise --timeout")
+    return HubUnavailable("the deadline passed before the Hub answered", hint="retry later or raise deadline",
+                          hint_options=("deadline",))
 
 
 def parse_model_info(body: bytes, repo_id: str) -> RepoListing:
@@ -438,14 +440,14 @@ def translate_error(response: Response, endpoint: str, repo_id: str, revision: s
     message = clean(response.headers.get("X-Error-Message", ""), 200)
     status = response.status
     response.close()
-    token_hint = "pass a token with --token or HF_TOKEN, or run `hf auth login`"
+    token_hint, token = "pass token or set HF_TOKEN, or run `hf auth login`", ("token",)
     if code == "GatedRepo":
         return GatedRepo(f"{repo_id} is gated: your {'token has no access' if has_token else 'request had no token'}",
-                         hint=f"request access at {endpoint}/{repo_id}, then {token_hint}")
+                         hint=f"request access at {endpoint}/{repo_id}, then {token_hint}", hint_options=token)
     if code == "RepoNotFound" or (status == 401 and not code and "credentials" not in message.lower()):
         return RepoNotFound(f"repository {repo_id} not found, or private and not visible to "
                             f"{'this token' if has_token else 'anonymous requests'}",
-                            hint=f"check the spelling; for a private repo {token_hint}")
+                            hint=f"check the spelling; for a private repo {token_hint}", hint_options=token)
     if code == "RevisionNotFound":
         return RevisionNotFound(f"revision {clean(revision, 120)!r} not found in {repo_id}",
                                 hint="use a branch, tag, full commit sha or refs/pr/N")
@@ -455,9 +457,10 @@ def translate_error(response: Response, endpoint: str, repo_id: str, revision: s
         return NotFoundError(f"{endpoint} has no model-info API for {repo_id} (HTTP 404 without a Hub error code)",
                              hint="check HF_ENDPOINT: it must be the Hub's root address, e.g. https://huggingface.co")
     if status == 401:
-        return AuthError("the Hub rejected the token", hint="check HF_TOKEN / --token, or run `hf auth login` again")
+        return AuthError("the Hub rejected the token", hint="check HF_TOKEN / token, or run `hf auth login` again",
+                         hint_options=token)
     if status == 403:
-        return AccessError(f"access to {repo_id} was refused ({message or 'HTTP 403'})", hint=token_hint)
+        return AccessError(f"access to {repo_id} was refused ({message or 'HTTP 403'})", hint=token_hint, hint_options=token)
     if status in _RETRY_STATUSES:
         return HubUnavailable(f"the Hub kept answering HTTP {status} for {clean(path or repo_id, 300)}", hint="retry later")
     subject = clean(path or repo_id, 300)
@@ -476,7 +479,7 @@ def _discover_token(token: str | bool | None) -> str | None:
     if token is False:
         return None
     if isinstance(token, str) and token.strip():
-        return _checked_token(token.strip(), "--token")
+        return _checked_token(token.strip(), "token")
     if constants.implicit_token_disabled():
         return None
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
@@ -497,8 +500,8 @@ def _checked_token(token: str, source: str) -> str:
     register_secret(token)
     bad = next((i for i, c in enumerate(token) if not 33 <= ord(c) <= 126), None)
     if bad is not None:
-        raise UsageError(f"the token from {source} holds a character no Hugging Face token has (at position {bad + 1})",
-                         hint="copy the token again from https://huggingface.co/settings/tokens")
+        raise UsageError(f"{source} holds a character no Hugging Face token has (at position {bad + 1})",
+                         hint="copy the token again from https://huggingface.co/settings/tokens", option="token")
     return token
 
 

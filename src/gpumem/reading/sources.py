@@ -141,7 +141,7 @@ def _offline(endpoint: str, repo_id: str, revision: str, cache: ResultCache | No
     if snapshot := load_snapshot(repo_id):
         return _with_note(snapshot, f"offline: answered from the built-in snapshot; {LIVE_DATA_HINT['offline']}")
     raise OfflineMiss(f"offline, and neither the cache nor the built-in snapshot holds {repo_id}@{revision}",
-                      hint="run once with network access (without --offline / HF_HUB_OFFLINE=1)")
+                      hint="run once with network access (without offline / HF_HUB_OFFLINE=1)", hint_options=("offline",))
 
 
 def _snapshot_fallback(repo_id: str, exc: GpumemError, has_token: bool) -> RepoMetadata | None:

@@ -253,7 +253,7 @@ class Transport:
             raise Cancelled("interrupted")
         left = self.remaining()
         if left is not None and left <= 0:
-            raise DeadlinePassed("the --timeout deadline passed before the Hub answered")
+            raise DeadlinePassed("the deadline passed before the Hub answered")
 
     def sleep(self, seconds: float) -> None:
         """Wait `seconds`, waking at once on cancel()."""

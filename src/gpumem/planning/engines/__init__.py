@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from ...errors import UsageError
 
 if TYPE_CHECKING:
+    from ...model.adapters import LoraServing, VllmLora
     from ...model.architecture import Architecture
     from ...model.types import ModelSummary
     from ..memory import ServingEstimate, ServingOptions
@@ -108,6 +109,18 @@ class Engine(Generic[C]):
         """Runtime memory per GPU that is neither weights, KV nor activations, at TP `options.tp`."""
         c = self.constants(options)
         return c.cuda_context_bytes + (c.nccl_bytes if options.tp > 1 else 0)
+
+    def lora_weights(self, lora: LoraServing, tp: int) -> int:
+        """Bytes served LoRA adapters add to one GPU (default: each adapter as PEFT loads it, upcast to fp32)."""
+        return -(-4 * lora.adapter_parameters // tp)
+
+    def lora_slots(self, lora: LoraServing, tp: int) -> VllmLora | None:
+        """The LoRA slots the engine preallocates for these adapters, for the report (None: it has none)."""
+        return None
+
+    def lora_note(self) -> str | None:
+        """What the report says about how this engine holds adapters (None: nothing to say)."""
+        return None
 
     def loaded_weights(self, summary: ModelSummary, arch: Architecture | None, options: ServingOptions,
                        bits: float | None = None) -> int:

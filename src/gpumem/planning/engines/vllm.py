@@ -60,6 +60,7 @@ from ...model.activations import LOGIT_BYTES, activation_bytes_per_token
 from . import MIB, Engine, EngineConstants
 
 if TYPE_CHECKING:
+    from ...model.adapters import LoraServing, VllmLora
     from ...model.architecture import Architecture
     from ...model.types import ModelSummary, TensorClass
     from ..memory import ServingOptions
@@ -93,6 +94,17 @@ class VllmConstants(EngineConstants):
 @dataclass(frozen=True)
 class Vllm(Engine[VllmConstants]):
     """vLLM's memory behaviour: a fixed budget fraction, a profiled activation peak, a paged KV pool."""
+
+    def lora_weights(self, lora: LoraServing, tp: int) -> int:
+        """vLLM preallocates its LoRA slots (`--max-loras` x `--max-lora-rank` per linear), whatever the adapters."""
+        return lora.vllm(tp).slot_bytes_per_gpu
+
+    def lora_slots(self, lora: LoraServing, tp: int) -> VllmLora:
+        return lora.vllm(tp)
+
+    def lora_note(self) -> str:
+        return ("vLLM gives every linear layer --max-loras slots of --max-lora-rank, whatever the adapters target: "
+                "the weights include those slots")
 
     def _large_gpu(self, options: ServingOptions) -> bool:
         """vLLM's "H100-class" test; without a GPU the breakdown assumes one (the default in JSON notes)."""
