@@ -14,7 +14,7 @@ from .errors import BadConfig, GpumemError, UsageError, repo_error_record
 from .model.architecture import Architecture, parse_architecture
 from .model.types import VOCAB, ModelSummary, RepoMetadata, WeightCount, WeightSet
 from .output.report import FORMULA_BITS, CalcReport, ComponentCount, FitReport, ModelReport, TrainingReport
-from .planning.engines import GpuTarget
+from .planning.engines import GpuTarget, get_engine
 from .planning.gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, load_catalog
 from .planning.memory import FormulaResult, ServingEstimate, ServingOptions, active_parameters, estimate_serving
 from .planning.plans import ModelFacts, Plan, PlanRequest, make_plans
@@ -457,8 +457,8 @@ def _what_if_note(repo_id: str, bits: float, stored_bits: float, engine: str | N
     article = "an" if width.startswith(("8", "11-", "18-")) else "a"
     note = (f"--bits {bits:g} is a what-if: the start command serves {repo_id} as stored ({stored_bits:g}-bit); for "
             f"the {width} plans serve {article} {width} {kind} of the model in its place")
-    on_load = {8.0: "fp8", 4.0: "bitsandbytes"}.get(bits) if engine == "vllm" else None  # vLLM's documented on-load modes
-    return note + (f", or let vLLM quantize it on load (add `--quantization {on_load}`)" if on_load else "")
+    on_load = get_engine(engine).quantize_on_load(bits) if engine else None
+    return note + (f", or {on_load}" if on_load else "")
 
 
 def _checkpoint_bits(count: WeightCount) -> float | None:

@@ -118,6 +118,10 @@ class Engine(Generic[C]):
         """The LoRA slots the engine preallocates for these adapters, for the report (None: it has none)."""
         return None
 
+    def quantize_on_load(self, bits: float) -> str | None:
+        """How to have the engine quantize a 16-bit checkpoint to `bits` as it loads it (None: it cannot)."""
+        return None
+
     def lora_note(self) -> str | None:
         """What the report says about how this engine holds adapters (None: nothing to say)."""
         return None

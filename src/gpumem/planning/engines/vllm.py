@@ -102,6 +102,10 @@ class Vllm(Engine[VllmConstants]):
     def lora_slots(self, lora: LoraServing, tp: int) -> VllmLora:
         return lora.vllm(tp)
 
+    def quantize_on_load(self, bits: float) -> str | None:
+        mode = {8.0: "fp8", 4.0: "bitsandbytes"}.get(bits)  # vLLM's documented on-load modes
+        return f"let vLLM quantize it on load (add `--quantization {mode}`)" if mode else None
+
     def lora_note(self) -> str:
         return ("vLLM gives every linear layer --max-loras slots of --max-lora-rank, whatever the adapters target: "
                 "the weights include those slots")
