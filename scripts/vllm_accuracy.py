@@ -197,7 +197,7 @@ def predict(row: dict, how: dict, label: str, entry: dict | None) -> Row:
 def shared_rows() -> list[Row]:
     """The fitting set, as SHARED reads each log."""
     models = _models()
-    lines = [json.loads(x) for x in (MEASUREMENTS / "vllm-public-logs.jsonl").read_text().splitlines() if x.strip()]
+    lines = _lines("vllm-public-logs.jsonl")
     out = []
     for row in lines:
         how = SHARED.get(row["id"])
@@ -210,13 +210,17 @@ def shared_rows() -> list[Row]:
 def heldout_rows() -> list[Row]:
     """The held-out logs; each row names its version, GPU and settings itself."""
     models = _models()
-    lines = [json.loads(x) for x in (MEASUREMENTS / "vllm-heldout-logs.jsonl").read_text().splitlines() if x.strip()]
+    lines = _lines("vllm-heldout-logs.jsonl")
     out = []
     for row in lines:
         version = ".".join(row["vllm_version"].split(".")[:2])
         how = {"version": version, "gpu": row["gpu"], "model": row["model"]}
         out.append(predict(row, how, "held-out", models[row["model"]]))
     return out
+
+
+def _lines(name: str) -> list[dict]:
+    return [json.loads(x) for x in (MEASUREMENTS / name).read_text().splitlines() if x.strip()]
 
 
 def summary(rows: list[Row]) -> dict:
@@ -254,9 +258,21 @@ def main() -> int:
         s = summary(rows)
         print(f"\nKV pool: {s['kv_rows']} logs, median |error| {_fmt(s['kv_median'])}%, worst {_fmt(s['kv_worst'])}%; "
               f"weights: {s['weight_rows']} logs, worst {_fmt(s['weights_worst'])}%")
-        print(coverage(rows) + "\n")
+        print(coverage(rows))
+        if label == "held out":
+            fitted_sources = {source_key(log["source"]) for log in _lines("vllm-public-logs.jsonl")}
+            own = summary([r for r in rows if source_key(r.source) not in fitted_sources])
+            print(f"from sources with no fitted log: KV pool {own['kv_rows']} logs, median |error| "
+                  f"{_fmt(own['kv_median'])}%, worst {_fmt(own['kv_worst'])}%")
+        print()
     print("Weights: * = built from the config's shapes (no tensor manifest); log = the logged figure was used.")
     return 0
+
+
+def source_key(source: str) -> str:
+    """Where a log comes from: a GitHub repository (owner/name) or a web site."""
+    parts = source.split(" ")[0].removeprefix("https://").removeprefix("http://").split("/")
+    return "/".join(parts[:3]) if parts[0] == "github.com" else parts[0]
 
 
 def coverage(rows: list[Row]) -> str:
