@@ -209,7 +209,8 @@ def report_errors(ids: Sequence[str], results: Sequence) -> None:
     sys.stdout.flush()  # keep the data above the errors when both go to one terminal
     for repo_id, result in zip(ids, results):
         if isinstance(result, GpumemError):
-            say("Error", f"{clean(repo_id, 200)}: {clean(result.message, 1000)}")
+            message = clean(result.message, 1000)  # named once: "repository X not found" needs no "X: " before it
+            say("Error", message if repo_id in result.message else f"{clean(repo_id, 200)}: {message}")
             if result.hint:
                 say("Hint", clean(result.hint, 1000))
 

@@ -65,8 +65,14 @@ def commands(plan: dict) -> Commands:
 
 def title_of(d: dict) -> str:
     """A report's name: the repo id, the GGUF variant when there is one, and the adapters served on it."""
-    title = d["repo_id"] + (f" · {d['file']}" if d.get("file") else "")
-    return title + "".join(f" + {a['repo_id']}" for a in d.get("adapters", []))
+    return model_name(d) + "".join(f" + {a['repo_id']}" for a in d.get("adapters", []))
+
+
+def model_name(d: dict) -> str:
+    """The repo id and its GGUF file ('TheBloke/Llama-2-7B-GGUF · llama-2-7b.Q4_K_M.gguf'); a local file's path
+    alone, which already ends with the file's name."""
+    file = d.get("file")
+    return d["repo_id"] if not file or d["repo_id"].endswith(file) else f"{d['repo_id']} · {file}"
 
 
 def summary(d: dict) -> Table:
@@ -293,8 +299,7 @@ def fit_table(d: dict) -> Table:
             sequences(o["max_concurrency"]) if o["fits"] else Cell("-", 0),
             _longest(o, d["context"]),
         ))
-    name = d["repo_id"] + (f" · {d['file']}" if d.get("file") else "")
-    title = f"{name} on {d['gpu']}: sequences of {d['context']:,} tokens"
+    title = f"{model_name(d)} on {d['gpu']}: sequences of {d['context']:,} tokens"
     caption = "longest context: the longest sequence one GPU set holds (≥ when the asked context fits)"
     keys = (("repo_id", d["repo_id"]), ("file", d.get("file") or ""), ("gpu", d["gpu"]), ("context", d["context"]))
     return Table(title, columns, tuple(rows), caption, keys=keys)
