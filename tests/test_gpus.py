@@ -1,18 +1,20 @@
-"""The packaged GPU catalog, name matching, and the recommender's seed examples."""
+"""The packaged GPU catalog, name matching, and the seed examples as plans."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from test_architecture import real_config
-from test_memory import weight_count
 
+from gpumem import api
 from gpumem.errors import UsageError
 from gpumem.model.architecture import parse_architecture
-from gpumem.planning.gpus import find_gpu, load_catalog, recommend
+from gpumem.planning.gpus import find_gpu, load_catalog, tp_fits_heads
 from gpumem.planning.memory import ServingOptions
+from gpumem.planning.plans import PlanRequest, shapes
 
 GPUS_MD = Path(__file__).resolve().parent.parent / "fixtures" / "reference" / "gpus.md"  # copy of shared/reference
 CATALOG_NAMES = {"T4", "L4", "A10", "RTX 3090", "RTX 4090", "RTX 5090", "L40S", "RTX A6000", "RTX 6000 Ada",
@@ -66,49 +68,47 @@ def test_unknown_gpu_lists_close_matches():
         find_gpu("H10")
 
 
-def llama2_70b():
-    tensors, count = weight_count("meta-llama__Llama-2-70b-chat-hf")
-    return tensors, count, parse_architecture(real_config("meta-llama__Llama-2-70b-chat-hf"))
+OFFLINE = api.HubOptions(offline=True)
+
+
+@pytest.fixture(scope="module")
+def llama70b():
+    return api.inspect_repo("meta-llama/Llama-2-70b-hf", options=OFFLINE)
+
+
+def first_plan(metadata, gpu: str, bits: float, serving: ServingOptions | None = None):
+    (report,) = api.estimate(metadata, bits=bits, serving=serving, gpu=gpu)
+    return report, report.recommendations[0]
 
 
 @pytest.mark.parametrize("gpu,bits,count", [("A100 80GB", 16, 2), ("L4", 4, 2)])
-def test_seed_examples(gpu, bits, count):
-    tensors, weights, arch = llama2_70b()
-    (rec,) = recommend(weights, arch, ServingOptions(), bits, only=find_gpu(gpu))
-    assert (rec.count, rec.tp, rec.fits) == (count, count, True)
-    assert rec.max_concurrency >= 1 and rec.headroom_gb > 0
-    assert {"gpu", "count", "tp", "headroom_gb", "max_concurrency", "fits"} <= set(rec.to_dict())
+def test_seed_examples(llama70b, gpu, bits, count):
+    _, plan = first_plan(llama70b, gpu, bits)
+    assert (plan.gpu.name, plan.count, plan.tp, plan.pp, plan.fits) == (gpu, count, count, 1, True)
+    assert plan.capacity.max_concurrency >= 1 and plan.headroom_bytes > 0
 
 
-def test_does_not_fit_beyond_eight():
-    tensors, weights, arch = llama2_70b()
-    (rec,) = recommend(weights, arch, ServingOptions(), 16, only=find_gpu("T4"))
-    assert not rec.fits and rec.count == 8 and "does not fit" in rec.notes[-1]
-
-
-def test_sorted_fitting_first_then_fewest_then_least_memory():
-    tensors, weights, arch = llama2_70b()
-    recs = recommend(weights, arch, ServingOptions(), 16)
-    catalog = {g.name: g for g in load_catalog()}
-    keys = [(not r.fits, r.count, r.count * catalog[r.gpu].usable_mib) for r in recs]
-    assert keys == sorted(keys) and recs[0].fits and not recs[-1].fits
+def test_does_not_fit_beyond_one_machine_of_gddr_cards(llama70b):
+    _, plan = first_plan(llama70b, "T4", 16)  # plans span nodes of HBM parts only
+    assert not plan.fits and plan.count == 8 and plan.notes[-1] == "does not fit on 8 T4"
 
 
 def test_tp_sizes_that_do_not_split_heads_are_skipped():
     # Qwen2.5-7B has 28 heads and 4 KV heads: TP 8 is impossible, so 4 is the widest it can go.
-    tensors, weights = weight_count("Qwen__Qwen2.5-7B")
     arch = parse_architecture(real_config("Qwen__Qwen2.5-7B"))
-    (rec,) = recommend(weights, arch, ServingOptions(), 16, only=find_gpu("T4"))
-    assert rec.tp in (1, 2, 4)
+    found, _ = shapes(find_gpu("T4"), arch, PlanRequest())
+    assert {tp for tp, _ in found} == {1, 2, 4}
+    assert not tp_fits_heads(arch, 8) and tp_fits_heads(arch, 4)
 
 
-def test_weights_only_recommendation_without_config():
-    tensors, weights, _ = llama2_70b()
-    h200 = find_gpu("H200")  # 137.95 GB of weights: one H200 under transformers, two under vLLM's 0.9
-    (hf,) = recommend(weights, None, ServingOptions(engine="transformers"), 16, only=h200)
-    (vllm,) = recommend(weights, None, ServingOptions(), 16, only=h200)
-    assert (hf.count, vllm.count) == (1, 2) and hf.fits and vllm.fits
-    assert hf.max_concurrency == 0 and any("config.json" in n for n in hf.notes)
+def test_weights_only_plans_without_config(llama70b):
+    no_config = replace(llama70b, weight_sets=tuple(replace(ws, config=None) for ws in llama70b.weight_sets))
+    # 137.95 GB of weights: one H200 under transformers; under vLLM one H200 too, past its default 0.9
+    hf_report, hf = first_plan(no_config, "H200", 16, ServingOptions(engine="transformers"))
+    _, vllm = first_plan(no_config, "H200", 16)
+    assert (hf.count, vllm.count) == (1, 1) and hf.fits and vllm.fits
+    assert vllm.gpu_memory_utilization == 0.93 and "raised from 0.9 to 0.93" in vllm.notes[0]
+    assert hf.capacity.max_concurrency == 0 and any("config.json" in n for n in hf_report.notes)
 
 
 def test_catalog_is_package_data():

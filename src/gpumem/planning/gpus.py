@@ -1,9 +1,8 @@
-"""The GPU catalog (package data gpus.toml) and the recommender built on the serving breakdown.
+"""The GPU catalog (package data gpus.toml), name matching, and `gpumem fit`'s rows.
 
-For each GPU type the recommender tries 1, 2, 4 and 8 GPUs with tensor parallel = count (skipping TP
-sizes the model's heads cannot split over) and keeps the smallest count whose per-GPU total fits the
-budget the engine allows (engines/: usable memory * gpu_memory_utilization for vLLM, usable memory for
-transformers, whose total already carries the CUDA context as its runtime reserve). Beyond 8 it answers "does not fit".
+`fit_options` tries one GPU type at 1, 2, 4 and 8 GPUs with tensor parallel = count (skipping TP sizes the
+model's heads cannot split over) at each load width, against the budget the engine allows (engines/). Ranked
+deployment plans over the whole catalog (TP x PP x nodes, commands, speed, price) are plans.py's.
 """
 
 from __future__ import annotations
@@ -139,7 +138,8 @@ def find_gpu(name: str, catalog: Sequence[Gpu] | None = None) -> Gpu:
     raise UsageError(f"unknown GPU {name!r}; {hint}", hint="`gpumem gpus` lists every GPU and its aliases")
 
 
-def _tp_allowed(arch: Architecture | None, tp: int) -> bool:
+def tp_fits_heads(arch: Architecture | None, tp: int) -> bool:
+    """Whether TP `tp` splits the model's attention (and KV) heads evenly (check_tp says why not)."""
     try:
         check_tp(arch, tp)
     except UsageError:
@@ -149,7 +149,7 @@ def _tp_allowed(arch: Architecture | None, tp: int) -> bool:
 
 def _counts(arch: Architecture | None, counts: Sequence[int]) -> list[int]:
     """The GPU counts (= TP sizes) the model's heads can split over."""
-    return [n for n in counts if _tp_allowed(arch, n)]
+    return [n for n in counts if tp_fits_heads(arch, n)]
 
 
 def _try(gpu: Gpu, n: int, summary: ModelSummary, arch: Architecture | None, options: ServingOptions,
@@ -168,27 +168,6 @@ def _try(gpu: Gpu, n: int, summary: ModelSummary, arch: Architecture | None, opt
                           largest_context=cap.largest_context, notes=notes + estimate.notes,
                           per_gpu=estimate.to_dict()["per_gpu"], kv_cache_tokens=cap.kv_cache_tokens,
                           concurrency_ratio=cap.concurrency_ratio if opts.engine_model.paged_kv else 0.0)
-
-
-def _recommend_one(gpu: Gpu, summary: ModelSummary, arch: Architecture | None, options: ServingOptions,
-                   bits: float | None) -> Recommendation:
-    for n in _counts(arch, GPU_COUNTS):  # TP 1 is always allowed, so `last` is always set
-        last = _try(gpu, n, summary, arch, options, bits)
-        if last.fits:
-            return last
-    return replace(last, notes=last.notes + (f"does not fit on {GPU_COUNTS[-1]} or fewer {gpu.name}",))
-
-
-def recommend(summary: ModelSummary, arch: Architecture | None, options: ServingOptions, bits: float | None = None,
-              catalog: Sequence[Gpu] | None = None, only: Gpu | None = None) -> list[Recommendation]:
-    """For each GPU type (or `only`), the fewest GPUs (1/2/4/8, TP = count) that serve the model; best first.
-
-    With `arch` None (unreadable config.json) the totals are weights and runtime overhead only.
-    """
-    gpus = [only] if only is not None else list(load_catalog() if catalog is None else catalog)
-    by_name = {g.name: g for g in gpus}
-    found = [_recommend_one(g, summary, arch, options, bits) for g in gpus]
-    return sorted(found, key=lambda r: (not r.fits, r.count, r.count * by_name[r.gpu].usable_mib, r.gpu))
 
 
 def fit_options(summary: ModelSummary, arch: Architecture | None, options: ServingOptions, gpu: Gpu,

@@ -29,7 +29,7 @@ from ..constants import GB
 from ..errors import UsageError
 from ..model.architecture import Architecture
 from .engines import GpuTarget, get_engine
-from .gpus import Gpu, load_catalog
+from .gpus import Gpu, load_catalog, tp_fits_heads
 from .memory import Capacity, ServingEstimate, ServingOptions, capacity, check_tp
 from .prices import Price, PriceTable
 from .throughput import LLAMA_CPP, SERVING, ModelShape, Speed, estimate_speed
@@ -159,14 +159,6 @@ class Plan:
 
 # --- shapes --------------------------------------------------------------------------------------------
 
-def _tp_fits_heads(arch: Architecture | None, tp: int) -> bool:
-    try:
-        check_tp(arch, tp)
-    except UsageError:
-        return False
-    return True
-
-
 def spans_nodes(gpu: Gpu) -> bool:
     """Whether plans may span nodes of this GPU: datacenter parts (HBM) only. Clusters of GDDR cards with a
     fast fabric between machines are rare to rent, and PCIe-only boxes over Ethernet are too slow for PP."""
@@ -199,7 +191,7 @@ def shapes(gpu: Gpu, arch: Architecture | None, request: PlanRequest,
         check_tp(arch, request.tp)  # a TP the heads cannot split over: the UsageError says why
         tps = [request.tp]
     else:
-        tps = [t for t in TP_SIZES if t <= node and _tp_fits_heads(arch, t)]
+        tps = [t for t in TP_SIZES if t <= node and tp_fits_heads(arch, t)]
     if request.pp is not None and request.pp > layers:
         return [], f"PP {request.pp} is more pipeline stages than the model's {layers} layers"
     counts = sorted({c for c in (1, 2, 4, 8) if c <= node} |
