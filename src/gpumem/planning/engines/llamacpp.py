@@ -565,13 +565,13 @@ def compute_buffers(model: GGUFModel, s: LlamaCppSettings, per_stream: int, swa_
     # The host holds the graph inputs (masks, copied per pipeline stage, V indices and the input embeddings)
     # beside the peak of what runs on it; its layer stages' own mask and hidden state are those inputs.
     inputs = masks * (s.pipeline_copies if pipelined else 1) + v_idxs + embd_inputs
+    own_mask = masks // (1 + (1 if any(model.swa) else 0))  # the full-attention layers' mask
     host_stages = []
     if on_host:
         # The input layer's two temporaries (embd_select builds: the token rows and the batch's copy) lie between
         # the inputs and the layers: at the first attention one is freed (the other is its residual), by the
         # feed-forward both are, each a slot too small for the wider tensors (traced, docs/llamacpp.md).
         below = hidden if g.embd_select else 0
-        own_mask = masks // (1 + (1 if any(model.swa) else 0))
         host_stages += [attn - v_idxs - own_mask - hidden + below, ffn - hidden + 2 * below]
     elif cpu_moe and model.n_expert:
         host_stages.append(ffn - FFN_HIDDEN * hidden)
@@ -579,7 +579,6 @@ def compute_buffers(model: GGUFModel, s: LlamaCppSettings, per_stream: int, swa_
         # The logits go above the last layer's residual and output, over the input layer's freed slots; when
         # the last layer frees a mask at least one FFN tensor wide, its gate takes that hole and its output
         # lands one slot higher (both traced on b11434).
-        own_mask = masks // (1 + (1 if any(model.swa) else 0))
         higher = hidden if own_mask and own_mask >= _ffn_width(model) * tokens * F32 else 0
         host_stages.append(out + 2 * below + higher)
     elif out_dev < 0:
