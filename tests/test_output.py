@@ -359,3 +359,10 @@ def test_a_plans_command_wraps_at_the_width_and_is_never_cut():
     assert all(len(line) <= 60 for line in lines) and lines[1].endswith(" \\")
     joined = " ".join(line.strip().removesuffix("\\").strip() for line in lines[1:])
     assert joined == command and "--max-model-len 4096" in "\n".join(lines)  # an option stays with its value
+
+
+def test_decode_speeds_share_one_decimals_rule():
+    from gpumem.output.views import _rate_cell
+
+    assert [_rate_cell([41.23, 689.0])(v).text for v in (41.23, 689.0)] == ["41", "689"]
+    assert [_rate_cell([41.23, 3.46, None])(v).text for v in (41.23, 3.46, None)] == ["41.2", "3.5", "-"]

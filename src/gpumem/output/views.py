@@ -7,7 +7,7 @@ To show something new, add a block (a `Table`, `Bar` or `Commands` of `tables`) 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..planning.memory import KV_DTYPE_BYTES
 from .tables import Bar, BarSegment, Cell, Column, Commands, Document, Table, fields, text
@@ -172,6 +172,7 @@ def gpu_options(recommendations: Sequence[dict], serving: dict | None, *,
     if serving:  # tokens need a speed, and a speed needs the architecture
         columns.append(Column("$ per M tokens", "usd_per_million_tokens", drop=6))
     sequences = sequences_cell([r.get("max_concurrency") for r in fitting])
+    rate = _rate_cell([r.get("decode_tokens_per_s") for r in fitting])
     rows = []
     for r in recommendations:
         shape = Cell(f"{r['tp']} × {r['pp']}" if r.get("pp", 1) > 1 else f"{r['tp']}", f"{r['tp']}x{r.get('pp', 1)}")
@@ -182,7 +183,7 @@ def gpu_options(recommendations: Sequence[dict], serving: dict | None, *,
             row = [text(r["gpu"]), gpus, shape, need_cell(r["per_gpu_total_bytes"]), room_cell(r["headroom_gb"])]
             if serving:
                 row.append(sequences(r.get("max_concurrency")) if has_kv else Cell("n/a", ""))
-                row += [_rate(r.get("decode_tokens_per_s")), _seconds(r.get("ttft_s"))]
+                row += [rate(r.get("decode_tokens_per_s")), _seconds(r.get("ttft_s"))]
         else:
             row = [text(r["gpu"], "dim"), Cell(f"> {r['count']}" if not r.get("notes") or "does not fit on" in
                                                  r["notes"][-1] else f"{r['count']}", "", "dim"),
@@ -207,9 +208,15 @@ def _money(value: float | None) -> Cell:
     return Cell("-", "") if value is None else Cell(f"{value:,.2f}", plain_decimal(value, 4))
 
 
-def _rate(value: float | None) -> Cell:
-    return Cell("-", "") if value is None else Cell(f"{value:,.0f}" if value >= 10 else f"{value:.1f}",
-                                                    plain_decimal(value, 2))
+def _rate_cell(values: Sequence[float | None]) -> Callable[[float | None], Cell]:
+    """Decode speeds, one rule for the column: whole tokens per second, or one decimal for every row when a
+    speed is under 10 (3.5 beside 41.0, never 3.5 beside 41)."""
+    digits = 1 if any(v is not None and v < 10 for v in values) else 0
+
+    def cell(value: float | None) -> Cell:
+        return Cell("-", "") if value is None else Cell(f"{value:,.{digits}f}", plain_decimal(value, 2))
+
+    return cell
 
 
 def _seconds(value: float | None) -> Cell:
