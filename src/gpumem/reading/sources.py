@@ -90,8 +90,6 @@ def _each(read: Callable[[str], RepoMetadata], repo_id: str, return_errors: bool
 
 
 def _online(client, repo_id: str, revision: str, cache: ResultCache | None, gguf_file: str | None = None) -> RepoMetadata:
-    from .fetch import fetch_repo
-
     if cache and (sha := cache.sha_for(client.endpoint, repo_id, revision)):
         note = None
         if sha != revision:  # a branch or tag may have moved: one request to find out
@@ -101,6 +99,8 @@ def _online(client, repo_id: str, revision: str, cache: ResultCache | None, gguf
                 note = f"the Hub could not be reached: answered from the cache ({revision} may have moved since)"
         if cached := cache.load(client.endpoint, repo_id, sha):
             return replace(cached, source="cache", notes=(note, *cached.notes) if note else cached.notes)
+    from .fetch import fetch_repo  # here, not above: a cached answer needs no header reader or counter
+
     try:
         metadata = fetch_repo(client, repo_id, revision, gguf_file=gguf_file)
     except (HubUnavailable, GatedRepo, AccessError) as exc:
