@@ -19,9 +19,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-from gguf import GGML_QUANT_SIZES, GGUFWriter, LlamaFileType
-
 from gpumem_dev import make_gguf_fixtures as make
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,24 +36,7 @@ RUNS = (
 
 def sparse_llama2(path: Path) -> None:
     """Llama-2-7B Q4_K_M: the real header, then a hole as long as the tensor data."""
-    writer = GGUFWriter(path, "llama")
-    make.add_llama_metadata(writer, make.llama2_config(), LlamaFileType.MOSTLY_Q4_K_M)
-    tokens = 32000
-    writer.add_token_list([f"<t{i}>" for i in range(tokens)])
-    writer.add_token_scores([0.0] * tokens)
-    writer.add_token_types([1] * tokens)
-    data = 0
-    for name, shape, qtype in make.llama2_q4_k_m_tensors():
-        block, size = GGML_QUANT_SIZES[qtype]
-        nbytes = int(np.prod(shape)) // block * size
-        writer.add_tensor_info(name, shape, np.dtype(np.float32), nbytes, raw_dtype=qtype)
-        data += -(-nbytes // 32) * 32
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_ti_data_to_file()
-    writer.close()
-    with open(path, "r+b") as f:
-        f.truncate(-(-path.stat().st_size // 32) * 32 + data)
+    make.write_llama2_header(path, [f"<t{i}>" for i in range(32000)], data_hole=True)
 
 
 def main(out: str) -> int:

@@ -20,8 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFWriter, LlamaFileType
+from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType
+
+from gpumem_dev import make_gguf_fixtures as make
 
 T = GGMLQuantizationType
 
@@ -151,18 +152,7 @@ def sparse_model(path: Path, config: dict, h: dict) -> None:
     writer.add_token_list([f"<t{i}>" for i in range(h["n_vocab"])])
     writer.add_token_scores([0.0] * h["n_vocab"])
     writer.add_token_types([1] * h["n_vocab"])
-    data = 0
-    for name, shape, qtype in tensors_of(h):
-        block, size = GGML_QUANT_SIZES[qtype]
-        nbytes = int(np.prod(shape)) // block * size
-        writer.add_tensor_info(name, shape, np.dtype(np.float32), nbytes, raw_dtype=qtype)
-        data += -(-nbytes // 32) * 32
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_ti_data_to_file()
-    writer.close()
-    with open(path, "r+b") as f:
-        f.truncate(-(-path.stat().st_size // 32) * 32 + data)
+    make.write_tensor_infos(writer, path, tensors_of(h), data_hole=True)
 
 
 def main(config_dir: str, out: str) -> int:

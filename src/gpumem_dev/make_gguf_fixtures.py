@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -164,22 +165,36 @@ def llama2_q4_k_m_tensors() -> list[tuple[str, tuple[int, ...], GGMLQuantization
     return rows
 
 
-def write_llama2_header(path: Path, tokens: list[str] | None = None) -> None:
-    """Header only (metadata + tensor infos) of Llama-2-7B Q4_K_M; `tokens` adds a tokenizer vocabulary."""
+def write_llama2_header(path: Path, tokens: list[str] | None = None, data_hole: bool = False) -> None:
+    """Header only (metadata + tensor infos) of Llama-2-7B Q4_K_M; `tokens` adds a tokenizer vocabulary;
+    `data_hole` as in `write_tensor_infos`."""
     writer = GGUFWriter(path, "llama")
     add_llama_metadata(writer, llama2_config(), LlamaFileType.MOSTLY_Q4_K_M)
     if tokens is not None:
         writer.add_token_list(tokens)
         writer.add_token_scores([0.0] * len(tokens))
         writer.add_token_types([1] * len(tokens))
-    for name, shape, qtype in llama2_q4_k_m_tensors():
+    write_tensor_infos(writer, path, llama2_q4_k_m_tensors(), data_hole)
+
+
+def write_tensor_infos(writer: GGUFWriter, path: Path, tensors: Iterable[tuple[str, Sequence[int], GGMLQuantizationType]],
+                       data_hole: bool = False) -> None:
+    """Add the tensor infos (name, PyTorch-order shape, ggml type), write the header and close. With `data_hole`
+    the file then runs on as a hole as long as the 32-byte aligned tensor data (sparse: nothing is written), so
+    llama.cpp opens it as a whole model."""
+    data = 0
+    for name, shape, qtype in tensors:
         block, size = GGML_QUANT_SIZES[qtype]
         nbytes = int(np.prod(shape)) // block * size
         writer.add_tensor_info(name, shape, np.dtype(np.float32), nbytes, raw_dtype=qtype)
+        data += -(-nbytes // 32) * 32
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
     writer.close()
+    if data_hole:
+        with open(path, "r+b") as f:
+            f.truncate(-(-path.stat().st_size // 32) * 32 + data)
 
 
 def main() -> int:
