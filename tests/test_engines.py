@@ -22,8 +22,8 @@ def test_registry_holds_one_entry_per_engine_under_its_name():
 
 
 @pytest.mark.parametrize("engine,asked,modelled", [
-    ("vllm", None, "0.19"), ("vllm", "0.6", "0.6"), ("vllm", "0.6.4", "0.6"), ("vllm", "v0.11.2", "0.11"),
-    ("vllm", "0.10.1.1", "0.10"), ("vllm", "0.19.1", "0.19"), ("vllm", "0.1", UsageError),
+    ("vllm", None, "0.21"), ("vllm", "0.6", "0.6"), ("vllm", "0.6.4", "0.6"), ("vllm", "v0.11.2", "0.11"),
+    ("vllm", "0.10.1.1", "0.10"), ("vllm", "0.19.1", "0.19"), ("vllm", "0.20.2", "0.20"), ("vllm", "0.1", UsageError),
     ("transformers", None, "5.17"), ("transformers", "5.17.0", "5.17"),
     ("vllm", "0.5", UsageError), ("vllm", "0.60", UsageError), ("transformers", "0.6", UsageError),
 ])  # fmt: skip
@@ -64,7 +64,7 @@ def test_vllm_activation_peak_reproduces_the_logged_profile_runs():
     # are gathered whole on every rank); 0.11's sort-based sampler logs far more (Qwen3-32B: 5.64 GiB).
     h100 = GpuTarget("H100 SXM", int(79.19 * 2**30))
     for tp in (1, 2, 4):
-        peak, per_sequence = get_engine("vllm").activation_peak(LLAMA3, ServingOptions(tp=tp, gpu=h100), 8192)
+        peak, per_sequence = get_engine("vllm").activation_peak(LLAMA3, ServingOptions(tp=tp, gpu=h100, engine_version="0.19"), 8192)
         assert peak / 2**30 == pytest.approx(1.89, rel=0.01) and per_sequence == 0  # concurrency adds nothing
     old, _ = get_engine("vllm").activation_peak(LLAMA3, ServingOptions(engine_version="0.11", gpu=h100), 8192)
     assert old / 2**30 == pytest.approx(4.84, rel=0.03)  # Llama-3.3-70B FP8 (same vocab) logs 4.84 GiB in 0.11
@@ -84,10 +84,11 @@ def test_vllm_scheduler_defaults_follow_the_gpu_class(gpu, total_gib, tokens, se
 
 def test_vllm_holds_context_and_graphs_outside_its_budget():
     vllm = get_engine("vllm")
-    eager = ServingOptions(enforce_eager=True)
-    assert vllm.overhead_outside_budget(ServingOptions()) == 552_402_944 + 512 * MIB
+    eager = ServingOptions(enforce_eager=True, engine_version="0.19")
+    assert vllm.overhead_outside_budget(ServingOptions(engine_version="0.19")) == 552_402_944 + 512 * MIB
     assert vllm.overhead_outside_budget(eager) == 552_402_944
     assert vllm.overhead(eager) == 552_402_944 + int(0.25 * 2**30)
+    assert vllm.overhead_outside_budget(ServingOptions()) == 552_402_944  # 0.20+: the graphs are inside
 
 
 def test_transformers_activations_grow_with_each_sequence():
@@ -150,3 +151,23 @@ def test_lora_adapters_cost_what_each_engine_holds():
     slots = vllm.lora_slots(lora, 1)
     assert slots is not None and vllm.lora_weights(lora, 1) == slots.slot_bytes_per_gpu > 0
     assert "--max-loras" in (vllm.lora_note() or "")
+
+
+def test_vllm_0_20_takes_cuda_graphs_from_the_pool_and_0_21_samples_with_flashinfer():
+    # 0.20.0's envs.py defaults VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS to "1": the graph estimate leaves the pool
+    # (gpu_worker.py); 0.21.0 turns FlashInfer's top-k/top-p sampler on by default (2 fp32 logits copies, not 3.86).
+    vllm = get_engine("vllm")
+    gpu = GpuTarget("H100 SXM", int(79.18 * 2**30))
+
+    def inside_budget(version: str) -> int:
+        options = ServingOptions(engine_version=version, gpu=gpu)
+        return vllm.overhead(options) - vllm.overhead_outside_budget(options)
+
+    assert inside_budget("0.20") - inside_budget("0.19") == 512 * MIB
+    assert inside_budget("0.21") == inside_budget("0.20")
+    eager = ServingOptions(engine_version="0.20", gpu=gpu, enforce_eager=True)
+    assert vllm.overhead(eager) - vllm.overhead_outside_budget(eager) == inside_budget("0.19")
+    arch = parse_architecture(real_config("meta-llama__Llama-3.1-8B"))
+    copies = {v: round(vllm.sampler_bytes(arch, ServingOptions(engine_version=v, gpu=gpu)) / (1024 * arch.vocab_size * 4), 2)
+              for v in ("0.19", "0.20", "0.21")}
+    assert copies == {"0.19": 3.86, "0.20": 3.86, "0.21": 2.0}

@@ -13,7 +13,10 @@ Source paths below are inside the released wheels (`pip download vllm==X --no-de
 - CUDA graphs are captured after the pool is sized (`compile_or_warm_up_model`), so they sit on top of the
   budget too. 0.18/0.19 can estimate them first (`profile_cudagraph_memory`) but only subtract them from the
   pool under VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1 (envs.py default "0"; the log says it becomes the default
-  later). Logged captures: 0.13-1.88 GiB.
+  later). Logged captures: 0.13-1.88 GiB. From 0.20.0 envs.py defaults it to "1" (0.20.0 and 0.21.0 wheels; their
+  log line says "CUDA graph memory profiling is enabled (default since v0.21.0)"): the estimate comes out of the
+  pool (gpu_worker.py `available_kv_cache_memory_bytes = requested - non_kv - cudagraph_memory_estimate_applied`;
+  logged estimates 0.17-0.36 GiB).
 - Profile run: `_dummy_run(max_num_tokens)` then `_dummy_sampler_run` over `min(max_num_tokens, max_num_seqs)`
   last positions (v1/worker/gpu_model_runner.py `profile_run`). The peak is the larger of the forward's
   transient activations and the sampler's fp32 logits copies over `max_num_seqs x vocab`:
@@ -25,6 +28,8 @@ Source paths below are inside the released wheels (`pip download vllm==X --no-de
     topk_topp_sampler.py L34), as in 0.13+.
   * 0.17+ a Triton top-k/top-p kernel for batches >= 8 (`apply_top_k_top_p_triton`): 3.86 copies (llm-d-planner's
     0.19 Llama-3.1-8B rows: 1.89 GiB at TP 1, 2 and 4 alike, as the logits are gathered whole on every rank).
+  * 0.21: FlashInfer's sampler again by default (envs.py VLLM_USE_FLASHINFER_SAMPLER defaults to True, the wheel
+    requires flashinfer-python 0.6.8; topk_topp_sampler.py uses it when the GPU's capability is supported): 2 copies.
   The forward's share is the fitted per-token figure (activations.py) x 0.93 (the 0.6.4 RTX 3090 logs: 2.07 and
   2.99 GiB at 20,000 and 29,000 tokens).
 - Defaults per GPU (engine/arg_utils.py `_set_default_args`, identical in 0.10.1.1-0.19.0 for `vllm serve`):
@@ -88,6 +93,7 @@ class VllmConstants(EngineConstants):
     non_torch_tp_bytes: int = int(0.54 * GIB)  # TP >= 2: NCCL and custom all-reduce buffers
     cuda_graph_bytes: int = 512 * MIB  # captured on top of the budget (0.13-1.88 GiB logged)
     hybrid_kv_allocator: bool = True  # sliding layers hold window + one chunk, not the whole context
+    cuda_graphs_in_budget: bool = False  # 0.20+: the profiled CUDA-graph estimate comes out of the KV pool
     mxfp4_marlin_on_hopper: bool = False  # 0.10 and 0.19: Hopper runs MXFP4 through Marlin too (0.10 log: "Marlin kernel")
 
 
@@ -149,8 +155,10 @@ class Vllm(Engine[VllmConstants]):
         return c.cuda_context_bytes + self.non_torch(options) + self.cuda_graphs(options)
 
     def overhead_outside_budget(self, options: ServingOptions) -> int:
-        """The CUDA context (before vLLM's baseline snapshot) and the CUDA graphs (after the pool is sized)."""
-        return self.constants(options).cuda_context_bytes + self.cuda_graphs(options)
+        """The CUDA context (before vLLM's baseline snapshot) and, before 0.20, the CUDA graphs (captured after the
+        pool is sized)."""
+        c = self.constants(options)
+        return c.cuda_context_bytes + (0 if c.cuda_graphs_in_budget else self.cuda_graphs(options))
 
     def loaded_weights(self, summary: ModelSummary, arch: Architecture | None, options: ServingOptions,
                        bits: float | None = None) -> int:
@@ -251,11 +259,15 @@ _V0_17 = replace(_V0_13, version="0.17", sampler_logit_copies=3.86)
 # only (model_executor/layers/fused_moe/oracle/mxfp4.py `mxfp4_round_up_hidden_size_and_intermediate_size`): 12.9.
 _V0_19 = replace(_V0_17, version="0.19", non_torch_bytes=int(0.25 * GIB), non_torch_tp_bytes=int(2.1 * GIB),
                  mxfp4_marlin_on_hopper=True)
+_V0_20 = replace(_V0_19, version="0.20", cuda_graphs_in_budget=True)
+_V0_21 = replace(_V0_20, version="0.21", flashinfer_sampler=True)
 
 # Newest first: the first is the default. Minor versions without their own entry take the closest below.
 VLLM = Vllm(
     name="vllm", label="vLLM",
     versions={
+        "0.21": _V0_21,
+        "0.20": _V0_20,
         "0.19": _V0_19,
         "0.18": replace(_V0_17, version="0.18"),
         "0.17": _V0_17,
