@@ -83,7 +83,9 @@ def first_plan(metadata, gpu: str, bits: float, serving: ServingOptions | None =
 
 @pytest.mark.parametrize("gpu,bits,count", [("A100 80GB", 16, 2), ("L4", 4, 2)])
 def test_seed_examples(llama70b, gpu, bits, count):
-    _, plan = first_plan(llama70b, gpu, bits)
+    # The seed's examples predate vLLM 0.20, which takes the CUDA-graph estimate from the pool: 2 x L4 at 4 bit
+    # then no longer holds a 4,096-token sequence (4 do).
+    _, plan = first_plan(llama70b, gpu, bits, ServingOptions(engine_version="0.19"))
     assert (plan.gpu.name, plan.count, plan.tp, plan.pp, plan.fits) == (gpu, count, count, 1, True)
     assert plan.capacity.max_concurrency >= 1 and plan.headroom_bytes > 0
 

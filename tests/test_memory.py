@@ -189,10 +189,11 @@ def test_without_architecture_weights_only_with_reason():
 
 
 def test_vllm_max_concurrency_on_two_a100_80gb():
-    # memory-model.md: Llama-2-70B BF16 on 2 x A100-80GB keeps about 4-5.5 GiB per GPU for KV, 26-36k tokens.
+    # memory-model.md: Llama-2-70B BF16 on 2 x A100-80GB keeps about 4-5.5 GiB per GPU for KV, 26-36k tokens (vLLM
+    # before 0.20, whose CUDA graphs sat beside the budget).
     tensors, summary = weight_count("meta-llama__Llama-2-70b-chat-hf")
     arch = parse_architecture(real_config("meta-llama__Llama-2-70b-chat-hf"))
-    options = ServingOptions(tp=2)
+    options = ServingOptions(tp=2, engine_version="0.19")
     estimate = estimate_serving(summary, arch, options)
     cap = capacity(estimate, arch, options, 81920 * 2**20)
     assert 4 * 2**30 <= cap.kv_pool_bytes <= 5.5 * 2**30
