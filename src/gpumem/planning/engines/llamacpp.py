@@ -617,14 +617,20 @@ def moe_table(model: GGUFModel, settings: LlamaCppSettings, overhead: int) -> li
     return rows
 
 
-def with_speed(rows: Sequence[Mapping[str, Any]], gpu_bandwidth_gbps: float,
-               ram_bandwidth_gbps: float = 0.0) -> list[dict[str, Any]]:
+def with_speed(rows: Sequence[Mapping[str, Any]], gpu_bandwidth_gbps: float, ram_bandwidth_gbps: float = 0.0,
+               n_layer: int = 0) -> list[dict[str, Any]]:
     """The offload rows with decode_tokens_per_s for a GPU of `gpu_bandwidth_gbps` and system RAM of
-    `ram_bandwidth_gbps` (default DEFAULT_RAM_BANDWIDTH_GBPS)."""
+    `ram_bandwidth_gbps` (default DEFAULT_RAM_BANDWIDTH_GBPS), as the plans' speed model has llama.cpp
+    (throughput.LLAMA_CPP: a share of the GPU's bandwidth and a fixed time per layer the GPU runs; -ngl rows
+    hold min(ngl, n_layer) layers, --n-cpu-moe rows all of them)."""
+    from ..throughput import LLAMA_CPP
+
     ram = ram_bandwidth_gbps or DEFAULT_RAM_BANDWIDTH_GBPS
     out = []
     for row in rows:
-        seconds = row["gpu_read_bytes"] / (gpu_bandwidth_gbps * 1e9) + row["ram_read_bytes"] / (ram * 1e9)
+        gpu_layers = min(row.get("ngl", n_layer), n_layer)
+        seconds = (row["gpu_read_bytes"] / (LLAMA_CPP.bandwidth_efficiency * gpu_bandwidth_gbps * 1e9)
+                   + gpu_layers * LLAMA_CPP.dense_layer_s + row["ram_read_bytes"] / (ram * 1e9))
         out.append({**row, "decode_tokens_per_s": round(1 / seconds, 1) if seconds else None})
     return out
 
@@ -657,9 +663,9 @@ def launch_on(estimate: ServingEstimate, budget_bytes: int, gpu_bandwidth_gbps: 
     first N layers in system memory when that fits and decodes faster than the partial -ngl."""
     detail = estimate.engine_detail or {}
     n_layer = int(detail.get("n_layer", 0))
-    rows = with_speed(estimate.offload, gpu_bandwidth_gbps)
+    rows = with_speed(estimate.offload, gpu_bandwidth_gbps, n_layer=n_layer)
     ngl = largest_ngl(rows, budget_bytes)
-    moe = with_speed(detail.get("n_cpu_moe_table", ()), gpu_bandwidth_gbps)
+    moe = with_speed(detail.get("n_cpu_moe_table", ()), gpu_bandwidth_gbps, n_layer=n_layer)
     n_cpu_moe = 0
     fitting = [row for row in moe if row["vram_bytes"] <= budget_bytes]
     if fitting and ngl is not None and ngl <= n_layer:
