@@ -143,7 +143,8 @@ def breakdown(d: dict) -> Table:
     sequences = f"{s['concurrency']:,} sequence{'s' if s['concurrency'] != 1 else ''}"
     shape = f"TP {s['tp']}" + (f" × PP {s['pp']}" if s.get("pp", 1) > 1 else "")
     first = f" (the first plan, {plan_label(d['recommendations'][0])})" if d.get("recommendations") else ""
-    title = f"Per GPU{first}: {s['engine']}, {sequences} of {s['context']:,} tokens, {kv_label(s, d['stored_elements'])}, {shape}"
+    engine = f"{s['engine']} {s['engine_version']}" if s.get("engine_version") else s["engine"]
+    title = f"Per GPU{first}: {engine}, {sequences} of {s['context']:,} tokens, {kv_label(s, d['stored_elements'])}, {shape}"
     values = [per_gpu[key] for _, key in _BREAKDOWN]
     columns, cells = [], []
     for label, key in _BREAKDOWN:

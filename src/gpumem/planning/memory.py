@@ -153,6 +153,7 @@ class ServingEstimate:
     offload: tuple[dict[str, Any], ...] = ()  # llama.cpp: one row per -ngl value
     engine_detail: dict[str, Any] | None = None  # the engine's own view of the run (flags, cache cells)
     pp: int = 1  # pipeline stages: the figures are one GPU of the busiest stage
+    engine_version: str | None = None  # the modelled version the figures follow (the newest unless asked)
 
     @property
     def total_bytes(self) -> int:
@@ -167,7 +168,8 @@ class ServingEstimate:
     def to_dict(self) -> dict[str, Any]:
         """The issue's "serving" object (integer bytes) plus notes and the model's maximum context."""
         return {
-            "engine": self.engine, "context": self.context, "concurrency": self.concurrency,
+            "engine": self.engine, "engine_version": self.engine_version, "context": self.context,
+            "concurrency": self.concurrency,
             "kv_dtype": self.kv_dtype, "tp": self.tp, "pp": self.pp, "kv_bytes_per_token": self.kv_bytes_per_token,
             "active_parameters": self.active_parameters,
             "per_gpu": {"weights_bytes": self.weights_bytes, "kv_cache_bytes": self.kv_cache_bytes,
@@ -304,10 +306,11 @@ def estimate_serving(summary: ModelSummary, arch: Architecture | None, options: 
     """
     check_tp(arch, options.tp)
     active = active_parameters(summary, arch)
+    version = options.engine_model.resolve_version(options.engine_version)
     if arch is not None:
         own = options.engine_model.serving_estimate(summary, arch, options, bits)
         if own is not None:
-            return replace(own, active_parameters=active)
+            return replace(own, active_parameters=active, engine_version=version)
     notes: list[str] = []
     weights = options.engine_model.loaded_weights(summary, arch, options, bits)
     if options.lora:
@@ -317,7 +320,7 @@ def estimate_serving(summary: ModelSummary, arch: Architecture | None, options: 
         notes.append("no readable config.json: weights and runtime overhead only (no KV cache, no activations)")
         return ServingEstimate(options.engine_model.name, options.context, options.concurrency, options.kv_dtype, options.tp,
                                0, active, weights, 0, 0, overhead, 0, 0,
-                               None, tuple(notes))
+                               None, tuple(notes), engine_version=version)
     context = options.context
     if arch.max_context and context > arch.max_context:
         if options.context_asked:
@@ -338,7 +341,7 @@ def estimate_serving(summary: ModelSummary, arch: Architecture | None, options: 
         active_parameters=active, weights_bytes=weights,
         kv_cache_bytes=per_seq * options.concurrency, activation_bytes=activations, overhead_bytes=overhead,
         kv_bytes_per_sequence=per_seq, activation_bytes_per_sequence=act_per_seq, max_context=arch.max_context,
-        notes=tuple(notes))
+        notes=tuple(notes), engine_version=version)
 
 
 def capacity(estimate: ServingEstimate, arch: Architecture | None, options: ServingOptions,
