@@ -266,9 +266,9 @@ def test_svg_bar_segments_are_rects_in_their_colours(hub, gpumem, tmp_path):
         pytest.skip("cairosvg (and libcairo) not available")
     target = tmp_path / "report.svg"
     code, _, _ = gpumem("hf", "meta-llama/Llama-2-7b-hf", "--token", TOKEN, "--gpu", "RTX 4090", "--context", "2048",
-                        "--concurrency", "4", "--no-cache", "--svg", str(target))
-    assert code == 0
-    svg = target.read_text()
+                        "--concurrency", "4", "--engine", "transformers", "--no-cache", "--svg", str(target))
+    assert code == 0  # transformers: every part inside its budget, each wide enough to draw (vLLM's overhead is
+    svg = target.read_text()  # mostly beside its budget, and what is left of it takes under one cell)
     fills = re.findall(r'<rect fill="(#[0-9a-f]{6})" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)"', svg)
     row_y = max(y for _, _, y, _ in fills)  # the bar is the last row with backgrounds
     bar = [(colour, float(x), float(w)) for colour, x, y, w in fills if y == row_y]

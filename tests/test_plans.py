@@ -8,6 +8,7 @@ import pytest
 
 from gpumem import api
 from gpumem.errors import UsageError
+from gpumem.output.units import size
 from gpumem.planning.engines import get_engine
 from gpumem.planning.gpus import load_catalog
 from gpumem.planning.memory import ServingOptions
@@ -171,6 +172,28 @@ def test_every_view_describes_the_first_plan(gpumem):
     assert "vllm serve meta-llama/Llama-2-70b-hf --tensor-parallel-size 2" in table
     _, csv_out, _ = gpumem("hf", "meta-llama/Llama-2-70b-hf", "--offline", "--gpu", "A100", "--format", "csv")
     assert str(first["per_gpu"]["total_bytes"]) in csv_out and "2x1" in csv_out
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "transformers"])
+def test_the_bar_leaves_free_what_the_plan_table_calls_headroom(gpumem, monkeypatch, engine):
+    """The bar draws what lies inside the engine's budget; what the engine holds beside it (vLLM: CUDA context
+    and graphs, SGLang: overhead and activations) is stated in the legend, so free == the plan's headroom."""
+    monkeypatch.setenv("COLUMNS", "80")
+    argv = ("hf", "meta-llama/Llama-2-70b-hf", "--bits", "4", "--offline", "--engine", engine)
+    first = json.loads(gpumem(*argv, "--json")[1])["recommendations"][0]
+    outside = first["outside_budget_bytes"]
+    headroom = first["budget_bytes"] - (first["per_gpu_total_bytes"] - outside)
+    assert first["headroom_gb"] == round(headroom / 1e9, 2) and headroom > 0
+    _, out, _ = gpumem(*argv)
+    row = next(line.split() for line in out.splitlines() if line.startswith(first["gpu"]))
+    assert f"{first['headroom_gb']:.2f}" in row
+    assert f"· free {size(headroom)}" in out
+    if engine == "vllm":
+        assert outside > 0 and (f"overhead {size(first['per_gpu']['overhead_bytes'] - outside)} "
+                                f"(+{size(outside)} outside the budget)") in out
+        assert "memory budget" in out and f"(--gpu-memory-utilization {first['gpu_memory_utilization']:g})" in out
+    elif engine == "transformers":  # no budget but the GPU's usable memory: nothing beside it
+        assert outside == 0 and "outside the budget" not in out and "usable memory" in out
 
 
 def test_compare_smallest_fit_is_the_first_plan(gpumem):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from ..planning.engines import get_engine
 from ..planning.memory import KV_DTYPE_BYTES
 from .tables import Bar, BarSegment, Cell, Column, Commands, Document, Table, fields, text
 from .units import (
@@ -227,15 +228,26 @@ def _seconds(value: float | None) -> Cell:
 
 
 def budget_bar(d: dict, rec: dict) -> Bar:
-    """One GPU of the first plan (the breakdown's): what each term takes of its memory budget, and what is left."""
+    """One GPU of the first plan (the breakdown's): what each term takes of the engine's budget, and what is left
+    (the plan's headroom). What the engine holds beside its budget (vLLM: CUDA context and graphs; SGLang: all
+    overhead and activations) is not drawn: its legend item says how much, from overhead first."""
     budget = rec["budget_bytes"]
-    per_gpu = d["serving"]["per_gpu"]
-    parts = [(label, glyph, colour, per_gpu[key]) for (label, glyph, colour), (_, key) in zip(_BAR_PARTS[:4], _BREAKDOWN[:4])]
-    parts.append((*_BAR_PARTS[-1], max(0, budget - sum(p[3] for p in parts))))
+    per_gpu = rec["per_gpu"]
+    outside = rec.get("outside_budget_bytes", 0)
+    beside = {"overhead_bytes": min(outside, per_gpu["overhead_bytes"])}  # overhead first, then activations
+    beside["activation_bytes"] = min(outside - beside["overhead_bytes"], per_gpu["activation_bytes"])
+    parts = [(label, glyph, colour, per_gpu[key] - beside.get(key, 0), beside.get(key, 0))
+             for (label, glyph, colour), (_, key) in zip(_BAR_PARTS[:4], _BREAKDOWN[:4])]
+    free = max(0, budget - sum(p[3] for p in parts))
+    segments = [BarSegment(label, value, size(value) + (f" (+{size(out)} outside the budget)" if out else ""),
+                           glyph, colour) for label, glyph, colour, value, out in parts]
+    label, glyph, colour = _BAR_PARTS[-1]
+    segments.append(BarSegment(label, free, size(free), glyph, colour))
     who = f"One {rec['gpu']}" if rec["count"] == 1 else f"One of {plan_label(rec)}"
-    return Bar(f"{who}: memory budget {size(budget)}",
-               tuple(BarSegment(label, value, size(value), glyph, colour) for label, glyph, colour, value in parts),
-               budget)
+    engine = get_engine(d["serving"]["engine"])
+    utilization = rec.get("gpu_memory_utilization")
+    at = f" (--gpu-memory-utilization {utilization:g})" if utilization is not None else ""
+    return Bar(f"{who}: {engine.budget_label} {size(budget)}{at}", tuple(segments), budget)
 
 
 def comparison(dicts: Sequence[dict]) -> Document:

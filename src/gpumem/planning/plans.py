@@ -140,6 +140,7 @@ class Plan:
                         "activation_bytes": e.activation_bytes, "overhead_bytes": e.overhead_bytes,
                         "total_bytes": e.total_bytes},
             "per_gpu_total_bytes": e.total_bytes, "budget_bytes": self.capacity.budget_bytes,
+            "outside_budget_bytes": self.capacity.outside_budget_bytes,
             "gpu_memory_utilization": self.gpu_memory_utilization,
             "kv_pool_bytes": self.capacity.kv_pool_bytes, "kv_cache_tokens": self.kv_cache_tokens,
             "max_concurrency": self._max_concurrency, "max_sequences": self.capacity.max_concurrency,

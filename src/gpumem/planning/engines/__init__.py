@@ -75,6 +75,8 @@ class Engine(Generic[C]):
     paged_kv: bool = False  # a preallocated, paged KV pool (reports tokens and a fractional concurrency)
     # Activations sized outside the budget (SGLang: they live beside the static fraction, not in it).
     activations_outside_budget = False
+    # What `budget` is called where the report draws it (default: the GPU's usable memory, all of it).
+    budget_label = "usable memory"
 
     @property
     def newest(self) -> str:

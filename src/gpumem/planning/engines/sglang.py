@@ -48,6 +48,7 @@ class Sglang(Engine[SglangConstants]):
     """SGLang's memory behaviour: weights + KV pool = f x free memory; everything else in the rest."""
 
     activations_outside_budget = True
+    budget_label = "static memory budget"  # --mem-fraction-static of the memory free before weights load
 
     def _gpu_mem_mib(self, options: ServingOptions) -> int:
         gpu = options.gpu

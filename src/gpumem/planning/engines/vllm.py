@@ -101,6 +101,8 @@ class VllmConstants(EngineConstants):
 class Vllm(Engine[VllmConstants]):
     """vLLM's memory behaviour: a fixed budget fraction, a profiled activation peak, a paged KV pool."""
 
+    budget_label = "memory budget"  # usable x --gpu-memory-utilization
+
     def lora_weights(self, lora: LoraServing, tp: int) -> int:
         """vLLM preallocates its LoRA slots (`--max-loras` x `--max-lora-rank` per linear), whatever the adapters."""
         return lora.vllm(tp).slot_bytes_per_gpu
