@@ -366,3 +366,38 @@ def test_decode_speeds_share_one_decimals_rule():
 
     assert [_rate_cell([41.23, 689.0])(v).text for v in (41.23, 689.0)] == ["41", "689"]
     assert [_rate_cell([41.23, 3.46, None])(v).text for v in (41.23, 3.46, None)] == ["41.2", "3.5", "-"]
+
+
+def test_llama_cpp_plans_are_layer_splits_and_a_plan_that_does_not_fit_shows_its_need(gguf_hub, gpumem, monkeypatch):
+    """llama.cpp spreads whole layers over its GPUs (-sm layer): no "TP" anywhere; a plan that does not fit says
+    what it needs per GPU, as a fitting one does."""
+    monkeypatch.setenv("COLUMNS", "120")
+    argv = ("hf", GGUF_REPO, "--file", "llama-2-7b.Q4_K_M.gguf", "--engine", "llama.cpp", "--gpu", "RTX 3090",
+            "--tp", "2", "--no-cache")
+    for load, fits in ((("--context", "4096"), True), (("--context", "32k", "--concurrency", "4"), False)):
+        code, out, _ = gpumem(*argv, *load)
+        plan = json.loads(gpumem(*argv, *load, "--json")[1])["recommendations"][0]
+        assert code == 0 and plan["fits"] is fits and plan["count"] == 2
+        assert "2 GPUs, layer split" in " ".join(out.split()) and "TP" not in out
+        row = next(line.split() for line in out.splitlines() if line.startswith("RTX 3090 "))
+        assert row[2:5] == ["2", "layers", f"{plan['per_gpu_total_bytes'] / 1e9:.2f}"], row
+        assert ("does not fit" in " ".join(row)) is not fits
+        bar = next(line for line in out.splitlines() if line.startswith("█"))
+        assert len(bar) == BAR_WIDTH and ("does not fit by" in out) is not fits  # an overflow fills the bar, no more
+
+
+def test_every_gpu_that_cannot_serve_says_how_many_would_be_needed_or_why_none_can(gpumem, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    argv = ("hf", "deepseek-ai/DeepSeek-R1", "--all", "--offline")
+    plans = json.loads(gpumem(*argv, "--json")[1])["recommendations"]
+    _, out, _ = gpumem(*argv)
+    rows = {p["gpu"]: next(line for line in out.splitlines() if line.startswith(p["gpu"] + "  ")) for p in plans}
+    apple = [p for p in plans if p["gpu"].startswith("Apple")]
+    assert apple and all(not p["runs_on_gpu"] and not p["fits"] for p in apple)
+    for p in plans:
+        cells = rows[p["gpu"]][len(p["gpu"]):].split()
+        if not p["runs_on_gpu"]:  # none can: vLLM does not run there
+            assert cells == ["-", "-", "no", "vLLM"], cells
+        elif not p["fits"]:  # how many: more than the most tried, and what one GPU would need at that count
+            assert cells == [">", str(p["count"]), f"{p['per_gpu_total_bytes'] / 1e9:.2f}", "does", "not", "fit"]
+    assert "no vLLM: vLLM does not run on that vendor's GPUs" in " ".join(out.split())

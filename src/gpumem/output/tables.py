@@ -353,7 +353,9 @@ def message_lines(label: str, message: str, width: int) -> list[str]:
 
 
 def bar_cells(segments: Sequence[BarSegment], total: int, width: int) -> list[int]:
-    """Characters per segment, summing to exactly `width` when the segments fill the whole (largest remainder)."""
+    """Characters per segment, summing to exactly `width` when the segments fill the whole (largest remainder);
+    segments that overflow it (a plan that does not fit) share the width instead of running past it."""
+    total = max(total, sum(s.value for s in segments))
     exact = [s.value / total * width if total else 0.0 for s in segments]
     cells = [int(x) for x in exact]
     filled = min(width, round(sum(exact)))

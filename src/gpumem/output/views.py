@@ -142,7 +142,7 @@ def breakdown(d: dict) -> Table:
     s = d["serving"]
     per_gpu = s["per_gpu"]
     sequences = f"{s['concurrency']:,} sequence{'s' if s['concurrency'] != 1 else ''}"
-    shape = f"TP {s['tp']}" + (f" × PP {s['pp']}" if s.get("pp", 1) > 1 else "")
+    shape = get_engine(s["engine"]).shape_words(s["tp"], s.get("pp", 1))
     first = f" (the first plan, {plan_label(d['recommendations'][0])})" if d.get("recommendations") else ""
     engine = f"{s['engine']} {s['engine_version']}" if s.get("engine_version") else s["engine"]
     title = f"Per GPU{first}: {engine}, {sequences} of {s['context']:,} tokens, {kv_label(s, d['stored_elements'])}, {shape}"
@@ -162,10 +162,15 @@ def gpu_options(recommendations: Sequence[dict], serving: dict | None, *,
     """One row per plan: GPU type x count, shape, what one GPU needs, what is left, sequences, speed, price."""
     context = serving["context"] if serving else None
     has_kv = bool(serving and serving["kv_bytes_per_token"])
+    engine = get_engine(serving["engine"]) if serving else None
     fitting = [r for r in recommendations if r.get("fits")]
-    need, need_cell = size_column("need per GPU", "per_gpu_total_bytes", [r["per_gpu_total_bytes"] for r in fitting])
-    room, room_cell = size_column("headroom", "headroom_gb", [r["headroom_gb"] for r in fitting], in_gb=True, drop=1)
-    columns = [_GPU, Column("GPUs", "count"), Column("TP × PP", "shape", drop=5), need, room]
+    runs = [r for r in recommendations if r.get("runs_on_gpu", True)]  # a need only where the engine runs
+    need, need_cell = size_column("need per GPU", "per_gpu_total_bytes", [r["per_gpu_total_bytes"] for r in runs])
+    room, room_cell = size_column("headroom", "headroom_gb", [r["headroom_gb"] for r in fitting] or [1], in_gb=True,
+                                  drop=1)
+    split = engine is not None and engine.splits_layers  # llama.cpp: whole layers per GPU, no TP or PP
+    shape_column = Column("split", "shape", drop=5) if split else Column("TP × PP", "shape", drop=5)
+    columns = [_GPU, Column("GPUs", "count"), shape_column, need, room]
     if serving:
         columns.append(Column(f"sequences of {context:,} tokens", "max_concurrency", drop=4))
         columns += [Column("decode (tokens/s)", "decode_tokens_per_s", drop=3),
@@ -178,6 +183,8 @@ def gpu_options(recommendations: Sequence[dict], serving: dict | None, *,
     rows = []
     for r in recommendations:
         shape = Cell(f"{r['tp']} × {r['pp']}" if r.get("pp", 1) > 1 else f"{r['tp']}", f"{r['tp']}x{r.get('pp', 1)}")
+        if split:
+            shape = Cell("layers" if r["count"] > 1 else "-", "layer" if r["count"] > 1 else "none")
         gpus = Cell(f"{r['nodes']} × {r['count'] // r['nodes']}" if r.get("nodes", 1) > 1 else f"{r['count']:,}",
                     r["count"])
         price = [_money(r.get("usd_per_hour"))] + ([_money(r.get("usd_per_million_tokens"))] if serving else [])
@@ -187,9 +194,7 @@ def gpu_options(recommendations: Sequence[dict], serving: dict | None, *,
                 row.append(sequences(r.get("max_concurrency")) if has_kv else Cell("n/a", ""))
                 row += [rate(r.get("decode_tokens_per_s")), _seconds(r.get("ttft_s"))]
         else:
-            row = [text(r["gpu"], "dim"), Cell(f"> {r['count']}" if not r.get("notes") or "does not fit on" in
-                                                 r["notes"][-1] else f"{r['count']}", "", "dim"),
-                   shape, Cell("", ""), Cell("does not fit", "", "dim")]
+            row = [text(r["gpu"], "dim"), *_refusal(r, shape, need_cell)]
             if serving:
                 row += [Cell("", ""), Cell("", ""), Cell("", "")]
             price = [Cell("", "")] * (2 if serving else 1)
@@ -203,7 +208,22 @@ def gpu_options(recommendations: Sequence[dict], serving: dict | None, *,
                    "(docs/prices.md); decode and first token: docs/speed.md")
         if not has_kv:
             caption += "; sequences n/a: no KV cache was modelled"
+    if any(not r.get("fits") for r in runs):
+        caption += "; does not fit: the need per GPU at the count shown (> N: at N, and more would be needed)"
+    for label in dict.fromkeys(get_engine(r["engine"]).label for r in recommendations if r not in runs):
+        caption += f"; no {label}: {label} does not run on that vendor's GPUs"
     return Table(title, tuple(columns), tuple(rows), caption)
+
+
+def _refusal(r: dict, shape: Cell, need_cell: Callable[[float | None], Cell]) -> list[Cell]:
+    """A plan that does not fit, said alike for every GPU: how many GPUs would be needed ('> 8': more than the
+    most tried), with the need per GPU at that count; or, where the engine does not run, that none can."""
+    if not r.get("runs_on_gpu", True):
+        return [Cell("-", "", "dim"), Cell("-", ""), Cell("-", ""), Cell(f"no {get_engine(r['engine']).label}", "", "dim")]
+    exhausted = not r.get("notes") or "does not fit on" in r["notes"][-1]  # every shape tried (none was fixed)
+    need = need_cell(r["per_gpu_total_bytes"])
+    return [Cell(f"> {r['count']}" if exhausted else f"{r['count']}", "", "dim"), shape,
+            Cell(need.text, need.value, "dim"), Cell("does not fit", "", "dim")]
 
 
 def _money(value: float | None) -> Cell:
@@ -247,7 +267,9 @@ def budget_bar(d: dict, rec: dict) -> Bar:
     engine = get_engine(d["serving"]["engine"])
     utilization = rec.get("gpu_memory_utilization")
     at = f" (--gpu-memory-utilization {utilization:g})" if utilization is not None else ""
-    return Bar(f"{who}: {engine.budget_label} {size(budget)}{at}", tuple(segments), budget)
+    over = sum(p[3] for p in parts) - budget
+    short = f"; does not fit by {size(over)}" if over > 0 else ""
+    return Bar(f"{who}: {engine.budget_label} {size(budget)}{at}{short}", tuple(segments), budget)
 
 
 def comparison(dicts: Sequence[dict]) -> Document:

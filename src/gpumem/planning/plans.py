@@ -112,6 +112,11 @@ class Plan:
         return self.capacity.budget_bytes - (self.estimate.total_bytes - self.capacity.outside_budget_bytes)
 
     @property
+    def runs_on_gpu(self) -> bool:
+        """Whether the engine runs on this GPU's vendor at all (`--all` lists the GPUs it does not)."""
+        return self.gpu.vendor in get_engine(self.estimate.engine).vendors
+
+    @property
     def usd_per_hour(self) -> float | None:
         """All the plan's GPUs for an hour, at the price table's rate."""
         return None if self.price is None else round(self.count * self.price.usd_per_hour, 4)
@@ -135,7 +140,7 @@ class Plan:
         """JSON `recommendations[i]` (schema_version 2, docs/json.md)."""
         e = self.estimate
         return {
-            "gpu": self.gpu.name, "count": self.count, "nodes": self.nodes, "tp": self.tp, "pp": self.pp,
+            "gpu": self.gpu.name, "engine": self.estimate.engine, "count": self.count, "nodes": self.nodes, "tp": self.tp, "pp": self.pp,
             "per_gpu": {"weights_bytes": e.weights_bytes, "kv_cache_bytes": e.kv_cache_bytes,
                         "activation_bytes": e.activation_bytes, "overhead_bytes": e.overhead_bytes,
                         "total_bytes": e.total_bytes},
@@ -154,7 +159,7 @@ class Plan:
             "usd_per_hour": self.usd_per_hour, "usd_per_million_tokens": self.usd_per_million_tokens,
             "price_basis": None if self.price is None else self.price.label,
             "price_source": None if self.price is None else (self.price.source or None),
-            "interconnect": self.gpu.interconnect, "notes": list(self.notes),
+            "interconnect": self.gpu.interconnect, "runs_on_gpu": self.runs_on_gpu, "notes": list(self.notes),
         }
 
 
@@ -401,11 +406,9 @@ def make_plans(breakdown_at: Callable[[int, Gpu], ServingEstimate], facts: Model
                catalog: Sequence[Gpu] | None = None) -> list[Plan]:
     """One plan per GPU type (its fewest GPUs that fit, or the largest shape tried), ranked; at most
     `request.limit` unless `show_all` or GPU types were named."""
-    from .engines.llamacpp import LlamaCpp
-
     plans = []
     refused = []
-    layer_split = isinstance(options.engine_model, LlamaCpp)
+    layer_split = options.engine_model.splits_layers
     for gpu in candidate_gpus(options, request, catalog):
         found, why = shapes(gpu, arch, request, layer_split)
         if not found:

@@ -77,6 +77,8 @@ class Engine(Generic[C]):
     activations_outside_budget = False
     # What `budget` is called where the report draws it (default: the GPU's usable memory, all of it).
     budget_label = "usable memory"
+    # Whole layers per GPU (llama.cpp's -sm layer) rather than tensor and pipeline parallel.
+    splits_layers = False
 
     @property
     def newest(self) -> str:
@@ -106,6 +108,10 @@ class Engine(Generic[C]):
     def budget(self, usable_bytes: int, options: ServingOptions) -> int:
         """Bytes of a GPU with `usable_bytes` that weights, KV pool, activations and overhead may use."""
         return usable_bytes
+
+    def shape_words(self, tp: int, pp: int) -> str:
+        """A plan's parallel shape as the engine words it."""
+        return f"TP {tp}" + (f" × PP {pp}" if pp > 1 else "")
 
     def overhead(self, options: ServingOptions) -> int:
         """Runtime memory per GPU that is neither weights, KV nor activations, at TP `options.tp`."""

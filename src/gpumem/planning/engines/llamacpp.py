@@ -736,6 +736,11 @@ class LlamaCpp(Engine[LlamaCppConstants]):
 
     kv_dtypes: tuple[str, ...] = tuple(CACHE_TYPES) + tuple(_KV_DTYPE_ALIASES)
     binary: str = "llama-server"
+    splits_layers = True  # -sm layer: each GPU holds whole layers; no tensor is split (plans' tp = GPUs)
+
+    def shape_words(self, tp: int, pp: int) -> str:
+        """'2 GPUs, layer split' (one GPU: '1 GPU')."""
+        return "1 GPU" if tp == 1 else f"{tp} GPUs, layer split"
 
     def settings(self, model: GGUFModel, options: ServingOptions, n_gpus: int = 1,
                  ngl: int | None = None) -> LlamaCppSettings:
