@@ -22,8 +22,15 @@ from .planning.engines import DEFAULT_ENGINE, ENGINES
 from .planning.memory import ServingOptions
 from .reading.sources import HubOptions
 
+
+def _field_defaults(options_class) -> dict:
+    """An options dataclass's field defaults, read without constructing one (ServingOptions() validates its
+    kv_dtype against every engine, which would import them all at start-up)."""
+    return {field.name: field.default for field in dataclasses.fields(options_class)}
+
+
 # Defaults come from the options dataclasses, so the library and the CLI cannot disagree.
-_SERVING = ServingOptions()
+_SERVING = _field_defaults(ServingOptions)
 _HUB = HubOptions()
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -125,12 +132,12 @@ def _gpu_names(names: tuple[str, ...], quiet: bool) -> tuple[str, ...]:
 _GPU_HELP = 'GPU type to answer for, e.g. "RTX 4090", a100-80gb, h100 (repeatable).'
 
 # Serving flags that `fit` shares with the report commands.
-_CONTEXT_OPTION = click.option("--context", type=_Context(), default=_SERVING.context, show_default=True,
+_CONTEXT_OPTION = click.option("--context", type=_Context(), default=_SERVING["context"], show_default=True,
                                help="Tokens per sequence: 4096, 32k, 128K, 1M.")
 _KV_DTYPE_OPTION = click.option(
     "--kv-dtype", type=click.Choice(["auto", "bf16", "fp16", "fp8", "f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
                                      "iq4_nl", "f32"]),
-    default=_SERVING.kv_dtype, show_default=True,
+    default=_SERVING["kv_dtype"], show_default=True,
     help="KV cache element type (llama.cpp/ollama: its --cache-type-k/-v values f16, q8_0, q4_0 ...).")
 
 
@@ -183,7 +190,7 @@ def _serving_options(command):
                   help="Load width for the formula and the what-if (default: the checkpoint's own).")
     @click.option("--gpu", "gpus", multiple=True, help=_GPU_HELP)
     @_CONTEXT_OPTION
-    @click.option("--concurrency", type=click.IntRange(1, 1_000_000), default=_SERVING.concurrency, show_default=True,
+    @click.option("--concurrency", type=click.IntRange(1, 1_000_000), default=_SERVING["concurrency"], show_default=True,
                   help="Sequences served at once.")
     @_KV_DTYPE_OPTION
     @_plan_options

@@ -10,10 +10,10 @@ from ..model.types import WeightCount
 from ..planning.gpus import Recommendation
 from ..planning.memory import FormulaResult, ServingEstimate
 from ..planning.plans import RANKING, Plan
-from ..planning.training import TrainingEstimate, TrainingPlan
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: a calc or hf report does not load the training model
     from ..model.adapters import Adapter, VllmLora
+    from ..planning.training import TrainingEstimate, TrainingPlan
 
 SCHEMA_VERSION = 2  # 2: recommendations are plans (TP x PP x nodes, command, speed, price)
 FORMULA_BITS = (16, 8, 4)  # the widths shown side by side

@@ -89,7 +89,11 @@ class ServingOptions:
 
     def __post_init__(self) -> None:
         self.engine_model.resolve_version(self.engine_version)  # unknown engine or version: UsageError
-        kv_dtypes = self.engine_model.kv_dtypes if self.engine else all_kv_dtypes()
+        # No engine named: any engine's kv_dtype is valid. The default engine's are tried first, which spares
+        # importing every engine module for the usual values.
+        kv_dtypes = self.engine_model.kv_dtypes
+        if self.kv_dtype not in kv_dtypes and not self.engine:
+            kv_dtypes = all_kv_dtypes()
         if self.kv_dtype not in kv_dtypes:
             raise UsageError(f"kv_dtype must be one of {', '.join(kv_dtypes)} for {self.engine_model.label}, got "
                              f"{self.kv_dtype!r}", option="kv_dtype")

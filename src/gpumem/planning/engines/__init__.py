@@ -12,7 +12,8 @@ How to add an engine (one module, one registry line):
 2. Give it `versions`: a mapping version -> constants, NEWEST FIRST (the first one is the default when
    `ServingOptions.engine_version` is None), `vendors` (catalog vendor names it runs on: "NVIDIA", "AMD",
    "Intel", "Apple") and `formats` (the checkpoint formats it serves: "safetensors", "gguf", "pytorch-bin").
-3. Register the instance in `ENGINES` below. CLI choices, option validation and the docs follow.
+3. Register it in `_REGISTRY` below (name -> module and instance). CLI choices, option validation and the docs
+   follow.
 
 How to add a version of an existing engine: add an entry to its `versions` mapping (newest first), built with
 `dataclasses.replace(previous_constants, version="X.Y.Z", <what changed>=...)` so each version states only
@@ -24,8 +25,9 @@ version's default"; read them with `engine.setting(options, "name")`, never from
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from importlib import import_module
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ...errors import UsageError
@@ -172,16 +174,27 @@ class Engine(Generic[C]):
         return None
 
 
-def _registry() -> dict[str, Engine[Any]]:
-    from .llamacpp import LLAMACPP, OLLAMA
-    from .sglang import SGLANG
-    from .transformers import TRANSFORMERS
-    from .vllm import VLLM
-
-    return {engine.name: engine for engine in (VLLM, SGLANG, TRANSFORMERS, LLAMACPP, OLLAMA)}
+# name -> (module in this package, the instance in it). Names are known without importing an engine module,
+# so the CLI's --engine choices cost nothing at start-up; an engine's module loads on first use.
+_REGISTRY = {"vllm": ("vllm", "VLLM"), "sglang": ("sglang", "SGLANG"), "transformers": ("transformers", "TRANSFORMERS"),
+             "llama.cpp": ("llamacpp", "LLAMACPP"), "ollama": ("llamacpp", "OLLAMA")}
 
 
-ENGINES: Mapping[str, Engine[Any]] = _registry()
+class _Registry(Mapping[str, Engine[Any]]):
+    """The engines by name, each imported when first looked up."""
+
+    def __getitem__(self, name: str) -> Engine[Any]:
+        module, instance = _REGISTRY[name]
+        return getattr(import_module(f"{__name__}.{module}"), instance)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_REGISTRY)
+
+    def __len__(self) -> int:
+        return len(_REGISTRY)
+
+
+ENGINES: Mapping[str, Engine[Any]] = _Registry()
 DEFAULT_ENGINE = "vllm"
 # The engine a checkpoint format is served with when none is asked for.
 DEFAULT_ENGINE_BY_FORMAT = {"gguf": "llama.cpp"}
