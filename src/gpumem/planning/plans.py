@@ -43,7 +43,6 @@ KV_MARGIN_BYTES = GIB // 2  # spare room when solving --gpu-memory-utilization: 
 KV_MARGIN_SHARE = 0.05
 RANKING = ("plans that fit, cheapest $/hour first where a price is known, then fewest GPUs, "
            "then least memory left idle")
-_LLAMA_CPP_ENGINES = ("llamacpp", "llama.cpp", "ollama")
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +270,7 @@ def _speed(facts: ModelFacts, arch: Architecture | None, gpu: Gpu, tp: int, opti
     peak = gpu.bf16_tflops * (2 if facts.fp8_weights and gpu.fp8 else 1) if gpu.bf16_tflops else None
     weights, kv = at_tp.weights_bytes, at_tp.kv_bytes_per_sequence
     constants = SERVING
-    if options.engine in _LLAMA_CPP_ENGINES:  # -sm layer: the GPUs run their layers one after another
+    if options.engine_model.splits_layers:  # -sm layer: the GPUs run their layers one after another
         constants, weights, kv, tp = LLAMA_CPP, weights * tp, kv * tp, 1
     return estimate_speed(shape, weight_bytes_per_gpu=weights, kv_bytes_per_sequence_per_gpu=kv,
                           batch=options.concurrency, tp=tp, bandwidth_gbps=gpu.bandwidth_gbps, peak_tflops=peak,
