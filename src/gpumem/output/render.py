@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from ..errors import GpumemError, repo_error_record
 from ..reading.sanitize import clean, csv_cell
@@ -25,25 +26,23 @@ FORMATS = ("table", "json", "markdown", "csv")
 
 
 def terminal_width() -> int:
-    """COLUMNS when set, else the terminal's width, else 80 (a pipe)."""
-    try:
-        return max(20, int(os.environ["COLUMNS"]))
-    except (KeyError, ValueError):
-        pass
-    try:
-        return os.get_terminal_size(sys.stdout.fileno()).columns if sys.stdout.isatty() else 80
-    except (OSError, ValueError, AttributeError):
-        return 80
+    """The width tables fit: COLUMNS when set, else stdout's terminal, else 80 (a pipe)."""
+    return _width(sys.stdout)
 
 
 def stderr_width() -> int:
     """The width notes, hints and errors wrap at: COLUMNS when set, else stderr's terminal, else 80."""
+    return _width(sys.stderr)
+
+
+def _width(stream: TextIO) -> int:
+    """COLUMNS when set, else the width of the terminal `stream` writes to, else 80."""
     try:
         return max(20, int(os.environ["COLUMNS"]))
     except (KeyError, ValueError):
         pass
     try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns if sys.stderr.isatty() else 80
+        return os.get_terminal_size(stream.fileno()).columns if stream.isatty() else 80
     except (OSError, ValueError, AttributeError):
         return 80
 
