@@ -88,5 +88,6 @@ def test_loaded_weights_match_the_log(log_id, model, version, gpu, total_gib, tp
     config = _config(model)
     summary = summarize_weights(stored_tensors(config), config)
     options = ServingOptions(engine="vllm", engine_version=version, tp=tp, gpu=GpuTarget(gpu, int(total_gib * GIB)))
-    predicted = get_engine("vllm").loaded_weights(summary, parse_architecture(config), options) / GIB
+    vllm, arch = get_engine("vllm"), parse_architecture(config)
+    predicted = vllm.loaded_weights(vllm.loaded_summary(summary, arch), arch, options) / GIB
     assert abs(predicted - logged_gib) / logged_gib < 0.03

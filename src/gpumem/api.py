@@ -3,7 +3,6 @@ architecture -> memory -> GPUs) into ModelReport / CalcReport results. The CLI i
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -286,13 +285,14 @@ def plan_request(plan: PlanRequest | None, gpu: str | Sequence[str] | None = Non
 
 def _plans(facts: ModelFacts, summary: ModelSummary, arch: Architecture | None, serving: ServingOptions,
            bits: float | None, request: PlanRequest) -> list[Plan]:
-    """Plans for one model: its breakdown at each TP size computed once (it does not depend on the GPU)."""
+    """Plans for one model, every layout sized from the engine's loaded summary, derived once here."""
     from dataclasses import replace as _replace
 
-    @functools.cache
+    loaded = serving.engine_model.loaded_summary(summary, arch, bits)
+
     def at(tp: int, gpu: Gpu) -> ServingEstimate:  # engines' defaults differ by GPU class (vLLM's batch tokens)
         return estimate_serving(summary, arch, _replace(serving, tp=tp, pp=1, gpu=GpuTarget(gpu.name, gpu.usable_bytes)),
-                                bits)
+                                bits, loaded=loaded)
 
     assert request.prices is not None
     return make_plans(at, facts, arch, serving, request, request.prices)

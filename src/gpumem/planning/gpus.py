@@ -153,11 +153,11 @@ def _counts(arch: Architecture | None, counts: Sequence[int]) -> list[int]:
 
 
 def _try(gpu: Gpu, n: int, summary: ModelSummary, arch: Architecture | None, options: ServingOptions,
-         bits: float | None) -> Recommendation:
+         bits: float | None, loaded: ModelSummary) -> Recommendation:
     """n GPUs of one type at TP n: the breakdown with the engine's defaults for that GPU (vLLM's differ by class)."""
     target = GpuTarget(gpu.name, gpu.usable_bytes, gpu.usable_mib * MIB)
     opts = replace(options, tp=n, gpu=target)
-    estimate = estimate_serving(summary, arch, opts, bits)
+    estimate = estimate_serving(summary, arch, opts, bits, loaded=loaded)
     cap = capacity(estimate, arch, opts, gpu.usable_bytes)
     total = estimate.total_bytes
     in_budget = total - cap.outside_budget_bytes  # vLLM holds its CUDA context and graphs beside the budget
@@ -176,5 +176,6 @@ def fit_options(summary: ModelSummary, arch: Architecture | None, options: Servi
     """`gpumem fit`: for each load width (None = as stored) and GPU count, whether the model fits `gpu`."""
     rows = []
     for bits in bit_widths:
-        rows += [(bits, _try(gpu, n, summary, arch, options, bits)) for n in _counts(arch, counts)]
+        loaded = options.engine_model.loaded_summary(summary, arch, bits)  # once per width, not per GPU count
+        rows += [(bits, _try(gpu, n, summary, arch, options, bits, loaded)) for n in _counts(arch, counts)]
     return rows

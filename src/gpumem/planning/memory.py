@@ -302,11 +302,12 @@ def active_parameters(summary: ModelSummary, arch: Architecture | None) -> int:
 
 
 def estimate_serving(summary: ModelSummary, arch: Architecture | None, options: ServingOptions,
-                     bits: float | None = None) -> ServingEstimate:
+                     bits: float | None = None, *, loaded: ModelSummary | None = None) -> ServingEstimate:
     """Per-GPU breakdown of serving the model; weights-only (with the reason noted) without an architecture.
 
     `bits` re-weighs the load width: every parameter at `bits` (parameters * bits / 8, matching the seed
-    formula); quantization side data and buffers then count nothing.
+    formula); quantization side data and buffers then count nothing. `loaded`: the engine's
+    `loaded_summary(summary, arch, bits)`, from a caller that sizes many layouts of one model and derives it once.
     """
     check_tp(arch, options.tp)
     active = active_parameters(summary, arch)
@@ -316,7 +317,9 @@ def estimate_serving(summary: ModelSummary, arch: Architecture | None, options: 
         if own is not None:
             return replace(own, active_parameters=active, engine_version=version)
     notes: list[str] = []
-    weights = options.engine_model.loaded_weights(summary, arch, options, bits)
+    if loaded is None:
+        loaded = options.engine_model.loaded_summary(summary, arch, bits)
+    weights = options.engine_model.loaded_weights(loaded, arch, options, bits)
     if options.lora:
         weights += options.engine_model.lora_weights(options.lora, options.tp)
     overhead = options.engine_model.overhead(options)

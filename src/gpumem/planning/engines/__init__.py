@@ -8,7 +8,7 @@ How to add an engine (one module, one registry line):
    `EngineConstants` (field names as the engine names its settings: `gpu_memory_utilization`,
    `mem_fraction_static`, `n_ubatch`, ...), and a frozen subclass of `Engine` overriding what differs from
    the defaults below: `budget`, `overhead`, `activation_peak`, `sliding_window_tokens`, `max_sequences`,
-   `command`. Every byte figure is per GPU. Cite where each constant comes from (a log, the engine's source).
+   `command`, and `loaded_summary` / `loaded_weights` when it holds the checkpoint otherwise than stored. Every byte figure is per GPU. Cite where each constant comes from (a log, the engine's source).
 2. Give it `versions`: a mapping version -> constants, NEWEST FIRST (the first one is the default when
    `ServingOptions.engine_version` is None), `vendors` (catalog vendor names it runs on: "NVIDIA", "AMD",
    "Intel", "Apple") and `formats` (the checkpoint formats it serves: "safetensors", "gguf", "pytorch-bin").
@@ -136,12 +136,18 @@ class Engine(Generic[C]):
         """What the report says about how this engine holds adapters (None: nothing to say)."""
         return None
 
-    def loaded_weights(self, summary: ModelSummary, arch: Architecture | None, options: ServingOptions,
+    def loaded_summary(self, summary: ModelSummary, arch: Architecture | None,
+                       bits: float | None = None) -> ModelSummary:
+        """The checkpoint's classes as the engine loads them, whatever the layout (default: as stored). The planner
+        derives it once per model and load width, then sizes every layout from it (`loaded_weights`)."""
+        return summary
+
+    def loaded_weights(self, loaded: ModelSummary, arch: Architecture | None, options: ServingOptions,
                        bits: float | None = None) -> int:
-        """Weight bytes one GPU holds once the engine has loaded the checkpoint (default: as stored)."""
+        """Weight bytes one GPU holds at `options`' layout, from `loaded_summary(summary, arch, bits)`."""
         from ..memory import weights_per_gpu
 
-        return weights_per_gpu(summary, options.tp, bits)
+        return weights_per_gpu(loaded, options.tp, bits)
 
     def overhead_outside_budget(self, options: ServingOptions) -> int:
         """The part of `overhead` the engine holds on top of its budget (0: all of it is inside)."""

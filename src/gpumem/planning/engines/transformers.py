@@ -85,18 +85,18 @@ class Transformers(Engine[TransformersConstants]):
         """CUDA context, the BLAS workspaces and NCCL at TP > 1."""
         return Engine.overhead(self, options) + self.constants(options).blas_workspace_bytes
 
-    def loaded_weights(self, summary: ModelSummary, arch: Architecture | None, options: ServingOptions,
+    def loaded_weights(self, loaded: ModelSummary, arch: Architecture | None, options: ServingOptions,
                        bits: float | None = None) -> int:
         """The checkpoint's bytes plus what the caching allocator rounds each tensor of 10 MiB or more up to."""
         from ..memory import REPLICATED, weights_per_gpu, what_if_bytes
 
         rounding = 0
-        for c in summary.classes:
+        for c in loaded.classes:
             if c.role == "buffer":
                 continue
             size = c.nbytes if bits is None else what_if_bytes(c, bits)
             rounding += c.count * _segment_rounding(size if c.split == REPLICATED else -(-size // options.tp))
-        return weights_per_gpu(summary, options.tp, bits) + rounding
+        return weights_per_gpu(loaded, options.tp, bits) + rounding
 
     def activation_peak(self, arch: Architecture, options: ServingOptions, context: int) -> tuple[int, int]:
         """Every sequence's prefill at once: concurrency x one sequence's activations, plus what the forward

@@ -62,12 +62,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ...model.activations import LOGIT_BYTES, activation_bytes_per_token
+from ...model.types import ModelSummary
 from . import MIB, Engine, EngineConstants
 
 if TYPE_CHECKING:
     from ...model.adapters import LoraServing, VllmLora
     from ...model.architecture import Architecture
-    from ...model.types import ModelSummary, TensorClass
     from ..memory import ServingOptions
 
 GIB = 2**30
@@ -162,21 +162,38 @@ class Vllm(Engine[VllmConstants]):
         c = self.constants(options)
         return c.cuda_context_bytes + (0 if c.cuda_graphs_in_budget else self.cuda_graphs(options))
 
-    def loaded_weights(self, summary: ModelSummary, arch: Architecture | None, options: ServingOptions,
+    def loaded_summary(self, summary: ModelSummary, arch: Architecture | None,
+                       bits: float | None = None) -> ModelSummary:
+        """The checkpoint as vLLM loads it: dtype auto loads F32 weights in 16 bit, and the tensors of decoder
+        layers past the last one (DeepSeek-V3/R1's multi-token-prediction layer, `num_nextn_predict_layers`)
+        are skipped. A what-if width weighs the checkpoint as stored (the seed's rule)."""
+        if bits is not None or not summary.classes:
+            return summary
+        last = arch.num_layers if arch is not None else None
+        loaded = []
+        for c in summary.classes:
+            if last is not None and c.template.startswith(("model.layers.#", "layers.#")) and c.sites:
+                kept = tuple(site for site in c.sites if int(site.split(".")[0]) < last)
+                if len(kept) < len(c.sites):
+                    if not kept:
+                        continue
+                    c = replace(c, sites=kept, count=len(kept))
+            if c.dtype == "F32" and c.role != "buffer":
+                c = replace(c, dtype="BF16", nbytes=c.nbytes // 2)
+            loaded.append(c)
+        return ModelSummary(summary.count, tuple(loaded))
+
+    def loaded_weights(self, loaded: ModelSummary, arch: Architecture | None, options: ServingOptions,
                        bits: float | None = None) -> int:
-        """The checkpoint as vLLM holds it: dtype auto loads F32 weights in 16 bit; the multi-token-prediction
-        layer after the last one is skipped; MXFP4 experts are padded for their kernel (`mxfp4_padding`)."""
-        from ...model.types import ModelSummary
+        """`loaded_summary`'s weights on one GPU, with MXFP4 experts padded for their kernel (`mxfp4_padding`)."""
         from ..memory import weights_per_gpu
 
-        if bits is not None or not summary.classes:  # a what-if width keeps the seed's rule
-            return weights_per_gpu(summary, options.tp, bits)
-        padding = self.mxfp4_padding(summary, arch, options)
-        classes = _as_loaded(summary.classes, arch.num_layers if arch is not None else None)
-        if padding != 1.0:
-            classes = tuple(replace(c, nbytes=int(c.nbytes * padding)) if c.role == "routed_expert" else c
-                            for c in classes)
-        return weights_per_gpu(ModelSummary(summary.count, classes), options.tp)
+        padding = self.mxfp4_padding(loaded, arch, options) if bits is None else 1.0
+        if padding == 1.0:
+            return weights_per_gpu(loaded, options.tp, bits)
+        padded = tuple(replace(c, nbytes=int(c.nbytes * padding)) if c.role == "routed_expert" else c
+                       for c in loaded.classes)
+        return weights_per_gpu(ModelSummary(loaded.count, padded), options.tp)
 
     def mxfp4_padding(self, summary: ModelSummary, arch: Architecture | None, options: ServingOptions) -> float:
         """Loaded / stored bytes of MXFP4 experts (layers/quantization/mxfp4.py `create_weights`): Marlin, on GPUs
@@ -290,31 +307,3 @@ VLLM = Vllm(
     paged_kv=True,
 )
 
-
-
-_LOADED: dict[tuple[int, int | None], tuple[tuple[TensorClass, ...], tuple[TensorClass, ...]]] = {}
-
-
-def _as_loaded(classes: tuple[TensorClass, ...], last: int | None) -> tuple[TensorClass, ...]:
-    """The classes as vLLM loads them whatever the options: F32 weights in 16 bit, and without the tensors of
-    decoder layers `last` and up (DeepSeek-V3/R1's multi-token-prediction layer, `num_nextn_predict_layers`,
-    which vLLM skips). Kept per summary (by identity): the planner asks for 100+ layouts of one summary, and a
-    92k-tensor checkpoint has as many sites to look at."""
-    key = (id(classes), last)
-    if (hit := _LOADED.get(key)) is not None and hit[0] is classes:
-        return hit[1]
-    loaded = []
-    for c in classes:
-        if last is not None and c.template.startswith(("model.layers.#", "layers.#")) and c.sites:
-            kept = tuple(site for site in c.sites if int(site.split(".")[0]) < last)
-            if len(kept) < len(c.sites):
-                if not kept:
-                    continue
-                c = replace(c, sites=kept, count=len(kept))
-        if c.dtype == "F32" and c.role != "buffer":
-            c = replace(c, dtype="BF16", nbytes=c.nbytes // 2)
-        loaded.append(c)
-    if len(_LOADED) >= 8:
-        _LOADED.clear()
-    _LOADED[key] = (classes, tuple(loaded))  # holding `classes` keeps its id from being reused
-    return _LOADED[key][1]
