@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py            # HTTPS and HTTP at 50 ms per request (a few minutes)
     python scripts/benchmark.py --quick    # HTTPS only, 3 repeats
+    python scripts/benchmark.py --stacks   # only the HTTP-stack waves (HTTPS, HTTP/1.1 and HTTP/2)
 
 The fake Hub (gpumem_dev.fakehub) runs in its own process, as the real Hub is not in yours: sharing the
 GIL with the client would charge the server's work to the client. It sleeps `latency` before every
@@ -9,7 +10,8 @@ answer and, as the real Hub does, answers small files with a 307 to /api/resolve
 files with a 302 to a CDN host; over HTTPS with a throw-away CA (trustme). So a cold read of a sharded
 repo costs at least 4 x latency on its critical path. Requests, bytes and connections come from the
 server's own log. Repos: dense (gpt2, Llama-2-70B, the 191-shard Llama-3.1-405B) and MoE (Mixtral-8x7B,
-the 163-shard, 92k-tensor DeepSeek-R1). First, the same 191-shard wave through each HTTP stack.
+the 163-shard, 92k-tensor DeepSeek-R1). First, the same shard-header waves (405B, DeepSeek-R1) through each HTTP
+stack; over HTTPS the fake Hub offers HTTP/2 in ALPN beside HTTP/1.1, as the real Hub does.
 
 Not part of the test run; the structural checks (one wave, bytes bound, overlap) live in
 tests/test_performance.py.
@@ -40,7 +42,6 @@ REPOS = {  # repo id -> shards
     "meta-llama/Llama-3.1-405B": 191,
 }
 FIVE_X = ("deepseek-ai/DeepSeek-R1", "meta-llama/Llama-3.1-405B")  # >= 5x get_safetensors_metadata over HTTPS
-STACK_REPO = "meta-llama/Llama-3.1-405B"
 MANY = [f"bench/llama-{i:03d}" for i in range(100)]  # 100 repos x 4 shards for `gpumem hf A B C ...`
 HF_MEM_NOTE = ("hf-mem 0.5.6 (PyPI): n/a - every URL is hard-coded to https://huggingface.co (hf_mem/run.py), "
                "no HF_ENDPOINT or base-URL option, so it cannot be pointed at the fake Hub")
@@ -82,6 +83,8 @@ def serve(ca_file: str | None) -> None:
         elif command == "reset":
             hub.reset_log()
             answer = "ok"
+        elif command == "cpu":  # this process's CPU seconds so far (user + system, every thread)
+            answer = str(time.process_time())
         elif command == "log":
             answer = json.dumps([[r.host, r.path, r.status, r.bytes_sent, r.timestamp, r.peer] for r in hub.requests])
         elif command == "headers":  # header bytes (8-byte length + JSON) of every safetensors file of a repo
@@ -224,47 +227,126 @@ _STACK_SNIPPET = """
 import json, os, sys, time
 from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, sys.argv[5])
-stack, endpoint, repo, paths = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+stack, endpoint, repo, sizes = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 ca = os.environ.get("REQUESTS_CA_BUNDLE")
-RANGE = {"Range": "bytes=0-65535"}
-urls = [f"{endpoint}/{repo}/resolve/main/{p}" for p in paths]
+urls = {f"{endpoint}/{repo}/resolve/main/{p}": n for p, n in sizes.items()}
 if stack == "requests":
     import requests
     from requests.adapters import HTTPAdapter
     session = requests.Session()
     session.mount("https://", HTTPAdapter(pool_connections=16, pool_maxsize=256))
     session.mount("http://", HTTPAdapter(pool_connections=16, pool_maxsize=256))
-    read = lambda url: session.get(url, headers=RANGE, timeout=30).content
+    read = lambda url: session.get(url, headers={"Range": f"bytes=0-{urls[url] - 1}"}, timeout=30).content
 elif stack == "urllib3":
     import ssl, urllib3
     context = ssl.create_default_context(cafile=ca) if ca else None
     pool = urllib3.PoolManager(num_pools=16, maxsize=256, ssl_context=context)
-    read = lambda url: pool.request("GET", url, headers=RANGE, timeout=30).data
+    read = lambda url: pool.request("GET", url, headers={"Range": f"bytes=0-{urls[url] - 1}"}, timeout=30).data
+elif stack.startswith("pycurl"):
+    import io, pycurl
+    multi = pycurl.CurlMulti()
+    multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, 48)
+    def add(url, n):
+        handle = pycurl.Curl()
+        handle.body = io.BytesIO()
+        handle.range_bytes = n
+        handle.setopt(pycurl.URL, url)
+        handle.setopt(pycurl.WRITEDATA, handle.body)
+        handle.setopt(pycurl.HTTPHEADER, [f"Range: bytes=0-{n - 1}", "Accept-Encoding: identity"])
+        handle.setopt(pycurl.PIPEWAIT, 1)
+        if ca:
+            handle.setopt(pycurl.CAINFO, ca)
+        if stack == "pycurl multi, HTTP/1.1":
+            handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+        multi.add_handle(handle)
 else:
     from gpumem.reading.hub import HubClient
     client = HubClient(endpoint, False)
-    read = lambda url: client.read_range(repo, "main", url.rsplit("/", 1)[1], 0, 65536)
+    read = lambda url: client.read_range(repo, "main", url.rsplit("/", 1)[1], 0, urls[url])
 wall, cpu = time.perf_counter(), time.process_time()
 if stack == "http.client (gpumem)":
-    client.map_concurrent(read, urls)
+    client.map_concurrent(read, list(urls))
+elif stack.startswith("pycurl"):  # one thread drives every transfer; each 302 is followed by hand, as gpumem does
+    for url, n in urls.items():
+        add(url, n)
+    running, left = len(urls), len(urls)
+    while left:
+        while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+            pass
+        while True:
+            queued, done, failed = multi.info_read()
+            for handle in done:
+                multi.remove_handle(handle)
+                if handle.getinfo(pycurl.RESPONSE_CODE) in (301, 302, 307):
+                    add(handle.getinfo(pycurl.REDIRECT_URL), handle.range_bytes)
+                else:
+                    assert len(handle.body.getvalue()) == handle.range_bytes, handle.getinfo(pycurl.RESPONSE_CODE)
+                    left -= 1
+                handle.close()
+            if failed:
+                raise SystemExit(f"pycurl: {failed[0][2]}")
+            if not queued:
+                break
+        if left:  # wait for a socket, or as long as libcurl asks (it may hold decoded data already)
+            wait = multi.timeout()
+            multi.select(min(1.0, wait / 1000) if wait >= 0 else 1.0)
 else:
     with ThreadPoolExecutor(len(urls)) as workers:
         list(workers.map(read, urls))
 print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}))
 """
-STACKS = ("requests", "urllib3", "http.client (gpumem)")
+STACKS = ("requests", "urllib3", "http.client (gpumem)", "pycurl multi, HTTP/1.1", "pycurl multi, HTTP/2")
+STACK_REPOS = ("meta-llama/Llama-3.1-405B", "deepseek-ai/DeepSeek-R1")
 
 
-def stack_wave(hub: HubProcess, stack: str, repo: str, paths: list[str]) -> dict:
-    """One wave of shard-header reads (resolve -> 302 -> CDN range each) through one HTTP stack, in a fresh
-    process (imports and SSL context set-up excluded from the timing): wall, client CPU, requests, connections."""
+def stack_wave(hub: HubProcess, stack: str, repo: str, sizes: dict[str, int]) -> dict:
+    """One wave of shard-header reads (resolve -> 302 -> CDN range of each header's size) through one HTTP
+    stack, in a fresh process (imports and set-up excluded from the timing): wall, client CPU, requests,
+    connections, and the HTTP versions the fake Hub saw."""
     hub.ask("reset")
-    done = subprocess.run([sys.executable, "-c", _STACK_SNIPPET, stack, hub.endpoint, repo, json.dumps(paths),
+    server_cpu = float(hub.ask("cpu"))
+    done = subprocess.run([sys.executable, "-c", _STACK_SNIPPET, stack, hub.endpoint, repo, json.dumps(sizes),
                            str(ROOT / "src")], env=client_env(hub), capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"{stack} wave failed: {done.stderr.strip()[-500:]}")
+    server_cpu = float(hub.ask("cpu")) - server_cpu
     requests_, _, connections = traffic(hub.log())
-    return {**json.loads(done.stdout.splitlines()[-1]), "requests": requests_, "connections": connections}
+    return {**json.loads(done.stdout.splitlines()[-1]), "requests": requests_, "connections": connections,
+            "server_cpu": server_cpu}
+
+
+def stack_waves(hub: HubProcess, header_bytes: dict, repeats: int) -> list[tuple[str, str, str, dict]]:
+    """Every stack on every STACK_REPOS wave: (scheme, repo, stack, the median run's figures)."""
+    return [(hub.scheme, repo, stack, median_run(lambda: (lambda r: (r["wall"], r))(
+                stack_wave(hub, stack, repo, header_bytes[repo])), repeats)[1])
+            for repo in STACK_REPOS for stack in STACKS]
+
+
+def print_stacks(stacks: list[tuple[str, str, str, dict]], latency_ms: int, repeats: int) -> None:
+    print(f"HTTP stacks: one wave of shard-header reads (resolve -> 302 -> CDN range of the header's size each), "
+          f"{latency_ms} ms per request, median of {repeats}:")
+    print()
+    print("| scheme | repo (shards) | stack | wall s | client CPU s | CPU ms / request | fake Hub CPU s | requests | "
+          "connections |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    for scheme, repo, stack, r in stacks:
+        print(f"| {scheme} | {repo} ({REPOS[repo]}) | {stack} | {r['wall']:.3f} | {r['cpu']:.3f} | "
+              f"{1000 * r['cpu'] / r['requests']:.2f} | {r['server_cpu']:.3f} | {r['requests']} | {r['connections']} |")
+
+
+def stacks_only(latency_ms: int, repeats: int) -> int:
+    """`--stacks`: only the HTTP-stack waves, over HTTPS."""
+    work = Path(tempfile.mkdtemp(prefix="gpumem-bench-"))
+    hub = HubProcess(str(work / "ca.pem"))
+    try:
+        header_bytes = {repo: json.loads(hub.ask(f"headers {repo}")) for repo in STACK_REPOS}
+        hub.ask(f"latency {latency_ms / 1000}")
+        stacks = stack_waves(hub, header_bytes, repeats)
+    finally:
+        hub.close()
+        shutil.rmtree(work, ignore_errors=True)
+    print_stacks(stacks, latency_ms, repeats)
+    return 0
 
 
 def startup(pycache: Path, repeats: int) -> dict[str, float]:
@@ -292,7 +374,7 @@ def run(latency_ms: int, repeats: int, schemes: list[str]) -> int:
     hubs = {scheme: HubProcess(str(work / "ca.pem") if scheme == "https" else None) for scheme in schemes}
     pycache = work / "pycache"
     rows: list[Row] = []
-    stacks: list[tuple[str, str, dict]] = []
+    stacks: list[tuple[str, str, str, dict]] = []
     goals: list[tuple[str, bool]] = []
     counter = iter(range(10**6))
 
@@ -305,9 +387,7 @@ def run(latency_ms: int, repeats: int, schemes: list[str]) -> int:
         cli(first, ["openai-community/gpt2"], fresh(), pycache)  # warm the bytecode cache for the CLI rows
         for scheme, hub in hubs.items():
             hub.ask(f"latency {latency_ms / 1000}")
-            for stack in STACKS:
-                stacks.append((scheme, stack, median_run(lambda: (lambda r: (r["wall"], r))(
-                    stack_wave(hub, stack, STACK_REPO, sorted(header_bytes[STACK_REPO]))), repeats)[1]))
+            stacks += stack_waves(hub, header_bytes, repeats)
             for repo, shards in REPOS.items():
                 wall, log = in_process(hub, repo, fresh())  # a first cold run warms this process's imports
                 wall, log = median_run(lambda: in_process(hub, repo, fresh()), repeats)
@@ -355,14 +435,7 @@ def run(latency_ms: int, repeats: int, schemes: list[str]) -> int:
             hub.close()
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"HTTP stacks: one wave of {REPOS[STACK_REPO]} shard-header reads of {STACK_REPO} "
-          f"(resolve -> 302 -> CDN range each), {latency_ms} ms per request, median of {repeats}:")
-    print()
-    print("| scheme | stack | wall s | client CPU s | CPU ms / request | requests | connections |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for scheme, stack, r in stacks:
-        print(f"| {scheme} | {stack} | {r['wall']:.3f} | {r['cpu']:.3f} | {1000 * r['cpu'] / r['requests']:.2f} | "
-              f"{r['requests']} | {r['connections']} |")
+    print_stacks(stacks, latency_ms, repeats)
     print()
     print_table(rows)
     print()
@@ -397,11 +470,14 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ca-file", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="HTTPS only, fewer repeats")
+    parser.add_argument("--stacks", action="store_true", help="only the HTTP-stack comparison (HTTPS, 3 repeats)")
     parser.add_argument("--latency", type=int, default=50, help="milliseconds per request (default 50)")
     args = parser.parse_args()
     if args.serve:
         serve(args.ca_file)
         return
+    if args.stacks:
+        sys.exit(stacks_only(args.latency, 3))
     sys.exit(run(args.latency, 3 if args.quick else 5, ["https"] if args.quick else ["https", "http"]))
 
 

@@ -4,6 +4,7 @@ resolve-cache redirect for small files; the rules of the token and of redirects 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import trustme
@@ -85,3 +86,60 @@ def test_a_redirect_from_https_to_http_is_refused_and_the_token_never_sent(ca, m
             HubClient(server.url, "hf_tokentokentokentoken", retries=0).read_file("org/model", SHA, "config.json")
         assert server.seen()[0].headers["authorization"].startswith("Bearer ")
         assert not plain.seen()
+
+
+def _curl(url: str, bundle: str, version: int) -> tuple[int, int, bytes, int]:
+    """(status, HTTP version libcurl used, body, libcurl error number) of one GET."""
+    import io
+
+    import pycurl
+
+    body, handle = io.BytesIO(), pycurl.Curl()
+    handle.setopt(pycurl.URL, url)
+    handle.setopt(pycurl.CAINFO, bundle)
+    handle.setopt(pycurl.HTTP_VERSION, version)
+    handle.setopt(pycurl.WRITEDATA, body)
+    try:
+        handle.perform()
+        error = 0
+    except pycurl.error as exc:
+        error = exc.args[0]
+    try:
+        return handle.getinfo(pycurl.RESPONSE_CODE), handle.getinfo(pycurl.INFO_HTTP_VERSION), body.getvalue(), error
+    finally:
+        handle.close()
+
+
+def test_the_fake_hub_speaks_http2_and_http11_on_one_port(https_hub, ca):
+    import pycurl
+
+    config = f"{https_hub.endpoint}/openai-community/gpt2/resolve/main/config.json"
+    for version, spoken in ((pycurl.CURL_HTTP_VERSION_2TLS, pycurl.CURL_HTTP_VERSION_2_0),
+                            (pycurl.CURL_HTTP_VERSION_1_1, pycurl.CURL_HTTP_VERSION_1_1)):
+        status, used, body, error = _curl(config, ca[1], version)
+        assert (status, used, error) == (307, spoken, 0)
+        assert body.startswith(b"Temporary Redirect. Redirecting to /api/resolve-cache/models/openai-community/gpt2/")
+    assert [r.status for r in https_hub.requests] == [307, 307]
+    assert len({r.peer for r in https_hub.requests}) == 2 and https_hub.requests[0].host == https_hub.endpoint[8:]
+
+
+HTTP2_ERRORS = (16, 92)  # CURLE_HTTP2, CURLE_HTTP2_STREAM: the stream was reset
+
+
+def test_faults_over_http2(https_hub, ca):
+    import pycurl
+
+    url = f"{https_hub.endpoint}/api/models/openai-community/gpt2"
+    https_hub.fail_next("/api/models/", 503)
+    assert _curl(url, ca[1], pycurl.CURL_HTTP_VERSION_2TLS)[0] == 503
+    https_hub.drop_connection_next("/api/models/")
+    assert _curl(url, ca[1], pycurl.CURL_HTTP_VERSION_2TLS)[3] in HTTP2_ERRORS
+    https_hub.truncate_next("/api/models/")
+    status, _, body, error = _curl(url, ca[1], pycurl.CURL_HTTP_VERSION_2TLS)
+    assert status == 200 and error in HTTP2_ERRORS and 0 < len(body) < 4861
+    https_hub.latency = 0.05
+    started = time.monotonic()
+    status, used, body, _ = _curl(url, ca[1], pycurl.CURL_HTTP_VERSION_2TLS)
+    assert (status, used) == (200, pycurl.CURL_HTTP_VERSION_2_0)
+    assert body == _curl(url, ca[1], pycurl.CURL_HTTP_VERSION_1_1)[2]
+    assert time.monotonic() - started >= 0.1  # the injected latency holds on both faces

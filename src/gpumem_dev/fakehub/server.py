@@ -4,8 +4,9 @@ It answers as the real Hub does, headers included (huggingface_hub's hf_raise_fo
 X-Error-Code / X-Error-Message), and offers fault injection for retry and robustness tests.
 The API is served as http://127.0.0.1:PORT and the CDN as http://localhost:PORT (same server, a
 different host name), so a client that carries the Authorization header across hosts is caught.
-`FakeHub(tls=trustme.CA())` serves both over HTTPS (the handshake runs in each connection's thread), and
-`resolve_cache=True` answers small files as the real Hub does: a 307 to /api/resolve-cache/... on the same host.
+`FakeHub(tls=trustme.CA())` serves both over HTTPS (the handshake runs in each connection's thread) and, as the
+real Hub and its CDN do, offers HTTP/2 in ALPN beside HTTP/1.1 on the same port (http2.py; `http2=False`: HTTP/1.1
+only); `resolve_cache=True` answers small files as the real Hub does: a 307 to /api/resolve-cache/... on the same host.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class FakeHub:
 
     def __init__(self, repos: tuple[FakeRepo, ...] | list[FakeRepo] = (),
                  tokens: tuple[str, ...] = (GOOD_TOKEN, NO_ACCESS_TOKEN), *, tls=None,
-                 resolve_cache: bool = False) -> None:
+                 resolve_cache: bool = False, http2: bool = True) -> None:
         self.repos: dict[str, FakeRepo] = {}
         self.tokens = set(tokens)  # valid tokens; each repo's allowed_tokens are valid too
         self.latency = 0.0  # seconds slept before every response
@@ -95,6 +96,7 @@ class FakeHub:
         if tls is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             tls.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+            context.set_alpn_protocols(["h2", "http/1.1"] if http2 else ["http/1.1"])
             self._server.tls = context
         self.resolve_cache = resolve_cache
         self.port = self._server.server_address[1]
@@ -200,6 +202,27 @@ class FakeHub:
             self.requests.append(record)
 
     # -- the Hub's answers ---------------------------------------------------------------
+
+    def _reply(self, record: RequestRecord, target: str) -> tuple[_Reply | None, _Fault | None]:
+        """The reply to one logged request, with the fault injected into it (None: drop the connection)."""
+        fault = self._take_fault(record.path)
+        if fault is not None and fault.kind == "drop":
+            return None, fault
+        if fault is not None and fault.kind == "fail":
+            return _json(fault.status, {"error": f"fakehub: injected HTTP {fault.status}"}, fault.headers), fault
+        if fault is not None and fault.kind == "gzip_bomb":
+            import zlib
+
+            packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+            block = b" " * (1 << 20)
+            body = b"".join(packer.compress(block) for _ in range(fault.size >> 20)) + packer.flush()
+            return _Reply(200, {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+                          FakeFile.of(body), 0, len(body)), fault
+        if fault is not None and fault.kind == "redirect_loop":
+            body = FakeFile.of(b"Found")
+            return _Reply(302, {"Location": f"{self.endpoint.partition(':')[0]}://{record.host}{target}"}, body, 0,
+                          body.size), fault
+        return self.answer(record), fault
 
     def answer(self, record: RequestRecord) -> _Reply:
         """Route one request (API, resolve or CDN) to its reply."""
@@ -325,6 +348,11 @@ class _Server(ThreadingHTTPServer):
                 request = self.tls.wrap_socket(request, server_side=True)
             except (OSError, ssl.SSLError):
                 return
+            if request.selected_alpn_protocol() == "h2":
+                from .http2 import H2Connection
+
+                H2Connection(self.hub, request, client_address).serve()
+                return
         super().finish_request(request, client_address)
 
 
@@ -357,25 +385,10 @@ class _Handler(BaseHTTPRequestHandler):
         hub._log(record)  # logged before answering, so a client never sees an answer its record lacks
         if hub.latency:
             time.sleep(hub.latency)
-        fault = hub._take_fault(url.path)
-        if fault is not None and fault.kind == "drop":
+        reply, fault = hub._reply(record, self.path)
+        if reply is None:  # a dropped connection
             self.close_connection = True
             return
-        if fault is not None and fault.kind == "fail":
-            reply = _json(fault.status, {"error": f"fakehub: injected HTTP {fault.status}"}, fault.headers)
-        elif fault is not None and fault.kind == "gzip_bomb":
-            import zlib
-
-            packer = zlib.compressobj(9, zlib.DEFLATED, 31)
-            block = b" " * (1 << 20)
-            body = b"".join(packer.compress(block) for _ in range(fault.size >> 20)) + packer.flush()
-            reply = _Reply(200, {"Content-Type": "application/json", "Content-Encoding": "gzip"},
-                           FakeFile.of(body), 0, len(body))
-        elif fault is not None and fault.kind == "redirect_loop":
-            body = FakeFile.of(b"Found")
-            reply = _Reply(302, {"Location": f"http://{record.host}{self.path}"}, body, 0, body.size)
-        else:
-            reply = hub.answer(record)
         trickle = fault.seconds if fault is not None and fault.kind.startswith("trickle") else 0.0
         plain = self.wfile
         if trickle and fault is not None and fault.kind == "trickle_headers":
