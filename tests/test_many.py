@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import gpumem
-from gpumem import api
+from gpumem import AdapterTraining, PlanRequest, ServingOptions, UsageError, api
 from gpumem.errors import NotFoundError
 
 
@@ -31,3 +33,43 @@ def test_every_public_name_resolves():
     assert all(getattr(gpumem, name) is not None for name in gpumem.__all__)
     assert {"ServingOptions", "ModelSummary", "RepoOutcome", "estimate_many", "fit_many", "get_engine"} <= set(
         gpumem.__all__)
+
+
+def test_report_notes_are_in_library_words_and_the_cli_says_them_as_flags(gpumem, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    metadata = api.inspect_repo("Qwen/Qwen2.5-7B", options=api.HubOptions(use_cache=False))
+    (report,) = api.estimate(metadata, bits=4, gpu="L40S")
+    snapshot, what_if = report.notes[0], next(n for n in report.notes if "what-if" in n)
+    assert snapshot == ("offline: answered from the built-in snapshot; for live data, run without offline / "
+                        "HF_HUB_OFFLINE=1") and snapshot.hint_options == ("offline",)
+    assert what_if.startswith("bits 4 is a what-if") and what_if.option == "bits"
+    assert not any("--offline" in n or "--bits" in n for n in report.to_dict()["notes"])
+    code, out, err = gpumem("hf", "Qwen/Qwen2.5-7B", "--bits", "4", "--gpu", "L40S", "--no-cache", "--json")
+    assert code == 0 and "Note: --bits 4 is a what-if" in err and "run without --offline /" in err
+    notes = json.loads(out)["notes"]
+    assert notes[0].endswith("run without --offline / HF_HUB_OFFLINE=1") and "--bits 4 is a what-if" in notes[-1]
+
+
+def test_a_shape_refused_on_every_gpu_alike_is_said_once_with_its_hint_as_flags(gpumem, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    metadata = api.inspect_repo("Qwen/Qwen2.5-7B", options=api.HubOptions(use_cache=False))
+    with pytest.raises(UsageError) as refused:
+        api.estimate(metadata, serving=ServingOptions(engine="llama.cpp"), plan=PlanRequest(pp=2))
+    assert refused.value.message == "llama.cpp splits the layers over the GPUs of one machine"
+    assert refused.value.hint == "ask for them with tp N"
+    code, _, err = gpumem("hf", "Qwen/Qwen2.5-7B", "--engine", "llama.cpp", "--pp", "2", "--no-cache")
+    assert code == 2 and err.splitlines() == ["Error: llama.cpp splits the layers over the GPUs of one machine",
+                                              "Hint: ask for them with --tp N"]
+
+
+def test_training_an_adapter_names_its_base_in_library_words(hub):
+    from gpumem_dev.fakehub.repos import adapter_repo
+
+    hub.add_repo(adapter_repo("Rehman54454__gpt2-qlora"))
+    adapter = api.inspect_repo("Rehman54454/gpt2-qlora", options=api.HubOptions(use_cache=False))
+    with pytest.raises(AdapterTraining) as refused:
+        api.training_base(adapter)
+    error = refused.value
+    assert (error.base, error.rank, error.target_modules) == ("openai-community/gpt2", 8, "attn.c_attn,attn.c_proj")
+    assert error.hint == ("plan it on openai-community/gpt2 with method lora, rank 8 and target_modules "
+                          "attn.c_attn,attn.c_proj") and "--" not in error.hint

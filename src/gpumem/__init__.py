@@ -17,13 +17,14 @@ _EXPORTS = {
     **dict.fromkeys(["ServingOptions", "ServingEstimate", "Capacity", "FormulaResult"], ".planning.memory"),
     **dict.fromkeys(["ModelReport", "CalcReport", "FitReport", "TrainingReport", "ComponentCount"], ".output.report"),
     **dict.fromkeys(["ModelSummary", "TensorClass", "TensorInfo", "WeightCount", "WeightSet", "RepoMetadata",
-                     "Quantization"], ".model.types"),
-    **dict.fromkeys(["Engine", "ENGINES", "get_engine"], ".planning.engines"),
+                     "Quantization", "Note"], ".model.types"),
+    **dict.fromkeys(["Engine", "ENGINES", "GpuTarget", "get_engine"], ".planning.engines"),
+    **dict.fromkeys(["PlanRequest", "Plan"], ".planning.plans"),
     **dict.fromkeys(["Gpu", "Recommendation", "load_catalog", "find_gpu"], ".planning.gpus"),
     **dict.fromkeys(["Architecture"], ".model.architecture"),
-    **dict.fromkeys(["TrainingOptions"], ".planning.training"),
-    **dict.fromkeys(["GpumemError", "UsageError", "NotFoundError", "AccessError", "FormatError", "NetworkError",
-                     "ExitCode"], ".errors"),
+    **dict.fromkeys(["TrainingOptions", "TrainingBase"], ".planning.training"),
+    **dict.fromkeys(["GpumemError", "UsageError", "AdapterTraining", "NotFoundError", "AccessError", "FormatError",
+                     "NetworkError", "ExitCode"], ".errors"),
 }
 __all__ = sorted(_EXPORTS)
 

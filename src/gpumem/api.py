@@ -7,11 +7,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import PurePath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-from .errors import BadConfig, GpumemError, UsageError, repo_error_record
+from .errors import AdapterTraining, BadConfig, GpumemError, UsageError, repo_error_record
 from .model.architecture import Architecture, parse_architecture
-from .model.types import VOCAB, ModelSummary, RepoMetadata, WeightCount, WeightSet
+from .model.types import VOCAB, ModelSummary, Note, RepoMetadata, WeightCount, WeightSet
 from .output.report import FORMULA_BITS, CalcReport, ComponentCount, FitReport, ModelReport, TrainingReport
 from .planning.engines import GpuTarget, get_engine
 from .planning.gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, load_catalog
@@ -141,12 +141,16 @@ def fit(metadata: RepoMetadata, gpu: str, *, serving: ServingOptions | None = No
     return reports
 
 
+Report = TypeVar("Report", ModelReport, FitReport)
+
+
 @dataclass(frozen=True)
-class RepoOutcome:
-    """One repo of a many-repo run: its reports (several for a GGUF repo's variants), or what stopped it."""
+class RepoOutcome(Generic[Report]):
+    """One repo of a many-repo run: its reports (several for a GGUF repo's variants), or what stopped it:
+    ModelReports from `estimate_many`, FitReports from `fit_many`."""
 
     repo_id: str
-    reports: tuple = ()  # ModelReport (estimate_many) or FitReport (fit_many)
+    reports: tuple[Report, ...] = ()
     error: GpumemError | None = None
 
     def error_dict(self) -> dict:
@@ -159,7 +163,7 @@ def estimate_many(repo_ids: Sequence[str], revision: str = "main", options: HubO
                   client=None, on_done: Callable[[str], None] | None = None, bits: float | None = None,
                   serving: ServingOptions | None = None, gpu: str | Sequence[str] | None = None,
                   file: str | None = None, loras: Sequence[str] = (), base: str | None = None,
-                  plan: PlanRequest | None = None) -> list[RepoOutcome]:
+                  plan: PlanRequest | None = None) -> list[RepoOutcome[ModelReport]]:
     """`estimate` for many Hub repos read concurrently; a repo that fails has its error in its place.
 
     An adapter repo is answered on its base (`base`, else the one its config names); `loras` (adapter repo
@@ -179,7 +183,7 @@ def estimate_many(repo_ids: Sequence[str], revision: str = "main", options: HubO
 def fit_many(repo_ids: Sequence[str], gpu: str | Sequence[str], revision: str = "main",
              options: HubOptions | None = None, *, client=None, on_done: Callable[[str], None] | None = None,
              serving: ServingOptions | None = None, counts: Sequence[int] | None = None,
-             file: str | None = None) -> list[RepoOutcome]:
+             file: str | None = None) -> list[RepoOutcome[FitReport]]:
     """`fit` for many Hub repos read concurrently, on one GPU type or several; a repo that fails has its error in
     its place."""
     names = [gpu] if isinstance(gpu, str) else list(gpu)
@@ -192,7 +196,7 @@ def fit_many(repo_ids: Sequence[str], gpu: str | Sequence[str], revision: str = 
 
 def _many(repo_ids: Sequence[str], revision: str, options: HubOptions | None, client,
           on_done: Callable[[str], None] | None, file: str | None,
-          answer: Callable[[RepoMetadata], Sequence]) -> list[RepoOutcome]:
+          answer: Callable[[RepoMetadata], Sequence[Report]]) -> list[RepoOutcome[Report]]:
     results = inspect_repos(repo_ids, revision, options, client=client, return_errors=True, on_done=on_done,
                             gguf_file=file)
     outcomes = []
@@ -244,9 +248,8 @@ def training_base(metadata: RepoMetadata) -> TrainingBase:
 
         config = parse_adapter_config(main.adapter_config)
         targets = config.target_modules if isinstance(config.target_modules, str) else ",".join(config.target_modules)
-        raise UsageError(f"{metadata.repo_id} is a LoRA adapter: plan the training on its base model",
-                         hint=f"`gpumem train {config.base_model or 'BASE'} --method lora --rank {config.rank} "
-                              f"--target-modules {targets}`")
+        raise AdapterTraining(f"{metadata.repo_id} is a LoRA adapter: plan the training on its base model",
+                              base=config.base_model, rank=config.rank, target_modules=targets)
     if main.format != "safetensors":
         raise UsageError(f"{metadata.repo_id}: training plans need the safetensors checkpoint (this repo has "
                          f"{main.format} weights)", hint="point gpumem train at the original Hugging Face repo")
@@ -449,16 +452,16 @@ def _architecture(config: dict | None) -> tuple[Architecture | None, str | None]
         return None, f"config not understood ({exc.message}): weights only"
 
 
-def _what_if_note(repo_id: str, bits: float, stored_bits: float, engine: str | None, format_: str) -> str:
+def _what_if_note(repo_id: str, bits: float, stored_bits: float, engine: str | None, format_: str) -> Note:
     """What to run for a --bits what-if: the start command serves the checkpoint as stored, not at `bits`."""
     kinds: dict[float, str] = {8: "FP8, GPTQ", 4: "GPTQ, AWQ"}
     kind = "GGUF file" if format_ == "gguf" else f"checkpoint ({kinds.get(bits, 'GPTQ')})"
     width = f"{bits:g}-bit"
     article = "an" if width.startswith(("8", "11-", "18-")) else "a"
-    note = (f"--bits {bits:g} is a what-if: the start command serves {repo_id} as stored ({stored_bits:g}-bit); for "
+    note = (f"bits {bits:g} is a what-if: the start command serves {repo_id} as stored ({stored_bits:g}-bit); for "
             f"the {width} plans serve {article} {width} {kind} of the model in its place")
     on_load = get_engine(engine).quantize_on_load(bits) if engine else None
-    return note + (f", or {on_load}" if on_load else "")
+    return Note(note + (f", or {on_load}" if on_load else ""), option="bits")
 
 
 def _checkpoint_bits(count: WeightCount) -> float | None:

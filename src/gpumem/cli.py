@@ -363,7 +363,8 @@ def fit(repo_ids, gpus, counts, gguf_file, context, kv_dtype, engine, engine_ver
     ids, revision = _repo_ids(repo_ids, None, revision)
     outcomes = _run_many(api.fit_many, ids, revision, hub, output["quiet"], gpu=names, serving=serving,
                          counts=counts or None, file=gguf_file)
-    _emit_outcomes(outcomes, output, lambda results: render.emit_fits(ids, results, **output))
+    _emit_outcomes(outcomes, output,
+                   lambda results: render.emit_fits(ids, results, say_note=_note_in_flag_words, **output))
 
 
 def _training_defaults():
@@ -381,7 +382,7 @@ _TRAIN = _training_defaults()
 @click.option("--method", type=click.Choice(["full", "lora", "qlora"]), default=_TRAIN.method, show_default=True,
               help="Full fine-tuning, LoRA on the 16-bit model, or QLoRA on the model quantized to NF4.")
 @click.option("--rank", type=click.IntRange(1), default=_TRAIN.rank, show_default=True, help="LoRA rank r.")
-@click.option("--target-modules", default="all-linear", show_default=True,
+@click.option("--target-modules", default=_TRAIN.target_modules, show_default=True,
               help="LoRA targets: comma-separated module names (q_proj,v_proj), a regex, or all-linear.")
 @click.option("--optimizer", type=click.Choice(["adamw", "adamw-8bit", "paged-adamw-8bit", "adafactor", "sgd"]),
               default=_TRAIN.optimizer, show_default=True, help="Optimizer (its states are what differs).")
@@ -414,6 +415,7 @@ def train(repo_id, method, rank, target_modules, optimizer, precision, master_we
           --target-modules q_proj,v_proj
     """
     from . import api
+    from .errors import AdapterTraining, UsageError
     from .output import render
     from .planning.gpus import find_gpu
     from .planning.prices import parse_price_option
@@ -427,7 +429,13 @@ def train(repo_id, method, rank, target_modules, optimizer, precision, master_we
                               gradient_checkpointing=gradient_checkpointing, zero=zero)
     (repo_id,), revision = _repo_ids((repo_id,), None, revision)
     (metadata,) = _run_many(api.inspect_repos, [repo_id], revision, hub, output["quiet"])
-    render.emit_training(api.train(metadata, options, gpu=gpu, prices=overrides), **output)
+    try:
+        report = api.train(metadata, options, gpu=gpu, prices=overrides)
+    except AdapterTraining as exc:  # said as the command line that plans it
+        command = (f"gpumem train {exc.base or 'BASE'} --method lora --rank {exc.rank} "
+                   f"--target-modules {exc.target_modules}")
+        raise UsageError(exc.message, hint=f"`{command}`") from None
+    render.emit_training(report, say_note=_note_in_flag_words, **output)
 
 
 def _target_modules(text: str) -> tuple[str, ...] | str:
@@ -463,7 +471,7 @@ def local(path, gguf_file, base, bits, gpu, serving, plan, output):
                                adapters=[metadata])
     else:
         reports = api.estimate(metadata, bits=bits, serving=serving, gpu=gpu, plan=plan, file=gguf_file)
-    render.emit_reports([path], [reports], **output)
+    render.emit_reports([path], [reports], say_note=_note_in_flag_words, **output)
 
 
 @cli.command()
@@ -581,7 +589,8 @@ def _report(ids: list[str], revision: str, hub, output: dict, *, compare: bool, 
     from .output import render
 
     outcomes = _run_many(api.estimate_many, ids, revision, hub, output["quiet"], loras=loras, base=base, **estimate)
-    _emit_outcomes(outcomes, output, lambda results: render.emit_reports(ids, results, compare=compare, **output))
+    _emit_outcomes(outcomes, output, lambda results: render.emit_reports(ids, results, compare=compare,
+                                                                         say_note=_note_in_flag_words, **output))
 
 
 def _run_many(answer, ids: list[str], revision: str, hub, quiet: bool, **options) -> list:
@@ -650,29 +659,47 @@ def _print_request_log() -> None:
 
 
 # Library parameters whose flag has another name; the others are the name with dashes (kv_dtype -> --kv-dtype).
-_FLAG_NAMES = {"deadline": "timeout"}  # HubOptions.deadline is --timeout (the whole run's limit)
+# Library parameters whose flag has another name: HubOptions.deadline is --timeout (the whole run's limit),
+# PlanRequest.show_all is --all.
+_FLAG_NAMES = {"deadline": "timeout", "show_all": "all"}
 
 
 def _flag(option: str) -> str:
     return "--" + _FLAG_NAMES.get(option, option).replace("_", "-")
 
 
-def _in_flag_words(exc: GpumemError) -> GpumemError:
-    """The error as the CLI says it: the parameter a usage error starts with, and those its hint names, as flags
-    (tp -> --tp, deadline -> --timeout). The library's error is left as it is; a changed copy is returned."""
-    option = getattr(exc, "option", None)
-    message, hint = exc.message, exc.hint
-    if option and message.startswith(option):
-        message = _flag(option) + message[len(option):]
+def _flag_words(text: str, option: str | None, hint: str | None,
+                hint_options: tuple[str, ...]) -> tuple[str, str | None]:
+    """A message (or note) and its hint as the CLI says them: the parameter the message starts with, and those the
+    hint names, as flags (tp -> --tp, deadline -> --timeout)."""
+    if option and text.startswith(option):
+        text = _flag(option) + text[len(option):]
     if hint:
-        for name in exc.hint_options:
+        for name in hint_options:
             hint = re.sub(rf"(?<![\w./-]){re.escape(name)}(?![\w./-])", _flag(name), hint)
+    return text, hint
+
+
+def _in_flag_words(exc: GpumemError) -> GpumemError:
+    """The error as the CLI says it (`_flag_words`). The library's error is left as it is; a changed copy is
+    returned."""
+    message, hint = _flag_words(exc.message, getattr(exc, "option", None), exc.hint, exc.hint_options)
     if (message, hint) == (exc.message, exc.hint):
         return exc
     worded = copy.copy(exc)
     worded.message, worded.hint = message, hint
     worded.args = (message,)
     return worded
+
+
+def _note_in_flag_words(note: str) -> str:
+    """A report note as the CLI says it: a `Note`'s parameters as flags (`_flag_words`), a plain note as it is."""
+    from .model.types import Note
+
+    if not isinstance(note, Note):
+        return note
+    text, hint = _flag_words(note.text, note.option, note.hint, note.hint_options)
+    return text if hint is None else f"{text}; {hint}"
 
 
 def main(argv: list[str] | None = None) -> None:

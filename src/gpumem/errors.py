@@ -55,6 +55,17 @@ class UsageError(GpumemError):
         self.option = option
 
 
+class AdapterTraining(UsageError):
+    """Training plans were asked of a LoRA adapter: they are planned on its base model (`base`, None when its config
+    names none) with the adapter's `rank` and `target_modules` (comma-separated), which the hint names."""
+
+    def __init__(self, message: str, *, base: str | None, rank: int, target_modules: str) -> None:
+        super().__init__(message, hint=f"plan it on {base or 'its base'} with method lora, rank {rank} and "
+                                       f"target_modules {target_modules}",
+                         hint_options=("method", "rank", "target_modules"))
+        self.base, self.rank, self.target_modules = base, rank, target_modules
+
+
 class NotFoundError(GpumemError):
     """Something named by the user does not exist."""
 

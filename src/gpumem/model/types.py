@@ -7,6 +7,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain
 
+
+class Note(str):
+    """A report note that names library parameters, worded as errors are (errors.GpumemError): `option` is the
+    parameter the note starts with, `hint` (after "; ") says what to do and names `hint_options` as words of their
+    own, so that the CLI can say them as its flags. A plain str note names none."""
+
+    text: str
+    option: str | None
+    hint: str | None
+    hint_options: tuple[str, ...]
+
+    def __new__(cls, text: str, *, option: str | None = None, hint: str | None = None,
+                hint_options: tuple[str, ...] = ()) -> Note:
+        note = super().__new__(cls, text if hint is None else f"{text}; {hint}")
+        note.text, note.option, note.hint, note.hint_options = text, option, hint, hint_options
+        return note
+
+
 # Integer dtypes an index buffer (position_ids) is stored in.
 _INDEX_DTYPES = frozenset({"I64", "I32"})
 

@@ -13,11 +13,12 @@ import io
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from ..errors import GpumemError, repo_error_record
+from ..model.types import Note
 from ..reading.sanitize import clean, csv_cell
 from . import views
 from .tables import Commands, Document, Line, Table, layout, message_lines, plain_lines, wrap, wrap_command
@@ -187,10 +188,11 @@ def to_csv(document: Document) -> str:
 
 
 def emit_reports(ids: Sequence[str], results: Sequence, *, format: str, svg: str | None, quiet: bool,
-                 compare: bool = False) -> None:
-    """Print the reports of one or more repos (a GpumemError in place of a repo that failed)."""
+                 compare: bool = False, say_note: Callable[[str], str] | None = None) -> None:
+    """Print the reports of one or more repos (a GpumemError in place of a repo that failed); `say_note` words
+    each note (the CLI: a `Note`'s parameters as its flags)."""
     reports = [r for result in results if isinstance(result, list) for r in result]
-    dicts = [r.to_dict() for r in reports]
+    dicts = [_notes_said(r.to_dict(), say_note) for r in reports]
     errors = [repo_error_record(i, e) for i, e in zip(ids, results) if isinstance(e, GpumemError)]
     payload = dicts[0] if len(dicts) == 1 and not errors else [*dicts, *errors]
     if dicts:
@@ -214,6 +216,17 @@ def report_errors(ids: Sequence[str], results: Sequence) -> None:
                 say("Hint", clean(result.hint, 1000))
 
 
+def _notes_said(value: Any, say_note: Callable[[str], str] | None) -> Any:
+    """A report's dict with each `Note` in it as `say_note` words it (None: in the library's words)."""
+    if say_note is None:
+        return value
+    if isinstance(value, dict):
+        return {key: _notes_said(item, say_note) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_notes_said(item, say_note) for item in value]
+    return say_note(value) if isinstance(value, Note) else value
+
+
 def print_notes(dicts: Sequence[dict]) -> None:
     """Each note once per run: said of every model, it is printed bare; else with the models it concerns."""
     names = list(dict.fromkeys(views.title_of(d) for d in dicts))
@@ -228,9 +241,10 @@ def print_notes(dicts: Sequence[dict]) -> None:
         say("Note", clean(prefix + note, 2000))
 
 
-def emit_fits(ids: Sequence[str], results: Sequence, *, format: str, svg: str | None, quiet: bool) -> None:
+def emit_fits(ids: Sequence[str], results: Sequence, *, format: str, svg: str | None, quiet: bool,
+              say_note: Callable[[str], str] | None = None) -> None:
     """Print `gpumem fit` for one or more repos (a GpumemError in place of a repo that failed)."""
-    dicts = [r.to_dict() for result in results if isinstance(result, list) for r in result]
+    dicts = [_notes_said(r.to_dict(), say_note) for result in results if isinstance(result, list) for r in result]
     errors = [repo_error_record(i, e) for i, e in zip(ids, results) if isinstance(e, GpumemError)]
     emit(views.fits(dicts), dicts[0] if len(dicts) == 1 and not errors else [*dicts, *errors], format=format,
          svg=svg)
@@ -257,9 +271,10 @@ def emit_cache_info(info, *, json_: bool, cleared: bool) -> None:
     emit(views.cache_info(data, cleared=cleared), data, format="json" if json_ else "table")
 
 
-def emit_training(report, *, format: str, svg: str | None, quiet: bool) -> None:
+def emit_training(report, *, format: str, svg: str | None, quiet: bool,
+                  say_note: Callable[[str], str] | None = None) -> None:
     """Print `gpumem train`: the set-up, the first plan's per-GPU breakdown, the plans."""
-    d = report.to_dict()
+    d = _notes_said(report.to_dict(), say_note)
     emit(views.training(d), d, format=format, svg=svg)
     if not quiet:
         print_notes([d])

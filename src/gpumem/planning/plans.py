@@ -28,6 +28,7 @@ from typing import Any
 from ..constants import GB
 from ..errors import UsageError
 from ..model.architecture import Architecture
+from ..model.types import Note
 from .engines import GpuTarget, get_engine
 from .gpus import Gpu, load_catalog, tp_fits_heads
 from .memory import Capacity, ServingEstimate, ServingOptions, capacity, check_tp
@@ -175,7 +176,7 @@ def _scale_up(gpu: Gpu) -> str:
 
 
 def shapes(gpu: Gpu, arch: Architecture | None, request: PlanRequest,
-           layer_split: bool = False) -> tuple[list[tuple[int, int]], str | None]:
+           layer_split: bool = False) -> tuple[list[tuple[int, int]], Note | None]:
     """(TP x PP shapes to try on `gpu`, fewest GPUs first; why there are none, when there are none).
 
     `layer_split`: the engine splits the layers over its GPUs itself (llama.cpp's -sm layer, asked as --tp N):
@@ -183,22 +184,23 @@ def shapes(gpu: Gpu, arch: Architecture | None, request: PlanRequest,
     node = gpu.gpus_per_node
     if layer_split:
         if request.pp not in (None, 1) or request.nodes not in (None, 1):
-            return [], "llama.cpp splits the layers over the GPUs of one machine: ask for them with --tp N"
+            return [], Note("llama.cpp splits the layers over the GPUs of one machine", hint="ask for them with tp N",
+                            hint_options=("tp",))
         if request.tp is not None and request.tp > node:
-            return [], f"{request.tp} GPUs are more than one node of {node} {gpu.name}"
+            return [], Note(f"{request.tp} GPUs are more than one node of {node} {gpu.name}")
         return [(c, 1) for c in ((request.tp,) if request.tp else (1, 2, 4, 8)) if c <= node], None
     layers = arch.num_layers if arch else 1_000_000
     if request.tp is not None:
         if request.tp > node:
-            return [], (f"TP {request.tp} spans more than one node of {node} {gpu.name}: vLLM runs tensor parallel "
-                        f"inside a node and pipeline parallel across nodes (e.g. --tp {node} --pp "
-                        f"{-(-request.tp // node)})")
+            return [], Note(f"TP {request.tp} spans more than one node of {node} {gpu.name}: vLLM runs tensor parallel "
+                            "inside a node and pipeline parallel across nodes",
+                            hint=f"e.g. tp {node} and pp {-(-request.tp // node)}", hint_options=("tp", "pp"))
         check_tp(arch, request.tp)  # a TP the heads cannot split over: the UsageError says why
         tps = [request.tp]
     else:
         tps = [t for t in TP_SIZES if t <= node and tp_fits_heads(arch, t)]
     if request.pp is not None and request.pp > layers:
-        return [], f"PP {request.pp} is more pipeline stages than the model's {layers} layers"
+        return [], Note(f"PP {request.pp} is more pipeline stages than the model's {layers} layers")
     counts = sorted({c for c in (1, 2, 4, 8) if c <= node} |
                     ({node * n for n in range(2, MAX_NODES + 1)} if spans_nodes(gpu) else set()))
     found = []
@@ -220,8 +222,8 @@ def shapes(gpu: Gpu, arch: Architecture | None, request: PlanRequest,
     if not found:
         fixed = ", ".join(f"{k} {v}" for k, v in (("TP", request.tp), ("PP", request.pp), ("nodes", request.nodes))
                           if v is not None)
-        return [], (f"no shape with {fixed} fills whole nodes of {node} {gpu.name}" if fixed
-                    else f"the model's heads cannot be split over {gpu.name} nodes")
+        return [], Note(f"no shape with {fixed} fills whole nodes of {node} {gpu.name}" if fixed
+                        else f"the model's heads cannot be split over {gpu.name} nodes")
     return found, None
 
 
@@ -396,7 +398,8 @@ def candidate_gpus(options: ServingOptions, request: PlanRequest,
         chosen = [g for g in chosen if g.vendor.lower() in wanted]
         if not chosen:
             raise UsageError(f"{engine.label} runs on none of {', '.join(request.vendors)}'s GPUs (it runs on "
-                             f"{', '.join(sorted(engine.vendors))}); --all lists them anyway", option="vendor")
+                             f"{', '.join(sorted(engine.vendors))})", hint="show_all lists them anyway",
+                             hint_options=("show_all",))
     return chosen
 
 
@@ -406,12 +409,12 @@ def make_plans(breakdown_at: Callable[[int, Gpu], ServingEstimate], facts: Model
     """One plan per GPU type (its fewest GPUs that fit, or the largest shape tried), ranked; at most
     `request.limit` unless `show_all` or GPU types were named."""
     plans = []
-    refused = []
+    refused: list[Note] = []
     layer_split = options.engine_model.splits_layers
     for gpu in candidate_gpus(options, request, catalog):
         found, why = shapes(gpu, arch, request, layer_split)
         if not found:
-            refused.append(why or gpu.name)
+            refused.append(why or Note(gpu.name))
             continue
         plan = None
         for tp, pp in found:
@@ -427,7 +430,12 @@ def make_plans(breakdown_at: Callable[[int, Gpu], ServingEstimate], facts: Model
             plan = replace(plan, fits=False, notes=(*plan.notes, refusal))
         plans.append(plan)
     if not plans:
-        raise UsageError(refused[0] if len(refused) == 1 else "no GPU can take this shape: " + "; ".join(refused[:3]),
+        reasons = list(dict.fromkeys(refused))[:3]  # GPU types refused alike are said once
+        hints = [r.hint for r in reasons if r.hint]
+        raise UsageError(reasons[0].text if len(reasons) == 1 else
+                         "no GPU can take this shape: " + "; ".join(r.text for r in reasons),
+                         hint="; ".join(dict.fromkeys(hints)) or None,
+                         hint_options=tuple(dict.fromkeys(o for r in reasons for o in r.hint_options)),
                          option="tp" if request.tp else "pp" if request.pp else "nodes")
     ranked = sorted(plans, key=_rank)
     if request.show_all or request.gpus:

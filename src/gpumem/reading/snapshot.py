@@ -14,11 +14,11 @@ from pathlib import Path
 from ..model.types import RepoMetadata
 
 SNAPSHOT_DIR = Path(__file__).parent.parent / "data" / "snapshot"
-# How to get live data instead, by why the snapshot answered.
+# How to get live data instead, by why the snapshot answered: (the hint, the parameters it names).
 LIVE_DATA_HINT = {
-    "offline": "for live data, run without --offline / HF_HUB_OFFLINE=1",
-    "unreachable": "for live data, run again with network access",
-    "gated": "for live data, accept the licence on the Hub and pass --token or set HF_TOKEN",
+    "offline": ("for live data, run without offline / HF_HUB_OFFLINE=1", ("offline",)),
+    "unreachable": ("for live data, run again with network access", ()),
+    "gated": ("for live data, accept the licence on the Hub and pass token or set HF_TOKEN", ("token",)),
 }
 _SUFFIX = ".json.gz"
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .. import constants
 from ..errors import AccessError, GatedRepo, GpumemError, HubUnavailable, OfflineMiss
-from ..model.types import RepoMetadata
+from ..model.types import Note, RepoMetadata
 
 if TYPE_CHECKING:
     from .cache import ResultCache
@@ -139,7 +139,7 @@ def _offline(endpoint: str, repo_id: str, revision: str, cache: ResultCache | No
     if cache and sha and (cached := cache.load(endpoint, repo_id, sha)):
         return replace(cached, source="cache")
     if snapshot := load_snapshot(repo_id):
-        return _with_note(snapshot, f"offline: answered from the built-in snapshot; {LIVE_DATA_HINT['offline']}")
+        return _from_snapshot(snapshot, "offline", LIVE_DATA_HINT["offline"])
     raise OfflineMiss(f"offline, and neither the cache nor the built-in snapshot holds {repo_id}@{revision}",
                       hint="run once with network access (without offline / HF_HUB_OFFLINE=1)", hint_options=("offline",))
 
@@ -154,11 +154,12 @@ def _snapshot_fallback(repo_id: str, exc: GpumemError, has_token: bool) -> RepoM
     if snapshot is None:
         return None
     if isinstance(exc, HubUnavailable):
-        why, hint = "the Hub could not be reached", LIVE_DATA_HINT["unreachable"]
-    else:
-        why, hint = "the repo is gated and no token was given", LIVE_DATA_HINT["gated"]
-    return _with_note(snapshot, f"{why}: answered from the built-in snapshot; {hint}")
+        return _from_snapshot(snapshot, "the Hub could not be reached", LIVE_DATA_HINT["unreachable"])
+    return _from_snapshot(snapshot, "the repo is gated and no token was given", LIVE_DATA_HINT["gated"])
 
 
-def _with_note(metadata: RepoMetadata, note: str) -> RepoMetadata:
+def _from_snapshot(metadata: RepoMetadata, why: str, live_data: tuple[str, tuple[str, ...]]) -> RepoMetadata:
+    """The snapshot's answer with a note on why it answered and how to get live data instead."""
+    hint, options = live_data
+    note = Note(f"{why}: answered from the built-in snapshot", hint=hint, hint_options=options)
     return replace(metadata, notes=(note, *metadata.notes))

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import UsageError
 from ...model.architecture import MAMBA, SLIDING
+from ...model.types import Note
 from . import MIB, Engine, EngineConstants
 
 if TYPE_CHECKING:
@@ -765,8 +766,8 @@ class LlamaCpp(Engine[LlamaCppConstants]):
     def model(self, arch: Architecture, tensors: Sequence[TensorInfo]) -> GGUFModel:
         """The GGUF model these tensors make; UsageError when they are not a GGUF file's."""
         if not any(_BLOCK.match(t.name) for t in tensors):
-            raise UsageError(f"{self.label} loads GGUF files and this checkpoint is not one; pick a GGUF repo "
-                             f"(or --engine vllm)", option="engine")
+            raise UsageError(f"{self.label} loads GGUF files and this checkpoint is not one",
+                             hint="pick a GGUF repo, or engine vllm", hint_options=("engine",))
         return GGUFModel.from_architecture(arch, tensors)
 
     def serving_estimate(self, summary: ModelSummary, arch: Architecture, options: ServingOptions,
@@ -786,8 +787,8 @@ class LlamaCpp(Engine[LlamaCppConstants]):
         n_seq = settings.n_seq
         notes = list(memory.notes)
         if model.n_ctx_train and options.context > model.n_ctx_train:
-            notes.append(f"--context {options.context} is beyond the {model.n_ctx_train} tokens the model was "
-                         f"trained for (llama.cpp allows it; quality may suffer)")
+            notes.append(Note(f"context {options.context} is beyond the {model.n_ctx_train} tokens the model was "
+                              f"trained for (llama.cpp allows it; quality may suffer)", option="context"))
         if any(model.swa):
             notes.append(f"{sum(model.swa)} of {model.n_layer} layers keep a {model.n_swa}-token sliding window: "
                          f"{memory.swa_cells:,} cells instead of {memory.kv_cells:,} (--swa-full keeps them all)")
