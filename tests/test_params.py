@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpumem.errors import BadConfig, BadHeader, GpumemError
-from gpumem.model.params import count_weights
+from gpumem.model.params import count_weights, summarize_weights
 from gpumem.model.safetensors_header import DTYPE_BITS
 from gpumem.model.types import TensorInfo
 
@@ -82,6 +82,25 @@ def test_unknown_dtype_degrades_with_a_note():
     assert count.weight_bytes == 13_476_839_424 + 7
     assert count.stored_elements["F3_FUTURE"] == 10
     assert any("F3_FUTURE" in n and "model.extra" in n and "unknown" in n for n in count.notes)
+
+
+def test_a_module_whose_tensors_lie_apart_counts_as_one_stored_together():
+    # Writers store a module's tensors together; counting takes modules in first-seen order either way.
+    def linear(layer, leaf):
+        return TensorInfo(f"model.layers.{layer}.mlp.down_proj.{leaf}", "F8_E4M3" if leaf == "weight" else "F32",
+                          (4, 4) if leaf == "weight" else (1, 1), 16 if leaf == "weight" else 4)
+
+    together = [linear(0, "weight"), linear(0, "weight_scale_inv"), linear(1, "weight"), linear(1, "weight_scale_inv")]
+    apart = [together[0], together[2], together[1], together[3]]
+    assert summarize_weights(apart) == summarize_weights(together)
+    assert [c.sites for c in summarize_weights(apart).classes] == [("0", "1"), ("0", "1")]
+
+
+def test_two_names_of_one_module_and_suffix_do_not_break_counting():
+    # module_key gives 'Amx_blocks' and '.Amx_blocks' the same module and suffix (once a KeyError).
+    tensors = [TensorInfo("Amx_blocks", "U8", (2, 16), 32), TensorInfo(".Amx_blocks", "U8", (2, 16), 32)]
+    summary = summarize_weights(tensors)
+    assert sum(c.count for c in summary.classes) == 2 and summary.count.weight_bytes == 64
 
 
 @pytest.mark.parametrize(

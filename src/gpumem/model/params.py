@@ -12,12 +12,14 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from itertools import islice
-from operator import sub
+from operator import ne, sub
+from typing import TypeVar
 
 from ..errors import BadConfig, BadHeader
-from .quantization import module_key, scan_modules
+from .quantization import QuantScan, module_key, scan_modules
 from .safetensors_header import DTYPE_BITS
 from .types import (
     REPLICATED,
@@ -51,6 +53,7 @@ _EXPERT = re.compile(r"\.experts\.(\d+\.)?")
 _INDEX = re.compile(r"(?<![^.])\d+(?![^.])")  # a whole dotted component of digits: a layer or expert index
 _INDEX_AFTER_DOT = re.compile(r"\.\d+(?=[.\n])")  # the same in names joined by "\n.", each after a "."
 _INDEX_AFTER_DOT_DIGITS = re.compile(r"\.(\d+)(?=[.\n])")
+T = TypeVar("T")
 
 
 def count_weights(
@@ -71,133 +74,226 @@ def summarize_weights(
     tensors: Sequence[TensorInfo], config: dict | None = None, quantize_config: dict | None = None
 ) -> ModelSummary:
     """Count a checkpoint in one pass over its tensors: exact counts, and its tensors grouped into classes."""
-    return summarize_table(TensorTable.of(tensors), config, quantize_config)
+    _check_configs(config, quantize_config)
+    table = TensorTable.of(tensors)
+    _check_table(table)
+    return summarize_table(table, config, quantize_config)
 
 
 def summarize_table(table: TensorTable, config: dict | None = None, quantize_config: dict | None = None) -> ModelSummary:
-    """summarize_weights over tensors as columns (as the header parser gives them: no object per tensor).
+    """summarize_weights over tensors as columns, as a header parser gives them (no object per tensor) and has
+    checked them (names and dtypes strings, shapes and sizes non-negative integers).
 
-    No Python loop over the tensors: each step is a whole-column operation (map, zip, sort, count). What decides
-    (the quantization scan, the TP split, the role) runs once per group of modules alike, the same tensors but
-    for layer and expert indices: DeepSeek-V3's 92k tensors in 46k modules make a few dozen groups.
+    No Python loop over the tensors: each step is a whole-column operation (map, zip, count) or a loop over
+    modules alike. What decides (the quantization scan, the TP split, the role) runs once per group of modules
+    alike, the same tensors but for layer and expert indices: DeepSeek-V3's 92k tensors in 46k modules make a
+    few dozen groups. Classes and their sites are listed in module order.
     """
-    _check(table, config, quantize_config)
-    rows = _one_per_name(table)
-    names, dtypes, shapes, sizes = rows.names, rows.dtypes, rows.shapes, rows.nbytes
-    count = len(names)
-    masked = _masked(names)
-    cuts = {m: _module_cut(m) for m in dict.fromkeys(masked)}
-    keys = list(zip(masked, dtypes, shapes, sizes))  # tensors alike but for indices share a key
-    key_number = dict(zip(dict.fromkeys(keys), itertools.count()))
-    key_of = list(map(key_number.__getitem__, keys))
-    if all(cut is not None for cut in cuts.values()):  # the module name is the name less a fixed tail
-        tail = {m: cut[1] for m, cut in cuts.items() if cut is not None}
-        module_names = list(map(str.__getitem__, names, map(slice, map(sub, map(len, names), map(tail.__getitem__, masked)))))
-        suffix_of = {m: cut[0] for m, cut in cuts.items() if cut is not None}
-        suffixes = list(map(suffix_of.__getitem__, masked))
-    else:  # a suffix with an index in it: name by name
-        pairs = list(map(module_key, names))
-        module_names, suffixes = [m for m, _ in pairs], [s for _, s in pairs]
-    # Modules in first-seen order, each module's tensors in tensor order (as {module: {suffix: tensor}} iterates).
-    module_order = dict(zip(dict.fromkeys(module_names), itertools.count()))
-    module_of = list(map(module_order.__getitem__, module_names))
-    by_module = sorted(range(count), key=module_of.__getitem__)
-    per_module = Counter(module_of)
-    module_sizes = list(map(per_module.__getitem__, range(len(module_order))))
-    runs = iter(list(map(key_of.__getitem__, by_module)))
-    signatures = list(map(tuple, map(islice, itertools.repeat(runs), module_sizes)))
-    group_number = dict(zip(dict.fromkeys(signatures), itertools.count()))
-    group_of = list(map(group_number.__getitem__, signatures))  # each module's group of modules alike
-    first_module = dict(zip(reversed(group_of), reversed(range(len(group_of)))))
-    starts = [0, *itertools.accumulate(module_sizes)]
-    per_group = Counter(group_of)
-    groups = []
-    for number, first in sorted(first_module.items()):
-        members = by_module[starts[first]:starts[first + 1]]
-        tensors = {suffixes[i]: TensorInfo(names[i], dtypes[i], shapes[i], sizes[i]) for i in members}
-        groups.append(_Group(first, module_names[members[0]], tensors, per_group[number], members))
+    _check_configs(config, quantize_config)
+    rows = _in_module_order(_one_per_name(table))
+    groups = _alike_modules(rows)
     scan = scan_modules([(g.module, g.tensors, g.count) for g in groups], config, quantize_config)
-    kinds = {m: _kind(m) for m in cuts}  # masked name -> (split, role unless side data or buffer, module, leaf)
-    buffers = plain_parameters = 0
-    inputs, outputs = [], []  # candidate tied embedding pair: (first module, position in it, elements)
-    place_key: dict[tuple[int, int], tuple] = {}  # (group, position in its modules) -> class key
-    own_sites = set()  # (group, position) whose sites are not their module's (MXFP4's `<proj>_blocks`)
-    for number, group in enumerate(groups):
-        for position, (index, t) in enumerate(zip(group.members, group.tensors.values())):
-            template = masked[index]
-            split, role, module, leaf = kinds[template]
-            claimed = t.name in scan.claimed
-            if t.name in scan.side:
-                role, unpacked = "side", 0
-            elif not claimed and t.is_buffer:
-                role, unpacked = "buffer", 0
-                buffers += t.numel * group.count
-            else:
-                unpacked = scan.unpacked.get(t.name, t.numel)
-                if not claimed:
-                    plain_parameters += t.numel * group.count
-                    if t.name.endswith(_INPUT_EMBEDDINGS) and ".layers." not in t.name:
-                        inputs.append((group.order, position, t.numel))  # a model's own, not an MTP layer's
-                    elif t.name.endswith(_OUTPUT_EMBEDDINGS):
-                        outputs.append((group.order, position, t.numel))
-            place_key[number, position] = (split, role, module, leaf, t.dtype, t.shape, t.nbytes, unpacked, template)
-            cut = cuts[template]
-            if cut is None or not cut[2]:
-                own_sites.add((number, position))
-    # Every tensor's class and site (its indices), in module order: the order classes and sites are listed in.
-    places = list(zip(itertools.chain.from_iterable(itertools.starmap(itertools.repeat, zip(group_of, module_sizes))),
-                      itertools.chain.from_iterable(map(range, module_sizes))))
-    class_keys = list(map(place_key.__getitem__, places))
-    module_sites = _module_sites(list(module_order), [masked[by_module[start]] for start in starts[:-1]], cuts)
-    sites = list(itertools.chain.from_iterable(itertools.starmap(itertools.repeat, zip(module_sites, module_sizes))))
-    if own_sites:
-        for at, place in enumerate(places):
-            if place in own_sites:
-                sites[at] = ".".join(_INDEX.findall(names[by_module[at]]))
-    class_number = dict(zip(dict.fromkeys(class_keys), itertools.count()))
-    class_of = list(map(class_number.__getitem__, class_keys))
-    per_class = Counter(class_of)
-    grouped_sites = iter(list(map(sites.__getitem__, sorted(range(count), key=class_of.__getitem__))))
-    class_sizes = map(per_class.__getitem__, range(len(class_number)))
-    class_sites = list(map(tuple, map(islice, itertools.repeat(grouped_sites), class_sizes)))
-    tied, duplicate = _tied_duplicate(min(inputs, default=None), min(outputs, default=None), config)
+    kinds = _tensor_kinds(rows, groups, scan)
+    classes = _classes(rows, groups, kinds)
+    stored = _stored_elements(table, classes, len(rows.names))
+    tied, duplicate = _tied_duplicate(min(kinds.inputs, default=None), min(kinds.outputs, default=None), config)
     notes = list(scan.notes)
-    plain_odd = _unclaimed_odd_dtypes(table, names, by_module, places, groups, scan.claimed)
+    plain_odd = _unclaimed_odd_dtypes(table, stored.keys(), rows, groups, scan.claimed)
     if plain_odd:
         unknown = sorted({table.dtypes[i] for i in plain_odd})
         notes.append(f"unknown dtype {', '.join(unknown)} (e.g. tensor '{table.names[plain_odd[0]]}'): parameter "
                      "count unknown, stored bytes are exact")
     parameters = None
     if not plain_odd and scan.parameters is not None:
-        parameters = plain_parameters - duplicate + scan.parameters
-    stored: dict[str, int] = defaultdict(int)
-    for (dtype, shape), times in Counter(zip(table.dtypes, table.shapes)).items():
-        stored[dtype] += math.prod(shape) * times
+        parameters = kinds.plain_parameters - duplicate + scan.parameters
     weight_count = WeightCount(
         parameters=parameters,
-        stored_elements=dict(sorted(stored.items())),
+        stored_elements=stored,
         weight_bytes=sum(table.nbytes),
-        buffer_elements=buffers,
+        buffer_elements=kinds.buffers,
         tied_embeddings=tied,
         quantization=scan.quantization,
         notes=tuple(notes),
     )
-    return ModelSummary(weight_count, tuple(
-        TensorClass(split, role, module, leaf, dtype, shape, nbytes, per_tensor, len(sites), template,
-                    tuple(sites) if "#" in template else ())
-        for (split, role, module, leaf, dtype, shape, nbytes, per_tensor, template), sites
-        in zip(class_number, class_sites)))
+    return ModelSummary(weight_count, classes)
+
+
+def _stored_elements(table: TensorTable, classes: tuple[TensorClass, ...], counted: int) -> dict[str, int]:
+    """Stored elements per dtype, as the Hub counts them: every entry of the table, a name listed twice too."""
+    stored: dict[str, int] = defaultdict(int)
+    if counted == len(table):  # every tensor is in exactly one class
+        alike = [(c.dtype, c.shape, c.count) for c in classes]
+    else:
+        alike = [(dtype, shape, times) for (dtype, shape), times in Counter(zip(table.dtypes, table.shapes)).items()]
+    for dtype, shape, times in alike:
+        stored[dtype] += math.prod(shape) * times
+    return dict(sorted(stored.items()))
+
+
+@dataclass(slots=True)
+class _Rows:
+    """The tensors to count in module order: each module's tensors together, in table order, and modules in the
+    order their first tensor comes (as {module: {suffix: tensor}} iterates); with what their names say."""
+
+    names: Sequence[str]
+    dtypes: Sequence[str]
+    shapes: Sequence[tuple[int, ...]]
+    sizes: Sequence[int]
+    masked: Sequence[str]  # the name with its index components as `#`
+    suffixes: Sequence[str]  # the name less its module (module_key)
+    cuts: dict[str, tuple[str, int, bool] | None]  # masked name -> _module_cut
+    starts: list[int]  # where each module's tensors begin, then the row count
+    modules: list[str]  # each module's name
+
+
+def _in_module_order(table: TensorTable) -> _Rows:
+    """The rows in module order. Writers store a module's tensors together, so that is usually the table's own
+    order; otherwise the rows are sorted (stably) by their module's first place."""
+    names = table.names
+    masked = _masked(names)
+    cuts = {m: _module_cut(m) for m in dict.fromkeys(masked)}
+    module_of, suffixes = _module_names(names, masked, cuts)
+    rows = _Rows(names, table.dtypes, table.shapes, table.nbytes, masked, suffixes, cuts, _run_starts(module_of), [])
+    if len(rows.starts) != len(set(module_of)):  # some module's tensors lie apart
+        first_place = dict(zip(dict.fromkeys(module_of), itertools.count()))
+        order = sorted(range(len(names)), key=list(map(first_place.__getitem__, module_of)).__getitem__)
+        rows = _Rows(_picked(names, order), _picked(rows.dtypes, order), _picked(rows.shapes, order),
+                     _picked(rows.sizes, order), _picked(masked, order), _picked(suffixes, order), cuts, [], [])
+        module_of = _picked(module_of, order)
+        rows.starts = _run_starts(module_of)
+    rows.modules = list(map(module_of.__getitem__, rows.starts))
+    rows.starts.append(len(names))
+    return rows
+
+
+def _picked(column: Sequence[T], order: list[int]) -> list[T]:
+    return list(map(column.__getitem__, order))
+
+
+def _module_names(names: Sequence[str], masked: list[str], cuts: dict) -> tuple[list[str], list[str]]:
+    """Each tensor's module and suffix (quantization.module_key)."""
+    if None in cuts.values():  # a suffix with an index in it: name by name
+        pairs = list(map(module_key, names))
+        return [m for m, _ in pairs], [s for _, s in pairs]
+    # The module name is the name less a fixed tail, the same for every name with the same masked name.
+    tail = {m: cut[1] for m, cut in cuts.items()}
+    ends = map(sub, map(len, names), map(tail.__getitem__, masked))
+    suffix_of = {m: cut[0] for m, cut in cuts.items()}
+    return list(map(str.__getitem__, names, map(slice, ends))), list(map(suffix_of.__getitem__, masked))
+
+
+def _run_starts(values: Sequence[object]) -> list[int]:
+    """Where each run of equal neighbours begins."""
+    return list(itertools.compress(range(len(values)), itertools.chain((True,), map(ne, values[1:], values[:-1]))))
 
 
 @dataclass(slots=True)
 class _Group:
-    """Modules alike: the first one (its order among modules, name and tensors) and how many there are."""
+    """Modules alike (the same tensors but for layer and expert indices): the first one, and all of them."""
 
-    order: int
-    module: str
-    tensors: dict[str, TensorInfo]  # suffix -> tensor, in tensor order
-    count: int
-    members: list[int] = field(default_factory=list)  # the first module's tensor indices, in the same order
+    order: int  # the first module's place among modules
+    module: str  # its name
+    tensors: dict[str, TensorInfo]  # its tensors by suffix, in order (what the quantization scan reads)
+    rows: range  # its tensors' rows
+    members: list[int]  # every module of the group, in order
+    count: int  # how many
+
+
+def _alike_modules(rows: _Rows) -> list[_Group]:
+    """Modules grouped by signature (their tensors' masked names, dtypes, shapes and sizes), in first-seen order."""
+    # Number each distinct key and signature by its first place (setdefault: one lookup each).
+    key_numbers: dict[tuple, int] = {}
+    keys = zip(rows.masked, rows.dtypes, rows.shapes, rows.sizes)
+    numbered = iter(list(map(key_numbers.setdefault, keys, itertools.count())))
+    module_sizes = map(sub, rows.starts[1:], rows.starts[:-1])
+    signatures = map(tuple, map(islice, itertools.repeat(numbered), module_sizes))
+    group_numbers: dict[tuple[int, ...], int] = {}
+    first_of_group: list[int] = list(map(group_numbers.setdefault, signatures, itertools.count()))  # its first module
+    by_group = sorted(range(len(first_of_group)), key=first_of_group.__getitem__)  # stable: in module order
+    groups = []
+    for start, stop in itertools.pairwise([*_run_starts(list(map(first_of_group.__getitem__, by_group))), len(by_group)]):
+        members = by_group[start:stop]
+        first = members[0]
+        module_rows = range(rows.starts[first], rows.starts[first + 1])
+        tensors = {rows.suffixes[i]: _tensor(rows, i) for i in module_rows}
+        groups.append(_Group(first, rows.modules[first], tensors, module_rows, members, len(members)))
+    return groups
+
+
+def _tensor(rows: _Rows, index: int) -> TensorInfo:
+    return TensorInfo(rows.names[index], rows.dtypes[index], rows.shapes[index], rows.sizes[index])
+
+
+@dataclass(slots=True)
+class _Kinds:
+    """What each tensor is, per group and position in its modules, and the totals that follow."""
+
+    class_keys: dict[tuple[int, int], tuple] = field(default_factory=dict)  # (group, position) -> class key
+    own_sites: set[tuple[int, int]] = field(default_factory=set)  # indices from the name, not its module's
+    buffers: int = 0
+    plain_parameters: int = 0  # parameters of tensors quantization does not claim
+    inputs: list[tuple[int, int, int]] = field(default_factory=list)  # input embeddings: (module, position, elements)
+    outputs: list[tuple[int, int, int]] = field(default_factory=list)  # output embeddings, the same
+
+
+def _tensor_kinds(rows: _Rows, groups: list[_Group], scan: QuantScan) -> _Kinds:
+    """Each group's tensors: class key (TP split, role, module, leaf, dtype, shape, bytes, parameters, template),
+    buffers and parameters (times the group's modules), and candidate tied embeddings."""
+    kinds = _Kinds()
+    templates = {m: _kind(m) for m in rows.cuts}  # masked name -> (split, role unless side data or buffer, module, leaf)
+    for number, group in enumerate(groups):
+        for position, index in enumerate(group.rows):
+            t = _tensor(rows, index)
+            template = rows.masked[index]
+            split, role, module, leaf = templates[template]
+            claimed = t.name in scan.claimed
+            if t.name in scan.side:
+                role, unpacked = "side", 0
+            elif not claimed and t.is_buffer:
+                role, unpacked = "buffer", 0
+                kinds.buffers += t.numel * group.count
+            else:
+                unpacked = scan.unpacked.get(t.name, t.numel)
+                if not claimed:
+                    kinds.plain_parameters += t.numel * group.count
+                    if t.name.endswith(_INPUT_EMBEDDINGS) and ".layers." not in t.name:
+                        kinds.inputs.append((group.order, position, t.numel))  # a model's own, not an MTP layer's
+                    elif t.name.endswith(_OUTPUT_EMBEDDINGS):
+                        kinds.outputs.append((group.order, position, t.numel))
+            kinds.class_keys[number, position] = (split, role, module, leaf, t.dtype, t.shape, t.nbytes, unpacked,
+                                                  template)
+            cut = rows.cuts[template]
+            if cut is None or not cut[2]:  # MXFP4's `<proj>_blocks`: module `<proj>`, indices its own
+                kinds.own_sites.add((number, position))
+    return kinds
+
+
+def _classes(rows: _Rows, groups: list[_Group], kinds: _Kinds) -> tuple[TensorClass, ...]:
+    """The tensor classes in order of first place (module, then position in it), each with its tensors' sites
+    (their indices) in module order."""
+    places: dict[tuple, list[tuple[int, int]]] = {}  # class key -> its (group, position)s
+    for place, key in kinds.class_keys.items():  # groups in first-seen order: first places come first
+        places.setdefault(key, []).append(place)
+    need_sites = any("#" in key[-1] for key in places)
+    module_sites = _module_sites(rows.modules, list(map(rows.masked.__getitem__, rows.starts[:-1])), rows.cuts) \
+        if need_sites else []
+
+    def site(module: int, group: int, position: int) -> str:
+        if (group, position) in kinds.own_sites:
+            return ".".join(_INDEX.findall(rows.names[rows.starts[module] + position]))
+        return module_sites[module]
+
+    classes = []
+    for (split, role, module, leaf, dtype, shape, nbytes, per_tensor, template), where in places.items():
+        count = sum(groups[g].count for g, _ in where)
+        sites: tuple[str, ...] = ()
+        if "#" in template and len(where) == 1 and where[0] not in kinds.own_sites:
+            sites = tuple(map(module_sites.__getitem__, groups[where[0][0]].members))
+        elif "#" in template:  # in several groups (or indices of its own): merged in module order
+            sites = tuple(site(m, g, p) for m, p, g in sorted((m, p, g) for g, p in where for m in groups[g].members))
+        classes.append(TensorClass(split, role, module, leaf, dtype, shape, nbytes, per_tensor, count, template,
+                                   sites))
+    return tuple(classes)
 
 
 def _masked(names: Sequence[str]) -> list[str]:
@@ -244,14 +340,15 @@ def _module_sites(modules: list[str], templates: list[str], cuts: dict[str, tupl
     return list(map(join, map(islice, itertools.repeat(iter(indices)), counts)))
 
 
-def _unclaimed_odd_dtypes(table: TensorTable, names: Sequence[str], by_module: list[int],
-                          places: list[tuple[int, int]], groups: list[_Group], claimed: frozenset[str]) -> list[int]:
+def _unclaimed_odd_dtypes(table: TensorTable, dtypes: AbstractSet[str], rows: _Rows, groups: list[_Group],
+                          claimed: frozenset[str]) -> list[int]:
     """Indices (in table order) of tensors of dtypes gpumem cannot size by element that quantization does not
-    claim (few; GGUF's block types are claimed). `names` and `by_module` are the grouped rows'."""
-    if set(table.dtypes) <= DTYPE_BITS.keys():
+    claim (few; GGUF's block types are claimed). A tensor is claimed when its group's first module's is."""
+    if dtypes <= DTYPE_BITS.keys():
         return []
-    unclaimed = {names[index] for index, (group, position) in zip(by_module, places)
-                 if names[groups[group].members[position]] not in claimed}
+    unclaimed = {rows.names[rows.starts[module] + position] for group in groups
+                 for position, index in enumerate(group.rows) if rows.names[index] not in claimed
+                 for module in group.members}
     return [i for i, (name, dtype) in enumerate(zip(table.names, table.dtypes))
             if dtype not in DTYPE_BITS and name in unclaimed]
 
@@ -304,11 +401,15 @@ def _estimated_count(weights: WeightSet) -> WeightCount:
     return WeightCount(total // width, {name: total // width}, total, notes=(note,))
 
 
-def _check(table: TensorTable, config: object, quantize_config: object) -> None:
-    """Refuse inputs no header parser produces, with a one-line message naming the tensor or file."""
+def _check_configs(config: object, quantize_config: object) -> None:
+    """Refuse a config or quantize config that is not a JSON object."""
     for name, value in (("config.json", config), ("quantize_config.json", quantize_config)):
         if value is not None and not isinstance(value, dict):
             raise BadConfig(f"{name}: expected a JSON object, got {type(value).__name__}")
+
+
+def _check_table(table: TensorTable) -> None:
+    """Refuse tensors no header parser produces, with a one-line message naming the tensor or file."""
     try:  # whole columns at once, each distinct shape once; anything odd is looked at tensor by tensor below
         if (set(map(type, table.names)) | set(map(type, table.dtypes)) <= {str}
                 and set(map(type, table.nbytes)) <= {int} and min(table.nbytes, default=0) >= 0
