@@ -11,7 +11,7 @@ import time
 import pytest
 
 from gpumem import api
-from gpumem_dev.fakehub import GOOD_TOKEN, llama2_70b_repo, synthetic_sharded_repo
+from gpumem_dev.fakehub import GOOD_TOKEN, llama2_70b_repo, repo_from_fixture, synthetic_sharded_repo
 
 REPO_405B = "gpumem-perf/Llama-3.1-405B-191-shards"  # its own id: the session Hub's other repos stay as they are
 
@@ -79,6 +79,64 @@ def test_shard_reads_fill_the_concurrency_at_once(hub, big_repo, monkeypatch):
     _read(hub, REPO_405B)
     assert not broken
     assert len(arrived) == wave and max(arrived) <= min(answered)  # every read started before the first ended
+
+
+def _index_held_until(hub, monkeypatch, shards: int) -> dict:
+    """Hold the index's answer until `shards` weight-file reads have reached the Hub (at most 20 s)."""
+    state = {"resolves": 0, "all_in": threading.Event(), "held_until_all_in": None}
+    answer = hub.answer
+
+    def gated(record):
+        if record.path.endswith("model.safetensors.index.json"):
+            state["held_until_all_in"] = state["all_in"].wait(20)
+        elif "/resolve/" in record.path and record.path.endswith(".safetensors"):
+            state["resolves"] += 1
+            if state["resolves"] == shards:
+                state["all_in"].set()
+        return answer(record)
+
+    monkeypatch.setattr(hub, "answer", gated)
+    return state
+
+
+def test_shard_reads_start_before_the_index_arrives_and_are_still_sized_by_it(hub, monkeypatch):
+    # The 9 MB index of DeepSeek-V3 takes a redirect, its transfer and its parse: the header reads go out as soon
+    # as model info lists the shards, and take their sizes from the index when the Hub redirects them to the CDN.
+    repo = hub.add_repo(llama2_70b_repo())
+    shards = sorted(p for p in repo.files if p.endswith(".safetensors"))
+    state = _index_held_until(hub, monkeypatch, len(shards))
+    _read(hub, repo.repo_id)
+    assert state["held_until_all_in"] is True  # every shard's read reached the Hub while the index was held
+    resolves, cdn = _shard_requests(hub, shards)
+    assert len(resolves) == len(cdn) == len(shards)  # still one read per shard
+    for record in cdn:
+        shard = record.path.rsplit("/", 1)[-1]
+        assert len(repo.files[shard].prefix) <= record.bytes_sent <= 1.25 * len(repo.files[shard].prefix) + 16 * 1024
+
+
+def test_a_failed_index_read_is_the_error_and_no_shard_is_read_past_the_hub(hub):
+    from gpumem.errors import AccessError
+
+    repo = hub.add_repo(repo_from_fixture("meta-llama__Llama-2-70b-chat-hf", repo_id="gpumem-perf/index-refused"))
+    hub.fail_next("gpumem-perf/index-refused/resolve/main/model.safetensors.index.json", status=403)
+    with pytest.raises(AccessError):
+        _read(hub, repo.repo_id)
+    assert not [r for r in hub.requests if r.path.startswith("/cdn/")]
+
+
+def test_one_worker_reads_a_sharded_repo(hub):
+    # With a single worker the wave-1 calls run one after another: the index comes first, so the header reads
+    # (started by the model-info call) never wait for a call that has not run.
+    from gpumem.reading.fetch import fetch_repo
+    from gpumem.reading.hub import HubClient
+
+    repo = hub.add_repo(llama2_70b_repo())
+    result = []
+    reader = threading.Thread(target=lambda: result.append(fetch_repo(HubClient(hub.endpoint, GOOD_TOKEN,
+                                                                                 concurrency=1), repo.repo_id)))
+    reader.start()
+    reader.join(60)
+    assert result and result[0].weight_sets[0].summary.count.parameters == 68_976_648_192
 
 
 def test_help_imports_no_http_stack_or_rich():

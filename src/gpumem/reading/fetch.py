@@ -1,18 +1,21 @@
-"""Read a repo's metadata from the Hub in two waves of concurrent requests.
+"""Read a repo's metadata from the Hub in two overlapping waves of concurrent requests.
 
 Wave 1: model info (the revision -> commit sha, and the file list), config.json and
-model.safetensors.index.json, all at once. Wave 2: every weight file's header (each read sized
-from the index so a second read is rare) and the remaining small files, all at once. Every file
-read after wave 1 is pinned to the commit sha; wave-1 files are checked against it.
+model.safetensors.index.json, all at once. Wave 2, as soon as model info has answered: every weight file's
+header and the remaining small files, all at once. A header read's first range is sized from the index so a
+second read is rare; the index (9 MB for DeepSeek-V3) may still be on its way when the read starts, so the
+read asks the Hub first and takes its size when the Hub redirects it to the CDN (HubClient.read_range).
+Every file read in wave 2 is pinned to the commit sha; wave-1 files are checked against it.
 """
 
 from __future__ import annotations
 
 import math
 import posixpath
+import threading
 from collections import Counter
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import accumulate
 from typing import Any
 
@@ -20,7 +23,7 @@ from ..constants import SMALL_FILE_CAP
 from ..errors import BadConfig, BadHeader, EntryNotFound, GpumemError
 from ..model.gguf_header import IncompleteGGUF, gguf_config, parse_gguf
 from ..model.jsondoc import load_json_object
-from ..model.layout import ADAPTER_CONFIG, WeightSetPlan, is_adapter_set, pick_gguf_variant, plan_layout
+from ..model.layout import ADAPTER_CONFIG, Layout, WeightSetPlan, is_adapter_set, pick_gguf_variant, plan_layout
 from ..model.params import summarize_table
 from ..model.safetensors_header import (
     PREFIX_BYTES,
@@ -43,37 +46,51 @@ _GGUF_FIRST_READ = 64 * 1024  # most of a split part's or a small model's header
 _SMALL_FILES = ("quantize_config.json", "quant_config.json")
 
 
-@dataclass(frozen=True, slots=True)
-class _Wave1:
-    listing: RepoListing
-    files: dict[str, dict | None]  # path -> parsed JSON (None when absent)
-
-
 def fetch_repo(client: HubClient, repo_id: str, revision: str = "main", *, gguf_file: str | None = None) -> RepoMetadata:
     """Read everything gpumem needs about one revision of a repo (never tensor data).
 
     `gguf_file` reads only that variant of a GGUF repo (each header carries a tokenizer of ~1 MB).
+    Errors are raised in the order that explains best: model info, config, index, then the rest.
     """
-    first = _wave1(client, repo_id, revision)
-    listing = first.listing
-    sizes = {f.path: f.size for f in listing.files}  # also the set of listed paths
-    layout = plan_layout(sizes)
-    if gguf_file is not None and layout.sets[0].format == "gguf":
-        layout = replace(layout, sets=(pick_gguf_variant(layout.sets, gguf_file),))
-    small = small_files_needed(layout.sets, sizes.keys(), first.files)
-    tasks: list[Callable[[], tuple[str, object]]] = [_small_task(client, listing, path) for path in small]
-    for plan in layout.sets:
-        if plan.format == "pytorch-bin":
-            continue
-        guesses = predict_header_sizes(first.files.get(plan.index) or {}) if plan.index else {}
-        for path in plan.files:
-            guess = guesses.get(path) or guesses.get(posixpath.basename(path))
-            tasks.append(_header_task(client, listing, plan, path, sizes.get(path), guess))
-    results = dict(client.map_concurrent(lambda task: task(), tasks))
-    documents = {**first.files, **{p: results[p] for p in small}}
-    sets = tuple(build_weight_set(plan, sizes.get, sizes.keys(), documents, results,
+    sizes = _HeaderSizes()
+
+    def read_json(path: str) -> tuple[dict | None, str | None]:
+        try:
+            content, commit = client.read_file(repo_id, revision, path)
+        except EntryNotFound:
+            return None, None
+        return parse_json(content, path), commit
+
+    def index_then_sizes() -> tuple[dict | None, str | None]:
+        try:
+            index, commit = read_json(ROOT_INDEX)
+        except BaseException:
+            sizes.publish(None)  # the header reads waiting for it stop: its own error is the one raised
+            raise
+        sizes.publish(predict_header_sizes(index or {}))
+        return index, commit
+
+    def listing_then_wave2() -> tuple[RepoListing, tuple[bool, Any]]:
+        listing = client.resolve(repo_id, revision)
+        return listing, _capture(lambda: _wave2(client, listing, gguf_file, sizes))
+
+    # The index first: with a single worker the calls run in this order, and wave 2 waits for its sizes.
+    index_outcome, config_outcome, listing_outcome = client.map_concurrent(
+        _capture, [index_then_sizes, lambda: read_json(ROOT_CONFIG), listing_then_wave2])
+    listing, wave2 = _unwrap(listing_outcome)  # the model-info error (not found, bad revision) explains best
+    documents: dict[str, dict | None] = {}
+    for path, outcome in ((ROOT_CONFIG, config_outcome), (ROOT_INDEX, index_outcome)):
+        document, commit = _unwrap(outcome)
+        if commit and commit != listing.sha:  # a push raced us: read the file at the sha
+            content, _ = client.read_file(repo_id, listing.sha, path)
+            document = parse_json(content, path)
+        documents[path] = document
+    layout, results = _unwrap(wave2)
+    listed = {f.path: f.size for f in listing.files}
+    documents.update((path, results[path]) for path in small_files_needed(layout.sets, listed.keys(), documents))
+    sets = tuple(build_weight_set(plan, listed.get, listed.keys(), documents, results,
                                   keep_tensors=keeps_tensors(layout.sets, plan)) for plan in layout.sets)
-    return RepoMetadata(repo_id, listing.sha, "hub", sets, tuple(f.path for f in listing.files), layout.notes)
+    return RepoMetadata(repo_id, listing.sha, "hub", sets, tuple(listed), layout.notes)
 
 
 def keeps_tensors(sets: tuple[WeightSetPlan, ...], plan: WeightSetPlan) -> bool:
@@ -83,29 +100,48 @@ def keeps_tensors(sets: tuple[WeightSetPlan, ...], plan: WeightSetPlan) -> bool:
     return (len(sets) > 1 and sets[0].format != "gguf") or is_adapter_set(plan)
 
 
-def _wave1(client: HubClient, repo_id: str, revision: str) -> _Wave1:
-    """Model info, config and index at once; refetch the two files at the sha if a push raced us."""
-    def read_json(path: str) -> tuple[dict | None, str | None]:
-        try:
-            content, commit = client.read_file(repo_id, revision, path)
-        except EntryNotFound:
-            return None, None
-        return parse_json(content, path), commit
+class _HeaderSizes:
+    """First-read sizes of the shards the root index names, published once wave 1 has read it (or failed to)."""
 
-    calls = [lambda: client.resolve(repo_id, revision), lambda: read_json(ROOT_CONFIG), lambda: read_json(ROOT_INDEX)]
-    outcomes = client.map_concurrent(_capture, calls)
-    listing = _unwrap(outcomes[0])  # the model-info error (not found, bad revision) explains best
-    files: dict[str, dict | None] = {}
-    for path, outcome in zip((ROOT_CONFIG, ROOT_INDEX), outcomes[1:]):
-        document, commit = _unwrap(outcome)
-        if commit and commit != listing.sha:
-            content, _ = client.read_file(repo_id, listing.sha, path)
-            document = parse_json(content, path)
-        files[path] = document
-    return _Wave1(listing, files)
+    def __init__(self) -> None:
+        self._known = threading.Event()
+        self._sizes: dict[str, int] | None = None
+
+    def publish(self, sizes: dict[str, int] | None) -> None:
+        """The index's predictions ({} without an index); None when reading it failed."""
+        self._sizes = sizes
+        self._known.set()
+
+    def first_read(self, path: str, size: int | None) -> int:
+        """The first range to ask of `path`, once the index is read."""
+        self._known.wait()
+        if self._sizes is None:
+            raise _IndexFailed(f"{path}: left unread, as the index could not be read")
+        return first_read_size(self._sizes.get(path) or self._sizes.get(posixpath.basename(path)), size)
 
 
-def small_files_needed(plans: tuple[WeightSetPlan, ...], listed: Collection[str], have: dict) -> list[str]:
+class _IndexFailed(GpumemError):
+    """A header read left off because reading the index failed (whose own error is raised instead)."""
+
+
+def _wave2(client: HubClient, listing: RepoListing, gguf_file: str | None,
+           sizes: _HeaderSizes) -> tuple[Layout, dict[str, object]]:
+    """Every header and small file the layout needs, at once (config and root index are wave 1's)."""
+    listed = {f.path: f.size for f in listing.files}
+    layout = plan_layout(listed)
+    if gguf_file is not None and layout.sets[0].format == "gguf":
+        layout = replace(layout, sets=(pick_gguf_variant(layout.sets, gguf_file),))
+    small = small_files_needed(layout.sets, listed.keys(), (ROOT_CONFIG, ROOT_INDEX))
+    tasks: list[Callable[[], tuple[str, object]]] = [_small_task(client, listing, path) for path in small]
+    for plan in layout.sets:
+        if plan.format == "pytorch-bin":
+            continue
+        later = sizes if plan.format == "safetensors" and plan.index == ROOT_INDEX else None
+        tasks.extend(_header_task(client, listing, plan, path, listed.get(path), later) for path in plan.files)
+    return layout, dict(client.map_concurrent(lambda task: task(), tasks))
+
+
+def small_files_needed(plans: tuple[WeightSetPlan, ...], listed: Collection[str], have: Collection[str]) -> list[str]:
     """Config, index and quantization files the weight sets need that are not read yet."""
     wanted = set()
     for plan in plans:
@@ -126,11 +162,14 @@ def _small_task(client: HubClient, listing: RepoListing, path: str) -> Callable[
 
 
 def _header_task(client: HubClient, listing: RepoListing, plan: WeightSetPlan, path: str, size: int | None,
-                 guess: int | None) -> Callable[[], tuple[str, object]]:
+                 later: _HeaderSizes | None) -> Callable[[], tuple[str, object]]:
     def read(start: int, length: int) -> bytes:
+        if start == 0 and later is not None:  # the first range: sized from the index, taken when the Hub redirects
+            return client.read_range(listing.repo_id, listing.sha, path, start, length,
+                                     length_at_redirect=lambda: later.first_read(path, size))
         return client.read_range(listing.repo_id, listing.sha, path, start, length)
 
-    return lambda: (path, read_weight_header(read, plan.format, path, size, guess))
+    return lambda: (path, read_weight_header(read, plan.format, path, size))
 
 
 def read_weight_header(read: Callable[[int, int], bytes], fmt: str, path: str, size: int | None,
@@ -138,7 +177,14 @@ def read_weight_header(read: Callable[[int, int], bytes], fmt: str, path: str, s
     """Read and parse one weight file's header through `read(start, length)` (Hub or local file)."""
     if fmt == "gguf":
         return _read_gguf_header(read, path, size)
-    return _read_safetensors_header(read, path, min(guess or _DEFAULT_FIRST_READ, _MAX_FIRST_READ), size)
+    return _read_safetensors_header(read, path, first_read_size(guess, size), size)
+
+
+def first_read_size(guess: int | None, size: int | None) -> int:
+    """The first range of a safetensors header read: the index's guess (capped: an index of junk names must not
+    turn it into a weights download), else a default; never past the file's end."""
+    length = min(guess or _DEFAULT_FIRST_READ, _MAX_FIRST_READ)
+    return min(length, size) if size else length
 
 
 def predict_header_sizes(index: dict) -> dict[str, int]:
@@ -161,9 +207,9 @@ def predict_header_sizes(index: dict) -> dict[str, int]:
     return totals
 
 
-def _read_safetensors_header(read: Callable[[int, int], bytes], path: str, guess: int,
+def _read_safetensors_header(read: Callable[[int, int], bytes], path: str, first_read: int,
                              size: int | None) -> SafetensorsHeader:
-    first = read(0, min(guess, size) if size else guess)
+    first = read(0, first_read)
     needed = PREFIX_BYTES + read_header_length(first, path)
     if size is not None and needed > size:
         raise BadHeader(f"{path}: header length {needed - PREFIX_BYTES:,} runs past the end of the {size:,}-byte file")

@@ -200,26 +200,38 @@ class HubClient:
         raise HubUnavailable(f"{path}: the Hub kept cutting the response short",
                              hint="retry later; if it persists the file may be damaged on the Hub")
 
-    def read_range(self, repo_id: str, revision: str, path: str, start: int, length: int) -> bytes:
-        """Read `length` bytes at `start` with a Range request; never more, even if Range is ignored."""
-        length = min(length, constants.SMALL_FILE_CAP)
+    def read_range(self, repo_id: str, revision: str, path: str, start: int, length: int, *,
+                   length_at_redirect: Callable[[], int] | None = None) -> bytes:
+        """Read `length` bytes at `start` with a Range request; never more, even if Range is ignored.
+
+        `length_at_redirect` serves a read started before its size is known (fetch starts header reads while
+        the index that sizes them is still arriving): the request asks for `length`, and once the Hub redirects
+        it (to its CDN, as it does for weight files) the range asked from there is what the callable returns.
+        """
+        asked = length
+
+        def range_header(redirected: bool) -> dict[str, str]:
+            nonlocal asked
+            asked = min(length_at_redirect() if redirected and length_at_redirect else length, constants.SMALL_FILE_CAP)
+            return {"Range": f"bytes={start}-{start + asked - 1}"}
+
         url = self.file_url(repo_id, revision, path)
         for attempt in range(self.retries + 1):
-            response, _ = self._request("GET", url, headers={"Range": f"bytes={start}-{start + length - 1}"},
-                                        context=(repo_id, revision, path), allow=(416,))
+            response, _ = self._request("GET", url, headers=range_header, context=(repo_id, revision, path),
+                                        allow=(416,))
             if response.status == 416:
                 response.close()
                 raise BadHeader(f"{path}: the header runs past the end of the file (the Hub has no bytes "
-                                f"{start:,}-{start + length - 1:,})")
+                                f"{start:,}-{start + asked - 1:,})")
             if response.status == 206:
-                data, _ = _read(response, length)
+                data, _ = _read(response, asked)
             elif response.status == 200:  # the server ignored Range and sends the file from byte 0
-                data, _ = _read(response, start + length)
+                data, _ = _read(response, start + asked)
                 data = data[start:]
             else:
                 response.close()
                 raise HubUnavailable(f"the Hub answered HTTP {response.status} to a range read of {path}")
-            expected = _expected_length(response, start, length)
+            expected = _expected_length(response, start, asked)
             if len(data) >= expected:
                 if self.on_range_read:
                     self.on_range_read(path)
@@ -242,10 +254,12 @@ class HubClient:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _request(self, method: str, url: str, *, context: tuple[str, str, str | None], headers: dict | None = None,
+    def _request(self, method: str, url: str, *, context: tuple[str, str, str | None],
+                 headers: dict | Callable[[bool], dict] | None = None,
                  allow: tuple[int, ...] = ()) -> tuple[Response, str | None]:
         """Send with retries and manual redirects; return a 2xx (or `allow`ed) answer and the X-Repo-Commit the
-        Hub sent along the way, or raise a gpumem error."""
+        Hub sent along the way, or raise a gpumem error. `headers` may be a callable: headers(redirected) gives
+        each hop's."""
         for attempt in range(self.retries + 1):
             try:
                 response, commit = self._send_following_redirects(method, url, headers or {})
@@ -274,16 +288,18 @@ class HubClient:
             return {**headers, "Authorization": f"Bearer {self._token.value}"}
         return headers
 
-    def _send_following_redirects(self, method: str, url: str, headers: dict) -> tuple[Response, str | None]:
+    def _send_following_redirects(self, method: str, url: str,
+                                  headers: dict | Callable[[bool], dict]) -> tuple[Response, str | None]:
         commit = None
-        for _ in range(constants.MAX_REDIRECTS + 1):
+        for hop in range(constants.MAX_REDIRECTS + 1):
             try:
                 origin = Origin.of(url)
             except ValueError:
                 raise HubUnavailable(f"the Hub redirected to an address gpumem cannot use ({clean(_strip_query(url), 200)})") from None
+            sent = headers(hop > 0) if callable(headers) else headers  # (may wait for what a redirected hop asks)
             started = time.monotonic()
             try:
-                response = self.transport.request(method, url, self._headers_for(origin, headers))
+                response = self.transport.request(method, url, self._headers_for(origin, sent))
             except TransportError as exc:
                 self._record(method, url, type(exc).__name__, 0, started)
                 raise
