@@ -126,7 +126,7 @@ def test_option_errors_use_library_words_and_the_cli_says_its_flags(gpumem, kwar
     assert code == 2 and err.splitlines()[0] == f"Error: {cli}"
 
 
-def test_no_code_outside_the_engine_table_branches_on_an_engine_name():
+def test_no_code_outside_the_engine_table_branches_on_an_engine_name_or_class():
     import re
     from pathlib import Path
 
@@ -134,7 +134,8 @@ def test_no_code_outside_the_engine_table_branches_on_an_engine_name():
 
     root = Path(gpumem.__file__).parent
     names = "|".join(re.escape(name) for name in ENGINES)
-    branch = re.compile(rf"""engine\w*\s*(==|!=)\s*["']({names})["']|engine\w* (not )?in [(\[{{]""")
+    branch = re.compile(rf"""engine\w*\s*(==|!=)\s*["']({names})["']|engine\w* (not )?in [(\[{{]"""
+                        r"|isinstance\(\w*engine|from \S*engines\.\w+ import")  # nor on an engine's class or module
     found = [f"{path.relative_to(root)}:{n}" for path in root.rglob("*.py") if "engines" not in path.parts
              for n, line in enumerate(path.read_text().splitlines(), 1) if branch.search(line)]
     assert found == []

@@ -204,3 +204,15 @@ def test_compare_smallest_fit_is_the_first_plan(gpumem):
     for report in reports:
         first = report["recommendations"][0]
         assert f"{first['count']} x {first['gpu']}" in table
+
+
+def test_only_an_engine_that_places_whole_experts_says_so_on_a_moe_plan(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    mixtral = api.inspect_repo("mistralai/Mixtral-8x7B-v0.1", options=api.HubOptions(use_cache=False))
+
+    def notes(engine: str) -> list[str]:
+        (report,) = api.estimate(mixtral, serving=ServingOptions(engine=engine), gpu="L4")
+        assert report.recommendations[0].count > 1
+        return [n for n in report.recommendations[0].notes if "expert" in n]
+    assert notes("vllm") == ["MoE: vLLM can place whole experts per GPU with --enable-expert-parallel (same memory)"]
+    assert notes("sglang") == [] and notes("transformers") == []

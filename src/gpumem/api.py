@@ -338,10 +338,8 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
     first = recs[0]
     estimate_ = first.estimate  # the breakdown shown is the first plan's
     serving = replace(serving, tp=first.tp, pp=first.pp)
-    if estimate_.offload:  # llama.cpp / Ollama: the -ngl table on the first plan's GPU, and its start line
-        if request.gpus:
-            estimate_ = _offload_on(estimate_, first.gpu, serving)
-        estimate_ = replace(estimate_, engine_detail={**(estimate_.engine_detail or {}), "command": first.command})
+    estimate_ = serving.engine_model.report_breakdown(estimate_, first.command, serving,
+                                                      first.gpu if request.gpus else None)
     return ModelReport(
         metadata.repo_id, metadata.revision, metadata.source, main.format, tuple(f for ws in group for f in ws.files),
         count, formula_bits,
@@ -384,33 +382,6 @@ def _gguf_file(metadata: RepoMetadata, weights: WeightSet) -> tuple[str | None, 
         return name, False
     target = PurePath(metadata.repo_id)  # `gpumem local` names the file itself or its folder
     return str(target if target.name == name else target / name), True
-
-
-def _offload_on(estimate_, gpu: Gpu, serving: ServingOptions):
-    """The -ngl table's decode speeds on `gpu`, the most layers that fit its budget, and for a MoE model the
-    --n-cpu-moe setting that keeps every layer on it when that decodes faster (llama.cpp, ollama)."""
-    from .planning.engines.llamacpp import DEFAULT_RAM_BANDWIDTH_GBPS, launch_on
-
-    detail = dict(estimate_.engine_detail or {})
-    launch = launch_on(estimate_, serving.engine_model.budget(gpu.usable_bytes, serving), gpu.bandwidth_gbps)
-    fits = launch.largest_ngl
-    detail.update(gpu=gpu.name, largest_ngl=fits, ram_bandwidth_gbps=DEFAULT_RAM_BANDWIDTH_GBPS)
-    notes = []
-    if fits is None:
-        notes.append(f"{gpu.name}: not even -ngl 0 fits")
-    else:
-        speed = launch.offload[fits]["decode_tokens_per_s"]
-        notes.append(f"{gpu.name}: -ngl {fits} of {launch.n_layer + 1} layers fit"
-                     + (f", about {speed:g} tokens/s decode (GPU {gpu.bandwidth_gbps:g} GB/s, system RAM "
-                        f"{DEFAULT_RAM_BANDWIDTH_GBPS:g} GB/s assumed)" if speed else ""))
-    if launch.moe:
-        detail["n_cpu_moe_table"] = list(launch.moe)
-    if launch.n_cpu_moe:
-        detail["n_cpu_moe"] = launch.n_cpu_moe
-        notes.append(f"--n-cpu-moe {launch.n_cpu_moe} fits better: every layer on the GPU with the routed "
-                     f"experts of the first {launch.n_cpu_moe} in system memory, about "
-                     f"{launch.moe[launch.n_cpu_moe]['decode_tokens_per_s']:g} tokens/s")
-    return replace(estimate_, offload=launch.offload, engine_detail=detail, notes=(*estimate_.notes, *notes))
 
 
 def _prepare(group: Sequence[WeightSet]) -> tuple[ModelSummary, Architecture | None, str | None]:

@@ -309,36 +309,13 @@ def plan_on(gpu: Gpu, tp: int, pp: int, breakdown_at: Callable[[int, Gpu], Servi
     notes = _plan_notes(gpu, count, nodes, tp, pp, estimate, cap, tokens, arch, options, utilization)
     command = None
     if facts.repo_id:
-        command, launch_notes = _command(facts, shaped, count, at_tp, gpu)
+        command, launch_notes = engine.plan_command(facts.repo_id, shaped, count, at_tp, gpu.usable_bytes,
+                                                    gpu.bandwidth_gbps, file=facts.file, local=facts.local)
         notes += launch_notes
     return Plan(gpu=gpu, count=count, nodes=nodes, tp=tp, pp=pp, estimate=estimate, capacity=cap, fits=fits,
                 gpu_memory_utilization=utilization, kv_cache_tokens=int(tokens), command=command,
                 node_commands=_node_commands(nodes) if command else (),
                 speed=_speed(facts, arch, gpu, tp, shaped, at_tp), price=price, notes=tuple(notes))
-
-
-def _command(facts: ModelFacts, options: ServingOptions, count: int, at_tp: ServingEstimate,
-             gpu: Gpu) -> tuple[str | None, list[str]]:
-    """The engine's start line for this plan. llama.cpp's and Ollama's name the GGUF file and the layers this
-    GPU type holds (every layer when they fit, else the most that do, or --n-cpu-moe for a MoE model)."""
-    from .engines.llamacpp import LlamaCpp, launch_on
-
-    engine = options.engine_model
-    assert facts.repo_id is not None
-    if not isinstance(engine, LlamaCpp) or facts.file is None:
-        return engine.command(facts.repo_id, options, count), []
-    if options.ngl is not None:  # the user's -ngl, as the breakdown has it
-        return engine.command(facts.repo_id, options, count, file=facts.file, local=facts.local), []
-    launch = launch_on(at_tp, engine.budget(gpu.usable_bytes, options), gpu.bandwidth_gbps)
-    notes = []
-    if launch.n_cpu_moe:
-        notes.append(f"--n-cpu-moe {launch.n_cpu_moe}: every layer on the GPU, the routed experts of the first "
-                     f"{launch.n_cpu_moe} in system memory")
-    elif launch.largest_ngl is not None and launch.largest_ngl <= launch.n_layer:
-        notes.append(f"-ngl {launch.largest_ngl} of {launch.n_layer + 1} layers fit; the rest run from system memory")
-    ngl = launch.ngl if launch.ngl is not None else launch.n_layer + 1
-    return engine.command(facts.repo_id, options, count, file=facts.file, ngl=ngl, n_cpu_moe=launch.n_cpu_moe,
-                          local=facts.local), notes
 
 
 def _plan_notes(gpu: Gpu, count: int, nodes: int, tp: int, pp: int, estimate: ServingEstimate, cap: Capacity,
@@ -353,8 +330,9 @@ def _plan_notes(gpu: Gpu, count: int, nodes: int, tp: int, pp: int, estimate: Se
                      f"start a Ray cluster on the nodes, then the command on node 0")
     elif pp > 1:
         notes.append(f"TP {tp} x PP {pp} inside one node: pipeline stages for what tensor parallel does not take")
-    if arch is not None and arch.is_moe and count > 1:
-        notes.append("MoE: vLLM can place whole experts per GPU with --enable-expert-parallel (same memory)")
+    expert_parallel = options.engine_model.expert_parallel_note
+    if arch is not None and arch.is_moe and count > 1 and expert_parallel:
+        notes.append(expert_parallel)
     if utilization is not None and options.gpu_memory_utilization is None:
         default = float(options.engine_model.setting(options, "gpu_memory_utilization"))
         if utilization > default:

@@ -8,7 +8,8 @@ How to add an engine (one module, one registry line):
    `EngineConstants` (field names as the engine names its settings: `gpu_memory_utilization`,
    `mem_fraction_static`, `n_ubatch`, ...), and a frozen subclass of `Engine` overriding what differs from
    the defaults below: `budget`, `overhead`, `activation_peak`, `sliding_window_tokens`, `max_sequences`,
-   `command`, and `loaded_summary` / `loaded_weights` when it holds the checkpoint otherwise than stored. Every byte figure is per GPU. Cite where each constant comes from (a log, the engine's source).
+   `command`, `loaded_summary` / `loaded_weights` when it holds the checkpoint otherwise than stored,
+   `plan_command` / `report_breakdown` when a plan's start line or the report's breakdown depend on the GPU. Every byte figure is per GPU. Cite where each constant comes from (a log, the engine's source).
 2. Give it `versions`: a mapping version -> constants, NEWEST FIRST (the first one is the default when
    `ServingOptions.engine_version` is None), `vendors` (catalog vendor names it runs on: "NVIDIA", "AMD",
    "Intel", "Apple") and `formats` (the checkpoint formats it serves: "safetensors", "gguf", "pytorch-bin").
@@ -28,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import import_module
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from ...errors import UsageError
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from ...model.adapters import LoraServing, VllmLora
     from ...model.architecture import Architecture
     from ...model.types import ModelSummary
+    from ..gpus import Gpu
     from ..memory import ServingEstimate, ServingOptions
 
 MIB = 2**20
@@ -81,6 +83,8 @@ class Engine(Generic[C]):
     budget_label = "usable memory"
     # Whole layers per GPU (llama.cpp's -sm layer) rather than tensor and pipeline parallel.
     splits_layers = False
+    # What a MoE model's plan on several GPUs notes about placing whole experts per GPU (None: nothing).
+    expert_parallel_note: ClassVar[str | None] = None
 
     @property
     def newest(self) -> str:
@@ -172,6 +176,19 @@ class Engine(Generic[C]):
     def command(self, repo_id: str, options: ServingOptions, gpus: int) -> str | None:
         """The command line that starts this engine serving `repo_id` on `gpus` GPUs (None: no such command)."""
         return None
+
+    def plan_command(self, repo_id: str, options: ServingOptions, gpus: int, estimate: ServingEstimate,
+                     gpu_usable_bytes: int, gpu_bandwidth_gbps: float, *, file: str | None = None,
+                     local: bool = False) -> tuple[str | None, tuple[str, ...]]:
+        """A plan's start line on `gpus` GPUs of one type, given its breakdown `estimate`, and what the plan notes
+        about it; `file` is the GGUF file to start (`local`: a path on this machine). Default: `command`."""
+        return self.command(repo_id, options, gpus), ()
+
+    def report_breakdown(self, estimate: ServingEstimate, command: str | None, options: ServingOptions,
+                         gpu: Gpu | None) -> ServingEstimate:
+        """The breakdown a report shows: its first plan's `estimate`, whose start line is `command`, on the GPU the
+        user named (`gpu`; None: none named). Default: as it is."""
+        return estimate
 
     def serving_estimate(self, summary: ModelSummary, arch: Architecture, options: ServingOptions,
                          bits: float | None = None) -> ServingEstimate | None:

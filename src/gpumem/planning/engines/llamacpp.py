@@ -37,6 +37,7 @@ from . import MIB, Engine, EngineConstants
 if TYPE_CHECKING:
     from ...model.architecture import Architecture
     from ...model.types import ModelSummary, TensorInfo
+    from ..gpus import Gpu
     from ..memory import ServingEstimate, ServingOptions
 
 # --- ggml types of the KV cache -----------------------------------------------------------------------------
@@ -839,6 +840,57 @@ class LlamaCpp(Engine[LlamaCppConstants]):
     def max_sequences(self, options: ServingOptions) -> int:
         """The slots (-np) asked for."""
         return max(1, options.concurrency)
+
+    def plan_command(self, repo_id: str, options: ServingOptions, gpus: int, estimate: ServingEstimate,
+                     gpu_usable_bytes: int, gpu_bandwidth_gbps: float, *, file: str | None = None,
+                     local: bool = False) -> tuple[str | None, tuple[str, ...]]:
+        """The GGUF file and the layers this GPU type holds: every layer when they fit, else the most that do, or
+        --n-cpu-moe for a MoE model (the user's -ngl as asked)."""
+        if file is None or options.ngl is not None:
+            return self.command(repo_id, options, gpus, file=file, local=local), ()
+        launch = launch_on(estimate, self.budget(gpu_usable_bytes, options), gpu_bandwidth_gbps)
+        notes: tuple[str, ...] = ()
+        if launch.n_cpu_moe:
+            notes = (f"--n-cpu-moe {launch.n_cpu_moe}: every layer on the GPU, the routed experts of the first "
+                     f"{launch.n_cpu_moe} in system memory",)
+        elif launch.largest_ngl is not None and launch.largest_ngl <= launch.n_layer:
+            notes = (f"-ngl {launch.largest_ngl} of {launch.n_layer + 1} layers fit; the rest run from system memory",)
+        ngl = launch.ngl if launch.ngl is not None else launch.n_layer + 1
+        return self.command(repo_id, options, gpus, file=file, ngl=ngl, n_cpu_moe=launch.n_cpu_moe,
+                            local=local), notes
+
+    def report_breakdown(self, estimate: ServingEstimate, command: str | None, options: ServingOptions,
+                         gpu: Gpu | None) -> ServingEstimate:
+        """The breakdown with its start line, placed on the GPU the user named (`_placed_on`)."""
+        if not estimate.offload:  # weights only (no config): no -ngl table
+            return estimate
+        if gpu is not None:
+            estimate = self._placed_on(estimate, options, gpu)
+        return replace(estimate, engine_detail={**(estimate.engine_detail or {}), "command": command})
+
+    def _placed_on(self, estimate: ServingEstimate, options: ServingOptions, gpu: Gpu) -> ServingEstimate:
+        """The -ngl table's decode speeds on `gpu`, the most layers that fit its budget, and for a MoE model the
+        --n-cpu-moe setting that keeps every layer on it when that decodes faster."""
+        detail = dict(estimate.engine_detail or {})
+        launch = launch_on(estimate, self.budget(gpu.usable_bytes, options), gpu.bandwidth_gbps)
+        fits = launch.largest_ngl
+        detail.update(gpu=gpu.name, largest_ngl=fits, ram_bandwidth_gbps=DEFAULT_RAM_BANDWIDTH_GBPS)
+        notes = []
+        if fits is None:
+            notes.append(f"{gpu.name}: not even -ngl 0 fits")
+        else:
+            speed = launch.offload[fits]["decode_tokens_per_s"]
+            notes.append(f"{gpu.name}: -ngl {fits} of {launch.n_layer + 1} layers fit"
+                         + (f", about {speed:g} tokens/s decode (GPU {gpu.bandwidth_gbps:g} GB/s, system RAM "
+                            f"{DEFAULT_RAM_BANDWIDTH_GBPS:g} GB/s assumed)" if speed else ""))
+        if launch.moe:
+            detail["n_cpu_moe_table"] = list(launch.moe)
+        if launch.n_cpu_moe:
+            detail["n_cpu_moe"] = launch.n_cpu_moe
+            notes.append(f"--n-cpu-moe {launch.n_cpu_moe} fits better: every layer on the GPU with the routed "
+                         f"experts of the first {launch.n_cpu_moe} in system memory, about "
+                         f"{launch.moe[launch.n_cpu_moe]['decode_tokens_per_s']:g} tokens/s")
+        return replace(estimate, offload=launch.offload, engine_detail=detail, notes=(*estimate.notes, *notes))
 
     def command(self, repo_id: str, options: ServingOptions, gpus: int, *, file: str | None = None,
                 ngl: int | None = None, n_cpu_moe: int = 0, local: bool = False) -> str:

@@ -102,6 +102,7 @@ class Vllm(Engine[VllmConstants]):
     """vLLM's memory behaviour: a fixed budget fraction, a profiled activation peak, a paged KV pool."""
 
     budget_label = "memory budget"  # usable x --gpu-memory-utilization
+    expert_parallel_note = "MoE: vLLM can place whole experts per GPU with --enable-expert-parallel (same memory)"
 
     def lora_weights(self, lora: LoraServing, tp: int) -> int:
         """vLLM preallocates its LoRA slots (`--max-loras` x `--max-lora-rank` per linear), whatever the adapters."""
