@@ -264,7 +264,7 @@ else:
     client = HubClient(endpoint, False)
     read = lambda url: client.read_range(repo, "main", url.rsplit("/", 1)[1], 0, urls[url])
 wall, cpu = time.perf_counter(), time.process_time()
-if stack == "http.client (gpumem)":
+if stack == "gpumem (HubClient, libcurl)":
     client.map_concurrent(read, list(urls))
 elif stack.startswith("pycurl"):  # one thread drives every transfer; each 302 is followed by hand, as gpumem does
     for url, n in urls.items():
@@ -295,7 +295,7 @@ else:
         list(workers.map(read, urls))
 print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}))
 """
-STACKS = ("requests", "urllib3", "http.client (gpumem)", "pycurl multi, HTTP/1.1", "pycurl multi, HTTP/2")
+STACKS = ("requests", "urllib3", "gpumem (HubClient, libcurl)", "pycurl multi, HTTP/1.1", "pycurl multi, HTTP/2")
 STACK_REPOS = ("meta-llama/Llama-3.1-405B", "deepseek-ai/DeepSeek-R1")
 
 

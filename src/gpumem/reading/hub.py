@@ -165,7 +165,7 @@ class HubClient:
         validate_repo_id(repo_id)
         validate_revision(revision)
         url = f"{self.endpoint}/api/models/{repo_id}/revision/{quote(revision, safe='')}?blobs=true"
-        response, _ = self._request("GET", url, context=(repo_id, revision, None))
+        response, _ = self._request("GET", url, context=(repo_id, revision, None), limit=constants.SMALL_FILE_CAP + 1)
         body, complete = _read(response, constants.SMALL_FILE_CAP + 1)
         if len(body) > constants.SMALL_FILE_CAP:
             raise HubUnavailable(f"the Hub's model-info answer for {repo_id} is over "
@@ -182,7 +182,7 @@ class HubClient:
         """Read a small file whole; returns (content, the commit sha the Hub served it from)."""
         for attempt in range(self.retries + 1):
             response, commit = self._request("GET", self.file_url(repo_id, revision, path),
-                                             context=(repo_id, revision, path))
+                                             context=(repo_id, revision, path), limit=max_bytes + 1)
             if response.status != 200:  # 204, 206...: no file content to parse as the repo's
                 response.close()
                 raise HubUnavailable(f"the Hub answered HTTP {response.status} with no file content for {path}",
@@ -218,7 +218,7 @@ class HubClient:
         url = self.file_url(repo_id, revision, path)
         for attempt in range(self.retries + 1):
             response, _ = self._request("GET", url, headers=range_header, context=(repo_id, revision, path),
-                                        allow=(416,))
+                                        allow=(416,), limit=lambda: start + asked)
             if response.status == 416:
                 response.close()
                 raise BadHeader(f"{path}: the header runs past the end of the file (the Hub has no bytes "
@@ -254,15 +254,15 @@ class HubClient:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _request(self, method: str, url: str, *, context: tuple[str, str, str | None],
+    def _request(self, method: str, url: str, *, context: tuple[str, str, str | None], limit: int | Callable[[], int],
                  headers: dict | Callable[[bool], dict] | None = None,
                  allow: tuple[int, ...] = ()) -> tuple[Response, str | None]:
-        """Send with retries and manual redirects; return a 2xx (or `allow`ed) answer and the X-Repo-Commit the
-        Hub sent along the way, or raise a gpumem error. `headers` may be a callable: headers(redirected) gives
-        each hop's."""
+        """Send with retries and manual redirects; return a 2xx (or `allow`ed) answer, its body taken up to
+        `limit` bytes, and the X-Repo-Commit the Hub sent along the way, or raise a gpumem error. `headers` may be
+        a callable: headers(redirected) gives each hop's; `limit` too, called after `headers` for each hop."""
         for attempt in range(self.retries + 1):
             try:
-                response, commit = self._send_following_redirects(method, url, headers or {})
+                response, commit = self._send_following_redirects(method, url, headers or {}, limit)
             except (DeadlinePassed, Cancelled) as exc:
                 raise _stopped(exc) from None
             except TransportError as exc:
@@ -288,8 +288,8 @@ class HubClient:
             return {**headers, "Authorization": f"Bearer {self._token.value}"}
         return headers
 
-    def _send_following_redirects(self, method: str, url: str,
-                                  headers: dict | Callable[[bool], dict]) -> tuple[Response, str | None]:
+    def _send_following_redirects(self, method: str, url: str, headers: dict | Callable[[bool], dict],
+                                  limit: int | Callable[[], int]) -> tuple[Response, str | None]:
         commit = None
         for hop in range(constants.MAX_REDIRECTS + 1):
             try:
@@ -299,7 +299,8 @@ class HubClient:
             sent = headers(hop > 0) if callable(headers) else headers  # (may wait for what a redirected hop asks)
             started = time.monotonic()
             try:
-                response = self.transport.request(method, url, self._headers_for(origin, sent))
+                response = self.transport.request(method, url, self._headers_for(origin, sent),
+                                                  limit=limit() if callable(limit) else limit)
             except TransportError as exc:
                 self._record(method, url, type(exc).__name__, 0, started)
                 raise
@@ -309,7 +310,7 @@ class HubClient:
             if response.status not in _REDIRECTS:
                 return response, commit
             location = response.headers.get("Location")
-            response.drain()
+            response.close()
             if not location:
                 raise HubUnavailable(f"the Hub answered HTTP {response.status} without saying where to "
                                      f"({_strip_query(url)})", hint="retry later; the server is misbehaving")

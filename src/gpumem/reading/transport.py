@@ -1,31 +1,40 @@
-"""HTTP/1.1 for the Hub client: http.client on threads, one SSL context per process, a pool per origin.
+"""HTTP for the Hub client: libcurl (pycurl) on one driver thread, HTTP/2 where the server offers it.
 
-Chosen over requests and urllib3 by measurement (docs/benchmark.md): a fifth of requests' CPU per
-request, and no new SSL context per connection. What this layer guarantees whatever a server does:
-- every body read stops at the caller's limit (gzip is inflated only up to it, never more);
-- every exchange ends by the deadline: a watchdog shuts down the sockets in flight when it passes or
-  when `cancel()` is called, so a body, a header or a TLS handshake trickling a byte a second cannot
-  hold a read open (a per-read timeout alone never fires on a trickle);
-- at most `in_flight_cap()` connections are in flight in the whole process (set from `ulimit -n`),
-  and each transport keeps at most as many idle ones.
-Which headers go where (the token) is the caller's business: this layer sends what it is given.
+Chosen by measurement (docs/benchmark.md#http-stack): over HTTPS a shard wave's requests share a few HTTP/2
+connections (the Hub and its CDN offer h2 in ALPN) instead of ~90 TLS handshakes, and libcurl parses in C:
+the 405B wave's client CPU fell from 0.48 s (http.client on threads) to 0.07 s. HTTP/1.1 servers still work
+(libcurl negotiates). Worker threads hand transfers to one process-wide `CurlMulti` and wait; the driver
+thread moves them all. What this layer guarantees whatever a server does:
+- it adds no header of its own but Host, User-Agent, Accept and Accept-Encoding: identity; no redirect is
+  followed, no Referer, cookie or .netrc credential is ever sent (which headers go where — the token — is
+  the caller's business: this layer sends what it is given);
+- a body is never taken past the caller's limit: the transfer is aborted when more arrives (gzip is
+  inflated only up to the limit, never more);
+- every exchange ends by the deadline (libcurl's total timeout for each transfer), and `cancel()` ends
+  every transfer of this transport at once, so a trickling body, header block or TLS handshake cannot
+  hold a read open;
+- at most `in_flight_cap()` connections are open in the whole process (set from `ulimit -n`);
+- HTTP(S)_PROXY / NO_PROXY are read as urllib reads them, http:// proxies only; the CA bundle is
+  REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, SSL_CERT_FILE or certifi's, loaded once per process.
 """
 
 from __future__ import annotations
 
-import http.client
 import os
-import socket
-import ssl
+import re
+import select
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import overload
 from urllib.parse import unquote, urlsplit
 
+import pycurl
+
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_CHUNK = 64 * 1024
-_DRAIN_LIMIT = 64 * 1024  # a redirect or error body up to this is read so the connection can be reused
+_UNSAFE_IN_HEADERS = re.compile("[\r\n\0]")  # a line break in a header would start another header
 
 
 class TransportError(Exception):
@@ -74,15 +83,8 @@ class Origin:
         return f"{self.scheme}://{self.netloc}"
 
 
-# -- process-wide state: one SSL context per CA bundle, one cap on connections in flight -------------
-
-_LOCK = threading.Lock()
-_SSL_CONTEXTS: dict[str | None, ssl.SSLContext] = {}
-_IN_FLIGHT: threading.BoundedSemaphore | None = None
-
-
 def ca_bundle() -> str | None:
-    """The CA bundle to trust: REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE or SSL_CERT_FILE, else certifi's, else the system's."""
+    """The CA bundle to trust: REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE or SSL_CERT_FILE, else certifi's, else libcurl's."""
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
         if value := os.environ.get(name):
             return value
@@ -93,22 +95,8 @@ def ca_bundle() -> str | None:
     return certifi.where()
 
 
-def ssl_context(cafile: str | None) -> ssl.SSLContext:
-    """One verifying SSL context per CA bundle for the whole process (loading a bundle costs ~30 ms of CPU)."""
-    with _LOCK:
-        context = _SSL_CONTEXTS.get(cafile)
-        if context is None:
-            try:
-                context = ssl.create_default_context(cafile=cafile)
-            except (OSError, ssl.SSLError) as exc:
-                raise TransportError(f"the CA bundle {cafile} cannot be read ({getattr(exc, 'strerror', None) or exc})",
-                                     permanent=True) from None
-            _SSL_CONTEXTS[cafile] = context
-        return context
-
-
 def in_flight_cap() -> int:
-    """Connections in flight for the whole process: a share of the open-file limit (idle ones take as many)."""
+    """Connections open at once in the whole process: a share of the open-file limit."""
     try:
         import resource
 
@@ -120,108 +108,58 @@ def in_flight_cap() -> int:
     return max(2, min(256, (soft - 48) // 2))
 
 
-def _in_flight() -> threading.BoundedSemaphore:
-    global _IN_FLIGHT
-    with _LOCK:
-        if _IN_FLIGHT is None:
-            _IN_FLIGHT = threading.BoundedSemaphore(in_flight_cap())
-        return _IN_FLIGHT
+class Headers(dict[str, str]):
+    """An answer's header fields by lower-case name (the first of repeated ones); `get` takes any case."""
 
+    @overload  # type: ignore[override]
+    def get(self, name: str, default: None = None) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str) -> str: ...
 
-def _shutdown(connection: http.client.HTTPConnection) -> None:
-    """Wake any thread blocked on this connection's socket (the base method: SSLSocket's would drop its state)."""
-    sock = connection.sock
-    if sock is not None:
-        try:
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        except OSError:
-            pass
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return dict.get(self, name.lower(), default)
 
 
 class Response:
-    """One answer: status and headers read; the body is read once with `read(limit)` (or dropped by `close`)."""
+    """One answer: status, headers and the body as far as the request's limit allowed, read with `read(limit)`."""
 
-    def __init__(self, transport: Transport, origin: Origin, connection: http.client.HTTPConnection,
-                 raw: http.client.HTTPResponse) -> None:
-        self._transport = transport
-        self._origin = origin
-        self._connection: http.client.HTTPConnection | None = connection
-        self._raw = raw
-        self.status = raw.status
-        self.headers = raw.headers
+    def __init__(self, status: int, headers: Headers, body: bytes, complete: bool) -> None:
+        self.status = status
+        self.headers = headers
+        self._body: bytes | None = body
+        self._complete = complete
 
     def read(self, limit: int) -> tuple[bytes, bool]:
-        """Up to `limit` body bytes (decoded), then close; the bool is False when the body was cut short
-        (the connection broke before its end). The deadline and cancel() raise instead."""
+        """Up to `limit` body bytes (decoded); the bool is False when the body was cut short (the connection
+        broke before its end). A body can be read once."""
+        body, self._body = self._body or b"", None
         encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
-        if encoding not in ("identity", "gzip", "x-gzip"):
-            self.close()
+        if encoding in ("gzip", "x-gzip"):
+            try:
+                return zlib.decompressobj(wbits=31).decompress(body, limit), self._complete
+            except zlib.error:
+                return b"", False
+        if encoding != "identity":
             raise TransportError(f"the server sent a body in an encoding gpumem did not ask for ({encoding[:20]!r})",
                                  permanent=True)
-        decoder = zlib.decompressobj(wbits=31) if encoding != "identity" else None
-        chunks, total, complete = [], 0, True
-        try:
-            while total < limit:
-                if decoder is not None and decoder.unconsumed_tail:
-                    raw = decoder.unconsumed_tail
-                else:
-                    raw = self._raw.read1(_CHUNK)
-                    if not raw:  # the end, or a socket the watchdog shut down (checked below)
-                        complete = not self._raw.length  # None (read to close) or 0 bytes still owed
-                        break
-                data = decoder.decompress(raw, limit - total) if decoder is not None else raw[: limit - total]
-                chunks.append(data)
-                total += len(data)
-        except (OSError, http.client.HTTPException, zlib.error):
-            complete = False
-        finally:
-            # Every promised byte read (http.client leaves such a response open until one more read): close
-            # the response, which hands the socket back to its connection for the next request.
-            fully_read = self._raw.isclosed() or self._raw.length == 0
-            if fully_read:
-                self._raw.close()
-            self.close(reuse=fully_read and complete)
-        if total < limit:
-            self._transport.raise_if_stopped()
-        return b"".join(chunks), complete
+        return body[:limit], self._complete
 
-    def close(self, *, reuse: bool = False) -> None:
-        """Give the connection back (to the idle pool when its answer was read to the end) and free the slot."""
-        connection, self._connection = self._connection, None
-        if connection is None:
-            return
-        if not reuse:
-            self._raw.close()
-        self._transport._release(self._origin, connection, reuse=reuse and not self._raw.will_close)
-
-    def drain(self) -> None:
-        """Read a short body (a redirect's) to its end so the connection is reused; drop a long one."""
-        length = self._raw.length
-        if length is not None and length <= _DRAIN_LIMIT:
-            try:
-                self.read(_DRAIN_LIMIT + 1)
-                return
-            except TransportError:
-                pass
-        self.close()
+    def close(self) -> None:
+        """Drop the body (the transfer itself is already over)."""
+        self._body = None
 
 
 class Transport:
-    """Connections to any number of origins, a deadline and cancellation for every exchange in flight."""
+    """Exchanges with any number of origins, with a deadline and cancellation for every one in flight."""
 
     def __init__(self, *, timeout: float, user_agent: str) -> None:
-        self.timeout = timeout  # connect, and each wait for bytes
+        self.timeout = timeout  # connect, and the longest wait with no byte arriving
         self.user_agent = user_agent
         self._proxies = _environment_proxies()
         self._cafile = ca_bundle()
         self._cond = threading.Condition()
-        self._idle: dict[Origin, list[http.client.HTTPConnection]] = {}
-        self._idle_count = 0
-        self._active: set[http.client.HTTPConnection] = set()
         self._end: float | None = None
         self._cancelled = False
-        self._closed = False
-        self._watchdog: threading.Thread | None = None
 
     # -- deadline and cancellation ---------------------------------------------------------------------
 
@@ -232,12 +170,11 @@ class Transport:
             self._cond.notify_all()
 
     def cancel(self) -> None:
-        """Stop now: shut down every socket in flight; every exchange after this raises Cancelled."""
+        """Stop now: end every transfer of this transport in flight; every exchange after this raises Cancelled."""
         with self._cond:
             self._cancelled = True
-            for connection in self._active:
-                _shutdown(connection)
             self._cond.notify_all()
+        _driver().cancel(self)
 
     @property
     def cancelled(self) -> bool:
@@ -260,140 +197,250 @@ class Transport:
             self._cond.wait_for(lambda: self._cancelled, timeout=seconds)
         self.raise_if_stopped()
 
-    def _watch(self) -> None:
-        with self._cond:
-            while not self._closed:
-                left = self.remaining()
-                if left is not None and left <= 0:
-                    for connection in self._active:
-                        _shutdown(connection)
-                    self._cond.wait()  # until the deadline is restarted or the transport closed
-                else:
-                    self._cond.wait(left)
-
     # -- exchanges ----------------------------------------------------------------------------------------
 
-    def request(self, method: str, url: str, headers: dict[str, str]) -> Response:
-        """Send one request and read the status and headers; raise TransportError when that fails."""
+    def request(self, method: str, url: str, headers: dict[str, str], *, limit: int) -> Response:
+        """Send one request and take its answer, the body up to `limit` bytes; raise TransportError when that
+        fails before the status and headers arrived (a body cut short is `read`'s False instead)."""
         origin = Origin.of(url)
-        parts = urlsplit(url)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        slot = _in_flight()
-        while not slot.acquire(timeout=0.1):
-            self.raise_if_stopped()
-        try:
-            reused, connection = self._connection(origin)
-            sent = {"Host": origin.netloc, "User-Agent": self.user_agent, "Accept-Encoding": "identity", **headers}
-            proxy_headers, target = self._proxy_target(connection, origin, target)
-            try:
-                return self._exchange(origin, connection, method, target, {**sent, **proxy_headers})
-            except TransportError:
-                if not reused or self._cancelled:
-                    raise
-            # A kept-alive connection the server had closed meanwhile: once more on a fresh one.
-            connection = self._new_connection(origin)
-            proxy_headers, target = self._proxy_target(connection, origin, target)
-            return self._exchange(origin, connection, method, target, {**sent, **proxy_headers})
-        except BaseException:
-            slot.release()
-            raise
-
-    def _exchange(self, origin: Origin, connection: http.client.HTTPConnection, method: str, target: str,
-                  headers: dict[str, str]) -> Response:
-        self._register(connection)
-        try:
-            connection.request(method, target, headers=headers)
-            raw = connection.getresponse()
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            self._unregister(connection)
-            connection.close()
-            self.raise_if_stopped()
-            raise _failure(exc) from None
-        return Response(self, origin, connection, raw)
-
-    def _release(self, origin: Origin, connection: http.client.HTTPConnection, *, reuse: bool) -> None:
-        self._unregister(connection)
-        with self._cond:
-            keep = reuse and not self._closed and self._idle_count < in_flight_cap()
-            if keep:
-                self._idle.setdefault(origin, []).append(connection)
-                self._idle_count += 1
-        if not keep:
-            connection.close()
-        _in_flight().release()
-
-    def _register(self, connection: http.client.HTTPConnection) -> None:
-        with self._cond:
-            self.raise_if_stopped()
-            self._active.add(connection)
-            if self._watchdog is None:
-                self._watchdog = threading.Thread(target=self._watch, name="gpumem-deadline", daemon=True)
-                self._watchdog.start()
+        self.raise_if_stopped()
+        fields = {"User-Agent": self.user_agent, "Accept-Encoding": "identity", **headers}
+        if _UNSAFE_IN_HEADERS.search("".join(name + value for name, value in fields.items())):
+            raise TransportError("the request could not be encoded", permanent=True)
+        transfer = _Transfer(self, limit)
+        handle = transfer.handle
+        handle.setopt(pycurl.URL, url)
+        if method not in ("GET", "HEAD"):
+            raise ValueError(f"{method} is not a method this client sends")
+        handle.setopt(pycurl.NOBODY, method == "HEAD")
+        handle.setopt(pycurl.HTTPHEADER, [f"{name}: {value}" for name, value in fields.items()])
+        if self._cafile:
+            handle.setopt(pycurl.CAINFO, self._cafile)
+        handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(self.timeout * 1000)))
+        handle.setopt(pycurl.LOW_SPEED_LIMIT, 1)  # no byte for `timeout` seconds: give up
+        handle.setopt(pycurl.LOW_SPEED_TIME, max(1, round(self.timeout)))
         left = self.remaining()
-        connection.timeout = self.timeout if left is None else max(0.001, min(self.timeout, left))
-        if connection.sock is not None:
-            connection.sock.settimeout(connection.timeout)
+        if left is not None:
+            handle.setopt(pycurl.TIMEOUT_MS, max(1, int(left * 1000)))
+        self._set_proxy(handle, origin)
+        _driver().submit(transfer)
+        transfer.done.wait()
+        return transfer.response()
 
-    def _unregister(self, connection: http.client.HTTPConnection) -> None:
-        with self._cond:
-            self._active.discard(connection)
-
-    def _connection(self, origin: Origin) -> tuple[bool, http.client.HTTPConnection]:
-        with self._cond:
-            idle = self._idle.get(origin)
-            if idle:
-                self._idle_count -= 1
-                return True, idle.pop()
-        return False, self._new_connection(origin)
-
-    def _new_connection(self, origin: Origin) -> http.client.HTTPConnection:
-        proxy = self._proxy(origin)
-        host, port = (proxy.host, proxy.port) if proxy else (origin.host, origin.port)
-        if origin.scheme == "https":
-            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-                host, port, timeout=self.timeout, context=ssl_context(self._cafile))
-            if proxy:
-                connection.set_tunnel(origin.host, origin.port, headers=_proxy_auth(self._proxies[origin.scheme]))
-        else:
-            connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
-        connection.gpumem_proxied = proxy is not None and origin.scheme == "http"  # type: ignore[attr-defined]
-        return connection
-
-    def _proxy(self, origin: Origin) -> Origin | None:
-        """The proxy for this origin from HTTP(S)_PROXY, honouring NO_PROXY; None for a direct connection."""
+    def _set_proxy(self, handle: pycurl.Curl, origin: Origin) -> None:
+        """The proxy for this origin from HTTP(S)_PROXY, honouring NO_PROXY; "" (never libcurl's own reading
+        of the environment) for a direct connection."""
         url = self._proxies.get(origin.scheme)
-        if not url:
-            return None
-        import urllib.request
+        if url:
+            import urllib.request
 
-        # proxy_bypass_environment is public in urllib.request but missing from typeshed's stubs
-        if urllib.request.proxy_bypass_environment(origin.host, self._proxies):  # type: ignore[attr-defined]
-            return None
+            # proxy_bypass_environment is public in urllib.request but missing from typeshed's stubs
+            if urllib.request.proxy_bypass_environment(origin.host, self._proxies):  # type: ignore[attr-defined]
+                url = None
+        if not url:
+            handle.setopt(pycurl.PROXY, "")
+            return
+        parts = urlsplit(url if "://" in url else f"http://{url}")
         try:
-            proxy = Origin.of(url if "://" in url else f"http://{url}")
+            proxy = Origin.of(parts.geturl())
         except ValueError:
             raise TransportError(f"the {origin.scheme} proxy setting is not a usable URL", permanent=True) from None
         if proxy.scheme != "http":
             raise TransportError("only http:// proxies are supported (the tunnel itself carries TLS)", permanent=True)
-        return proxy
-
-    def _proxy_target(self, connection: http.client.HTTPConnection, origin: Origin,
-                      target: str) -> tuple[dict[str, str], str]:
-        """A plain-http request through a proxy names the whole URL and carries the proxy's credentials."""
-        if getattr(connection, "gpumem_proxied", False) and target.startswith("/"):
-            return _proxy_auth(self._proxies["http"]), f"{origin}{target}"
-        return {}, target
+        handle.setopt(pycurl.PROXY, str(proxy))
+        if parts.username is not None:
+            handle.setopt(pycurl.PROXYUSERNAME, unquote(parts.username))
+            handle.setopt(pycurl.PROXYPASSWORD, unquote(parts.password or ""))
 
     def close(self) -> None:
-        """Close idle connections and stop the watchdog; exchanges in flight end on their own."""
-        with self._cond:
-            self._closed = True
-            idle = [c for connections in self._idle.values() for c in connections]
-            self._idle.clear()
-            self._idle_count = 0
-            self._cond.notify_all()
-        for connection in idle:
-            connection.close()
+        """Nothing to release: connections belong to the process-wide driver, which reuses them."""
+
+
+# -- one transfer and the driver that moves them all --------------------------------------------------------
+
+class _Transfer:
+    """One request on one libcurl easy handle: the header block, the body up to the limit, the outcome."""
+
+    def __init__(self, transport: Transport, limit: int) -> None:
+        self.transport = transport
+        self.limit = limit
+        self.lines: list[bytes] = []  # header lines as libcurl hands them over (parsed once, by the worker)
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.capped = False  # more than the limit arrived: the transfer was aborted on purpose
+        self.status = 0
+        self.error: tuple[int, str] | None = None
+        self.cancelled = False
+        self.done = threading.Event()
+        handle = self.handle = pycurl.Curl()
+        handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2TLS)  # h2 over TLS when offered
+        handle.setopt(pycurl.PIPEWAIT, 1)  # wait for a connection that may multiplex rather than open another
+        handle.setopt(pycurl.NOSIGNAL, 1)
+        handle.setopt(pycurl.HEADERFUNCTION, self.lines.append)
+        handle.setopt(pycurl.WRITEFUNCTION, self._write)
+
+    def _write(self, data: bytes) -> int | None:
+        self.chunks.append(data)
+        self.size += len(data)
+        if self.size > self.limit and self.size > self._cap():
+            self.capped = True
+            return 0  # abort: nothing past the caller's limit is taken
+        return None
+
+    def _cap(self) -> int:
+        """Raw bytes to take: the limit, with room for a gzip body's framing (it inflates only to the limit)."""
+        if (self.head()[0].get("content-encoding") or "identity").strip().lower() == "identity":
+            return self.limit
+        return self.limit + self.limit // 64 + 1024
+
+    def head(self) -> tuple[Headers, bool]:
+        """The final answer's header fields (after any 1xx, or a proxy's CONNECT answer) and whether they
+        arrived whole."""
+        lines = self.lines
+        start = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(b"HTTP/")), None)
+        if start is None:
+            return Headers(), False
+        headers, whole = Headers(), False
+        for line in lines[start + 1:]:
+            if line in (b"\r\n", b"\n"):
+                whole = True
+                break
+            name, colon, value = line.decode("latin-1").partition(":")
+            if colon:
+                headers.setdefault(name.strip().lower(), value.strip())
+        status = lines[start].split(None, 2)[1:2]
+        return headers, whole and not (status and status[0].startswith(b"1"))
+
+    def finish(self, error: tuple[int, str] | None, *, cancelled: bool = False) -> None:
+        handle = self.handle
+        self.status = handle.getinfo(pycurl.RESPONSE_CODE) if not cancelled else 0
+        handle.close()
+        self.error, self.cancelled = error, cancelled
+        self.done.set()
+
+    def response(self) -> Response:
+        transport = self.transport
+        if self.cancelled or transport.cancelled:
+            raise Cancelled("interrupted")
+        code = self.error[0] if self.error else 0
+        if code == pycurl.E_OPERATION_TIMEDOUT:
+            left = transport.remaining()
+            if left is not None and left <= 0.01:
+                raise DeadlinePassed("the deadline passed before the Hub answered")
+        headers, whole = self.head()
+        if self.error and not (whole and self.status):
+            raise _failure(*self.error, transport._cafile)
+        body = b"".join(self.chunks)
+        complete = self.error is None or (code == pycurl.E_WRITE_ERROR and self.capped)
+        return Response(self.status, headers, body, complete)
+
+
+class _Driver:
+    """One CurlMulti for the process and the thread that drives it; workers `submit` and wait on their transfer."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.multi = pycurl.CurlMulti()
+        cap = in_flight_cap()
+        self.multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, cap)
+        self.multi.setopt(pycurl.M_MAXCONNECTS, cap)
+        self.lock = threading.Lock()
+        self.incoming: list[_Transfer] = []
+        self.cancels: list[Transport] = []
+        self.running: dict[pycurl.Curl, _Transfer] = {}
+        self.wake_read, self.wake_write = os.pipe()
+        os.set_blocking(self.wake_read, False)
+        os.set_blocking(self.wake_write, False)
+        self.woken = False
+        thread = threading.Thread(target=self._run, name="gpumem-http", daemon=True)
+        thread.start()
+
+    def submit(self, transfer: _Transfer) -> None:
+        self._post(lambda: self.incoming.append(transfer))
+
+    def cancel(self, transport: Transport) -> None:
+        self._post(lambda: self.cancels.append(transport))
+
+    def _post(self, change: Callable[[], None]) -> None:
+        with self.lock:
+            change()
+            if self.woken:
+                return
+            self.woken = True
+        try:
+            os.write(self.wake_write, b"x")
+        except BlockingIOError:
+            pass  # the pipe is full: the driver is awake anyway
+
+    def _run(self) -> None:
+        multi = self.multi
+        while True:
+            with self.lock:
+                incoming, self.incoming = self.incoming, []
+                cancels, self.cancels = self.cancels, []
+                self.woken = False
+            for transfer in incoming:
+                if transfer.transport in cancels or transfer.transport.cancelled:
+                    transfer.finish(None, cancelled=True)
+                    continue
+                self.running[transfer.handle] = transfer
+                multi.add_handle(transfer.handle)
+            for handle, transfer in list(self.running.items()):
+                if transfer.transport in cancels:
+                    self._end(handle, None, cancelled=True)
+            multi.perform()
+            while True:
+                queued, finished, failed = multi.info_read()
+                for handle in finished:
+                    self._end(handle, None)
+                for handle, code, message in failed:
+                    self._end(handle, (code, message))
+                if not queued:
+                    break
+            self._wait()
+
+    def _end(self, handle: pycurl.Curl, error: tuple[int, str] | None, *, cancelled: bool = False) -> None:
+        transfer = self.running.pop(handle)
+        self.multi.remove_handle(handle)
+        transfer.finish(error, cancelled=cancelled)
+
+    def _wait(self) -> None:
+        """Until a socket is ready, libcurl's timer fires, or a worker posts something."""
+        wait: int | None = None
+        if self.running:
+            timeout = self.multi.timeout()
+            if timeout == 0:
+                return
+            wait = min(timeout if timeout > 0 else 100, 1000)
+        poller = select.poll()
+        poller.register(self.wake_read, select.POLLIN)
+        reads, writes, errors = self.multi.fdset()
+        masks: dict[int, int] = {}
+        for fds, mask in ((reads, select.POLLIN), (writes, select.POLLOUT), (errors, select.POLLPRI)):
+            for fd in fds:
+                masks[fd] = masks.get(fd, 0) | mask
+        for fd, mask in masks.items():
+            poller.register(fd, mask)
+        poller.poll(wait)
+        try:
+            while os.read(self.wake_read, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+
+_DRIVER: _Driver | None = None
+_DRIVER_LOCK = threading.Lock()
+
+
+def _driver() -> _Driver:
+    """The process's driver (a new one in a forked child, whose parent's thread did not come along)."""
+    global _DRIVER
+    with _DRIVER_LOCK:
+        if _DRIVER is None or _DRIVER.pid != os.getpid():
+            _DRIVER = _Driver()
+        return _DRIVER
 
 
 def _environment_proxies() -> dict[str, str]:
@@ -405,27 +452,27 @@ def _environment_proxies() -> dict[str, str]:
     return urllib.request.getproxies_environment()
 
 
-def _proxy_auth(proxy_url: str) -> dict[str, str]:
-    import base64
-
-    parts = urlsplit(proxy_url if "://" in proxy_url else f"http://{proxy_url}")
-    if parts.username is None:
-        return {}
-    credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-    return {"Proxy-Authorization": "Basic " + base64.b64encode(credentials).decode()}
+_WEIRD_SERVER_REPLY = 8  # CURLE_WEIRD_SERVER_REPLY (pycurl names it only for FTP)
+_RESOLVE = {pycurl.E_COULDNT_RESOLVE_HOST, pycurl.E_COULDNT_RESOLVE_PROXY}
+_UNTRUSTED = {pycurl.E_PEER_FAILED_VERIFICATION, pycurl.E_SSL_CACERT, pycurl.E_SSL_ISSUER_ERROR,
+              pycurl.E_SSL_PINNEDPUBKEYNOTMATCH}
+_UNENCODABLE = {pycurl.E_URL_MALFORMAT, pycurl.E_UNSUPPORTED_PROTOCOL, pycurl.E_BAD_FUNCTION_ARGUMENT}
 
 
-def _failure(exc: BaseException) -> TransportError:
+def _failure(code: int, message: str, cafile: str | None) -> TransportError:
     """A short, token-free phrase for what went wrong below HTTP."""
-    if isinstance(exc, socket.gaierror):
+    if code in _RESOLVE:
         return TransportError("the host name does not resolve (no network?)", permanent=True)
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return TransportError(f"its TLS certificate is not trusted ({exc.verify_message}); set REQUESTS_CA_BUNDLE "
-                              "or SSL_CERT_FILE to your CA bundle", permanent=True)
-    if isinstance(exc, TimeoutError | socket.timeout):
+    if code in _UNTRUSTED:
+        why = message.removeprefix("SSL certificate problem: ").strip()[:120]
+        return TransportError(f"its TLS certificate is not trusted ({why}); set REQUESTS_CA_BUNDLE or SSL_CERT_FILE "
+                              "to your CA bundle", permanent=True)
+    if code == pycurl.E_SSL_CACERT_BADFILE:
+        return TransportError(f"the CA bundle {cafile} cannot be read", permanent=True)
+    if code == pycurl.E_OPERATION_TIMEDOUT:
         return TransportError("timed out")
-    if isinstance(exc, http.client.HTTPException) and not isinstance(exc, http.client.RemoteDisconnected):
-        return TransportError(f"its answer is not valid HTTP ({type(exc).__name__})")
-    if isinstance(exc, ValueError):  # http.client refusing a header value or URL
+    if code == _WEIRD_SERVER_REPLY:
+        return TransportError("its answer is not valid HTTP")
+    if code in _UNENCODABLE:
         return TransportError("the request could not be encoded", permanent=True)
     return TransportError("connection failed")

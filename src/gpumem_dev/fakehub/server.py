@@ -44,6 +44,7 @@ class RequestRecord:
     bytes_sent: int = 0
     timestamp: float = 0.0
     peer: str = ""  # the client's address:port, one per connection
+    protocol: str = "HTTP/1.1"  # or "HTTP/2" (TLS clients that chose h2 in ALPN)
 
 
 @dataclass

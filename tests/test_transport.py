@@ -1,0 +1,239 @@
+"""The HTTP layer (reading/transport.py, libcurl) through the Hub client: HTTP/2 where offered, proxies, the
+deadline and cancel() over multiplexed streams, caps, and requests it refuses to send. No network: the loopback
+fake Hub (HTTP/1.1 and, over TLS, HTTP/2) and a loopback proxy."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import socketserver
+import threading
+import time
+
+import pytest
+import trustme
+
+from gpumem.errors import HubUnavailable, Interrupted
+from gpumem.reading.hub import HubClient
+from gpumem.reading.transport import Transport, TransportError
+from gpumem_dev.fakehub import GOOD_TOKEN, FakeHub, fixture_repos
+
+LLAMA70 = "meta-llama/Llama-2-70b-hf"
+GPT2 = "openai-community/gpt2"
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    authority = trustme.CA()
+    bundle = tmp_path_factory.mktemp("ca") / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    return authority, str(bundle)
+
+
+@pytest.fixture(scope="module")
+def tls_hubs(ca):
+    """Two HTTPS fake Hubs: one offering h2 and http/1.1 in ALPN (as the real Hub), one http/1.1 only."""
+    with FakeHub(fixture_repos(), tls=ca[0], resolve_cache=True) as h2, \
+            FakeHub(fixture_repos(), tls=ca[0], resolve_cache=True, http2=False) as h1:
+        yield {"h2": h2, "h1": h1}
+
+
+@pytest.fixture
+def https(tls_hubs, ca, monkeypatch):
+    for hub in tls_hubs.values():
+        hub.reset_log()
+        hub.reset_faults()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca[1])
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    return tls_hubs
+
+
+def shard_paths(hub: FakeHub, repo: str) -> list[str]:
+    return sorted(p for p in hub.repos[repo].files if p.endswith(".safetensors"))
+
+
+def read_headers(client: HubClient, hub: FakeHub, repo: str) -> list[bytes]:
+    return client.map_concurrent(lambda path: client.read_range(repo, "main", path, 0, 8), shard_paths(hub, repo))
+
+
+# -- HTTP/2 where the server offers it -----------------------------------------------------------------------
+
+def test_a_shard_wave_over_https_shares_one_http2_connection_per_origin(https):
+    hub = https["h2"]
+    with HubClient(hub.endpoint, GOOD_TOKEN) as client:
+        heads = read_headers(client, hub, LLAMA70)
+    assert len(heads) == 15 and all(len(head) == 8 for head in heads)
+    assert len(hub.requests) == 30 and {r.protocol for r in hub.requests} == {"HTTP/2"}
+    assert len({r.peer for r in hub.requests}) <= 4  # two origins (API and CDN host); HTTP/1.1 took ~30
+    # the token rules hold over multiplexed streams: the API origin only, never the CDN's
+    api = [r for r in hub.requests if "/resolve/" in r.path]
+    cdn = [r for r in hub.requests if r.path.startswith("/cdn/")]
+    assert all(r.headers.get("authorization") == f"Bearer {GOOD_TOKEN}" for r in api)
+    assert cdn and not [r for r in cdn if "authorization" in r.headers]
+    assert {r.headers.get("accept-encoding") for r in hub.requests} == {"identity"}
+    assert not [r for r in hub.requests if {"referer", "cookie"} & set(r.headers)]
+
+
+def test_an_http11_only_server_is_still_read(https):
+    hub = https["h1"]
+    with HubClient(hub.endpoint, GOOD_TOKEN) as client:
+        assert len(read_headers(client, hub, LLAMA70)) == 15
+    assert {r.protocol for r in hub.requests} == {"HTTP/1.1"}
+    assert not [r for r in hub.requests if r.path.startswith("/cdn/") and "authorization" in r.headers]
+
+
+def test_a_server_ignoring_range_over_http2_gives_no_more_than_asked(https):
+    hub = https["h2"]
+    hub.ignore_range = True
+    with HubClient(hub.endpoint, GOOD_TOKEN) as client:
+        data = client.read_range(LLAMA70, "main", shard_paths(hub, LLAMA70)[0], 0, 1000)
+    assert len(data) == 1000 and hub.requests[-1].status == 200
+
+
+@pytest.mark.parametrize("headers_too", [False, True])
+def test_a_trickling_http2_answer_is_cut_at_the_deadline(https, headers_too):
+    hub = https["h2"]
+    hub.trickle_next("/api/models/", 0.05, headers_too=headers_too)
+    started = time.monotonic()
+    with pytest.raises(HubUnavailable, match="the deadline passed"), \
+            HubClient(hub.endpoint, False, deadline=0.5, timeout=5) as client:
+        client.resolve(GPT2)
+    assert time.monotonic() - started < 2.5
+
+
+def test_cancel_ends_every_multiplexed_stream_at_once(https):
+    hub = https["h2"]
+    hub.latency = 30.0
+    client = HubClient(hub.endpoint, False)
+    outcome: list[BaseException] = []
+
+    def wave() -> None:
+        try:
+            read_headers(client, hub, LLAMA70)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=wave)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while len(hub.requests) < 15 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    started = time.monotonic()
+    client.cancel()
+    thread.join(5)
+    assert not thread.is_alive() and time.monotonic() - started < 1.0
+    assert outcome and isinstance(outcome[0], Interrupted)
+
+
+# -- proxies ----------------------------------------------------------------------------------------------------
+
+class _Proxy(socketserver.ThreadingTCPServer):
+    """An HTTP proxy on loopback: CONNECT tunnels, absolute-form GETs forwarded; logs each request head."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.seen: list[tuple[str, dict[str, str]]] = []
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _ProxyHandler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        line = self.rfile.readline().decode("latin-1").strip()
+        headers = {}
+        while (field := self.rfile.readline().decode("latin-1").strip()):
+            name, _, value = field.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        self.server.seen.append((line, headers))  # type: ignore[attr-defined]
+        method, target, _ = line.split(" ", 2)
+        if method == "CONNECT":
+            host, _, port = target.rpartition(":")
+            upstream = socket.create_connection((host, int(port)))
+            self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        else:
+            from urllib.parse import urlsplit
+
+            url = urlsplit(target)
+            upstream = socket.create_connection((url.hostname, url.port))
+            kept = "".join(f"{k}: {v}\r\n" for k, v in headers.items() if not k.startswith("proxy-")
+                           and k != "connection")
+            upstream.sendall(f"{method} {url.path}?{url.query} HTTP/1.1\r\n{kept}Connection: close\r\n\r\n".encode())
+        pump = threading.Thread(target=_copy, args=(self.connection, upstream), daemon=True)
+        pump.start()
+        _copy(upstream, self.connection)
+        pump.join(5)
+
+
+def _copy(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    for sock in (source, sink):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def proxy():
+    server = _Proxy()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_goes_through_an_http_proxy_tunnel_that_never_sees_the_token(https, proxy, monkeypatch):
+    hub = https["h2"]
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url.replace("http://", "http://user:p%40ss@"))
+    with HubClient(hub.endpoint, GOOD_TOKEN) as client:
+        assert client.resolve(GPT2).files
+    assert proxy.seen and all(line.startswith("CONNECT 127.0.0.1:") for line, _ in proxy.seen)
+    assert proxy.seen[0][1]["proxy-authorization"] == "Basic " + base64.b64encode(b"user:p@ss").decode()
+    assert not [h for _, h in proxy.seen if "authorization" in h]  # the token travels inside TLS only
+    assert hub.requests[0].headers["authorization"] == f"Bearer {GOOD_TOKEN}"
+
+
+def test_plain_http_goes_through_the_proxy_unless_no_proxy_names_the_host(proxy, monkeypatch):
+    with FakeHub(fixture_repos()) as hub:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        with HubClient(hub.endpoint, False) as client:
+            assert client.resolve(GPT2).files
+        assert proxy.seen[0][0].startswith(f"GET {hub.endpoint}/api/models/{GPT2}/revision/main")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        before = len(proxy.seen)
+        with HubClient(hub.endpoint, False) as client:
+            assert client.resolve(GPT2).files
+        assert len(proxy.seen) == before and len(hub.requests) == 2
+
+
+def test_only_http_proxies_are_used(https, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "https://127.0.0.1:9")
+    with pytest.raises(HubUnavailable, match="only http:// proxies are supported"), \
+            HubClient(https["h2"].endpoint, False, retries=0) as client:
+        client.resolve(GPT2)
+
+
+# -- requests it refuses, failures it words -----------------------------------------------------------------------
+
+def test_a_header_value_with_a_line_break_is_never_sent(https):
+    transport = Transport(timeout=5, user_agent="test")
+    with pytest.raises(TransportError, match="could not be encoded") as info:
+        transport.request("GET", f"{https['h2'].endpoint}/api/models/{GPT2}", {"X-Test": "a\r\nInjected: 1"},
+                          limit=100)
+    assert info.value.permanent and not https["h2"].requests
+
+
+def test_an_unreadable_ca_bundle_is_one_clean_line(https, monkeypatch, tmp_path):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    with pytest.raises(HubUnavailable, match="the CA bundle .*missing.pem cannot be read"), \
+            HubClient(https["h2"].endpoint, False) as client:
+        client.resolve(GPT2)
