@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter, le, sub
 
@@ -166,20 +168,24 @@ def _parse_canonical(payload: bytes, file: str) -> tuple[TensorTable, dict[str, 
     distinct = set(names)
     if len(distinct) != count or "__metadata__" in distinct:
         return None
-    joined = ";".join(offsets)
+    joined = ";".join(offsets)  # "B,E;B,E;...": two plain decimal numbers each (no sign, space, fraction or
+    if joined.translate(_DIGITS) != ",;" * (count - 1) + "," or _leading_zero(joined):  # leading zero), nothing else
+        return None
     try:
         numbers = list(map(int, joined.replace(";", ",").split(",")))
         dims = {shape: tuple(map(int, shape.split(","))) if shape else () for shape in set(shapes)}
     except ValueError:
         return None
     begins, stops = numbers[0::2], numbers[1::2]
-    if (len(begins) != count or ";".join(map("{},{}".format, begins, stops)) != joined or max(numbers) >= _U64
+    if (max(numbers) >= _U64
             or any(",".join(map(str, d)) != shape or (d and max(d) >= _U64) for shape, d in dims.items())):
-        return None  # not two offsets each, signs, leading zeros, spaces, fractions or values past 64 bits
-    if count > 1:  # data order, ties in the header's order (as the general parser sorts)
-        pick = itemgetter(*sorted(range(count), key=list(zip(begins, stops)).__getitem__))
+        return None  # a shape not as JSON writes it, or values past 64 bits
+    if not _tiled(begins, stops) and count > 1:  # not in data order: sort, ties in the header's order (as the
+        pick = itemgetter(*sorted(range(count), key=list(zip(begins, stops)).__getitem__))  # general parser)
         names, dtypes, shapes, begins, stops = pick(names), pick(dtypes), pick(shapes), pick(begins), pick(stops)
-    if begins[0] != 0 or list(begins[1:]) != list(stops[:-1]) or not all(map(le, begins, stops)):
+        if not _tiled(begins, stops):
+            return None
+    elif not _tiled(begins, stops):
         return None
     nbytes = tuple(map(sub, stops, begins))
     if not set(dtypes) <= DTYPE_BITS.keys():
@@ -189,6 +195,25 @@ def _parse_canonical(payload: bytes, file: str) -> tuple[TensorTable, dict[str, 
         return None
     return TensorTable(tuple(names), tuple(dtypes), tuple(map(dims.__getitem__, shapes)), nbytes,
                        (file,) * count), metadata
+
+
+_DIGITS = str.maketrans("", "", "0123456789")
+
+
+def _leading_zero(numbers: str) -> bool:
+    """Whether a number in "B,E;B,E;..." has a leading zero (JSON writes none; int() would read one)."""
+    if numbers[:1] == "0" and numbers[1:2].isdigit():
+        return True
+    return ((",0" in numbers or ";0" in numbers)  # rare in a header (0 starts only the first tensor): look closer
+            and _LEADING_ZERO.search(numbers) is not None)
+
+
+_LEADING_ZERO = re.compile(r"[,;]0[0-9]")
+
+
+def _tiled(begins: Sequence[int], stops: Sequence[int]) -> bool:
+    """Whether tensors in this order tile the data region from byte 0 (so this order is the data order)."""
+    return begins[0] == 0 and list(begins[1:]) == list(stops[:-1]) and all(map(le, begins, stops))
 
 
 def _decode_json(payload: bytes, file: str) -> dict:

@@ -13,10 +13,9 @@ from __future__ import annotations
 import math
 import posixpath
 import threading
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable, Collection
 from dataclasses import replace
-from itertools import accumulate
 from typing import Any
 
 from ..constants import SMALL_FILE_CAP
@@ -190,21 +189,20 @@ def first_read_size(guess: int | None, size: int | None) -> int:
 def predict_header_sizes(index: dict) -> dict[str, int]:
     """First-read size per shard the index names: its tensor names, plus a per-entry allowance.
 
-    Whole-column operations over the weight map (DeepSeek-V3's has 92k entries), one step per shard.
+    One pass over the weight map (DeepSeek-V3's has 92k entries); shard names that are not strings are left to
+    the index check, which words them.
     """
     weight_map = index.get("weight_map")
     if not isinstance(weight_map, dict):
         return {}
-    if not set(map(type, weight_map)) | set(map(type, weight_map.values())) <= {str}:
-        weight_map = {n: f for n, f in weight_map.items() if isinstance(n, str) and isinstance(f, str)}
-    names = sorted(weight_map, key=weight_map.__getitem__)  # grouped by shard, shards in sorted order
-    ends = [0, *accumulate(map(len, names))]
-    totals, start = {}, 0
-    for file, count in sorted(Counter(weight_map.values()).items()):
-        chars = ends[start + count] - ends[start]
-        totals[file] = math.ceil((PREFIX_BYTES + 64 + chars + count * _ENTRY_BYTES) * _HEADER_MARGIN)
-        start += count
-    return totals
+    chars: dict[str, int] = defaultdict(int)
+    counts: dict[str, int] = defaultdict(int)
+    for name, file in weight_map.items():
+        if type(file) is str:
+            chars[file] += len(name)
+            counts[file] += 1
+    return {file: math.ceil((PREFIX_BYTES + 64 + chars[file] + count * _ENTRY_BYTES) * _HEADER_MARGIN)
+            for file, count in counts.items()}
 
 
 def _read_safetensors_header(read: Callable[[int, int], bytes], path: str, first_read: int,
