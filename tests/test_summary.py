@@ -7,8 +7,8 @@ import json
 import pytest
 
 from gpumem.model.architecture import parse_architecture
-from gpumem.model.params import count_weights, summarize_weights
-from gpumem.model.types import ModelSummary
+from gpumem.model.params import NameParts, count_weights, summarize_table, summarize_weights
+from gpumem.model.types import ModelSummary, TensorTable
 from gpumem.planning.memory import active_parameters, weights_per_gpu, what_if_bytes
 from gpumem.reading.snapshot import load_snapshot
 from gpumem_dev.fakehub import adapter_repo, repo_from_fixture
@@ -30,6 +30,15 @@ def test_92k_tensors_fall_into_few_classes_that_name_every_tensor(deepseek):
     assert {"routed_expert", "shared_expert", "dense", "embedding", "head"} <= roles
     down = {c.module for c in summary.classes if c.role == "routed_expert"}
     assert "mlp.experts.down_proj" in down
+
+
+def test_names_read_header_by_header_count_as_the_whole_table(deepseek):
+    # The Hub reader makes each header's NameParts as it arrives; joined, they must say what the whole table says.
+    weights, summary = deepseek
+    table = TensorTable.of(weights.tensors)
+    names = NameParts.concat(NameParts.of(table.names[i:i + 5000]) for i in range(0, len(table), 5000))
+    assert names == NameParts.of(table.names)
+    assert summarize_table(table, weights.config, names=names) == summary
 
 
 def test_the_summary_round_trips_through_json(deepseek):

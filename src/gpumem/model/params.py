@@ -80,17 +80,22 @@ def summarize_weights(
     return summarize_table(table, config, quantize_config)
 
 
-def summarize_table(table: TensorTable, config: dict | None = None, quantize_config: dict | None = None) -> ModelSummary:
+def summarize_table(table: TensorTable, config: dict | None = None, quantize_config: dict | None = None, *,
+                    names: NameParts | None = None) -> ModelSummary:
     """summarize_weights over tensors as columns, as a header parser gives them (no object per tensor) and has
     checked them (names and dtypes strings, shapes and sizes non-negative integers).
 
     No Python loop over the tensors: each step is a whole-column operation (map, zip, count) or a loop over
     modules alike. What decides (the quantization scan, the TP split, the role) runs once per group of modules
     alike, the same tensors but for layer and expert indices: DeepSeek-V3's 92k tensors in 46k modules make a
-    few dozen groups. Classes and their sites are listed in module order.
+    few dozen groups. Classes and their sites are listed in module order. `names`, when given, is what the table's
+    names say (NameParts, made per header as it arrived and joined in table order).
     """
     _check_configs(config, quantize_config)
-    rows = _in_module_order(_one_per_name(table))
+    counted = _one_per_name(table)
+    if names is None or counted is not table:
+        names = NameParts.of(counted.names)
+    rows = _in_module_order(counted, names)
     groups = _alike_modules(rows)
     scan = scan_modules([(g.module, g.tensors, g.count) for g in groups], config, quantize_config)
     kinds = _tensor_kinds(rows, groups, scan)
@@ -146,13 +151,45 @@ class _Rows:
     modules: list[str]  # each module's name
 
 
-def _in_module_order(table: TensorTable) -> _Rows:
+@dataclass(frozen=True, slots=True)
+class NameParts:
+    """What counting reads from each tensor name, row by row: the name with its index components as `#`, its
+    module and its suffix (quantization.module_key). A name's parts depend on it alone, so a reader can make them
+    for each header as it arrives, while other headers are still on their way, and join them in table order."""
+
+    masked: list[str]
+    modules: list[str]
+    suffixes: list[str]
+    cuts: dict[str, tuple[str, int, bool] | None]  # each masked name's _module_cut
+
+    @classmethod
+    def of(cls, names: Sequence[str]) -> NameParts:
+        """The parts of these names, in order."""
+        masked = _masked(names)
+        cuts = {m: _module_cut(m) for m in dict.fromkeys(masked)}
+        modules, suffixes = _module_names(names, masked, cuts)
+        return cls(masked, modules, suffixes, cuts)
+
+    @classmethod
+    def concat(cls, parts: Iterable[NameParts]) -> NameParts:
+        """The parts of tables joined in this order."""
+        parts = list(parts)
+        if len(parts) == 1:
+            return parts[0]
+        cuts = {}
+        for part in parts:
+            cuts.update(part.cuts)
+
+        def joined(column: Callable[[NameParts], list[str]]) -> list[str]:
+            return list(itertools.chain.from_iterable(map(column, parts)))
+
+        return cls(joined(lambda p: p.masked), joined(lambda p: p.modules), joined(lambda p: p.suffixes), cuts)
+
+
+def _in_module_order(table: TensorTable, parts: NameParts) -> _Rows:
     """The rows in module order. Writers store a module's tensors together, so that is usually the table's own
     order; otherwise the rows are sorted (stably) by their module's first place."""
-    names = table.names
-    masked = _masked(names)
-    cuts = {m: _module_cut(m) for m in dict.fromkeys(masked)}
-    module_of, suffixes = _module_names(names, masked, cuts)
+    names, masked, module_of, suffixes, cuts = table.names, parts.masked, parts.modules, parts.suffixes, parts.cuts
     rows = _Rows(names, table.dtypes, table.shapes, table.nbytes, masked, suffixes, cuts, _run_starts(module_of), [])
     if len(rows.starts) != len(set(module_of)):  # some module's tensors lie apart
         first_place = dict(zip(dict.fromkeys(module_of), itertools.count()))

@@ -23,7 +23,7 @@ from ..errors import BadConfig, BadHeader, EntryNotFound, GpumemError
 from ..model.gguf_header import IncompleteGGUF, gguf_config, parse_gguf
 from ..model.jsondoc import load_json_object
 from ..model.layout import ADAPTER_CONFIG, Layout, WeightSetPlan, is_adapter_set, pick_gguf_variant, plan_layout
-from ..model.params import summarize_table
+from ..model.params import NameParts, summarize_table
 from ..model.safetensors_header import (
     PREFIX_BYTES,
     SafetensorsHeader,
@@ -84,11 +84,12 @@ def fetch_repo(client: HubClient, repo_id: str, revision: str = "main", *, gguf_
             content, _ = client.read_file(repo_id, listing.sha, path)
             document = parse_json(content, path)
         documents[path] = document
-    layout, results = _unwrap(wave2)
+    layout, results, name_parts = _unwrap(wave2)
     listed = {f.path: f.size for f in listing.files}
     documents.update((path, results[path]) for path in small_files_needed(layout.sets, listed.keys(), documents))
     sets = tuple(build_weight_set(plan, listed.get, listed.keys(), documents, results,
-                                  keep_tensors=keeps_tensors(layout.sets, plan)) for plan in layout.sets)
+                                  keep_tensors=keeps_tensors(layout.sets, plan), name_parts=name_parts)
+                 for plan in layout.sets)
     return RepoMetadata(repo_id, listing.sha, "hub", sets, tuple(listed), layout.notes)
 
 
@@ -124,20 +125,23 @@ class _IndexFailed(GpumemError):
 
 
 def _wave2(client: HubClient, listing: RepoListing, gguf_file: str | None,
-           sizes: _HeaderSizes) -> tuple[Layout, dict[str, object]]:
-    """Every header and small file the layout needs, at once (config and root index are wave 1's)."""
+           sizes: _HeaderSizes) -> tuple[Layout, dict[str, object], dict[str, NameParts]]:
+    """Every header and small file the layout needs, at once (config and root index are wave 1's); for a set
+    counted into a summary, what each header's names say for counting, made as each header arrives."""
     listed = {f.path: f.size for f in listing.files}
     layout = plan_layout(listed)
     if gguf_file is not None and layout.sets[0].format == "gguf":
         layout = replace(layout, sets=(pick_gguf_variant(layout.sets, gguf_file),))
     small = small_files_needed(layout.sets, listed.keys(), (ROOT_CONFIG, ROOT_INDEX))
     tasks: list[Callable[[], tuple[str, object]]] = [_small_task(client, listing, path) for path in small]
+    name_parts: dict[str, NameParts] = {}
     for plan in layout.sets:
         if plan.format == "pytorch-bin":
             continue
         later = sizes if plan.format == "safetensors" and plan.index == ROOT_INDEX else None
-        tasks.extend(_header_task(client, listing, plan, path, listed.get(path), later) for path in plan.files)
-    return layout, dict(client.map_concurrent(lambda task: task(), tasks))
+        parts = name_parts if plan.format == "safetensors" and not keeps_tensors(layout.sets, plan) else None
+        tasks.extend(_header_task(client, listing, plan, path, listed.get(path), later, parts) for path in plan.files)
+    return layout, dict(client.map_concurrent(lambda task: task(), tasks)), name_parts
 
 
 def small_files_needed(plans: tuple[WeightSetPlan, ...], listed: Collection[str], have: Collection[str]) -> list[str]:
@@ -161,14 +165,20 @@ def _small_task(client: HubClient, listing: RepoListing, path: str) -> Callable[
 
 
 def _header_task(client: HubClient, listing: RepoListing, plan: WeightSetPlan, path: str, size: int | None,
-                 later: _HeaderSizes | None) -> Callable[[], tuple[str, object]]:
+                 later: _HeaderSizes | None, name_parts: dict[str, NameParts] | None) -> Callable[[], tuple[str, object]]:
     def read(start: int, length: int) -> bytes:
         if start == 0 and later is not None:  # the first range: sized from the index, taken when the Hub redirects
             return client.read_range(listing.repo_id, listing.sha, path, start, length,
                                      length_at_redirect=lambda: later.first_read(path, size))
         return client.read_range(listing.repo_id, listing.sha, path, start, length)
 
-    return lambda: (path, read_weight_header(read, plan.format, path, size))
+    def run() -> tuple[str, object]:
+        header = read_weight_header(read, plan.format, path, size)
+        if name_parts is not None:  # counting's work on the names, while other headers are still on their way
+            name_parts[path] = NameParts.of(header.table.names)
+        return path, header
+
+    return run
 
 
 def read_weight_header(read: Callable[[int, int], bytes], fmt: str, path: str, size: int | None,
@@ -237,9 +247,11 @@ def _read_gguf_header(read: Callable[[int, int], bytes], path: str, size: int | 
 
 
 def build_weight_set(plan: WeightSetPlan, size_of: Callable[[str], int | None], listed: Collection[str],
-                     documents: dict, headers: dict, *, keep_tensors: bool = True) -> WeightSet:
+                     documents: dict, headers: dict, *, keep_tensors: bool = True,
+                     name_parts: dict[str, NameParts] | None = None) -> WeightSet:
     """Assemble one WeightSet from its parsed headers and small files; without `keep_tensors`, a safetensors
-    set carries its summary (counted here, from the headers' columns) and no tensors."""
+    set carries its summary (counted here, from the headers' columns, with each header's `name_parts` where
+    the reader made them) and no tensors."""
     config = documents.get(posixpath.join(plan.folder, ROOT_CONFIG))
     quantize_config = next((documents[n] for n in _SMALL_FILES if documents.get(n)), None)
     if plan.format == "pytorch-bin":
@@ -255,8 +267,11 @@ def build_weight_set(plan: WeightSetPlan, size_of: Callable[[str], int | None], 
     if keep_tensors or plan.format != "safetensors":
         return WeightSet(plan.name, plan.format, plan.files, table.tensors(), config, quantize_config, notes=notes,
                          adapter_config=adapter_config)
+    names = None
+    if name_parts and all(path in name_parts for path in plan.files):
+        names = NameParts.concat(name_parts[path] for path in plan.files)
     return WeightSet(plan.name, plan.format, plan.files, (), config, quantize_config, notes=notes,
-                     adapter_config=adapter_config, summary=summarize_table(table, config, quantize_config))
+                     adapter_config=adapter_config, summary=summarize_table(table, config, quantize_config, names=names))
 
 
 def _bin_set(plan: WeightSetPlan, size_of: Callable[[str], int | None], documents: dict, config: dict | None) -> WeightSet:
