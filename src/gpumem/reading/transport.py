@@ -34,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 import pycurl
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_REDIRECT_BODY_CAP = 64 * 1024  # a redirect's body up to this is taken whole (it ends the exchange cleanly)
 _UNSAFE_IN_HEADERS = re.compile("[\r\n\0]")  # a line break in a header would start another header
 
 
@@ -289,18 +290,21 @@ class _Transfer:
         return None
 
     def _cap(self) -> int:
-        """Raw bytes to take: the limit, with room for a gzip body's framing (it inflates only to the limit)."""
-        if (self.head()[0].get("content-encoding") or "identity").strip().lower() == "identity":
-            return self.limit
-        return self.limit + self.limit // 64 + 1024
+        """Raw bytes to take: the limit, with room for a gzip body's framing (it inflates only to the limit);
+        a redirect's short body whole, so that an HTTP/1.1 connection is not closed to cut it."""
+        status, headers, _ = self.head()
+        cap = self.limit
+        if (headers.get("content-encoding") or "identity").strip().lower() != "identity":
+            cap += self.limit // 64 + 1024
+        return max(cap, _REDIRECT_BODY_CAP) if 300 <= status < 400 else cap
 
-    def head(self) -> tuple[Headers, bool]:
-        """The final answer's header fields (after any 1xx, or a proxy's CONNECT answer) and whether they
-        arrived whole."""
+    def head(self) -> tuple[int, Headers, bool]:
+        """The final answer's status and header fields (after any 1xx, or a proxy's CONNECT answer) and whether
+        they arrived whole."""
         lines = self.lines
         start = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(b"HTTP/")), None)
         if start is None:
-            return Headers(), False
+            return 0, Headers(), False
         headers, whole = Headers(), False
         for line in lines[start + 1:]:
             if line in (b"\r\n", b"\n"):
@@ -309,8 +313,9 @@ class _Transfer:
             name, colon, value = line.decode("latin-1").partition(":")
             if colon:
                 headers.setdefault(name.strip().lower(), value.strip())
-        status = lines[start].split(None, 2)[1:2]
-        return headers, whole and not (status and status[0].startswith(b"1"))
+        code = lines[start].split(None, 2)[1:2]
+        status = int(code[0]) if code and code[0].isdigit() else 0
+        return status, headers, whole and status >= 200
 
     def finish(self, error: tuple[int, str] | None, *, cancelled: bool = False) -> None:
         handle = self.handle
@@ -328,7 +333,7 @@ class _Transfer:
             left = transport.remaining()
             if left is not None and left <= 0.01:
                 raise DeadlinePassed("the deadline passed before the Hub answered")
-        headers, whole = self.head()
+        _, headers, whole = self.head()
         if self.error and not (whole and self.status):
             raise _failure(*self.error, transport._cafile)
         body = b"".join(self.chunks)
