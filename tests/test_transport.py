@@ -240,3 +240,21 @@ def test_an_unreadable_ca_bundle_is_one_clean_line(https, monkeypatch, tmp_path)
     with pytest.raises(HubUnavailable, match="the CA bundle .*missing.pem cannot be read"), \
             HubClient(https["h2"].endpoint, False) as client:
         client.resolve(GPT2)
+
+
+def test_a_fault_in_the_http_thread_fails_its_transfers_instead_of_hanging_them(https, monkeypatch):
+    from gpumem.reading import transport
+
+    real, calls = transport._Driver._wait, []
+
+    def broken_once(self) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the driver loop")
+        real(self)
+
+    monkeypatch.setattr(transport._Driver, "_wait", broken_once)
+    with HubClient(https["h2"].endpoint, False, retries=0) as client:
+        with pytest.raises(HubUnavailable, match="connection failed"):
+            client.resolve(GPT2)
+        assert client.resolve(GPT2).files  # the thread lives on

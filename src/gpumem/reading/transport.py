@@ -319,7 +319,7 @@ class _Transfer:
 
     def finish(self, error: tuple[int, str] | None, *, cancelled: bool = False) -> None:
         handle = self.handle
-        self.status = handle.getinfo(pycurl.RESPONSE_CODE) if not cancelled else 0
+        self.status = handle.getinfo(pycurl.RESPONSE_CODE) if not (cancelled or error and error[0] < 0) else 0
         handle.close()
         self.error, self.cancelled = error, cancelled
         self.done.set()
@@ -379,35 +379,49 @@ class _Driver:
             pass  # the pipe is full: the driver is awake anyway
 
     def _run(self) -> None:
-        multi = self.multi
         while True:
-            with self.lock:
-                incoming, self.incoming = self.incoming, []
-                cancels, self.cancels = self.cancels, []
-                self.woken = False
-            for transfer in incoming:
-                if transfer.transport in cancels or transfer.transport.cancelled:
-                    transfer.finish(None, cancelled=True)
-                    continue
-                self.running[transfer.handle] = transfer
+            try:
+                self._step()
+            except Exception:  # noqa: BLE001 - a fault here must fail the transfers in flight, not hang their threads
+                for handle in list(self.running):
+                    self._end(handle, (-1, "the HTTP driver failed"))
+
+    def _step(self) -> None:
+        """Take what workers posted, move every transfer as far as it goes, hand back the finished ones, wait."""
+        multi = self.multi
+        with self.lock:
+            incoming, self.incoming = self.incoming, []
+            cancels, self.cancels = self.cancels, []
+            self.woken = False
+        for transfer in incoming:
+            if transfer.transport in cancels or transfer.transport.cancelled:
+                transfer.finish(None, cancelled=True)
+                continue
+            self.running[transfer.handle] = transfer
+            try:
                 multi.add_handle(transfer.handle)
-            for handle, transfer in list(self.running.items()):
-                if transfer.transport in cancels:
-                    self._end(handle, None, cancelled=True)
-            multi.perform()
-            while True:
-                queued, finished, failed = multi.info_read()
-                for handle in finished:
-                    self._end(handle, None)
-                for handle, code, message in failed:
-                    self._end(handle, (code, message))
-                if not queued:
-                    break
-            self._wait()
+            except pycurl.error:
+                self._end(transfer.handle, (-1, "the HTTP driver refused the transfer"))
+        for handle, transfer in list(self.running.items()):
+            if transfer.transport in cancels:
+                self._end(handle, None, cancelled=True)
+        multi.perform()
+        while True:
+            queued, finished, failed = multi.info_read()
+            for handle in finished:
+                self._end(handle, None)
+            for handle, code, message in failed:
+                self._end(handle, (code, message))
+            if not queued:
+                break
+        self._wait()
 
     def _end(self, handle: pycurl.Curl, error: tuple[int, str] | None, *, cancelled: bool = False) -> None:
         transfer = self.running.pop(handle)
-        self.multi.remove_handle(handle)
+        try:
+            self.multi.remove_handle(handle)
+        except pycurl.error:
+            pass  # not (or no longer) on the multi handle
         transfer.finish(error, cancelled=cancelled)
 
     def _wait(self) -> None:
@@ -444,7 +458,10 @@ def _driver() -> _Driver:
     global _DRIVER
     with _DRIVER_LOCK:
         if _DRIVER is None or _DRIVER.pid != os.getpid():
-            _DRIVER = _Driver()
+            try:
+                _DRIVER = _Driver()
+            except (OSError, RuntimeError) as exc:  # no file descriptor or thread left for it
+                raise TransportError(f"the HTTP thread cannot start ({exc})") from None
         return _DRIVER
 
 
