@@ -16,6 +16,7 @@ MAX_RETRIES = 4
 RETRY_AFTER_CAP_S = 30.0
 MAX_REDIRECTS = 5
 MAX_CONCURRENCY = 48  # requests in flight per run: more costs a TLS handshake each and saves nothing (docs/benchmark.md)
+ALL_LINEAR = "all-linear"  # PEFT's target_modules word for every linear layer but the output head
 GB = 10**9  # sizes are decimal: a GB is 10^9 bytes, an MB 10^6
 MB = 10**6
 SMALL_FILE_CAP = 16 * 1024 * 1024  # no file or answer gpumem reads is larger (config, index, model info, header)

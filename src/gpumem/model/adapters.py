@@ -29,12 +29,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..constants import ALL_LINEAR
 from ..errors import FormatError
 from .architecture import Architecture
 from .layout import ADAPTER_CONFIG
 from .types import ModelSummary, TensorInfo
 
-ALL_LINEAR = "all-linear"
 VLLM_MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 VLLM_DEFAULT_MAX_LORA_RANK = 16
 

@@ -119,13 +119,24 @@ def load_catalog() -> tuple[Gpu, ...]:
                  for g in data["gpu"])
 
 
-def find_gpu(name: str, catalog: Sequence[Gpu] | None = None) -> Gpu:
-    """The catalog GPU a name or alias means; UsageError listing close matches when none does."""
-    gpus = load_catalog() if catalog is None else catalog
+@cache
+def _catalog_names() -> dict[str, Gpu]:
+    """The packaged catalog's names and aliases, matched as `_key` writes them (made once, as the catalog is read
+    once: prices and --gpu names look up dozens)."""
+    return _names(load_catalog())
+
+
+def _names(gpus: Sequence[Gpu]) -> dict[str, Gpu]:
     names: dict[str, Gpu] = {}
     for gpu in gpus:
         for label in (gpu.name, *gpu.aliases):
             names.setdefault(_key(label), gpu)
+    return names
+
+
+def find_gpu(name: str, catalog: Sequence[Gpu] | None = None) -> Gpu:
+    """The catalog GPU a name or alias means; UsageError listing close matches when none does."""
+    names = _catalog_names() if catalog is None else _names(catalog)
     wanted = _key(name)
     for candidate in (wanted, _BRAND.sub("", wanted)):
         if candidate in names:

@@ -34,12 +34,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..constants import ALL_LINEAR
 from ..errors import UsageError
 from ..model.activations import mlp_width
-from ..model.adapters import ALL_LINEAR, LoraConfig, Module, lora_layers, trainable_parameters
 from ..model.architecture import Architecture
+
+if TYPE_CHECKING:  # the adapter rules load with the first estimate, not with the CLI's defaults
+    from ..model.adapters import LoraConfig, Module
 
 METHODS = ("full", "lora", "qlora")
 OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "adafactor", "sgd")
@@ -102,6 +105,8 @@ class TrainingOptions:
 
     def lora_config(self) -> LoraConfig:
         """The PEFT config these options describe (alpha does not change sizes)."""
+        from ..model.adapters import LoraConfig
+
         return LoraConfig(rank=self.rank, alpha=2 * self.rank, target_modules=self.target_modules)
 
     def to_dict(self) -> dict[str, Any]:
@@ -235,6 +240,8 @@ def estimate_training(base: TrainingBase, options: TrainingOptions) -> TrainingE
         matrices = [(m.out_features, m.in_features) for m in base.modules]
         layer_bytes = _largest_layer_params(base) * width
     else:
+        from ..model.adapters import lora_layers, trainable_parameters
+
         config = options.lora_config()
         layers = lora_layers(base.modules, config)
         if not layers:

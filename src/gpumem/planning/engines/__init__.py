@@ -26,6 +26,7 @@ version's default"; read them with `engine.setting(options, "name")`, never from
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import import_module
@@ -208,7 +209,8 @@ class _Registry(Mapping[str, Engine[Any]]):
 
     def __getitem__(self, name: str) -> Engine[Any]:
         module, instance = _REGISTRY[name]
-        return getattr(import_module(f"{__name__}.{module}"), instance)
+        path = f"{__name__}.{module}"  # sys.modules first: plans look engines up thousands of times
+        return getattr(sys.modules.get(path) or import_module(path), instance)
 
     def __iter__(self) -> Iterator[str]:
         return iter(_REGISTRY)
