@@ -14,7 +14,8 @@ _EXPORTS = {
     **dict.fromkeys(["HubOptions", "RepoOutcome", "calc", "estimate", "estimate_many", "fit", "fit_many",
                      "inspect_base", "inspect_local", "inspect_repo", "inspect_repos", "is_adapter", "open_client",
                      "parse_parameter_count", "train"], ".api"),
-    **dict.fromkeys(["ServingOptions", "ServingEstimate", "Capacity", "FormulaResult"], ".planning.memory"),
+    **dict.fromkeys(["ServingEstimate", "Capacity", "FormulaResult"], ".planning.memory"),
+    **dict.fromkeys(["ServingOptions", "TrainingOptions"], ".planning.options"),
     **dict.fromkeys(["ModelReport", "CalcReport", "FitReport", "TrainingReport", "ComponentCount"], ".output.report"),
     **dict.fromkeys(["ModelSummary", "TensorClass", "TensorInfo", "WeightCount", "WeightSet", "RepoMetadata",
                      "Quantization", "Note"], ".model.types"),
@@ -22,7 +23,7 @@ _EXPORTS = {
     **dict.fromkeys(["PlanRequest", "Plan"], ".planning.plans"),
     **dict.fromkeys(["Gpu", "Recommendation", "load_catalog", "find_gpu"], ".planning.gpus"),
     **dict.fromkeys(["Architecture"], ".model.architecture"),
-    **dict.fromkeys(["TrainingOptions", "TrainingBase"], ".planning.training"),
+    **dict.fromkeys(["TrainingBase"], ".planning.training"),
     **dict.fromkeys(["GpumemError", "UsageError", "AdapterTraining", "NotFoundError", "AccessError", "FormatError",
                      "NetworkError", "ExitCode"], ".errors"),
 }

@@ -19,7 +19,7 @@ import click
 from .constants import debug_enabled
 from .errors import GpumemError
 from .planning.engines import DEFAULT_ENGINE, ENGINES
-from .planning.memory import ServingOptions
+from .planning.options import OPTIMIZERS, PRECISIONS, TRAINING_METHODS, ServingOptions, TrainingOptions
 from .reading.sources import HubOptions
 
 
@@ -367,26 +367,19 @@ def fit(repo_ids, gpus, counts, gguf_file, context, kv_dtype, engine, engine_ver
                    lambda results: render.emit_fits(ids, results, say_note=_note_in_flag_words, **output))
 
 
-def _training_defaults():
-    """TrainingOptions' own defaults, so click and the library agree (training.py is pure and light)."""
-    from .planning.training import TrainingOptions
-
-    return TrainingOptions()
-
-
-_TRAIN = _training_defaults()
+_TRAIN = TrainingOptions()  # its defaults and choices are the train command's
 
 
 @cli.command()
 @click.argument("repo_id")
-@click.option("--method", type=click.Choice(["full", "lora", "qlora"]), default=_TRAIN.method, show_default=True,
+@click.option("--method", type=click.Choice(TRAINING_METHODS), default=_TRAIN.method, show_default=True,
               help="Full fine-tuning, LoRA on the 16-bit model, or QLoRA on the model quantized to NF4.")
 @click.option("--rank", type=click.IntRange(1), default=_TRAIN.rank, show_default=True, help="LoRA rank r.")
 @click.option("--target-modules", default=_TRAIN.target_modules, show_default=True,
               help="LoRA targets: comma-separated module names (q_proj,v_proj), a regex, or all-linear.")
-@click.option("--optimizer", type=click.Choice(["adamw", "adamw-8bit", "paged-adamw-8bit", "adafactor", "sgd"]),
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS),
               default=_TRAIN.optimizer, show_default=True, help="Optimizer (its states are what differs).")
-@click.option("--precision", type=click.Choice(["bf16", "fp16", "fp32"]), default=_TRAIN.precision,
+@click.option("--precision", type=click.Choice(PRECISIONS), default=_TRAIN.precision,
               show_default=True, help="Weight and gradient precision.")
 @click.option("--master-weights/--no-master-weights", default=_TRAIN.master_weights, show_default=True,
               help="Mixed precision keeps an fp32 master copy in the optimizer (off: pure bf16/fp16).")
@@ -419,7 +412,6 @@ def train(repo_id, method, rank, target_modules, optimizer, precision, master_we
     from .output import render
     from .planning.gpus import find_gpu
     from .planning.prices import parse_price_option
-    from .planning.training import TrainingOptions
 
     if gpu:
         find_gpu(gpu)  # an unknown name fails now, before any network traffic

@@ -13,18 +13,13 @@ Where each constant comes from (see ../shared/reference/memory-model.md and fixt
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..constants import GB
 from ..errors import UsageError
 from ..model.architecture import Architecture
 from ..model.types import REPLICATED, ModelSummary, TensorClass
-from .engines import DEFAULT_ENGINE, DEFAULT_ENGINE_BY_FORMAT, Engine, GpuTarget, get_engine
-
-if TYPE_CHECKING:
-    from ..model.adapters import LoraServing
-
-KV_DTYPE_BYTES = {"auto": 2, "bf16": 2, "fp16": 2, "fp8": 1}
+from .options import KV_DTYPE_BYTES, ServingOptions, all_kv_dtypes  # noqa: F401 (re-exported with the memory model)
 
 
 def formula_memory_gb(parameters: int, bits: float, overhead: float = 1.2) -> float:
@@ -48,90 +43,6 @@ class FormulaResult:
     def to_dict(self) -> dict[str, Any]:
         """{"bits", "overhead", "memory_gb"}."""
         return {"bits": self.bits, "overhead": self.overhead, "memory_gb": self.memory_gb}
-
-
-def all_kv_dtypes() -> tuple[str, ...]:
-    """Every --kv-dtype some engine takes (an engine not yet chosen may be any of them)."""
-    from .engines import ENGINES
-
-    return tuple(dict.fromkeys(name for engine in ENGINES.values() for name in engine.kv_dtypes))
-
-
-@dataclass(frozen=True, slots=True)
-class ServingOptions:
-    """How the model is served: engine (and its version), context, concurrency, KV dtype, tensor parallel.
-
-    Engine settings keep the engine's own names; None means "the engine version's default" (see
-    `Engine.setting`). A setting another engine does not have is ignored by it.
-    """
-
-    engine: str | None = None  # None: the default for the checkpoint's format (engines.DEFAULT_ENGINE_BY_FORMAT)
-    context: int = 4096
-    concurrency: int = 1
-    kv_dtype: str = "auto"
-    tp: int = 1
-    pp: int = 1  # pipeline stages (plans across nodes); the breakdown is one GPU of the busiest stage
-    engine_version: str | None = None  # None: the newest version gpumem models
-    gpu_memory_utilization: float | None = None  # vLLM: the budget fraction of the GPU
-    max_num_batched_tokens: int | None = None  # vLLM: tokens of one scheduled step (the profile run's prefill)
-    max_num_seqs: int | None = None  # vLLM: sequences at once (sizes the profile run's sampler pass)
-    lora: LoraServing | None = None  # PEFT adapters served on the model (their weights or vLLM's slots)
-    n_batch: int | None = None  # llama.cpp: logical batch (-b)
-    n_ubatch: int | None = None  # llama.cpp: physical batch (-ub), the tokens the compute graph is sized for
-    flash_attn: str | None = None  # llama.cpp: -fa on|off|auto
-    ngl: int | None = None  # llama.cpp: layers on the GPUs (-ngl), the output layer counted; None: all
-    tensor_split: tuple[float, ...] | None = None  # llama.cpp: -ts, each GPU's share of the layers (None: equal)
-    enforce_eager: bool = False  # vLLM: no CUDA graphs
-    mem_fraction_static: float | None = None  # SGLang: weights + KV pool as a fraction of the GPU
-    flashinfer_sampler: bool | None = None  # vLLM: VLLM_USE_FLASHINFER_SAMPLER (None: the version's default)
-    gpu: GpuTarget | None = None  # the GPU of the plan (engines with per-GPU defaults read it)
-    context_asked: bool = True  # False: `context` is a default, capped at the model's maximum without a note
-
-    def __post_init__(self) -> None:
-        self.engine_model.resolve_version(self.engine_version)  # unknown engine or version: UsageError
-        # No engine named: any engine's kv_dtype is valid. The default engine's are tried first, which spares
-        # importing every engine module for the usual values.
-        kv_dtypes = self.engine_model.kv_dtypes
-        if self.kv_dtype not in kv_dtypes and not self.engine:
-            kv_dtypes = all_kv_dtypes()
-        if self.kv_dtype not in kv_dtypes:
-            raise UsageError(f"kv_dtype must be one of {', '.join(kv_dtypes)} for {self.engine_model.label}, got "
-                             f"{self.kv_dtype!r}", option="kv_dtype")
-        if self.flash_attn is not None and self.flash_attn not in ("on", "off", "auto"):
-            raise UsageError(f"flash_attn must be on, off or auto, got {self.flash_attn!r}", option="flash_attn")
-        if self.ngl is not None and self.ngl < 0:
-            raise UsageError(f"ngl must be at least 0, got {self.ngl}", option="ngl")
-        if self.tensor_split is not None and (len(self.tensor_split) < 2 or min(self.tensor_split) < 0
-                                              or not sum(self.tensor_split) > 0):
-            raise UsageError(f"tensor_split needs a share per GPU for two GPUs or more (e.g. 3,1), got "
-                             f"{','.join(f'{v:g}' for v in self.tensor_split)}", option="tensor_split")
-        for name in ("context", "concurrency", "tp", "pp", "max_num_batched_tokens", "max_num_seqs", "n_batch",
-                     "n_ubatch"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise UsageError(f"{name} must be at least 1, got {value}", option=name)
-        if self.mem_fraction_static is not None and not 0 < self.mem_fraction_static <= 1:
-            raise UsageError(f"mem_fraction_static must be in (0, 1], got {self.mem_fraction_static}",
-                             option="mem_fraction_static")
-        if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
-            raise UsageError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}",
-                             option="gpu_memory_utilization")
-
-    @property
-    def engine_model(self) -> Engine:
-        """The engine table entry these options name (vLLM when none is named)."""
-        return get_engine(self.engine or DEFAULT_ENGINE)
-
-    def for_format(self, fmt: str) -> ServingOptions:
-        """These options with the engine named: the asked one, else the format's default (GGUF: llama.cpp)."""
-        if self.engine is not None:
-            return self
-        return replace(self, engine=DEFAULT_ENGINE_BY_FORMAT.get(fmt, DEFAULT_ENGINE))
-
-    @property
-    def kv_bytes(self) -> int:
-        """Bytes per cached element."""
-        return KV_DTYPE_BYTES[self.kv_dtype]
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,18 +36,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..constants import ALL_LINEAR
 from ..errors import UsageError
 from ..model.activations import mlp_width
 from ..model.architecture import Architecture
+from .options import TrainingOptions  # noqa: F401 (re-exported with the training model)
 
-if TYPE_CHECKING:  # the adapter rules load with the first estimate, not with the CLI's defaults
-    from ..model.adapters import LoraConfig, Module
+if TYPE_CHECKING:  # the adapter rules load with the first estimate
+    from ..model.adapters import Module
 
-METHODS = ("full", "lora", "qlora")
-OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "adafactor", "sgd")
-PRECISIONS = ("bf16", "fp16", "fp32")
-ZERO_STAGES = (0, 1, 2, 3)
 PLAN_COUNTS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 GPUS_PER_NODE = 8
 
@@ -63,61 +59,6 @@ DOUBLE_QUANT_FIXED_BYTES = 256 * 4 + 4  # the 8-bit dynamic code (nested_quant_m
 ADAM_8BIT_BLOCK = 256  # bitsandbytes 8-bit optimizers: one fp32 absmax per 256 state values
 
 _GATED_MLP = (".gate_proj", ".w3", ".gate_up_proj", ".w1")
-
-
-@dataclass(frozen=True)
-class TrainingOptions:
-    """How the model is fine-tuned."""
-
-    method: str = "lora"
-    rank: int = 16
-    target_modules: tuple[str, ...] | str = ALL_LINEAR
-    optimizer: str = "adamw"
-    precision: str = "bf16"
-    master_weights: bool = True  # mixed precision keeps fp32 master weights (ignored for fp32)
-    batch: int = 1
-    seq_len: int = 2048
-    gradient_checkpointing: bool = True
-    zero: int = 3  # ZeRO stage across a plan's GPUs; 3 = FSDP full shard
-    double_quant: bool = True  # QLoRA's nested absmax quantization
-
-    def __post_init__(self) -> None:
-        for name, value, allowed in (("method", self.method, METHODS), ("optimizer", self.optimizer, OPTIMIZERS),
-                                     ("precision", self.precision, PRECISIONS), ("zero", self.zero, ZERO_STAGES)):
-            if value not in allowed:
-                raise UsageError(f"{name} must be one of {', '.join(map(str, allowed))}, got {value!r}", option=name)
-        for name in ("rank", "batch", "seq_len"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}", option=name)
-        if not self.target_modules:
-            raise UsageError("target_modules must name at least one module (or be 'all-linear')",
-                             option="target_modules")
-
-    @property
-    def mixed_precision(self) -> bool:
-        """16-bit weights with an fp32 master copy in the optimizer."""
-        return self.precision != "fp32" and self.master_weights
-
-    @property
-    def weight_bytes(self) -> int:
-        """Bytes of one weight or gradient element."""
-        return 4 if self.precision == "fp32" else 2
-
-    def lora_config(self) -> LoraConfig:
-        """The PEFT config these options describe (alpha does not change sizes)."""
-        from ..model.adapters import LoraConfig
-
-        return LoraConfig(rank=self.rank, alpha=2 * self.rank, target_modules=self.target_modules)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The option fields of JSON `training`."""
-        targets = self.target_modules if isinstance(self.target_modules, str) else list(self.target_modules)
-        lora = self.method != "full"
-        return {"method": self.method, "rank": self.rank if lora else None,
-                "target_modules": targets if lora else None, "precision": self.precision,
-                "master_weights": self.mixed_precision, "optimizer": self.optimizer, "zero": self.zero,
-                "batch": self.batch, "seq_len": self.seq_len, "gradient_checkpointing": self.gradient_checkpointing,
-                "double_quant": self.double_quant if self.method == "qlora" else None}
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 from .. import constants
 from ..errors import AccessError, GatedRepo, GpumemError, HubUnavailable, OfflineMiss
-from ..model.types import Note, RepoMetadata
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # HubOptions' defaults (the CLI's flags) need neither at start-up
+    from ..model.types import RepoMetadata
     from .cache import ResultCache
 
 
@@ -160,6 +160,8 @@ def _snapshot_fallback(repo_id: str, exc: GpumemError, has_token: bool) -> RepoM
 
 def _from_snapshot(metadata: RepoMetadata, why: str, live_data: tuple[str, tuple[str, ...]]) -> RepoMetadata:
     """The snapshot's answer with a note on why it answered and how to get live data instead."""
+    from ..model.types import Note
+
     hint, options = live_data
     note = Note(f"{why}: answered from the built-in snapshot", hint=hint, hint_options=options)
     return replace(metadata, notes=(note, *metadata.notes))
