@@ -1,10 +1,8 @@
-"""Predicted per-GPU peak vs the H200 measurements: every serve row within 5% (scripts/accuracy.py)."""
+"""Predicted per-GPU peak vs the H200 measurements: every serve row within 5% (gpumem_dev.accuracy)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
@@ -12,18 +10,10 @@ from gpumem.model.architecture import parse_architecture
 from gpumem.model.params import summarize_weights
 from gpumem.planning.engines import MIB
 from gpumem.planning.memory import ServingOptions
+from gpumem_dev import accuracy
+from gpumem_dev.fixtures import FIXTURES, HUB_FIXTURES
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "accuracy.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("gpumem_accuracy", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ROWS = load_script().rows()
+ROWS = accuracy.rows()
 
 
 def test_every_measured_row_is_covered():
@@ -41,7 +31,7 @@ def test_total_within_five_percent(row):
 
 
 def test_script_prints_the_table(capsys):
-    assert load_script().main() == 0
+    assert accuracy.main() == 0
     out = capsys.readouterr().out
     assert "predicted GB" in out and "Mistral-7B-v0.1" in out
 
@@ -51,7 +41,7 @@ def test_mistral_with_its_4096_window_matches_the_measured_prefill():
     # 2048 tokens per sequence attends the same tokens. transformers keeps the whole prompt's K/V during prefill
     # (the sliding layer stores a view of it), so the window changes nothing here; the old S x S score term was 49%
     # high at 8 x 4096.
-    windowed = [r for r in load_script().rows(sliding_window={"Mistral-7B-v0.1": 4096}) if r["model"] == "Mistral-7B-v0.1"]
+    windowed = [r for r in accuracy.rows(sliding_window={"Mistral-7B-v0.1": 4096}) if r["model"] == "Mistral-7B-v0.1"]
     assert len(windowed) == 3
     assert all(abs(r["error_pct"]) < 5 for r in windowed)
 
@@ -60,7 +50,7 @@ def test_sliding_window_models_within_five_percent():
     assert all(abs(r["error_pct"]) < 5 for r in ROWS if r["model"] in ("Phi-3-mini-4k-instruct", "Mistral-7B-v0.1"))
 
 
-HELD_OUT = Path(__file__).resolve().parent.parent / "fixtures" / "measurements" / "h200-heldout-transformers-bf16.jsonl"
+HELD_OUT = FIXTURES / "measurements" / "h200-heldout-transformers-bf16.jsonl"
 
 
 def _measured(kind: str, model: str) -> list[dict]:
@@ -77,11 +67,10 @@ def _measured(kind: str, model: str) -> list[dict]:
 def test_loaded_weights_are_what_the_caching_allocator_holds(model, earlier_workspace_mib, unmodelled_mib):
     # memory_allocated() after building each model: its weights as the allocator rounds them, plus the cuBLAS and
     # cuBLASLt workspaces (33 MiB on an H200) the models measured before it left allocated.
-    script = load_script()
-    folder = script.MANIFESTS[model]
-    config = json.loads((SCRIPT.parent.parent / "fixtures" / "hub" / folder / "config.json").read_text())
+    folder = accuracy.MANIFESTS[model]
+    config = json.loads((HUB_FIXTURES / folder / "config.json").read_text())
     options = ServingOptions(engine="transformers", kv_dtype="bf16")
-    predicted = options.engine_model.loaded_weights(summarize_weights(script.manifest_tensors(folder), config),
+    predicted = options.engine_model.loaded_weights(summarize_weights(accuracy.manifest_tensors(folder), config),
                                                     parse_architecture(config), options, bits=16)
     (measured,) = _measured("weights", model)
     unexplained = measured["allocated_bytes"] - predicted - earlier_workspace_mib * MIB - int(unmodelled_mib * MIB)
@@ -95,7 +84,7 @@ def test_gpt2_prefill_holds_what_its_modeling_code_keeps_alive():
         (serve,) = [s for s in _measured("serve", "gpt2") if s["batch"] == row["batch"]]
         options = ServingOptions(engine="transformers", kv_dtype="bf16", context=row["seq"],
                                  concurrency=row["batch"])
-        config = json.loads((SCRIPT.parent.parent / "fixtures" / "hub" / "openai-community__gpt2" / "config.json")
+        config = json.loads((HUB_FIXTURES / "openai-community__gpt2" / "config.json")
                             .read_text())
         peak, _ = options.engine_model.activation_peak(parse_architecture(config), options, row["seq"])
         logits = row["batch"] * 50257 * 4  # gpumem's fp32 last-position logits

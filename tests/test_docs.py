@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import tomllib
 
@@ -11,19 +10,13 @@ import pytest
 from conftest import FIXTURES
 
 from gpumem.cli import cli
+from gpumem_dev import readme
 
 ROOT = FIXTURES.parent
 README = (ROOT / "README.md").read_text()
 COMMANDS_DOC = (ROOT / "docs" / "commands.md").read_text()
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 README_MAX_LINES = 300
-
-
-def load_updater():
-    spec = importlib.util.spec_from_file_location("update_readme", ROOT / "scripts" / "update_readme.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def commands(group: click.Group, prefix: tuple[str, ...] = ()):
@@ -35,9 +28,8 @@ def commands(group: click.Group, prefix: tuple[str, ...] = ()):
 
 @pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: p.name)
 def test_generated_blocks_are_current(path):
-    updater = load_updater()
     text = path.read_text()
-    assert updater.regenerate(text) == text, f"{path.name} is stale: run python scripts/update_readme.py"
+    assert readme.regenerate(text) == text, f"{path.name} is stale: run python scripts/update_readme.py"
 
 
 @pytest.mark.parametrize(("path", "command"), list(commands(cli)), ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")

@@ -268,14 +268,11 @@ def test_bits_what_if_lays_weights_out_as_a_real_gptq_checkpoint():
     # Hub's published count for Llama-2-13b-hf) and laid out with 16-bit embeddings / lm_head / norms and group-128
     # qweight, qzeros, scales and g_idx.
     import gzip
-    import importlib.util
 
     from gpumem.model.safetensors_header import DTYPE_BITS
+    from gpumem_dev import accuracy
 
     root = Path(__file__).resolve().parent.parent
-    spec = importlib.util.spec_from_file_location("gpumem_accuracy_bits", root / "scripts" / "accuracy.py")
-    accuracy = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(accuracy)
     config = json.loads((root / "fixtures" / "hub" / "TheBloke__Llama-2-13B-chat-GPTQ" / "config.json").read_text())
     config.pop("quantization_config", None)
     summary = summarize_weights(accuracy.llama_shaped_tensors(config), config)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 from conftest import FIXTURES, load_fixture_json, manifest_tensors
@@ -161,20 +160,10 @@ def test_lora_on_a_pre_quantized_checkpoint_keeps_its_stored_weights():
     assert "frozen weights as stored (gptq), exactly" in report.notes
 
 
-def _training_check():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("training_check", FIXTURES.parent / "scripts" / "training_check.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_activation_factor_is_the_fit_and_docs_show_the_current_comparison():
     from gpumem.planning.training import ACTIVATION_FACTOR
+    from gpumem_dev import training_check as check
 
-    check = _training_check()
     usable, _ = check.rows()
     fit_rows = [r for r in usable if r.fit]
     held = [r for r in usable if not r.fit]

@@ -1,4 +1,4 @@
-"""vLLM startup logs people posted, reproduced at each log's version defaults (scripts/vllm_accuracy.py).
+"""vLLM startup logs people posted, reproduced at each log's version defaults (gpumem_dev.vllm_accuracy).
 
 The shared file is the fitting set: every log is checked on what it shows (KV pool, loaded weights, the
 budget identity). The held-out file was never used to fit: the issue's bounds hold there.
@@ -6,26 +6,14 @@ budget identity). The held-out file was never used to fit: the issue's bounds ho
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "vllm_accuracy.py"
-SHARED_FILE = SCRIPT.parent.parent / "fixtures" / "measurements" / "vllm-public-logs.jsonl"
+from gpumem_dev import vllm_accuracy as ACCURACY
+from gpumem_dev.fixtures import FIXTURES, ROOT
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("gpumem_vllm_accuracy", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-ACCURACY = load_script()
+SHARED_FILE = FIXTURES / "measurements" / "vllm-public-logs.jsonl"
 FITTED = {r.id: r for r in ACCURACY.shared_rows()}
 HELD_OUT = ACCURACY.heldout_rows()
 SHARED_LOGS = [json.loads(line) for line in SHARED_FILE.read_text().splitlines() if line.strip()]
@@ -106,7 +94,7 @@ ACCURACY_ONLY_SHOWS = {
 }
 
 
-HELD_OUT_FILE = SCRIPT.parent.parent / "fixtures" / "measurements" / "vllm-heldout-logs.jsonl"
+HELD_OUT_FILE = FIXTURES / "measurements" / "vllm-heldout-logs.jsonl"
 HELD_OUT_LOGS = [json.loads(line) for line in HELD_OUT_FILE.read_text().splitlines() if line.strip()]
 
 
@@ -163,4 +151,4 @@ def test_fitted_set_summary_matches_docs():
 def test_docs_accuracy_page_is_the_scripts_output(capsys):
     ACCURACY.main()
     out = capsys.readouterr().out.strip()
-    assert out in (SCRIPT.parent.parent / "docs" / "accuracy.md").read_text()
+    assert out in (ROOT / "docs" / "accuracy.md").read_text()
