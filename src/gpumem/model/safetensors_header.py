@@ -13,6 +13,7 @@ import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from operator import itemgetter, le, sub
 
 from ..errors import BadHeader
@@ -172,26 +173,37 @@ def _parse_canonical(payload: bytes, file: str) -> tuple[TensorTable, dict[str, 
     if joined.translate(_DIGITS) != ",;" * (count - 1) + "," or _leading_zero(joined):  # leading zero), nothing else
         return None
     try:
-        numbers = list(map(int, joined.replace(";", ",").split(",")))
         dims = {shape: tuple(map(int, shape.split(","))) if shape else () for shape in set(shapes)}
     except ValueError:
         return None
-    begins, stops = numbers[0::2], numbers[1::2]
-    if (max(numbers) >= _U64
-            or any(",".join(map(str, d)) != shape or (d and max(d) >= _U64) for shape, d in dims.items())):
+    if any(",".join(map(str, d)) != shape or (d and max(d) >= _U64) for shape, d in dims.items()):
         return None  # a shape not as JSON writes it, or values past 64 bits
-    if not _tiled(begins, stops) and count > 1:  # not in data order: sort, ties in the header's order (as the
-        pick = itemgetter(*sorted(range(count), key=list(zip(begins, stops)).__getitem__))  # general parser)
-        names, dtypes, shapes, begins, stops = pick(names), pick(dtypes), pick(shapes), pick(begins), pick(stops)
-        if not _tiled(begins, stops):
-            return None
-    elif not _tiled(begins, stops):
-        return None
-    nbytes = tuple(map(sub, stops, begins))
     if not set(dtypes) <= DTYPE_BITS.keys():
         return None  # unknown dtypes: the general parser lists them
-    needed = {(dtype, shape): math.prod(dims[shape]) * DTYPE_BITS[dtype] for dtype, shape in set(zip(dtypes, shapes))}
-    if list(map(needed.__getitem__, zip(dtypes, shapes))) != [size * 8 for size in nbytes]:
+    bits = {(dtype, shape): math.prod(dims[shape]) * DTYPE_BITS[dtype] for dtype, shape in set(zip(dtypes, shapes))}
+    if any(size % 8 for size in bits.values()):
+        return None  # no whole number of bytes: no offsets can match
+    sizes = list(map({key: size // 8 for key, size in bits.items()}.__getitem__, zip(dtypes, shapes)))
+    numbers = joined.replace(";", ",").split(",")  # B, E, B, E, ... as written
+    try:
+        if numbers[0] == "0" and numbers[2::2] == numbers[1:-1:2]:  # each begins where the one before ends, as the
+            ends = list(map(int, numbers[1::2]))  # writers write them: the ends say it all
+            if ends != list(accumulate(sizes)) or ends[-1] >= _U64:
+                return None
+            nbytes = tuple(sizes)
+        else:
+            values = list(map(int, numbers))
+            if max(values) >= _U64:
+                return None
+            begins, stops = values[0::2], values[1::2]
+            if count > 1:  # data order, ties in the header's order (as the general parser sorts)
+                pick = itemgetter(*sorted(range(count), key=list(zip(begins, stops)).__getitem__))
+                names, dtypes, shapes, begins, stops, sizes = (pick(names), pick(dtypes), pick(shapes), pick(begins),
+                                                               pick(stops), pick(sizes))
+            nbytes = tuple(map(sub, stops, begins))
+            if not _tiled(begins, stops) or list(nbytes) != list(sizes):
+                return None
+    except ValueError:  # an empty number
         return None
     return TensorTable(tuple(names), tuple(dtypes), tuple(map(dims.__getitem__, shapes)), nbytes,
                        (file,) * count), metadata
