@@ -125,7 +125,7 @@ def test_cancel_ends_every_multiplexed_stream_at_once(https):
     started = time.monotonic()
     client.cancel()
     thread.join(5)
-    assert not thread.is_alive() and time.monotonic() - started < 1.0
+    assert not thread.is_alive() and time.monotonic() - started < 2.0  # 30 s of latency left
     assert outcome and isinstance(outcome[0], Interrupted)
 
 
@@ -248,12 +248,13 @@ def test_a_fault_in_the_http_thread_fails_its_transfers_instead_of_hanging_them(
     real, calls = transport._Driver._wait, []
 
     def broken_once(self) -> None:
-        calls.append(1)
-        if len(calls) == 1:
+        if self.running and not calls:  # the first time a transfer is in flight
+            calls.append(1)
             raise RuntimeError("a bug in the driver loop")
         real(self)
 
     monkeypatch.setattr(transport._Driver, "_wait", broken_once)
+    https["h2"].latency = 0.2  # the answer cannot come within the step that sends the request
     with HubClient(https["h2"].endpoint, False, retries=0) as client:
         with pytest.raises(HubUnavailable, match="connection failed"):
             client.resolve(GPT2)

@@ -1,9 +1,10 @@
 """HTTP for the Hub client: libcurl (pycurl) on one driver thread, HTTP/2 where the server offers it.
 
-Chosen by measurement (docs/benchmark.md#http-stack): over HTTPS a shard wave's requests share a few HTTP/2
-connections (the Hub and its CDN offer h2 in ALPN) instead of ~90 TLS handshakes, and libcurl parses in C:
-the 405B wave's client CPU fell from 0.48 s (http.client on threads) to 0.07 s. HTTP/1.1 servers still work
-(libcurl negotiates). Worker threads hand transfers to one process-wide `CurlMulti` and wait; the driver
+Chosen by measurement (docs/benchmark.md#http-stack): over HTTPS a shard wave's requests share one HTTP/2
+connection per host (the Hub and its CDN offer h2 in ALPN) instead of ~90 TLS handshakes, and libcurl parses in
+C: the 405B wave's client CPU fell from ~0.48 s (http.client on threads) to 0.2-0.3 s through the Hub client's
+threads (0.07 s for libcurl alone; the rest is handing transfers between threads). HTTP/1.1 servers still
+work (libcurl negotiates). Worker threads hand transfers to one process-wide `CurlMulti` and wait; the driver
 thread moves them all. What this layer guarantees whatever a server does:
 - it adds no header of its own but Host, User-Agent, Accept and Accept-Encoding: identity; no redirect is
   followed, no Referer, cookie or .netrc credential is ever sent (which headers go where — the token — is
@@ -158,6 +159,7 @@ class Transport:
         self.user_agent = user_agent
         self._proxies = _environment_proxies()
         self._cafile = ca_bundle()
+        self._ca_readable = False
         self._cond = threading.Condition()
         self._end: float | None = None
         self._cancelled = False
@@ -216,7 +218,9 @@ class Transport:
         handle.setopt(pycurl.NOBODY, method == "HEAD")
         handle.setopt(pycurl.HTTPHEADER, [f"{name}: {value}" for name, value in fields.items()])
         if self._cafile:
+            self._check_ca_bundle()
             handle.setopt(pycurl.CAINFO, self._cafile)
+            handle.unsetopt(pycurl.CAPATH)  # the bundle alone is trusted, not also a directory built into libcurl
         handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(self.timeout * 1000)))
         handle.setopt(pycurl.LOW_SPEED_LIMIT, 1)  # no byte for `timeout` seconds: give up
         handle.setopt(pycurl.LOW_SPEED_TIME, max(1, round(self.timeout)))
@@ -227,6 +231,17 @@ class Transport:
         _driver().submit(transfer)
         transfer.done.wait()
         return transfer.response()
+
+    def _check_ca_bundle(self) -> None:
+        """A CA bundle that cannot be read is said so (libcurl would report every certificate as untrusted)."""
+        if self._ca_readable:
+            return
+        try:
+            with open(self._cafile or "", "rb"):
+                self._ca_readable = True
+        except OSError as exc:
+            raise TransportError(f"the CA bundle {self._cafile} cannot be read ({exc.strerror or exc})",
+                                 permanent=True) from None
 
     def _set_proxy(self, handle: pycurl.Curl, origin: Origin) -> None:
         """The proxy for this origin from HTTP(S)_PROXY, honouring NO_PROXY; "" (never libcurl's own reading
@@ -486,7 +501,8 @@ def _failure(code: int, message: str, cafile: str | None) -> TransportError:
     if code in _RESOLVE:
         return TransportError("the host name does not resolve (no network?)", permanent=True)
     if code in _UNTRUSTED:
-        why = message.removeprefix("SSL certificate problem: ").strip()[:120]
+        # "SSL certificate OpenSSL verify result: unable to get local issuer certificate (20)" -> the reason alone
+        why = re.sub(r"\s*\(\d+\)$", "", message.rpartition(": ")[2]).strip()[:120] or "no reason given"
         return TransportError(f"its TLS certificate is not trusted ({why}); set REQUESTS_CA_BUNDLE or SSL_CERT_FILE "
                               "to your CA bundle", permanent=True)
     if code == pycurl.E_SSL_CACERT_BADFILE:
