@@ -113,7 +113,7 @@ def test_price_changes_the_plan_cost(llama70b):
     _, listed = plans_of(llama70b, gpu="A100")
     assert listed["recommendations"][0]["usd_per_hour"] == 2.6  # 2 x $1.30, the table's May 2026 figure
     assert cheap["recommendations"][0]["usd_per_hour"] == 2.0
-    assert cheap["recommendations"][0]["price_basis"] == "--price"
+    assert cheap["recommendations"][0]["price_basis"] == "price"  # the parameter; the CLI says --price
     tokens_per_hour = cheap["recommendations"][0]["aggregate_tokens_per_s"] * 3600
     assert cheap["recommendations"][0]["usd_per_million_tokens"] == pytest.approx(2.0 / tokens_per_hour * 1e6, rel=1e-3)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 
 import pytest
@@ -28,8 +29,15 @@ def test_catalog_prices_are_labelled_with_their_date():
 
 def test_price_option_overrides_the_catalog_through_any_gpu_name():
     table = load_prices([parse_price_option("NVIDIA H100 80GB HBM3=2.1")])
-    assert table.get("H100 SXM").usd_per_hour == 2.1 and table.get("H100 SXM").label == "--price"
+    assert table.get("H100 SXM").usd_per_hour == 2.1 and table.get("H100 SXM").label == "price"  # the CLI: --price
     assert table.get("A100 80GB").usd_per_hour == 1.30  # the others stay
+
+
+def test_the_cli_says_a_given_price_as_its_flag(gpumem):
+    code, out, _ = gpumem("calc", "--params", "70B", "--gpu", "H100", "--price", "H100=2", "--json")
+    assert code == 0 and json.loads(out)["recommendations"][0]["price_basis"] == "--price"
+    code, out, _ = gpumem("calc", "--params", "70B", "--gpu", "H100", "--price", "H100=2")
+    assert code == 0 and "cheapest $/hour (--price)" in " ".join(out.split())
 
 
 def test_price_option_can_price_a_gpu_the_table_leaves_out():

@@ -191,4 +191,4 @@ def test_plans_carry_their_cost_per_hour():
     metadata = api.inspect_repo("meta-llama/Llama-2-70b-hf", options=api.HubOptions(offline=True))
     report = api.train(metadata, TrainingOptions(method="full"), gpu="H100 SXM", prices=[("H100 SXM", 2.5)])
     (plan,) = report.to_dict()["recommendations"]
-    assert (plan["count"], plan["usd_per_hour"], plan["price"]) == (16, 40.0, "--price")
+    assert (plan["count"], plan["usd_per_hour"], plan["price"]) == (16, 40.0, "price")  # the CLI says --price

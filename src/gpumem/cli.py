@@ -484,7 +484,8 @@ def calc(params, bits, gpus, plan, output):
     from . import api
     from .output import render
 
-    render.emit_calc(api.calc(params, bits, gpu=_gpu_names(gpus, output["quiet"]) or None, plan=plan), **output)
+    render.emit_calc(api.calc(params, bits, gpu=_gpu_names(gpus, output["quiet"]) or None, plan=plan),
+                     say_note=_note_in_flag_words, **output)
 
 
 @cli.command()

@@ -253,9 +253,10 @@ def emit_fits(ids: Sequence[str], results: Sequence, *, format: str, svg: str | 
         print_notes(dicts)
 
 
-def emit_calc(report, *, format: str, svg: str | None, quiet: bool) -> None:
+def emit_calc(report, *, format: str, svg: str | None, quiet: bool,
+              say_note: Callable[[str], str] | None = None) -> None:
     """Print `gpumem calc`."""
-    d = report.to_dict()
+    d = _notes_said(report.to_dict(), say_note)
     emit(views.calc(d), d, format=format, svg=svg)
 
 

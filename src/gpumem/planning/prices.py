@@ -20,11 +20,17 @@ from functools import cache
 from pathlib import Path
 
 from ..errors import UsageError
+from ..model.types import Note
 from .gpus import find_gpu
 
 PRICES_FILE = Path(__file__).parent.parent / "data" / "prices.toml"
 USER_PRICES_ENV = "GPUMEM_PRICES"
 USER_PRICES_DEFAULT = Path("~/.config/gpumem/prices.toml")
+
+
+# The origin of a price the caller gave (`load_prices`' overrides): the parameter itself, which the CLI says as
+# its flag.
+GIVEN_PRICE = Note("price", option="price")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +39,14 @@ class Price:
 
     usd_per_hour: float
     date: str  # "2026-05" (the package table's as_of); "" when the user gave none
-    origin: str  # "on-demand" (the package table) | "user file PATH" | "--price"
+    origin: str  # "on-demand" (the package table) | "user file PATH" | GIVEN_PRICE
     source: str = ""  # the published page a catalog price comes from
     source_date: str = ""  # the date that page gives (the table's own date is `date`)
 
     @property
     def label(self) -> str:
-        """Short provenance for tables: 'on-demand 2026-05', '--price'."""
-        return " ".join(part for part in (self.origin, self.date) if part)
+        """Short provenance for tables: 'on-demand 2026-05', 'price' (the CLI: '--price')."""
+        return f"{self.origin} {self.date}" if self.date else self.origin
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +98,10 @@ def _read_user_file(path: Path) -> dict[str, Price]:
             for name, value in table.items()}
 
 
-def _usd(value: object, where: str) -> float:
+def _usd(value: object, where: str, option: str | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10_000:
-        raise UsageError(f"{where}: a price must be US dollars per GPU-hour between 0 and 10000, got {value!r}")
+        raise UsageError(f"{where}: a price must be US dollars per GPU-hour between 0 and 10000, got {value!r}",
+                         option=option)
     return float(value)
 
 
@@ -109,7 +116,7 @@ def parse_price_option(text: str) -> tuple[str, float]:
     except ValueError:
         raise UsageError(f"price {text!r}: {amount!r} is not a number of dollars",
                          hint='e.g. "H100=2.49"', option="price") from None
-    return find_gpu(name.strip()).name, _usd(value, f"--price {text}")
+    return find_gpu(name.strip()).name, _usd(value, f"price {text}", option="price")
 
 
 def load_prices(overrides: Iterable[tuple[str, float]] = (), user_file: Path | None = None) -> PriceTable:
@@ -119,5 +126,5 @@ def load_prices(overrides: Iterable[tuple[str, float]] = (), user_file: Path | N
     if user_file is not None:
         prices.update(_read_user_file(user_file))
     for name, usd in overrides:
-        prices[find_gpu(name).name] = Price(usd, "", "--price")
+        prices[find_gpu(name).name] = Price(usd, "", GIVEN_PRICE)
     return PriceTable(prices, as_of)

@@ -276,7 +276,7 @@ class TrainingPlan:
     per_gpu: TrainingBreakdown
     notes: tuple[str, ...] = field(default=())
     gpu_usd_per_hour: float | None = None  # one GPU's on-demand price, when one is known
-    price_label: str = ""  # where the price comes from ("catalog 2026-05", "--price")
+    price_label: str = ""  # where the price comes from ("on-demand 2026-05", prices.GIVEN_PRICE)
 
     @property
     def nodes(self) -> int:
