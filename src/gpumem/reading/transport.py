@@ -35,6 +35,7 @@ from urllib.parse import unquote, urlsplit
 import pycurl
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_HTTP2 = bool(pycurl.version_info()[4] & pycurl.VERSION_HTTP2)  # PyPI's wheels have it; a distro's libcurl may not
 _REDIRECT_BODY_CAP = 64 * 1024  # a redirect's body up to this is taken whole (it ends the exchange cleanly)
 _UNSAFE_IN_HEADERS = re.compile("[\r\n\0]")  # a line break in a header would start another header
 
@@ -290,7 +291,8 @@ class _Transfer:
         self.done = threading.Event()
         handle = self.handle = pycurl.Curl()
         handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
-        handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2TLS)  # h2 over TLS when offered
+        if _HTTP2:
+            handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2TLS)  # h2 over TLS when offered
         handle.setopt(pycurl.PIPEWAIT, 1)  # wait for a connection that may multiplex rather than open another
         handle.setopt(pycurl.NOSIGNAL, 1)
         handle.setopt(pycurl.HEADERFUNCTION, self.lines.append)
