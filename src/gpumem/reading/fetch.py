@@ -61,12 +61,12 @@ def fetch_repo(client: HubClient, repo_id: str, revision: str = "main", *, gguf_
         return parse_json(content, path), commit
 
     def index_then_sizes() -> tuple[dict | None, str | None]:
+        predictions = None
         try:
             index, commit = read_json(ROOT_INDEX)
-        except BaseException:
-            sizes.publish(None)  # the header reads waiting for it stop: its own error is the one raised
-            raise
-        sizes.publish(predict_header_sizes(index or {}))
+            predictions = predict_header_sizes(index or {})
+        finally:  # always published: on failure (None) the waiting header reads stop, and this error is raised
+            sizes.publish(predictions)
         return index, commit
 
     def listing_then_wave2() -> tuple[RepoListing, tuple[bool, Any]]:
