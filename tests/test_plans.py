@@ -152,6 +152,11 @@ def test_asked_context_that_cannot_fit_gets_vllms_verdict_and_the_largest_that_w
     verdict = next(n for n in plan["notes"] if n.startswith("The model's max seq len (65536) is larger than the "
                                                            "maximum number of tokens that can be stored in KV cache ("))
     assert f"the largest context that fits is {plan['largest_context']:,} tokens" in verdict
+    _, d = plans_of(metadata, gpu="A10", serving=ServingOptions(engine="sglang", context=65536),
+                    plan=PlanRequest(tp=1, pp=1))
+    notes = d["recommendations"][0]["notes"]
+    assert not any("max seq len" in n for n in notes)  # vLLM's words are vLLM's
+    assert any(n.startswith("one sequence of 65,536 tokens needs more KV cache than the pool holds") for n in notes)
 
 
 def test_utilization_is_raised_to_hold_the_asked_load(llama70b):

@@ -340,11 +340,7 @@ def _plan_notes(gpu: Gpu, count: int, nodes: int, tp: int, pp: int, estimate: Se
                     else "the weights and runtime")
             notes.append(f"--gpu-memory-utilization raised from {default:g} to {utilization:g} to hold {load}")
     if arch is not None and estimate.kv_bytes_per_sequence and cap.max_concurrency == 0 and cap.kv_pool_bytes > 0:
-        largest = cap.largest_context or 0
-        notes.append(f"The model's max seq len ({estimate.context}) is larger than the maximum number of tokens "
-                     f"that can be stored in KV cache ({tokens}). Try increasing `gpu_memory_utilization` or "
-                     f"decreasing `max_model_len` when initializing the engine: the largest context that fits is "
-                     f"{largest:,} tokens")
+        notes.append(options.engine_model.context_too_long_note(estimate.context, tokens, cap.largest_context or 0))
     elif cap.kv_pool_bytes == 0 and estimate.total_bytes > cap.budget_bytes:
         notes.append(f"weights and runtime need {estimate.non_kv_bytes / GB:.1f} GB per GPU of a "
                      f"{cap.budget_bytes / GB:.1f} GB budget")

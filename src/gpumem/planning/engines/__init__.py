@@ -174,6 +174,11 @@ class Engine(Generic[C]):
         """The most sequences the engine runs at once (bounds a model without KV cache, e.g. an encoder)."""
         return int(self.setting(options, "max_num_seqs"))
 
+    def context_too_long_note(self, context: int, kv_tokens: int, largest_context: int) -> str:
+        """What a plan notes when one sequence of `context` tokens needs more KV cache than its pool's `kv_tokens`."""
+        return (f"one sequence of {context:,} tokens needs more KV cache than the pool holds ({kv_tokens:,} tokens): "
+                f"the largest context that fits is {largest_context:,} tokens")
+
     def command(self, repo_id: str, options: ServingOptions, gpus: int) -> str | None:
         """The command line that starts this engine serving `repo_id` on `gpus` GPUs (None: no such command)."""
         return None

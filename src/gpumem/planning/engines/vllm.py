@@ -119,6 +119,12 @@ class Vllm(Engine[VllmConstants]):
         return ("vLLM gives every linear layer --max-loras slots of --max-lora-rank, whatever the adapters target: "
                 "the weights include those slots")
 
+    def context_too_long_note(self, context: int, kv_tokens: int, largest_context: int) -> str:
+        """vLLM's refusal in its own words, and what would fit."""
+        return (f"The model's max seq len ({context}) is larger than the maximum number of tokens that can be stored "
+                f"in KV cache ({kv_tokens}). Try increasing `gpu_memory_utilization` or decreasing `max_model_len` "
+                f"when initializing the engine: the largest context that fits is {largest_context:,} tokens")
+
     def _large_gpu(self, options: ServingOptions) -> bool:
         """vLLM's "H100-class" test; without a GPU the breakdown assumes one (the default in JSON notes)."""
         gpu = options.gpu
