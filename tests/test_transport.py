@@ -259,3 +259,22 @@ def test_a_fault_in_the_http_thread_fails_its_transfers_instead_of_hanging_them(
         with pytest.raises(HubUnavailable, match="connection failed"):
             client.resolve(GPT2)
         assert client.resolve(GPT2).files  # the thread lives on
+
+
+@pytest.mark.parametrize(("url", "origin"), [
+    ("https://huggingface.co/api/models/x", "https://huggingface.co"),
+    ("HTTPS://HuggingFace.CO:443/x?y#z", "https://huggingface.co"),
+    ("http://[::1]:8080/x", "http://[::1]:8080"),
+    ("https://user:pw@cdn.example:8443/a://b", "https://cdn.example:8443"),
+    ("https://h?q=1", "https://h"),
+    ("https://h\t/x", "https://h"),  # urlsplit drops tabs anywhere, before or after the authority is cut
+    ("https://h:99999/x", None), ("ftp://h/x", None), ("https:///x", None), ("//h/x", None), ("https://[::1/x", None),
+])
+def test_the_origin_of_a_url(url, origin):
+    from gpumem.reading.transport import Origin
+
+    if origin is None:
+        with pytest.raises(ValueError):
+            Origin.of(url)
+    else:
+        assert str(Origin.of(url)) == origin
