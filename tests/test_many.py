@@ -73,3 +73,13 @@ def test_training_an_adapter_names_its_base_in_library_words(hub):
     assert (error.base, error.rank, error.target_modules) == ("openai-community/gpt2", 8, "attn.c_attn,attn.c_proj")
     assert error.hint == ("plan it on openai-community/gpt2 with method lora, rank 8 and target_modules "
                           "attn.c_attn,attn.c_proj") and "--" not in error.hint
+
+
+def test_an_unknown_gpu_points_library_callers_at_load_catalog_and_cli_users_at_gpumem_gpus(gpumem):
+    with pytest.raises(UsageError) as unknown:
+        api.find_gpu("zzzzzz")
+    assert unknown.value.message == "unknown GPU 'zzzzzz'"
+    assert unknown.value.hint == "load_catalog() lists every GPU and its aliases"
+    code, _, err = gpumem("calc", "--params", "70B", "--gpu", "zzzzzz")
+    assert code == 2 and err.splitlines() == ["Error: unknown GPU 'zzzzzz'",
+                                              "Hint: `gpumem gpus` lists every GPU and its aliases"]

@@ -252,14 +252,14 @@ def training_base(metadata: RepoMetadata) -> TrainingBase:
                               base=config.base_model, rank=config.rank, target_modules=targets)
     if main.format != "safetensors":
         raise UsageError(f"{metadata.repo_id}: training plans need the safetensors checkpoint (this repo has "
-                         f"{main.format} weights)", hint="point gpumem train at the original Hugging Face repo")
+                         f"{main.format} weights)", hint="plan the training on the original Hugging Face repo")
     summary, arch, arch_note = _prepare(metadata.weight_sets)
     count = summary.count
     if arch is None:
         raise BadConfig(arch_note or f"{metadata.repo_id}: no readable config.json: training memory needs the "
                         "model's layers, width and vocabulary")
     if count.parameters is None:
-        raise BadConfig(f"{metadata.repo_id}: its parameter count is unknown (see the notes of gpumem hf)")
+        raise BadConfig(f"{metadata.repo_id}: its parameter count is unknown (its report's notes say why)")
     quantization = count.quantization.method if count.quantization else None
     return TrainingBase(count.parameters, summary_modules(summary, arch), arch, quantization, count.weight_bytes)
 

@@ -655,10 +655,13 @@ def _print_request_log() -> None:
 # Library parameters whose flag has another name: HubOptions.deadline is --timeout (the whole run's limit),
 # PlanRequest.show_all is --all.
 _FLAG_NAMES = {"deadline": "timeout", "show_all": "all"}
+# Library functions a hint names, and the command that does the same.
+_COMMANDS = {"load_catalog()": "`gpumem gpus`"}
 
 
 def _flag(option: str) -> str:
-    return "--" + _FLAG_NAMES.get(option, option).replace("_", "-")
+    """How the CLI says a library parameter (its flag) or function (its command)."""
+    return _COMMANDS.get(option) or "--" + _FLAG_NAMES.get(option, option).replace("_", "-")
 
 
 def _flag_words(text: str, option: str | None, hint: str | None,

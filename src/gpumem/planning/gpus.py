@@ -145,8 +145,9 @@ def find_gpu(name: str, catalog: Sequence[Gpu] | None = None) -> Gpu:
 
     close = difflib.get_close_matches(wanted, list(names), n=5, cutoff=0.5)
     suggestions = list(dict.fromkeys(names[c].name for c in close))
-    hint = f"did you mean: {', '.join(suggestions)}?" if suggestions else "run `gpumem gpus` to list the catalog"
-    raise UsageError(f"unknown GPU {name!r}; {hint}", hint="`gpumem gpus` lists every GPU and its aliases")
+    guess = f"; did you mean: {', '.join(suggestions)}?" if suggestions else ""
+    raise UsageError(f"unknown GPU {name!r}{guess}", hint="load_catalog() lists every GPU and its aliases",
+                     hint_options=("load_catalog()",))
 
 
 def tp_fits_heads(arch: Architecture | None, tp: int) -> bool:

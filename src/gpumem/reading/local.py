@@ -27,7 +27,7 @@ def read_local(path: str) -> RepoMetadata:
     listed = set(paths)
     if target.is_file() and not target.name.endswith((".safetensors", ".gguf", ".bin")):
         raise NoWeights(f"{path} is not a safetensors, GGUF or pytorch_model.bin file",
-                        hint="gpumem local reads a weights file or a model folder")
+                        hint="give a weights file (.safetensors, .gguf, pytorch_model.bin) or a model folder")
     layout = plan_layout(listed, "folder")
     # Only the weight files are stat-ed: a dangling link elsewhere in the folder (extra.txt) is none of ours.
     sizes = {file: _size(root / file, file) for plan in layout.sets for file in plan.files}
