@@ -139,6 +139,33 @@ def test_one_worker_reads_a_sharded_repo(hub):
     assert result and result[0].weight_sets[0].summary.count.parameters == 68_976_648_192
 
 
+def test_a_server_that_does_not_redirect_gets_first_reads_sized_from_the_index_once_it_is_read(hub, monkeypatch):
+    # A server answering weight-file reads itself (no CDN redirect) takes the first hop's range: reads that start
+    # once the index is read ask its size at once (with one worker, all of them), so a 69 KB header is one read.
+    from gpumem.reading.fetch import fetch_repo
+    from gpumem.reading.hub import HubClient
+
+    repo = hub.add_repo(synthetic_sharded_repo("gpumem-perf/served-directly", n_shards=2))
+    assert min(len(f.prefix) for p, f in repo.files.items() if p.endswith(".safetensors")) > 64 * 1024
+    answer = hub.answer
+
+    def served_directly(record):
+        shard = record.path.rsplit("/", 1)[-1]
+        if "/resolve/" in record.path and shard.endswith(".safetensors") and shard in repo.files:
+            return hub._ranged(repo.files[shard], record, {"Content-Type": "application/octet-stream"})
+        return answer(record)
+
+    monkeypatch.setattr(hub, "answer", served_directly)
+    result = []
+    reader = threading.Thread(target=lambda: result.append(fetch_repo(HubClient(hub.endpoint, GOOD_TOKEN,
+                                                                                 concurrency=1), repo.repo_id)))
+    reader.start()
+    reader.join(60)
+    assert result
+    shard_reads = [r for r in hub.requests if r.path.endswith(".safetensors")]
+    assert len(shard_reads) == 2 and all(r.status == 206 for r in shard_reads)
+
+
 def test_help_imports_no_http_stack_or_rich():
     code = ("import sys, contextlib, io\n"
             "from gpumem.cli import main\n"

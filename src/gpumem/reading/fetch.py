@@ -119,6 +119,10 @@ class _HeaderSizes:
             raise _IndexFailed(f"{path}: left unread, as the index could not be read")
         return first_read_size(self._sizes.get(path) or self._sizes.get(posixpath.basename(path)), size)
 
+    def first_read_now(self, path: str, size: int | None, default: int) -> int:
+        """The first range to ask of `path` if the index is read already, else `default` (without waiting)."""
+        return self.first_read(path, size) if self._known.is_set() and self._sizes is not None else default
+
 
 class _IndexFailed(GpumemError):
     """A header read left off because reading the index failed (whose own error is raised instead)."""
@@ -168,7 +172,8 @@ def _header_task(client: HubClient, listing: RepoListing, plan: WeightSetPlan, p
                  later: _HeaderSizes | None, name_parts: dict[str, NameParts] | None) -> Callable[[], tuple[str, object]]:
     def read(start: int, length: int) -> bytes:
         if start == 0 and later is not None:  # the first range: sized from the index, taken when the Hub redirects
-            return client.read_range(listing.repo_id, listing.sha, path, start, length,
+            return client.read_range(listing.repo_id, listing.sha, path, start,  # (or at once, if read already)
+                                     later.first_read_now(path, size, length),
                                      length_at_redirect=lambda: later.first_read(path, size))
         return client.read_range(listing.repo_id, listing.sha, path, start, length)
 
