@@ -217,20 +217,21 @@ class Transport:
     def request(self, method: str, url: str, headers: dict[str, str], *, limit: int) -> Response:
         """Send one request and take its answer, the body up to `limit` bytes; raise TransportError when that
         fails before the status and headers arrived (a body cut short is `read`'s False instead)."""
+        if method not in ("GET", "HEAD"):
+            raise ValueError(f"{method} is not a method this client sends")
         origin = Origin.of(url)
         self.raise_if_stopped()
         fields = {"User-Agent": self.user_agent, "Accept-Encoding": "identity", **headers}
         if _UNSAFE_IN_HEADERS.search("".join(name + value for name, value in fields.items())):
             raise TransportError("the request could not be encoded", permanent=True)
+        if self._cafile:
+            self._check_ca_bundle()
         transfer = _Transfer(self, limit)
         handle = transfer.handle
         handle.setopt(pycurl.URL, url)
-        if method not in ("GET", "HEAD"):
-            raise ValueError(f"{method} is not a method this client sends")
         handle.setopt(pycurl.NOBODY, method == "HEAD")
         handle.setopt(pycurl.HTTPHEADER, [f"{name}: {value}" for name, value in fields.items()])
         if self._cafile:
-            self._check_ca_bundle()
             handle.setopt(pycurl.CAINFO, self._cafile)
             handle.unsetopt(pycurl.CAPATH)  # the bundle alone is trusted, not also a directory built into libcurl
         handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(self.timeout * 1000)))
