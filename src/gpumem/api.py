@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from .constants import CALC_BITS
 from .errors import AdapterTraining, BadConfig, GpumemError, UsageError, repo_error_record
 from .model.architecture import Architecture, parse_architecture
 from .model.types import VOCAB, ModelSummary, Note, RepoMetadata, WeightCount, WeightSet
@@ -470,7 +471,7 @@ def parse_parameter_count(text: str) -> int:
     return round(value)
 
 
-def calc(parameters: int | str, bits: float = 16, *, serving: ServingOptions | None = None,
+def calc(parameters: int | str, bits: float = CALC_BITS, *, serving: ServingOptions | None = None,
          gpu: str | Sequence[str] | None = None, plan: PlanRequest | None = None) -> CalcReport:
     """The formula (and weights-only GPU fit) for a parameter count given by hand."""
     count_ = parameters if isinstance(parameters, int) else parse_parameter_count(parameters)

@@ -16,7 +16,7 @@ import traceback
 
 import click
 
-from .constants import debug_enabled
+from .constants import CALC_BITS, debug_enabled
 from .errors import GpumemError
 from .planning.engines import DEFAULT_ENGINE, ENGINES
 from .planning.options import OPTIMIZERS, PRECISIONS, TRAINING_METHODS, ServingOptions, TrainingOptions
@@ -468,7 +468,7 @@ def local(path, gguf_file, base, bits, gpu, serving, plan, output):
 
 @cli.command()
 @click.option("--params", "params", required=True, help="Parameter count: 70B, 7.24B, 125M, 70e9 or 68976648192.")
-@click.option("--bits", type=click.FloatRange(1, 64), default=16, show_default=True,
+@click.option("--bits", type=click.FloatRange(1, 64), default=CALC_BITS, show_default=True,
               help="Bits per parameter when loaded (Q).")
 @click.option("--gpu", "gpus", multiple=True, help=_GPU_HELP)
 @_plan_options

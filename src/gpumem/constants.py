@@ -18,6 +18,7 @@ MAX_REDIRECTS = 5
 MAX_CONCURRENCY = 48  # requests in flight per run: over HTTP/1.1 more costs a TLS handshake each; over HTTP/2 the
 # wave is CPU-bound and 96 or 192 saved nothing measurable (docs/benchmark.md#http-stack)
 ALL_LINEAR = "all-linear"  # PEFT's target_modules word for every linear layer but the output head
+CALC_BITS = 16  # the load width `calc` assumes for a bare parameter count
 GB = 10**9  # sizes are decimal: a GB is 10^9 bytes, an MB 10^6
 MB = 10**6
 SMALL_FILE_CAP = 16 * 1024 * 1024  # no file or answer gpumem reads is larger (config, index, model info, header)

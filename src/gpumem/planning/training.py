@@ -71,11 +71,6 @@ class TrainingBase:
     quantization: str | None = None  # a pre-quantized checkpoint's method (bitsandbytes-4bit, gptq, ...)
     stored_bytes: int = 0  # its exact stored bytes: the frozen weights of LoRA on it
 
-    @property
-    def other_parameters(self) -> int:
-        """Parameters outside linear layers and embeddings: norms, biases, router biases."""
-        return max(0, self.parameters - sum(m.parameters for m in self.modules))
-
 
 @dataclass(frozen=True)
 class TrainingBreakdown:
