@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from itertools import islice
-from operator import ne, sub
+from operator import itemgetter, ne, sub
 from typing import TypeVar
 
 from ..errors import BadConfig, BadHeader
@@ -212,11 +212,18 @@ def _module_names(names: Sequence[str], masked: list[str], cuts: dict) -> tuple[
     if None in cuts.values():  # a suffix with an index in it: name by name
         pairs = list(map(module_key, names))
         return [m for m, _ in pairs], [s for _, s in pairs]
+    suffix_of = {m: cut[0] for m, cut in cuts.items()}
+    suffixes = list(map(suffix_of.__getitem__, masked))
+    if all("." not in suffix and tail == len(suffix) + 1 for suffix, tail, _ in cuts.values()):
+        # Every module is its names' text before the last dot (module_key's plain case): one rpartition each.
+        return list(map(_BEFORE_SEPARATOR, map(str.rpartition, names, itertools.repeat(".")))), suffixes
     # The module name is the name less a fixed tail, the same for every name with the same masked name.
     tail = {m: cut[1] for m, cut in cuts.items()}
     ends = map(sub, map(len, names), map(tail.__getitem__, masked))
-    suffix_of = {m: cut[0] for m, cut in cuts.items()}
-    return list(map(str.__getitem__, names, map(slice, ends))), list(map(suffix_of.__getitem__, masked))
+    return list(map(str.__getitem__, names, map(slice, ends))), suffixes
+
+
+_BEFORE_SEPARATOR = itemgetter(0)
 
 
 def _run_starts(values: Sequence[object]) -> list[int]:
