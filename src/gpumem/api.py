@@ -276,26 +276,22 @@ def _groups(metadata: RepoMetadata, file: str | None) -> list[list[WeightSet]]:
 
 def plan_request(plan: PlanRequest | None, gpu: str | Sequence[str] | None = None) -> PlanRequest:
     """The plan request with GPU names resolved to the catalog's and prices loaded (package, user file)."""
-    from dataclasses import replace as _replace
-
     from .planning.prices import load_prices, user_prices_file
 
     plan = plan or PlanRequest()
     names = [gpu] if isinstance(gpu, str) else list(gpu or ())
     resolved = tuple(dict.fromkeys(find_gpu(n).name for n in [*plan.gpus, *names]))
     prices = plan.prices if plan.prices is not None else load_prices(user_file=user_prices_file())
-    return _replace(plan, gpus=resolved, prices=prices)
+    return replace(plan, gpus=resolved, prices=prices)
 
 
 def _plans(facts: ModelFacts, summary: ModelSummary, arch: Architecture | None, serving: ServingOptions,
            bits: float | None, request: PlanRequest) -> list[Plan]:
     """Plans for one model, every layout sized from the engine's loaded summary, derived once here."""
-    from dataclasses import replace as _replace
-
     loaded = serving.engine_model.loaded_summary(summary, arch, bits)
 
     def at(tp: int, gpu: Gpu) -> ServingEstimate:  # engines' defaults differ by GPU class (vLLM's batch tokens)
-        return estimate_serving(summary, arch, _replace(serving, tp=tp, pp=1, gpu=GpuTarget(gpu.name, gpu.usable_bytes)),
+        return estimate_serving(summary, arch, replace(serving, tp=tp, pp=1, gpu=GpuTarget(gpu.name, gpu.usable_bytes)),
                                 bits, loaded=loaded)
 
     assert request.prices is not None

@@ -948,10 +948,8 @@ def cache_type_needs_fa(cache: str) -> bool:
 
 
 def replace_context(options: ServingOptions, context: int) -> ServingOptions:
-    """`options` with another --context."""
-    from dataclasses import replace as _replace
-
-    return _replace(options, context=context)
+    """`options` with another context."""
+    return replace(options, context=context)
 
 
 LLAMACPP = LlamaCpp(
