@@ -172,3 +172,11 @@ def test_vllm_0_20_takes_cuda_graphs_from_the_pool_and_0_21_samples_with_flashin
     copies = {v: round(vllm.sampler_bytes(arch, ServingOptions(engine_version=v, gpu=gpu)) / (1024 * arch.vocab_size * 4), 2)
               for v in ("0.19", "0.20", "0.21")}
     assert copies == {"0.19": 3.86, "0.20": 3.86, "0.21": 2.0}
+
+
+def test_cli_kv_dtype_choices_are_the_engines_kv_dtypes():
+    from gpumem.cli import hf
+    from gpumem.planning.options import all_kv_dtypes
+
+    (option,) = [p for p in hf.params if p.name == "kv_dtype"]
+    assert sorted(option.type.choices) == sorted(all_kv_dtypes())

@@ -134,6 +134,8 @@ _GPU_HELP = 'GPU type to answer for, e.g. "RTX 4090", a100-80gb, h100 (repeatabl
 # Serving flags that `fit` shares with the report commands.
 _CONTEXT_OPTION = click.option("--context", type=_Context(), default=_SERVING["context"], show_default=True,
                                help="Tokens per sequence: 4096, 32k, 128K, 1M.")
+# Every engine's kv_dtypes (options.all_kv_dtypes(), which would import every engine module at start-up;
+# test_engines keeps the two equal).
 _KV_DTYPE_OPTION = click.option(
     "--kv-dtype", type=click.Choice(["auto", "bf16", "fp16", "fp8", "f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
                                      "iq4_nl", "f32"]),
