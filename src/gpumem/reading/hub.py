@@ -300,7 +300,7 @@ class HubClient:
             started = time.monotonic()
             try:
                 response = self.transport.request(method, url, self._headers_for(origin, sent),
-                                                  limit=limit() if callable(limit) else limit)
+                                                  limit=limit() if callable(limit) else limit, origin=origin)
             except TransportError as exc:
                 self._record(method, url, type(exc).__name__, 0, started)
                 raise

@@ -21,7 +21,6 @@ thread moves them all. What this layer guarantees whatever a server does:
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import select
@@ -70,9 +69,13 @@ class Origin:
     @classmethod
     def of(cls, url: str) -> Origin:
         """The origin of an absolute http(s) URL; ValueError for anything else (ports over 65535 included)."""
-        scheme, sep, rest = url.partition("://")  # parsed from scheme://authority alone: the same answer, cached
-        end = _AUTHORITY_END.search(rest) if sep else None
-        return _origin_of(scheme + sep + rest[:end.start()] if end else url)
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS:
+            raise ValueError(f"scheme {scheme or '(none)'!r} is not http or https")
+        if not parts.hostname:
+            raise ValueError("no host name")
+        return cls(scheme, parts.hostname, parts.port or _DEFAULT_PORTS[scheme])
 
     @property
     def netloc(self) -> str:
@@ -81,20 +84,6 @@ class Origin:
 
     def __str__(self) -> str:
         return f"{self.scheme}://{self.netloc}"
-
-
-_AUTHORITY_END = re.compile("[/?#]")
-
-
-@functools.lru_cache(maxsize=64)  # a read asks it 4 times per shard, for 2 origins (urlsplit: ~30 us each)
-def _origin_of(url: str) -> Origin:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS:
-        raise ValueError(f"scheme {scheme or '(none)'!r} is not http or https")
-    if not parts.hostname:
-        raise ValueError("no host name")
-    return Origin(scheme, parts.hostname, parts.port or _DEFAULT_PORTS[scheme])
 
 
 def ca_bundle() -> str | None:
@@ -214,12 +203,14 @@ class Transport:
 
     # -- exchanges ----------------------------------------------------------------------------------------
 
-    def request(self, method: str, url: str, headers: dict[str, str], *, limit: int) -> Response:
+    def request(self, method: str, url: str, headers: dict[str, str], *, limit: int,
+                origin: Origin | None = None) -> Response:
         """Send one request and take its answer, the body up to `limit` bytes; raise TransportError when that
-        fails before the status and headers arrived (a body cut short is `read`'s False instead)."""
+        fails before the status and headers arrived (a body cut short is `read`'s False instead). `origin` is
+        the URL's, when the caller has already parsed it (the Hub client does, for the token)."""
         if method not in ("GET", "HEAD"):
             raise ValueError(f"{method} is not a method this client sends")
-        origin = Origin.of(url)
+        origin = origin or Origin.of(url)
         self.raise_if_stopped()
         fields = {"User-Agent": self.user_agent, "Accept-Encoding": "identity", **headers}
         if _UNSAFE_IN_HEADERS.search("".join(name + value for name, value in fields.items())):
