@@ -66,6 +66,75 @@ def test_llama31_405b_bf16_on_h100_spans_two_nodes_with_pipeline_parallel(llama4
     assert d["serving"]["pp"] == 2
 
 
+def test_sglang_across_nodes_runs_its_own_launch_on_every_node_without_ray(llama405b):
+    # docs.sglang.io, multi-node deployment: every node runs launch_server with --nnodes, its --node-rank and node
+    # 0's --dist-init-addr; pipeline stages are --pp-size.
+    _, d = plans_of(llama405b, gpu="h100", serving=ServingOptions(engine="sglang"))
+    first = d["recommendations"][0]
+    assert (first["count"], first["nodes"], first["tp"], first["pp"]) == (16, 2, 8, 2)
+    launch = ("python -m sglang.launch_server --model-path meta-llama/Llama-3.1-405B --tp 8 --pp-size 2 "
+              "--context-length 4096 --nnodes 2 --node-rank {} --dist-init-addr NODE0_IP:20000")
+    assert first["node_commands"] == [launch.format(0), launch.format(1)]
+    assert first["command"] == launch.format(0)  # node 0's
+    notes = " ".join(first["notes"])
+    assert "Ray" not in notes and "run the command on every node, each with its --node-rank" in notes
+    # the report lists each node's line once, under the engine's own title
+    from gpumem.output.views import commands
+
+    block = commands(first)
+    assert block.title.endswith("the server on every node, each with its --node-rank (NODE0_IP: node 0's address)")
+    assert block.lines == (launch.format(0), launch.format(1))
+
+
+def test_vllm_across_nodes_keeps_its_ray_cluster_then_the_server_on_node_0(llama405b):
+    from gpumem.output.views import commands
+
+    _, d = plans_of(llama405b, gpu="h100", plan=PlanRequest(nodes=3))
+    block = commands(d["recommendations"][0])
+    assert block.title == ("Start it (3 nodes × 8 H100 SXM): Ray on node 0, then on each other node (NODE0_IP: node "
+                           "0's address), then the server on node 0")
+    assert block.lines[:2] == ("ray start --head --port=6379", "ray start --address=NODE0_IP:6379")
+    assert len(block.lines) == 3 and block.lines[2].startswith("vllm serve meta-llama/Llama-3.1-405B ")
+
+
+def test_sglang_without_pipeline_parallel_says_it_cannot_start_a_pp_shape(llama405b):
+    _, d = plans_of(llama405b, gpu="h100", serving=ServingOptions(engine="sglang", engine_version="0.4"))
+    first = d["recommendations"][0]
+    assert first["pp"] == 2 and first["command"] is None and first["node_commands"] == []
+    assert "SGLang 0.4 has no pipeline parallel (--pp-size, modelled from 0.4.8 on): it cannot start TP 8 x PP 2" \
+        in first["notes"]
+
+
+def test_engines_on_one_machine_offer_no_plan_across_nodes(llama405b):
+    # transformers is one process (device_map over one machine's GPUs): 405B in BF16 fits no 8 H100, and no plan
+    # spans nodes with a command that would not start.
+    _, d = plans_of(llama405b, gpu="h100", serving=ServingOptions(engine="transformers"))
+    assert [(p["nodes"], p["fits"], p["node_commands"]) for p in d["recommendations"]] == [(1, False, [])]
+    with pytest.raises(UsageError) as caught:
+        plans_of(llama405b, gpu="h100", serving=ServingOptions(engine="transformers"), plan=PlanRequest(nodes=2))
+    assert caught.value.message == "transformers runs on one machine: no plan spans nodes"
+    # llama.cpp / Ollama split the layers over one machine's GPUs
+    from gpumem.planning.gpus import find_gpu
+    from gpumem.planning.plans import shapes
+
+    h100 = find_gpu("H100")
+    for engine in ("llama.cpp", "ollama"):
+        found, _ = shapes(h100, None, PlanRequest(), get_engine(engine))
+        assert max(tp * pp for tp, pp in found) == 8
+        _, why = shapes(h100, None, PlanRequest(nodes=2), get_engine(engine))
+        assert why is not None and why.text == f"{get_engine(engine).label} splits the layers over the GPUs of one machine"
+
+
+def test_a_tp_wider_than_a_node_is_refused_in_the_engines_words(llama405b):
+    for engine, words in (("vllm", "vLLM runs tensor parallel inside a node and pipeline parallel across nodes"),
+                          ("sglang", "SGLang's tensor parallel inside a node and its pipeline parallel (--pp-size)"),
+                          ("transformers", "transformers runs on one machine")):
+        with pytest.raises(UsageError) as caught:
+            plans_of(llama405b, gpu="h100", serving=ServingOptions(engine=engine), plan=PlanRequest(tp=16))
+        assert caught.value.message.startswith("TP 16 spans more than one node of 8 H100 SXM: ")
+        assert words in caught.value.message
+
+
 def test_fixing_nodes_or_pp_is_honoured(llama405b):
     _, d = plans_of(llama405b, gpu="h100", plan=PlanRequest(nodes=3))
     assert [(p["nodes"], p["tp"], p["pp"]) for p in d["recommendations"]] == [(3, 8, 3)]

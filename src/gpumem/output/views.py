@@ -56,11 +56,11 @@ def plan_label(plan: dict) -> str:
 
 
 def commands(plan: dict) -> Commands:
-    """How to start the first plan: the engine's command (after a Ray cluster on every node when it spans nodes)."""
+    """How to start the first plan: the engine's command, or across nodes what the nodes run (the engine's
+    `launch_across_nodes`) under the engine's `node_commands_title`."""
     if plan.get("node_commands"):
-        title = (f"Start it ({plan_label(plan)}): Ray on node 0, then on each other node (NODE0_IP: node 0's "
-                 f"address), then the server on node 0")
-        return Commands(title, (*dict.fromkeys(plan["node_commands"]), plan["command"]))
+        title = f"Start it ({plan_label(plan)}): {get_engine(plan['engine']).node_commands_title}"
+        return Commands(title, tuple(dict.fromkeys((*plan["node_commands"], plan["command"]))))
     return Commands(f"Start it ({plan_label(plan)})", (plan["command"],))
 
 

@@ -2,10 +2,12 @@
 its per-GPU breakdown, the engine's command, decode speed, time to first token and price.
 
 Shapes tried per GPU type, fewest GPUs first: 1, 2, 4, 8 GPUs inside one node (TP = count; when the
-attention heads cannot be split that wide, the widest TP that divides them and PP for the rest), then whole
+attention heads cannot be split that wide, the widest TP that divides them and PP for the rest), then, for an
+engine that runs one model over several machines (its `across_nodes`: vLLM and SGLang), whole
 nodes, 2 to 8 of them, with TP = the node's GPUs and PP = nodes — vLLM's advice for multi-node serving
-(tensor parallel over NVLink inside a node, pipeline stages across the slower network). `--tp`, `--pp` and
-`--nodes` fix the shape; a shape the model or the GPU cannot take is an error that says why.
+(tensor parallel over NVLink inside a node, pipeline stages across the slower network); the engine words each
+node's start line (`launch_across_nodes`). `--tp`, `--pp` and `--nodes` fix the shape; a shape the model, the GPU
+or the engine cannot take is an error that says why.
 
 A pipeline stage holds its share of the layers (the largest stage: ceil(layers / PP)) plus the embedding
 (first stage) or the head (last stage), whichever is larger; its KV cache is its layers' share. Each plan
@@ -29,7 +31,7 @@ from ..constants import GB
 from ..errors import UsageError
 from ..model.architecture import Architecture
 from ..model.types import Note
-from .engines import GpuTarget, get_engine
+from .engines import DEFAULT_ENGINE, ENGINES, Engine, GpuTarget, get_engine
 from .gpus import Gpu, load_catalog, tp_fits_heads
 from .memory import Capacity, ServingEstimate, ServingOptions, capacity, check_tp
 from .prices import Price, PriceTable
@@ -176,24 +178,32 @@ def _scale_up(gpu: Gpu) -> str:
 
 
 def shapes(gpu: Gpu, arch: Architecture | None, request: PlanRequest,
-           layer_split: bool = False) -> tuple[list[tuple[int, int]], Note | None]:
-    """(TP x PP shapes to try on `gpu`, fewest GPUs first; why there are none, when there are none).
+           engine: Engine[Any] | None = None) -> tuple[list[tuple[int, int]], Note | None]:
+    """(TP x PP shapes to try on `gpu` with `engine` (default: vLLM's), fewest GPUs first; why there are none).
 
-    `layer_split`: the engine splits the layers over its GPUs itself (llama.cpp's -sm layer, asked as --tp N):
-    one shape per GPU count inside a node, no heads to divide and no pipeline stages."""
+    An engine that splits the layers over its GPUs itself (llama.cpp's -sm layer, asked as --tp N) gets one shape
+    per GPU count inside a node, no heads to divide and no pipeline stages; only an engine with `across_nodes`
+    gets shapes that span nodes."""
+    engine = engine or get_engine(DEFAULT_ENGINE)
     node = gpu.gpus_per_node
-    if layer_split:
+    if engine.splits_layers:
         if request.pp not in (None, 1) or request.nodes not in (None, 1):
-            return [], Note("llama.cpp splits the layers over the GPUs of one machine", hint="ask for them with tp N",
+            return [], Note(f"{engine.label} splits the layers over the GPUs of one machine", hint="ask for them with tp N",
                             hint_options=("tp",))
         if request.tp is not None and request.tp > node:
             return [], Note(f"{request.tp} GPUs are more than one node of {node} {gpu.name}")
         return [(c, 1) for c in ((request.tp,) if request.tp else (1, 2, 4, 8)) if c <= node], None
+    if engine.across_nodes is None and request.nodes not in (None, 1):
+        across = " or ".join(name for name, other in ENGINES.items() if other.across_nodes)
+        return [], Note(f"{engine.label} runs on one machine: no plan spans nodes",
+                        hint=f"engine {across} runs one model over several machines", hint_options=("engine",))
     layers = arch.num_layers if arch else 1_000_000
     if request.tp is not None:
         if request.tp > node:
-            return [], Note(f"TP {request.tp} spans more than one node of {node} {gpu.name}: vLLM runs tensor parallel "
-                            "inside a node and pipeline parallel across nodes",
+            if engine.across_nodes is None:
+                return [], Note(f"TP {request.tp} spans more than one node of {node} {gpu.name}: {engine.label} runs "
+                                "on one machine", hint=f"e.g. tp {node}", hint_options=("tp",))
+            return [], Note(f"TP {request.tp} spans more than one node of {node} {gpu.name}: {engine.across_nodes}",
                             hint=f"e.g. tp {node} and pp {-(-request.tp // node)}", hint_options=("tp", "pp"))
         check_tp(arch, request.tp)  # a TP the heads cannot split over: the UsageError says why
         tps = [request.tp]
@@ -202,7 +212,8 @@ def shapes(gpu: Gpu, arch: Architecture | None, request: PlanRequest,
     if request.pp is not None and request.pp > layers:
         return [], Note(f"PP {request.pp} is more pipeline stages than the model's {layers} layers")
     counts = sorted({c for c in (1, 2, 4, 8) if c <= node} |
-                    ({node * n for n in range(2, MAX_NODES + 1)} if spans_nodes(gpu) else set()))
+                    ({node * n for n in range(2, MAX_NODES + 1)} if spans_nodes(gpu) and engine.across_nodes
+                     else set()))
     found = []
     for count in counts:
         for tp in sorted(tps, reverse=True):  # the widest TP first: PP only for what TP cannot take
@@ -217,7 +228,7 @@ def shapes(gpu: Gpu, arch: Architecture | None, request: PlanRequest,
             break
     if request.pp is not None and request.tp is not None and not found:
         count = request.tp * request.pp
-        if count <= node or count % node == 0:
+        if count <= node or (engine.across_nodes and count % node == 0):
             found.append((request.tp, request.pp))
     if not found:
         fixed = ", ".join(f"{k} {v}" for k, v in (("TP", request.tp), ("PP", request.pp), ("nodes", request.nodes))
@@ -279,13 +290,6 @@ def _speed(facts: ModelFacts, arch: Architecture | None, gpu: Gpu, tp: int, opti
                           prompt_tokens=at_tp.context, constants=constants)
 
 
-def _node_commands(nodes: int) -> tuple[str, ...]:
-    """Multi-node: a Ray cluster first (node 0 the head, then each other node), the command on node 0."""
-    if nodes == 1:
-        return ()
-    return ("ray start --head --port=6379", *("ray start --address=NODE0_IP:6379" for _ in range(1, nodes)))
-
-
 def plan_on(gpu: Gpu, tp: int, pp: int, breakdown_at: Callable[[int, Gpu], ServingEstimate], facts: ModelFacts,
             arch: Architecture | None, options: ServingOptions, price: Price | None) -> Plan:
     """The plan of `tp` x `pp` GPUs of one type."""
@@ -307,14 +311,17 @@ def plan_on(gpu: Gpu, tp: int, pp: int, breakdown_at: Callable[[int, Gpu], Servi
     tokens = cap.kv_cache_tokens or (cap.kv_pool_bytes // estimate.kv_bytes_per_token if estimate.kv_bytes_per_token
                                      else 0)
     notes = _plan_notes(gpu, count, nodes, tp, pp, estimate, cap, tokens, arch, options, utilization)
-    command = None
+    command: str | None = None
+    node_commands: tuple[str, ...] = ()
     if facts.repo_id:
         command, launch_notes = engine.plan_command(facts.repo_id, shaped, count, at_tp, gpu.usable_bytes,
                                                     gpu.bandwidth_gbps, file=facts.file, local=facts.local)
         notes += launch_notes
+        if command and nodes > 1:
+            command, node_commands = engine.launch_across_nodes(command, shaped, nodes)
     return Plan(gpu=gpu, count=count, nodes=nodes, tp=tp, pp=pp, estimate=estimate, capacity=cap, fits=fits,
                 gpu_memory_utilization=utilization, kv_cache_tokens=int(tokens), command=command,
-                node_commands=_node_commands(nodes) if command else (),
+                node_commands=node_commands,
                 speed=_speed(facts, arch, gpu, tp, shaped, at_tp), price=price, notes=tuple(notes))
 
 
@@ -327,7 +334,7 @@ def _plan_notes(gpu: Gpu, count: int, nodes: int, tp: int, pp: int, estimate: Se
     if nodes > 1:
         notes.append(f"{nodes} nodes x {gpu.gpus_per_node} {gpu.name}: TP {tp} inside each node over "
                      f"{_scale_up(gpu)}, PP {pp} across nodes over the cluster network (InfiniBand or RoCE); "
-                     f"start a Ray cluster on the nodes, then the command on node 0")
+                     f"{options.engine_model.start_across_nodes}")
     elif pp > 1:
         notes.append(f"TP {tp} x PP {pp} inside one node: pipeline stages for what tensor parallel does not take")
     expert_parallel = options.engine_model.expert_parallel_note
@@ -384,9 +391,8 @@ def make_plans(breakdown_at: Callable[[int, Gpu], ServingEstimate], facts: Model
     `request.limit` unless `show_all` or GPU types were named."""
     plans = []
     refused: list[Note] = []
-    layer_split = options.engine_model.splits_layers
     for gpu in candidate_gpus(options, request, catalog):
-        found, why = shapes(gpu, arch, request, layer_split)
+        found, why = shapes(gpu, arch, request, options.engine_model)
         if not found:
             refused.append(why or Note(gpu.name))
             continue

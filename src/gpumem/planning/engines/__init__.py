@@ -9,7 +9,8 @@ How to add an engine (one module, one registry line):
    `mem_fraction_static`, `n_ubatch`, ...), and a frozen subclass of `Engine` overriding what differs from
    the defaults below: `budget`, `overhead`, `activation_peak`, `sliding_window_tokens`, `max_sequences`,
    `command`, `loaded_summary` / `loaded_weights` when it holds the checkpoint otherwise than stored,
-   `plan_command` / `report_breakdown` when a plan's start line or the report's breakdown depend on the GPU. Every byte figure is per GPU. Cite where each constant comes from (a log, the engine's source).
+   `plan_command` / `report_breakdown` when a plan's start line or the report's breakdown depend on the GPU,
+   `across_nodes` / `launch_across_nodes` when it starts one model over several machines. Every byte figure is per GPU. Cite where each constant comes from (a log, the engine's source).
 2. Give it `versions`: a mapping version -> constants, NEWEST FIRST (the first one is the default when
    `ServingOptions.engine_version` is None), `vendors` (catalog vendor names it runs on: "NVIDIA", "AMD",
    "Intel", "Apple") and `formats` (the checkpoint formats it serves: "safetensors", "gguf", "pytorch-bin").
@@ -86,6 +87,12 @@ class Engine(Generic[C]):
     splits_layers = False
     # What a MoE model's plan on several GPUs notes about placing whole experts per GPU (None: nothing).
     expert_parallel_note: ClassVar[str | None] = None
+    # How the engine runs one model over several machines, in its words (None: it does not, and no plan spans
+    # nodes). Plans across nodes are tensor parallel inside each node and pipeline parallel across them.
+    across_nodes: ClassVar[str | None] = None
+    # What a plan across nodes notes about starting it, and how the report titles its commands (NODE0_IP: node 0).
+    start_across_nodes: ClassVar[str] = ""
+    node_commands_title: ClassVar[str] = ""
 
     @property
     def newest(self) -> str:
@@ -182,6 +189,12 @@ class Engine(Generic[C]):
     def command(self, repo_id: str, options: ServingOptions, gpus: int) -> str | None:
         """The command line that starts this engine serving `repo_id` on `gpus` GPUs (None: no such command)."""
         return None
+
+    def launch_across_nodes(self, command: str, options: ServingOptions, nodes: int) -> tuple[str, tuple[str, ...]]:
+        """A plan over `nodes` machines whose launch line on one machine is `command`: (the plan's command, what the
+        nodes run; the report lists these, then the command where it is not among them). Only called on an engine
+        with `across_nodes`."""
+        raise NotImplementedError
 
     def plan_command(self, repo_id: str, options: ServingOptions, gpus: int, estimate: ServingEstimate,
                      gpu_usable_bytes: int, gpu_bandwidth_gbps: float, *, file: str | None = None,

@@ -24,7 +24,7 @@ from . import MIB, Engine, EngineConstants
 
 if TYPE_CHECKING:
     from ...model.architecture import Architecture
-    from ..memory import ServingOptions
+    from ..memory import ServingEstimate, ServingOptions
 
 GIB = 2**30
 # Free memory SGLang measures before loading weights, below the CUDA-visible total: the CUDA context and
@@ -41,6 +41,9 @@ class SglangConstants(EngineConstants):
 
     fraction_rule: str = "reserve-0.5.3"  # "tp-table-0.4" | "band-0.4.8" | "reserve-0.5.3"
     cuda_graph_bytes: int = 512 * MIB  # in the (1 - f) part (logs: 0.11-0.93 GiB)
+    # --pp-size: 0.4.8's server_args.py sizes its reserve on tp_size x pp_size (../shared/reference/sglang-memory.md);
+    # the 0.4.0-0.4.5 rules modelled as "0.4" predate it.
+    pipeline_parallel: bool = True
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,11 @@ class Sglang(Engine[SglangConstants]):
 
     activations_outside_budget = True
     budget_label = "static memory budget"  # --mem-fraction-static of the memory free before weights load
+    # Multi-node (docs.sglang.io, multi-node deployment): every node runs the server with --nnodes, its own
+    # --node-rank and node 0's address as --dist-init-addr (the docs' example port: 20000); no Ray.
+    across_nodes = "these plans run SGLang's tensor parallel inside a node and its pipeline parallel (--pp-size) across nodes"
+    start_across_nodes = "run the command on every node, each with its --node-rank"
+    node_commands_title = "the server on every node, each with its --node-rank (NODE0_IP: node 0's address)"
 
     def _gpu_mem_mib(self, options: ServingOptions) -> int:
         gpu = options.gpu
@@ -102,10 +110,14 @@ class Sglang(Engine[SglangConstants]):
         return 4096
 
     def command(self, repo_id: str, options: ServingOptions, gpus: int) -> str | None:
-        """The SGLang launch line."""
+        """The SGLang launch line (None: a pipeline-parallel shape on a version without --pp-size)."""
+        if options.pp > 1 and not self.constants(options).pipeline_parallel:
+            return None
         parts = [f"python -m sglang.launch_server --model-path {repo_id}"]
         if options.tp > 1:
             parts.append(f"--tp {options.tp}")
+        if options.pp > 1:
+            parts.append(f"--pp-size {options.pp}")
         parts.append(f"--context-length {options.context}")
         if options.mem_fraction_static is not None:
             parts.append(f"--mem-fraction-static {options.mem_fraction_static}")
@@ -113,6 +125,23 @@ class Sglang(Engine[SglangConstants]):
             parts.append("--kv-cache-dtype fp8_e5m2")
         return " ".join(parts)
 
+    def plan_command(self, repo_id: str, options: ServingOptions, gpus: int, estimate: ServingEstimate,
+                     gpu_usable_bytes: int, gpu_bandwidth_gbps: float, *, file: str | None = None,
+                     local: bool = False) -> tuple[str | None, tuple[str, ...]]:
+        """`command`, or why there is none: a version without pipeline parallel cannot start a TP x PP shape."""
+        command = self.command(repo_id, options, gpus)
+        if command is None:
+            version = self.constants(options).version
+            return None, (f"SGLang {version} has no pipeline parallel (--pp-size, modelled from 0.4.8 on): it cannot "
+                          f"start TP {options.tp} x PP {options.pp}",)
+        return command, ()
+
+    def launch_across_nodes(self, command: str, options: ServingOptions, nodes: int) -> tuple[str, tuple[str, ...]]:
+        """The launch line on every node with --nnodes, its --node-rank and node 0's --dist-init-addr; the plan's
+        command is node 0's."""
+        lines = tuple(f"{command} --nnodes {nodes} --node-rank {rank} --dist-init-addr NODE0_IP:20000"
+                      for rank in range(nodes))
+        return lines[0], lines
 
 _RESERVE = SglangConstants(version="0.5")
 _BAND = SglangConstants(version="0.4.8", fraction_rule="band-0.4.8")
@@ -126,7 +155,7 @@ SGLANG = Sglang(
         "0.4.10": SglangConstants(version="0.4.10", fraction_rule="band-0.4.8"),
         "0.4.9": SglangConstants(version="0.4.9", fraction_rule="band-0.4.8"),
         "0.4.8": _BAND,
-        "0.4": SglangConstants(version="0.4", fraction_rule="tp-table-0.4"),
+        "0.4": SglangConstants(version="0.4", fraction_rule="tp-table-0.4", pipeline_parallel=False),
     },
     vendors=frozenset({"NVIDIA", "AMD"}),
     formats=frozenset({"safetensors", "pytorch-bin"}),

@@ -103,6 +103,9 @@ class Vllm(Engine[VllmConstants]):
 
     budget_label = "memory budget"  # usable x --gpu-memory-utilization
     expert_parallel_note = "MoE: vLLM can place whole experts per GPU with --enable-expert-parallel (same memory)"
+    across_nodes = "vLLM runs tensor parallel inside a node and pipeline parallel across nodes"
+    start_across_nodes = "start a Ray cluster on the nodes, then the command on node 0"
+    node_commands_title = "Ray on node 0, then on each other node (NODE0_IP: node 0's address), then the server on node 0"
 
     def lora_weights(self, lora: LoraServing, tp: int) -> int:
         """vLLM preallocates its LoRA slots (`--max-loras` x `--max-lora-rank` per linear), whatever the adapters."""
@@ -246,6 +249,11 @@ class Vllm(Engine[VllmConstants]):
             return 0
         blocks = pool_bytes // (bytes_per_token * BLOCK_TOKENS)
         return blocks // groups * BLOCK_TOKENS
+
+    def launch_across_nodes(self, command: str, options: ServingOptions, nodes: int) -> tuple[str, tuple[str, ...]]:
+        """A Ray cluster first (node 0 the head, then each other node joins it), then `command` on node 0
+        (docs.vllm.ai, distributed serving: multi-node with Ray)."""
+        return command, ("ray start --head --port=6379", *("ray start --address=NODE0_IP:6379" for _ in range(1, nodes)))
 
     def command(self, repo_id: str, options: ServingOptions, gpus: int) -> str | None:
         """`vllm serve REPO --tensor-parallel-size N [--pipeline-parallel-size M] --max-model-len C
