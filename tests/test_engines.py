@@ -182,3 +182,16 @@ def test_cli_kv_dtype_choices_are_the_engines_kv_dtypes():
 
     (option,) = [p for p in hf.params if p.name == "kv_dtype"]
     assert sorted(option.type.choices) == sorted(all_kv_dtypes())
+
+
+def test_sglang_reserves_its_default_fraction_for_tp_times_pp():
+    # server_args.py, 0.4.8-0.5.2: reserved = 9.5 + tp_size x pp_size / 2 GiB under 90 GiB; 0.5.3+: + tp_size x
+    # pp_size / 8 GiB (../shared/reference/sglang-memory.md). On an H100's 81559 MiB, TP 8:
+    sglang = get_engine("sglang")
+
+    def fraction(version: str, pp: int) -> float:
+        return sglang.mem_fraction_static(ServingOptions(engine="sglang", engine_version=version, tp=8, pp=pp))
+
+    assert (fraction("0.5.2", 1), fraction("0.5.2", 2)) == (0.831, 0.78)  # 13824 / 17920 MiB reserved
+    assert (fraction("0.5", 1), fraction("0.5", 2)) == (0.818, 0.805)  # 14848 / 15872 MiB
+    assert fraction("0.4", 2) == fraction("0.4", 1) == 0.81  # 0.4.0-0.4.5: by TP size alone

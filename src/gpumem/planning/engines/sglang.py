@@ -8,10 +8,10 @@ activations and NCCL live in the rest. Rules read from SGLang's released sources
   `torch.cuda.mem_get_info` reports after torch.distributed init: the CUDA-visible total less the context. So the
   pool is `f x free_before - weights`; "#tokens" = pool // (layers x kv_heads/TP x head_dim x 2 x bytes).
 - Default f, by version (server_args.py): 0.4.0-0.4.5 by TP size (0.88 / 0.87 / 0.85 / 0.81 / 0.79 at TP 1 / 2 /
-  4 / 8 / 16); 0.4.8-0.5.2 a reserve by GPU band of nvidia-smi MiB (`(2.8 + tp/10)` GiB under 35 GiB, `9.5 + tp/2`
-  under 90, `12 + tp/2` under 160, 32 above); 0.5.3+ `512 + 1.5 x max(chunked_prefill_size, 2048) + 2 x
-  cuda_graph_max_bs + tp/8 x 1024` MiB, at least 10 GiB on cards over 60 GiB, with the band's chunked size and
-  graph batch. `gpu_mem` is nvidia-smi's total in MiB (the catalog's `usable_mib`).
+  4 / 8 / 16); 0.4.8-0.5.2 a reserve by GPU band of nvidia-smi MiB (`(2.8 + tp x pp/10)` GiB under 35 GiB,
+  `9.5 + tp x pp/2` under 90, `12 + tp x pp/2` under 160, 32 above); 0.5.3+ `512 + 1.5 x max(chunked_prefill_size,
+  2048) + 2 x cuda_graph_max_bs + tp x pp/8 x 1024` MiB, at least 10 GiB on cards over 60 GiB, with the band's
+  chunked size and graph batch. `gpu_mem` is nvidia-smi's total in MiB (the catalog's `usable_mib`).
 """
 
 from __future__ import annotations
@@ -73,18 +73,19 @@ class Sglang(Engine[SglangConstants]):
         if rule == "tp-table-0.4":
             return 0.79 if tp >= 16 else 0.81 if tp >= 8 else 0.85 if tp >= 4 else 0.87 if tp >= 2 else 0.88
         gpu_mem = self._gpu_mem_mib(options)
+        parallel = tp * options.pp  # 0.4.8+ reserve on tp_size x pp_size
         if rule == "band-0.4.8":
             if gpu_mem < 35 * 1024:
-                reserved = (2.8 + tp / 10) * 1024
+                reserved = (2.8 + parallel / 10) * 1024
             elif gpu_mem < 90 * 1024:
-                reserved = (9.5 + tp / 2) * 1024
+                reserved = (9.5 + parallel / 2) * 1024
             elif gpu_mem < 160 * 1024:
-                reserved = (12 + tp / 2) * 1024
+                reserved = (12 + parallel / 2) * 1024
             else:
                 reserved = 32 * 1024
             return round((gpu_mem - reserved) / gpu_mem, 3)
         _, chunked, small_bs, large_bs = next(b for b in _BANDS_053 if gpu_mem < b[0])
-        reserved = 512 + max(chunked, 2048) * 1.5 + (large_bs if tp >= 4 else small_bs) * 2 + tp / 8 * 1024
+        reserved = 512 + max(chunked, 2048) * 1.5 + (large_bs if tp >= 4 else small_bs) * 2 + parallel / 8 * 1024
         if gpu_mem > 60 * 1024:
             reserved = max(reserved, 10 * 1024)
         return round((gpu_mem - reserved) / gpu_mem, 3)
