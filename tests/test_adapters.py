@@ -18,10 +18,9 @@ from gpumem.model.adapters import (
     parse_adapter_config,
     read_adapter,
     trainable_parameters,
-    vllm_lora,
-    vllm_max_lora_rank,
 )
 from gpumem.model.safetensors_header import parse_header
+from gpumem.planning.engines.vllm import adapter_names, lora_flags, lora_slots, max_lora_rank
 
 ADAPTERS = FIXTURES / "adapters"
 
@@ -131,25 +130,25 @@ def test_configs_gpumem_cannot_use_raise_one_line(data, message):
 
 def test_vllm_slots_cover_every_linear_at_the_max_rank():
     base = modules_of(LLAMA_31_8B)
-    lora = vllm_lora(base, [16])
+    lora = lora_slots(base, [16])
     assert (lora.max_loras, lora.max_lora_rank, lora.wrapped_modules) == (1, 16, 32 * 7)
     assert lora.slot_bytes_per_gpu == 2 * 16 * (8192 + 5120 + 5120 + 8192 + 3 * 18432) * 32
-    two = vllm_lora(base, [8, 20])  # two adapters: two slots of rank 32 (the next rank vLLM accepts)
+    two = lora_slots(base, [8, 20])  # two adapters: two slots of rank 32 (the next rank vLLM accepts)
     assert (two.max_loras, two.max_lora_rank) == (2, 32)
     assert two.slot_bytes_per_gpu == 2 * 2 * lora.slot_bytes_per_gpu
     # TP 2: column layers split their output, row layers (o, down) their input
-    tp2 = vllm_lora(base, [16], tp=2)
+    tp2 = lora_slots(base, [16], tp=2)
     column = 4096 + 2048 + 4096 + 512 + 4096 + 512 + 2 * (4096 + 7168)
     row = 2048 + 4096 + 7168 + 4096
     assert tp2.slot_bytes_per_gpu == 2 * 16 * (column + row) * 32
-    assert two.flags([("a", "org/a"), ("b", "org/b")]) == [
+    assert lora_flags(two, [("a", "org/a"), ("b", "org/b")]) == [
         "--enable-lora", "--lora-modules", "a=org/a", "b=org/b", "--max-loras", "2", "--max-lora-rank", "32"]
 
 
 def test_vllm_rank_ceiling():
-    assert [vllm_max_lora_rank(r) for r in (1, 2, 16, 17, 300, 512)] == [1, 8, 16, 32, 320, 512]
+    assert [max_lora_rank(r) for r in (1, 2, 16, 17, 300, 512)] == [1, 8, 16, 32, 320, 512]
     with pytest.raises(AdapterError, match="above vLLM's largest --max-lora-rank"):
-        vllm_max_lora_rank(1024)
+        max_lora_rank(1024)
 
 
 def test_packed_4bit_base_keeps_its_projection_shapes():
@@ -171,14 +170,15 @@ def test_packed_4bit_base_keeps_its_projection_shapes():
 
 
 def test_lora_module_names_for_vllm():
-    from gpumem.model.adapters import LoraServing, adapter_names
+    from gpumem.model.adapters import LoraServing
 
     assert adapter_names(["org/sql-lora", "other/sql-lora", "./runs/v1/"]) == [
         ("sql-lora", "org/sql-lora"), ("sql-lora-2", "other/sql-lora"), ("v1", "./runs/v1/")]
     serving = LoraServing(modules_of(GPT2), (8,), 811_008, repos=("abrhaleyarefaine1997/gpt2-tigrinya-lora",))
-    assert serving.vllm_flags(1) == ["--enable-lora", "--lora-modules",
-                                     "gpt2-tigrinya-lora=abrhaleyarefaine1997/gpt2-tigrinya-lora",
-                                     "--max-loras", "1", "--max-lora-rank", "8"]
+    slots = lora_slots(serving.modules, serving.ranks, 1, serving.dtype_bytes)
+    assert lora_flags(slots, adapter_names(serving.repos)) == [
+        "--enable-lora", "--lora-modules", "gpt2-tigrinya-lora=abrhaleyarefaine1997/gpt2-tigrinya-lora",
+        "--max-loras", "1", "--max-lora-rank", "8"]
 
 
 @pytest.mark.parametrize("folder", [GPT2, LLAMA_31_8B, "mistralai__Mixtral-8x7B-v0.1"])

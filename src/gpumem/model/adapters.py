@@ -1,5 +1,6 @@
 """Pure: PEFT LoRA adapters — their adapter_config.json, which base modules they target, their exact
-size, whether their shapes fit the base, and what vLLM preallocates to serve them.
+size, whether their shapes fit the base, and what serving them asks of an engine (`LoraServing`; what vLLM
+preallocates for them is vLLM's engine's: planning/engines/vllm.py).
 
 Where each rule comes from (huggingface/peft, bitsandbytes and vLLM sources, read 2026-11):
 
@@ -14,12 +15,6 @@ Where each rule comes from (huggingface/peft, bitsandbytes and vLLM sources, rea
 - `rank_pattern` / `alpha_pattern`: the first key with `re.match(rf"(.*\\.)?({key})$", name)` wins
   (peft utils/other.py `get_pattern_key`).
 - `modules_to_save`: full trainable copies of those modules (a classifier head, lm_head, ...).
-- vLLM with `--enable-lora` wraps every linear layer of the model (lora/utils.py
-  `get_supported_lora_modules`: "In vLLM, all linear layers support LoRA") and gives each
-  `max_loras` slots of rank `max_lora_rank` in the model's dtype (lora/layers/base_linear.py
-  `create_lora_weights`): column-parallel layers hold A (rank, in) and B (out / tp, rank) per GPU,
-  row-parallel ones A (rank, in / tp) and B (out, rank). `--max-cpu-loras` sizes a host-memory cache
-  only. Ranks vLLM accepts: 1, 8, 16, 32, 64, 128, 256, 320, 512 (config/lora.py `MaxLoRARanks`).
 """
 
 from __future__ import annotations
@@ -35,14 +30,16 @@ from .architecture import Architecture
 from .layout import ADAPTER_CONFIG
 from .types import ModelSummary, TensorInfo
 
-VLLM_MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
-VLLM_DEFAULT_MAX_LORA_RANK = 16
-
 # nn.Embedding weights (not linear layers): LoRA targets them only when named explicitly.
 _EMBEDDING = re.compile(r"(^|\.)(embed_tokens|wte|wpe|word_embeddings|embed_in|tok_embeddings|embed_positions|"
                         r"position_embeddings|token_type_embeddings)$")
 # The output head PEFT's "all-linear" leaves out (model.get_output_embeddings()).
 _OUTPUT_HEAD = re.compile(r"(^|\.)(lm_head|embed_out)$")
+
+
+def is_output_head(name: str) -> bool:
+    """The model's output head (lm_head / embed_out): not a linear layer adapters or LoRA slots wrap."""
+    return _OUTPUT_HEAD.search(name) is not None
 # Row-parallel linears in vLLM (their input is split over TP); every other linear is column-parallel.
 _ROW_PARALLEL = re.compile(r"(^|\.)(o_proj|down_proj|w2|dense|out_proj|fc2|c_proj|dense_4h_to_h|wo)$")
 # Linears vLLM keeps whole on every GPU: MoE routers and the MLA low-rank projections.
@@ -414,81 +411,11 @@ def _mismatch(tensor: TensorInfo, expected: str, base_model: str, module: Module
                        hint_options=("base",))
 
 
-# --- serving: what vLLM preallocates ----------------------------------------------------------------
-
-@dataclass(frozen=True)
-class VllmLora:
-    """vLLM's LoRA settings for a set of adapters and the GPU memory its slots take."""
-
-    max_loras: int
-    max_lora_rank: int
-    max_cpu_loras: int
-    slot_bytes_per_gpu: int  # all slots of every wrapped linear, per GPU
-    wrapped_modules: int
-
-    def flags(self, adapters: Sequence[tuple[str, str]]) -> list[str]:
-        """vllm serve flags: --enable-lora --lora-modules NAME=REPO ... --max-loras N --max-lora-rank R."""
-        flags = ["--enable-lora", "--lora-modules", *(f"{name}={repo}" for name, repo in adapters)]
-        flags += ["--max-loras", str(self.max_loras), "--max-lora-rank", str(self.max_lora_rank)]
-        if self.max_cpu_loras != self.max_loras:
-            flags += ["--max-cpu-loras", str(self.max_cpu_loras)]
-        return flags
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view."""
-        return {"max_loras": self.max_loras, "max_lora_rank": self.max_lora_rank,
-                "max_cpu_loras": self.max_cpu_loras, "slot_bytes_per_gpu": self.slot_bytes_per_gpu,
-                "wrapped_modules": self.wrapped_modules}
-
-
-def adapter_names(repos: Sequence[str]) -> list[tuple[str, str]]:
-    """(name, repo) per adapter for --lora-modules: the repo's last path part, numbered when two clash."""
-    names: list[tuple[str, str]] = []
-    for repo in repos:
-        name = re.sub(r"[^A-Za-z0-9._-]", "-", repo.rstrip("/").rpartition("/")[2]) or "adapter"
-        taken = {n for n, _ in names}
-        unique, k = name, 2
-        while unique in taken:
-            unique, k = f"{name}-{k}", k + 1
-        names.append((unique, repo))
-    return names
-
-
-def vllm_max_lora_rank(rank: int) -> int:
-    """The smallest rank vLLM accepts that holds `rank`; AdapterError above 512."""
-    for allowed in VLLM_MAX_LORA_RANKS:
-        if allowed >= rank:
-            return allowed
-    raise AdapterError(f"LoRA rank {rank} is above vLLM's largest --max-lora-rank "
-                       f"({VLLM_MAX_LORA_RANKS[-1]})")
-
-
-def vllm_lora(modules: Sequence[Module], ranks: Sequence[int], tp: int = 1, dtype_bytes: int = 2,
-              max_loras: int | None = None, max_cpu_loras: int | None = None) -> VllmLora:
-    """vLLM's LoRA slots for adapters of these ranks on a base with these modules, per GPU at `tp`."""
-    max_loras = max_loras or max(1, len(ranks))
-    rank = vllm_max_lora_rank(max(ranks, default=VLLM_DEFAULT_MAX_LORA_RANK))
-    per_slot = 0
-    wrapped = 0
-    for module in modules:
-        if module.kind != "linear" or _OUTPUT_HEAD.search(module.name):
-            continue
-        in_gpu, out_gpu = module.in_features, module.out_features
-        if module.split == "column":
-            out_gpu = -(-out_gpu // tp)
-        elif module.split == "row":
-            in_gpu = -(-in_gpu // tp)
-        per_slot += rank * (in_gpu + out_gpu)
-        wrapped += 1
-    return VllmLora(max_loras, rank, max(max_cpu_loras or max_loras, max_loras),
-                    per_slot * max_loras * dtype_bytes, wrapped)
-
-
 @dataclass(frozen=True)
 class LoraServing:
     """Adapters served on a base: what they add to every GPU's weights, per engine.
 
-    What they add to a GPU is the engine's (`Engine.lora_weights`): vLLM preallocates its LoRA slots (`vllm_lora`),
+    What they add to a GPU is the engine's (`Engine.lora_weights`): vLLM preallocates its LoRA slots,
     whatever the adapters' own size; transformers (PEFT) loads each adapter as it is, upcast to fp32
     (PeftModel's autocast_adapter_dtype default).
     """
@@ -498,11 +425,3 @@ class LoraServing:
     adapter_parameters: int  # all adapters together
     dtype_bytes: int = 2  # the base model's dtype: vLLM's lora_dtype "auto"
     repos: tuple[str, ...] = ()  # the adapters' repo ids (or paths), in order
-
-    def vllm(self, tp: int) -> VllmLora:
-        """vLLM's slots at this TP size."""
-        return vllm_lora(self.modules, self.ranks, tp, self.dtype_bytes)
-
-    def vllm_flags(self, tp: int) -> list[str]:
-        """`vllm serve` flags that serve these adapters: --enable-lora --lora-modules NAME=REPO ... and the slots."""
-        return self.vllm(tp).flags(adapter_names(self.repos))

@@ -12,7 +12,8 @@ from ..planning.memory import FormulaResult, ServingEstimate
 from ..planning.plans import RANKING, Plan
 
 if TYPE_CHECKING:  # annotations only: a calc or hf report does not load the training model
-    from ..model.adapters import Adapter, VllmLora
+    from ..model.adapters import Adapter
+    from ..planning.engines import LoraSlots
     from ..planning.training import TrainingEstimate, TrainingPlan
 
 SCHEMA_VERSION = 2  # 2: recommendations are plans (TP x PP x nodes, command, speed, price)
@@ -54,7 +55,7 @@ class ModelReport:
     components: tuple[ComponentCount, ...] = ()
     notes: tuple[str, ...] = field(default=())
     adapters: tuple[Adapter, ...] = ()  # PEFT adapters served on this model
-    lora: VllmLora | None = None  # vLLM's LoRA slots for them (at the breakdown's TP)
+    lora: LoraSlots | None = None  # vLLM's LoRA slots for them (at the breakdown's TP)
 
     @property
     def parameters(self) -> int | None:

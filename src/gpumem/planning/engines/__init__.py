@@ -36,13 +36,31 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from ...errors import UsageError
 
 if TYPE_CHECKING:
-    from ...model.adapters import LoraServing, VllmLora
+    from ...model.adapters import LoraServing
     from ...model.architecture import Architecture
     from ...model.types import ModelSummary
     from ..gpus import Gpu
     from ..memory import ServingEstimate, ServingOptions
 
 MIB = 2**20
+
+
+@dataclass(frozen=True)
+class LoraSlots:
+    """The LoRA slots an engine preallocates for a set of adapters (vLLM's: `--max-loras` slots of rank
+    `--max-lora-rank` on every wrapped linear) and the GPU memory they take."""
+
+    max_loras: int
+    max_lora_rank: int
+    max_cpu_loras: int
+    slot_bytes_per_gpu: int  # all slots of every wrapped linear, per GPU
+    wrapped_modules: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return {"max_loras": self.max_loras, "max_lora_rank": self.max_lora_rank,
+                "max_cpu_loras": self.max_cpu_loras, "slot_bytes_per_gpu": self.slot_bytes_per_gpu,
+                "wrapped_modules": self.wrapped_modules}
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +154,7 @@ class Engine(Generic[C]):
         """Bytes served LoRA adapters add to one GPU (default: each adapter as PEFT loads it, upcast to fp32)."""
         return -(-4 * lora.adapter_parameters // tp)
 
-    def lora_slots(self, lora: LoraServing, tp: int) -> VllmLora | None:
+    def lora_slots(self, lora: LoraServing, tp: int) -> LoraSlots | None:
         """The LoRA slots the engine preallocates for these adapters, for the report (None: it has none)."""
         return None
 

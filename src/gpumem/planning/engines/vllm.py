@@ -57,16 +57,18 @@ Source paths below are inside the released wheels (`pip download vllm==X --no-de
 from __future__ import annotations
 
 import math
+import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ...model.activations import LOGIT_BYTES, activation_bytes_per_token
 from ...model.types import ModelSummary
-from . import MIB, Engine, EngineConstants
+from . import MIB, Engine, EngineConstants, LoraSlots
 
 if TYPE_CHECKING:
-    from ...model.adapters import LoraServing, VllmLora
+    from ...model.adapters import LoraServing, Module
     from ...model.architecture import Architecture
     from ..memory import ServingOptions
 
@@ -109,10 +111,10 @@ class Vllm(Engine[VllmConstants]):
 
     def lora_weights(self, lora: LoraServing, tp: int) -> int:
         """vLLM preallocates its LoRA slots (`--max-loras` x `--max-lora-rank` per linear), whatever the adapters."""
-        return lora.vllm(tp).slot_bytes_per_gpu
+        return self.lora_slots(lora, tp).slot_bytes_per_gpu
 
-    def lora_slots(self, lora: LoraServing, tp: int) -> VllmLora:
-        return lora.vllm(tp)
+    def lora_slots(self, lora: LoraServing, tp: int) -> LoraSlots:
+        return lora_slots(lora.modules, lora.ranks, tp, lora.dtype_bytes)
 
     def quantize_on_load(self, bits: float) -> str | None:
         mode = {8.0: "fp8", 4.0: "bitsandbytes"}.get(bits)  # vLLM's documented on-load modes
@@ -273,7 +275,8 @@ class Vllm(Engine[VllmConstants]):
         if options.kv_dtype == "fp8":
             parts.append("--kv-cache-dtype fp8")
         if options.lora:  # PEFT adapters served on the model: --enable-lora --lora-modules NAME=REPO and the slots
-            parts += [shlex.quote(flag) for flag in options.lora.vllm_flags(options.tp)]
+            slots = self.lora_slots(options.lora, options.tp)
+            parts += [shlex.quote(flag) for flag in lora_flags(slots, adapter_names(options.lora.repos))]
         if options.pp > 1:
             parts.append("--distributed-executor-backend ray")
         return " ".join(parts)
@@ -322,3 +325,69 @@ VLLM = Vllm(
     paged_kv=True,
 )
 
+
+
+# --- LoRA: what vLLM preallocates to serve adapters ----------------------------------------------------
+# With `--enable-lora` vLLM wraps every linear layer of the model (lora/utils.py `get_supported_lora_modules`:
+# "In vLLM, all linear layers support LoRA") and gives each `max_loras` slots of rank `max_lora_rank` in the
+# model's dtype (lora/layers/base_linear.py `create_lora_weights`): column-parallel layers hold A (rank, in) and
+# B (out / tp, rank) per GPU, row-parallel ones A (rank, in / tp) and B (out, rank). `--max-cpu-loras` sizes a
+# host-memory cache only.
+
+MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM accepts (config/lora.py `MaxLoRARanks`)
+DEFAULT_MAX_LORA_RANK = 16
+
+
+def max_lora_rank(rank: int) -> int:
+    """The smallest rank vLLM accepts that holds `rank`; AdapterError above 512."""
+    from ...model.adapters import AdapterError  # the adapter reader loads only when adapters are served
+
+    for allowed in MAX_LORA_RANKS:
+        if allowed >= rank:
+            return allowed
+    raise AdapterError(f"LoRA rank {rank} is above vLLM's largest --max-lora-rank ({MAX_LORA_RANKS[-1]})")
+
+
+def lora_slots(modules: Sequence[Module], ranks: Sequence[int], tp: int = 1, dtype_bytes: int = 2,
+               max_loras: int | None = None, max_cpu_loras: int | None = None) -> LoraSlots:
+    """vLLM's LoRA slots for adapters of these ranks on a base with these modules, per GPU at `tp`."""
+    from ...model.adapters import is_output_head  # the adapter reader loads only when adapters are served
+
+    max_loras = max_loras or max(1, len(ranks))
+    rank = max_lora_rank(max(ranks, default=DEFAULT_MAX_LORA_RANK))
+    per_slot = 0
+    wrapped = 0
+    for module in modules:
+        if module.kind != "linear" or is_output_head(module.name):
+            continue
+        in_gpu, out_gpu = module.in_features, module.out_features
+        if module.split == "column":
+            out_gpu = -(-out_gpu // tp)
+        elif module.split == "row":
+            in_gpu = -(-in_gpu // tp)
+        per_slot += rank * (in_gpu + out_gpu)
+        wrapped += 1
+    return LoraSlots(max_loras, rank, max(max_cpu_loras or max_loras, max_loras),
+                     per_slot * max_loras * dtype_bytes, wrapped)
+
+
+def adapter_names(repos: Sequence[str]) -> list[tuple[str, str]]:
+    """(name, repo) per adapter for --lora-modules: the repo's last path part, numbered when two clash."""
+    names: list[tuple[str, str]] = []
+    for repo in repos:
+        name = re.sub(r"[^A-Za-z0-9._-]", "-", repo.rstrip("/").rpartition("/")[2]) or "adapter"
+        taken = {n for n, _ in names}
+        unique, k = name, 2
+        while unique in taken:
+            unique, k = f"{name}-{k}", k + 1
+        names.append((unique, repo))
+    return names
+
+
+def lora_flags(slots: LoraSlots, adapters: Sequence[tuple[str, str]]) -> list[str]:
+    """vllm serve flags: --enable-lora --lora-modules NAME=REPO ... --max-loras N --max-lora-rank R."""
+    flags = ["--enable-lora", "--lora-modules", *(f"{name}={repo}" for name, repo in adapters)]
+    flags += ["--max-loras", str(slots.max_loras), "--max-lora-rank", str(slots.max_lora_rank)]
+    if slots.max_cpu_loras != slots.max_loras:
+        flags += ["--max-cpu-loras", str(slots.max_cpu_loras)]
+    return flags
