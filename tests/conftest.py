@@ -47,6 +47,17 @@ def unwrap(err: str) -> str:
 fake_hub = pytest.fixture(scope="session")(fakehub.fake_hub)
 
 
+@pytest.fixture(scope="session")
+def ca(tmp_path_factory):
+    """A throw-away certificate authority for HTTPS fake Hubs, and the path of its bundle (to trust it)."""
+    import trustme
+
+    authority = trustme.CA()
+    bundle = tmp_path_factory.mktemp("ca") / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    return authority, str(bundle)
+
+
 @pytest.fixture
 def hub(fake_hub, monkeypatch):
     """The session's fake Hub as HF_ENDPOINT, with a clean request log and no faults."""

@@ -7,7 +7,6 @@ import json
 import time
 
 import pytest
-import trustme
 
 from gpumem.errors import HubUnavailable
 from gpumem.reading.hub import HubClient
@@ -15,14 +14,6 @@ from gpumem_dev.fakehub import GOOD_TOKEN, FakeHub, fixture_repos
 from gpumem_dev.fakehub.scripted import Reply, ScriptedServer
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory):
-    authority = trustme.CA()
-    bundle = tmp_path_factory.mktemp("ca") / "ca.pem"
-    authority.cert_pem.write_to_path(str(bundle))
-    return authority, str(bundle)
 
 
 @pytest.fixture(scope="module")

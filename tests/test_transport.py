@@ -11,7 +11,6 @@ import threading
 import time
 
 import pytest
-import trustme
 
 from gpumem.errors import HubUnavailable, Interrupted
 from gpumem.reading.hub import HubClient
@@ -20,14 +19,6 @@ from gpumem_dev.fakehub import GOOD_TOKEN, FakeHub, fixture_repos
 
 LLAMA70 = "meta-llama/Llama-2-70b-hf"
 GPT2 = "openai-community/gpt2"
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory):
-    authority = trustme.CA()
-    bundle = tmp_path_factory.mktemp("ca") / "ca.pem"
-    authority.cert_pem.write_to_path(str(bundle))
-    return authority, str(bundle)
 
 
 @pytest.fixture(scope="module")
