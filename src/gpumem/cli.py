@@ -653,9 +653,8 @@ def _print_request_log() -> None:
                    f"({record.received:,} B, {record.seconds * 1000:.0f} ms)", err=True)
 
 
-# Library parameters whose flag has another name; the others are the name with dashes (kv_dtype -> --kv-dtype).
 # Library parameters whose flag has another name: HubOptions.deadline is --timeout (the whole run's limit),
-# PlanRequest.show_all is --all.
+# PlanRequest.show_all is --all. The others are the name with dashes (kv_dtype -> --kv-dtype).
 _FLAG_NAMES = {"deadline": "timeout", "show_all": "all"}
 # Library functions a hint names, and the command that does the same.
 _COMMANDS = {"load_catalog()": "`gpumem gpus`"}
