@@ -258,7 +258,8 @@ def budget_bar(d: dict, rec: dict) -> Bar:
     beside["activation_bytes"] = min(outside - beside["overhead_bytes"], per_gpu["activation_bytes"])
     parts = [(label, glyph, colour, per_gpu[key] - beside.get(key, 0), beside.get(key, 0))
              for (label, glyph, colour), (_, key) in zip(_BAR_PARTS[:4], _BREAKDOWN[:4])]
-    free = max(0, budget - sum(p[3] for p in parts))
+    used = sum(p[3] for p in parts)  # of the budget
+    free = max(0, budget - used)
     segments = [BarSegment(label, value, size(value) + (f" (+{size(out)} outside the budget)" if out else ""),
                            glyph, colour) for label, glyph, colour, value, out in parts]
     label, glyph, colour = _BAR_PARTS[-1]
@@ -267,8 +268,7 @@ def budget_bar(d: dict, rec: dict) -> Bar:
     engine = get_engine(d["serving"]["engine"])
     utilization = rec.get("gpu_memory_utilization")
     at = f" (--gpu-memory-utilization {utilization:g})" if utilization is not None else ""
-    over = sum(p[3] for p in parts) - budget
-    short = f"; does not fit by {size(over)}" if over > 0 else ""
+    short = f"; does not fit by {size(used - budget)}" if used > budget else ""
     return Bar(f"{who}: {engine.budget_label} {size(budget)}{at}{short}", tuple(segments), budget)
 
 
