@@ -19,7 +19,7 @@ from ..constants import GB
 from ..errors import UsageError
 from ..model.architecture import Architecture
 from ..model.types import REPLICATED, ModelSummary, TensorClass
-from .options import KV_DTYPE_BYTES, ServingOptions, all_kv_dtypes  # noqa: F401 (re-exported with the memory model)
+from .options import KV_DTYPE_BYTES, ServingOptions  # noqa: F401 (re-exported with the memory model)
 
 
 def formula_memory_gb(parameters: int, bits: float, overhead: float = 1.2) -> float:
