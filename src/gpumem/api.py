@@ -318,7 +318,8 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
     serving = serving.for_format(main.format)
     summary, arch, arch_note = _prepare(group)
     count = summary.count
-    formula_bits = bits if bits is not None else _checkpoint_bits(count)
+    stored_bits = _checkpoint_bits(count)
+    formula_bits = bits if bits is not None else stored_bits
     notes = [*metadata.notes, *(n for ws in group for n in ws.notes), *count.notes, *([arch_note] if arch_note else [])]
     adapters: tuple = ()
     if adapter_repos:
@@ -329,7 +330,6 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
     facts = ModelFacts(metadata.repo_id, count.parameters, active, _is_fp8(count) and bits is None,
                        _vocab_bytes(summary, bits), *_gguf_file(metadata, main))
     recs = _plans(facts, summary, arch, serving, bits, request)
-    stored_bits = _checkpoint_bits(count)
     if bits is not None and stored_bits is not None and bits != stored_bits and any(r.command for r in recs):
         notes.append(_what_if_note(metadata.repo_id, bits, stored_bits, serving.engine, main.format))
     first = recs[0]
