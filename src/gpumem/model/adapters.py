@@ -35,11 +35,6 @@ _EMBEDDING = re.compile(r"(^|\.)(embed_tokens|wte|wpe|word_embeddings|embed_in|t
                         r"position_embeddings|token_type_embeddings)$")
 # The output head PEFT's "all-linear" leaves out (model.get_output_embeddings()).
 _OUTPUT_HEAD = re.compile(r"(^|\.)(lm_head|embed_out)$")
-
-
-def is_output_head(name: str) -> bool:
-    """The model's output head (lm_head / embed_out): not a linear layer adapters or LoRA slots wrap."""
-    return _OUTPUT_HEAD.search(name) is not None
 # Row-parallel linears in vLLM (their input is split over TP); every other linear is column-parallel.
 _ROW_PARALLEL = re.compile(r"(^|\.)(o_proj|down_proj|w2|dense|out_proj|fc2|c_proj|dense_4h_to_h|wo)$")
 # Linears vLLM keeps whole on every GPU: MoE routers and the MLA low-rank projections.
@@ -47,6 +42,11 @@ _REPLICATED = re.compile(r"(\.gate|router|shared_expert_gate|kv_a_proj_with_mqa|
 # GPT-2 family stores Conv1D weights as (in, out).
 _CONV1D_MODEL_TYPES = frozenset({"gpt2"})
 _ADAPTER_PREFIX = "base_model.model."
+
+
+def is_output_head(name: str) -> bool:
+    """The model's output head (lm_head / embed_out): not a linear layer adapters or LoRA slots wrap."""
+    return _OUTPUT_HEAD.search(name) is not None
 
 
 class AdapterError(FormatError):
@@ -99,7 +99,7 @@ def base_modules(tensors: Iterable[TensorInfo], model_type: str | None = None,
         rows, cols = tensor.shape
         if _EMBEDDING.search(name):
             modules.append(Module(name, cols, rows, "embedding"))  # (V, H): stored as num_embeddings x dim
-        elif conv1d and not _OUTPUT_HEAD.search(name):
+        elif conv1d and not is_output_head(name):
             modules.append(Module(name, cols, rows))
         else:
             modules.append(Module(name, rows, cols))
@@ -260,7 +260,7 @@ def is_targeted(module: Module, config: LoraConfig) -> bool:
     if any(re.match(rf"(^|.*\.){re.escape(m)}($|\..*)", name) for m in config.modules_to_save):
         return False
     if config.target_modules == ALL_LINEAR:
-        found = module.kind == "linear" and not _OUTPUT_HEAD.search(name)
+        found = module.kind == "linear" and not is_output_head(name)
     else:
         found = _matches_names(name, config.target_modules)
         if found and config.layers_to_transform and not isinstance(config.target_modules, str):
