@@ -51,8 +51,7 @@ _REPLICATED = re.compile(r"(norm|\bln_|\.ln\d|router|\.gate\.(weight|e_score_cor
                          r"kv_a_proj_with_mqa|q_a_proj|\bwpe\b|position_embeddings)")
 _EXPERT = re.compile(r"\.experts\.(\d+\.)?")
 _INDEX = re.compile(r"(?<![^.])\d+(?![^.])")  # a whole dotted component of digits: a layer or expert index
-_INDEX_AFTER_DOT = re.compile(r"\.\d+(?=[.\n])")  # the same in names joined by "\n.", each after a "."
-_INDEX_AFTER_DOT_DIGITS = re.compile(r"\.(\d+)(?=[.\n])")
+_INDEX_AFTER_DOT = re.compile(r"\.(\d+)(?=[.\n])")  # the same in names joined by "\n.", each after a "."
 T = TypeVar("T")
 
 
@@ -324,7 +323,7 @@ def _classes(rows: _Rows, groups: list[_Group], kinds: _Kinds) -> tuple[TensorCl
 
     def site(module: int, group: int, position: int) -> str:
         if (group, position) in kinds.own_sites:
-            return ".".join(_INDEX.findall(rows.names[rows.starts[module] + position]))
+            return _site(rows.names[rows.starts[module] + position])
         return module_sites[module]
 
     classes = []
@@ -374,14 +373,19 @@ def _module_sites(modules: list[str], templates: list[str], cuts: dict[str, tupl
     module names joined, the indices dealt out by how many each template has."""
     joined = "\n.".join(modules)
     if (None in cuts.values() or "#" in joined or joined.count("\n") != len(modules) - 1) or not modules:
-        return [".".join(_INDEX.findall(module)) for module in modules]
-    indices = _INDEX_AFTER_DOT_DIGITS.findall("." + joined + "\n")
+        return list(map(_site, modules))
+    indices = _INDEX_AFTER_DOT.findall("." + joined + "\n")
     hashes = {template: template.count("#") for template in cuts}
     counts = list(map(hashes.__getitem__, templates))
     if sum(counts) != len(indices):  # not one index per `#`: look again module by module
-        return [".".join(_INDEX.findall(module)) for module in modules]
+        return list(map(_site, modules))
     join: Callable[[Iterable[str]], str] = ".".join
     return list(map(join, map(islice, itertools.repeat(iter(indices)), counts)))
+
+
+def _site(name: str) -> str:
+    """A name's indices, its whole dotted components of digits ("3.17")."""
+    return ".".join(_INDEX.findall(name))
 
 
 def _unclaimed_odd_dtypes(table: TensorTable, dtypes: AbstractSet[str], rows: _Rows, groups: list[_Group],
