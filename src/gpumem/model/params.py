@@ -234,12 +234,20 @@ def _run_starts(values: Sequence[object]) -> list[int]:
 class _Group:
     """Modules alike (the same tensors but for layer and expert indices): the first one, and all of them."""
 
-    order: int  # the first module's place among modules
-    module: str  # its name
+    module: str  # the first module's name
     tensors: dict[str, TensorInfo]  # its tensors by suffix, in order (what the quantization scan reads)
     rows: range  # its tensors' rows
     members: list[int]  # every module of the group, in order
-    count: int  # how many
+
+    @property
+    def order(self) -> int:
+        """The first module's place among modules."""
+        return self.members[0]
+
+    @property
+    def count(self) -> int:
+        """How many modules the group has."""
+        return len(self.members)
 
 
 def _alike_modules(rows: _Rows) -> list[_Group]:
@@ -259,7 +267,7 @@ def _alike_modules(rows: _Rows) -> list[_Group]:
         first = members[0]
         module_rows = range(rows.starts[first], rows.starts[first + 1])
         tensors = {rows.suffixes[i]: _tensor(rows, i) for i in module_rows}
-        groups.append(_Group(first, rows.modules[first], tensors, module_rows, members, len(members)))
+        groups.append(_Group(rows.modules[first], tensors, module_rows, members))
     return groups
 
 
