@@ -84,9 +84,9 @@ def fetch_repo(client: HubClient, repo_id: str, revision: str = "main", *, gguf_
             content, _ = client.read_file(repo_id, listing.sha, path)
             document = parse_json(content, path)
         documents[path] = document
-    layout, results, name_parts = _unwrap(wave2)
+    layout, small, results, name_parts = _unwrap(wave2)
     listed = {f.path: f.size for f in listing.files}
-    documents.update((path, results[path]) for path in small_files_needed(layout.sets, listed.keys(), documents))
+    documents.update((path, results[path]) for path in small)
     sets = tuple(build_weight_set(plan, listed.get, listed.keys(), documents, results,
                                   keep_tensors=keeps_tensors(layout.sets, plan), name_parts=name_parts)
                  for plan in layout.sets)
@@ -129,9 +129,10 @@ class _IndexFailed(GpumemError):
 
 
 def _wave2(client: HubClient, listing: RepoListing, gguf_file: str | None,
-           sizes: _HeaderSizes) -> tuple[Layout, dict[str, object], dict[str, NameParts]]:
-    """Every header and small file the layout needs, at once (config and root index are wave 1's); for a set
-    counted into a summary, what each header's names say for counting, made as each header arrives."""
+           sizes: _HeaderSizes) -> tuple[Layout, list[str], dict[str, object], dict[str, NameParts]]:
+    """Every header and small file the layout needs, at once (config and root index are wave 1's): the layout,
+    the small files' paths, every result by path and, for a set counted into a summary, what each header's names
+    say for counting, made as each header arrives."""
     listed = {f.path: f.size for f in listing.files}
     layout = plan_layout(listed)
     if gguf_file is not None and layout.sets[0].format == "gguf":
@@ -145,7 +146,7 @@ def _wave2(client: HubClient, listing: RepoListing, gguf_file: str | None,
         later = sizes if plan.format == "safetensors" and plan.index == ROOT_INDEX else None
         parts = name_parts if plan.format == "safetensors" and not keeps_tensors(layout.sets, plan) else None
         tasks.extend(_header_task(client, listing, plan, path, listed.get(path), later, parts) for path in plan.files)
-    return layout, dict(client.map_concurrent(lambda task: task(), tasks)), name_parts
+    return layout, small, dict(client.map_concurrent(lambda task: task(), tasks)), name_parts
 
 
 def small_files_needed(plans: tuple[WeightSetPlan, ...], listed: Collection[str], have: Collection[str]) -> list[str]:
