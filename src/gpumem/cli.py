@@ -691,12 +691,11 @@ def _in_flag_words(exc: GpumemError) -> GpumemError:
 
 def _note_in_flag_words(note: str) -> str:
     """A report note as the CLI says it: a `Note`'s parameters as flags (`_flag_words`), a plain note as it is."""
-    from .model.types import Note
+    from .model.types import Note, note_with_hint
 
     if not isinstance(note, Note):
         return note
-    text, hint = _flag_words(note.text, note.option, note.hint, note.hint_options)
-    return text if hint is None else f"{text}; {hint}"
+    return note_with_hint(*_flag_words(note.text, note.option, note.hint, note.hint_options))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,9 +20,15 @@ class Note(str):
 
     def __new__(cls, text: str, *, option: str | None = None, hint: str | None = None,
                 hint_options: tuple[str, ...] = ()) -> Note:
-        note = super().__new__(cls, text if hint is None else f"{text}; {hint}")
+        note = super().__new__(cls, note_with_hint(text, hint))
         note.text, note.option, note.hint, note.hint_options = text, option, hint, hint_options
         return note
+
+
+def note_with_hint(text: str, hint: str | None) -> str:
+    """How a note reads with its hint: "text; hint" (the text alone without one). `Note` and the CLI's flag-worded
+    notes both say it so."""
+    return text if hint is None else f"{text}; {hint}"
 
 
 # Integer dtypes an index buffer (position_ids) is stored in.
