@@ -7,14 +7,14 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .constants import CALC_BITS
 from .errors import AdapterTraining, BadConfig, GpumemError, UsageError, repo_error_record
 from .model.architecture import Architecture, parse_architecture
 from .model.types import VOCAB, ModelSummary, Note, RepoMetadata, WeightCount, WeightSet
 from .output.report import FORMULA_BITS, CalcReport, ComponentCount, FitReport, ModelReport, TrainingReport
-from .planning.engines import GpuTarget, get_engine
+from .planning.engines import Engine, GpuTarget
 from .planning.gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, load_catalog
 from .planning.memory import FormulaResult, ServingEstimate, ServingOptions, active_parameters, estimate_serving
 from .planning.plans import ModelFacts, Plan, PlanRequest, make_plans
@@ -331,7 +331,7 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
                        _vocab_bytes(summary, bits), *_gguf_file(metadata, main))
     recs = _plans(facts, summary, arch, serving, bits, request)
     if bits is not None and stored_bits is not None and bits != stored_bits and any(r.command for r in recs):
-        notes.append(_what_if_note(metadata.repo_id, bits, stored_bits, serving.engine, main.format))
+        notes.append(_what_if_note(metadata.repo_id, bits, stored_bits, serving.engine_model, main.format))
     first = recs[0]
     estimate_ = first.estimate  # the breakdown shown is the first plan's
     serving = replace(serving, tp=first.tp, pp=first.pp)
@@ -420,7 +420,7 @@ def _architecture(config: dict | None) -> tuple[Architecture | None, str | None]
         return None, f"config not understood ({exc.message}): weights only"
 
 
-def _what_if_note(repo_id: str, bits: float, stored_bits: float, engine: str | None, format_: str) -> Note:
+def _what_if_note(repo_id: str, bits: float, stored_bits: float, engine: Engine[Any], format_: str) -> Note:
     """What to run for a --bits what-if: the start command serves the checkpoint as stored, not at `bits`."""
     kinds: dict[float, str] = {8: "FP8, GPTQ", 4: "GPTQ, AWQ"}
     kind = "GGUF file" if format_ == "gguf" else f"checkpoint ({kinds.get(bits, 'GPTQ')})"
@@ -428,7 +428,7 @@ def _what_if_note(repo_id: str, bits: float, stored_bits: float, engine: str | N
     article = "an" if width.startswith(("8", "11-", "18-")) else "a"
     note = (f"bits {bits:g} is a what-if: the start command serves {repo_id} as stored ({stored_bits:g}-bit); for "
             f"the {width} plans serve {article} {width} {kind} of the model in its place")
-    on_load = get_engine(engine).quantize_on_load(bits) if engine else None
+    on_load = engine.quantize_on_load(bits)
     return Note(note + (f", or {on_load}" if on_load else ""), option="bits")
 
 
