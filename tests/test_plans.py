@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -10,7 +11,8 @@ from gpumem import api
 from gpumem.errors import UsageError
 from gpumem.output.units import size
 from gpumem.planning.engines import get_engine
-from gpumem.planning.gpus import load_catalog
+from gpumem.planning.engines.sglang import PRE_LOAD_BYTES
+from gpumem.planning.gpus import find_gpu, load_catalog
 from gpumem.planning.memory import ServingOptions
 from gpumem.planning.plans import PlanRequest
 from gpumem.planning.prices import load_prices
@@ -105,6 +107,24 @@ def test_sglang_without_pipeline_parallel_says_it_cannot_start_a_pp_shape(llama4
         in first["notes"]
 
 
+def test_sglang_plans_and_fit_size_its_fraction_on_nvidia_smis_total():
+    # SGLang's default --mem-fraction-static reads nvidia-smi's memory.total (server_args.py ->
+    # get_nvgpu_memory_capacity), its pool the memory CUDA reports free. An A10 shows 23028 MiB there and 22518 MiB
+    # to CUDA: hf's plan and fit's row must both size on the first (0.5.3+: (23028 - 3744) / 23028 = 0.837).
+    a10 = find_gpu("A10")
+    assert (a10.usable_mib, a10.cuda_total_mib) == (23028, 22518)
+    serving = ServingOptions(engine="sglang")
+    assert get_engine("sglang").mem_fraction_static(replace(serving, gpu=a10.target)) == 0.837
+    budget = int((22518 * 2**20 - PRE_LOAD_BYTES) * 0.837)
+    metadata = api.inspect_repo("Qwen/Qwen2.5-7B", options=OFFLINE)
+    _, d = plans_of(metadata, gpu="A10", serving=serving)
+    plan = d["recommendations"][0]
+    row = next(r for r in api.fit(metadata, "A10", serving=serving)[0].to_dict()["options"]
+               if r["bits"] is None and r["count"] == 1)
+    assert (plan["count"], plan["tp"], plan["budget_bytes"], plan["kv_cache_tokens"]) == \
+        (1, 1, budget, row["kv_cache_tokens"]) and row["budget_bytes"] == budget
+
+
 def test_engines_on_one_machine_offer_no_plan_across_nodes(llama405b):
     # transformers is one process (device_map over one machine's GPUs): 405B in BF16 fits no 8 H100, and no plan
     # spans nodes with a command that would not start.
@@ -114,7 +134,6 @@ def test_engines_on_one_machine_offer_no_plan_across_nodes(llama405b):
         plans_of(llama405b, gpu="h100", serving=ServingOptions(engine="transformers"), plan=PlanRequest(nodes=2))
     assert caught.value.message == "transformers runs on one machine: no plan spans nodes"
     # llama.cpp / Ollama split the layers over one machine's GPUs
-    from gpumem.planning.gpus import find_gpu
     from gpumem.planning.plans import shapes
 
     h100 = find_gpu("H100")

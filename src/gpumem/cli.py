@@ -200,7 +200,6 @@ def _serving_options(command):
     @functools.wraps(command)
     def wrapper(*args, bits, gpus, context, concurrency, kv_dtype, engine, engine_version, engine_settings, plan,
                 **kwargs):
-        from .planning.engines import GpuTarget
         from .planning.gpus import find_gpu
 
         split = engine_settings.get("tensor_split")
@@ -210,11 +209,7 @@ def _serving_options(command):
         if split:  # llama.cpp splits the layers over as many GPUs as -ts has shares
             plan = dataclasses.replace(plan, tp=len(split))
         gpu = _gpu_names(gpus, kwargs.get("quiet", False)) or None  # unknown names fail now, before any traffic
-        target = None
-        if gpu:
-            found = find_gpu(gpu[0])
-            # the breakdown takes the (first) GPU's engine defaults
-            target = GpuTarget(found.name, found.usable_bytes, found.usable_mib * 2**20)
+        target = find_gpu(gpu[0]).target if gpu else None  # the breakdown takes the (first) GPU's engine defaults
         serving = ServingOptions(engine=engine, engine_version=engine_version, context=context,
                                  concurrency=concurrency, kv_dtype=kv_dtype, gpu=target, context_asked=_context_asked(),
                                  **engine_settings)

@@ -53,6 +53,12 @@ class Gpu:
         """Memory CUDA lets a process see, in bytes: the CUDA-visible total where known, else the driver's."""
         return (self.cuda_total_mib or self.usable_mib) * MIB
 
+    @property
+    def target(self) -> GpuTarget:
+        """This GPU as engines see it: the CUDA-visible total, and nvidia-smi's (SGLang sizes its default
+        --mem-fraction-static on that one). Every plan, fit row and report breakdown takes its GPU from here."""
+        return GpuTarget(self.name, self.usable_bytes, self.usable_mib * MIB)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
         return {"name": self.name, "aliases": list(self.aliases), "vendor": self.vendor,
@@ -167,8 +173,7 @@ def _counts(arch: Architecture | None, counts: Sequence[int]) -> list[int]:
 def _try(gpu: Gpu, n: int, summary: ModelSummary, arch: Architecture | None, options: ServingOptions,
          bits: float | None, loaded: ModelSummary) -> Recommendation:
     """n GPUs of one type at TP n: the breakdown with the engine's defaults for that GPU (vLLM's differ by class)."""
-    target = GpuTarget(gpu.name, gpu.usable_bytes, gpu.usable_mib * MIB)
-    opts = replace(options, tp=n, gpu=target)
+    opts = replace(options, tp=n, gpu=gpu.target)
     estimate = estimate_serving(summary, arch, opts, bits, loaded=loaded)
     cap = capacity(estimate, arch, opts, gpu.usable_bytes)
     total = estimate.total_bytes

@@ -31,7 +31,7 @@ from ..constants import GB
 from ..errors import UsageError
 from ..model.architecture import Architecture
 from ..model.types import Note
-from .engines import DEFAULT_ENGINE, ENGINES, Engine, GpuTarget, get_engine
+from .engines import DEFAULT_ENGINE, ENGINES, Engine, get_engine
 from .gpus import Gpu, load_catalog, tp_fits_heads
 from .memory import Capacity, ServingEstimate, ServingOptions, capacity, check_tp
 from .prices import Price, PriceTable
@@ -296,7 +296,7 @@ def plan_on(gpu: Gpu, tp: int, pp: int, breakdown_at: Callable[[int, Gpu], Servi
     count = tp * pp
     nodes = -(-count // gpu.gpus_per_node)
     at_tp = breakdown_at(tp, gpu)
-    shaped = replace(options, tp=tp, pp=pp, context=at_tp.context, gpu=GpuTarget(gpu.name, gpu.usable_bytes))  # the context capped at the model's maximum
+    shaped = replace(options, tp=tp, pp=pp, context=at_tp.context, gpu=gpu.target)  # the context capped at the model's maximum
     engine = options.engine_model
     # NCCL buffers come with any multi-GPU plan: pass the GPU count where the engine asks for TP > 1.
     overhead = engine.overhead(replace(shaped, tp=count))

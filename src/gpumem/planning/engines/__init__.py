@@ -79,7 +79,8 @@ C = TypeVar("C", bound=EngineConstants)
 
 @dataclass(frozen=True, slots=True)
 class GpuTarget:
-    """The GPU a plan runs on, as engines see it: its name and the total CUDA reports (`mem_get_info`)."""
+    """The GPU a plan runs on, as engines see it: its name and the total CUDA reports (`mem_get_info`); a catalog
+    GPU's is `Gpu.target`."""
 
     name: str
     total_bytes: int
