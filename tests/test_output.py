@@ -19,8 +19,23 @@ from xml.etree import ElementTree
 
 import pytest
 from conftest import FIXTURES
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gpumem.output.tables import BAR_WIDTH, Bar, BarSegment, Cell, Column, Document, Table, layout, plain_lines, wrap
+from gpumem.output.tables import (
+    BAR_WIDTH,
+    Bar,
+    BarSegment,
+    Cell,
+    Column,
+    Document,
+    Table,
+    _tokens,
+    layout,
+    message_lines,
+    plain_lines,
+    wrap,
+)
 from gpumem_dev.fakehub import adapter_repo, repo_from_fixture
 from gpumem_dev.fakehub import formats as fmt
 
@@ -215,6 +230,38 @@ def test_identifiers_are_never_broken_numeric_columns_go_first():
 def test_wrapping_keeps_numbers_with_their_units():
     assert wrap("16 bit 168.0 GB · 8 bit 84.0 GB · 4 bit 42.0 GB", 20) == [
         "16 bit 168.0 GB ·", "8 bit 84.0 GB ·", "4 bit 42.0 GB"]
+
+
+# Words as messages and cells hold them: units that stay with their number, flags, ids, URLs, `commands` (some longer
+# than any line), "quoted names", line breaks.
+_WORDS = st.sampled_from(["a", "word", "7.62", "B", "GB", "bit", "·", "--tp", "meta-llama/Llama-3.1-405B-Instruct",
+                          "https://huggingface.co/meta-llama/Llama-3.1-8B/resolve/main/config.json", '"a quoted name"',
+                          "`gpumem gpus`", "`gpumem fit --gpu H200 --context 131072 --concurrency 64 "
+                          "deepseek-ai/DeepSeek-V3 --format json`", "x" * 30, "\n"])
+_TEXT = st.lists(_WORDS, max_size=25).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXT, st.integers(1, 120))
+def test_wrapping_is_greedy_keeps_every_word_and_fits_but_for_a_longer_word(value, width):
+    lines = wrap(value, width)
+    assert " ".join(lines).split() == value.split()
+    for line, after in zip(lines, lines[1:]):
+        assert len(line) + 1 + len(_tokens(after)[0]) > width  # the next line's first word did not fit
+    assert all(len(line) <= width or len(_tokens(line)) == 1 for line in lines)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["Error", "Hint", "Note"]), _TEXT, st.integers(20, 120))
+def test_a_message_wraps_under_its_label_with_long_commands_continued(label, message, width):
+    lines = message_lines(label, message, width)
+    head = f"{label}: "
+    assert lines[0].startswith(head) and all(line.startswith(" " * len(head)) for line in lines[1:])
+    assert len(lines) >= message.count("\n") + 1  # its line breaks kept
+    texts = [line[len(head):].removesuffix(" \\") for line in lines]  # a `command` goes on with ` \` lines
+    for line, text in zip(lines, texts):  # only a word longer than a line runs past the width
+        assert len(line) <= max(width, len(head) + 20) or len(_tokens(text)) == 1
+    assert " ".join(texts).split() == message.split()
 
 
 def test_bar_is_always_its_full_width_and_legend_items_never_split():

@@ -294,12 +294,21 @@ def _tokens(value: str) -> list[str]:
     return tokens
 
 
-def wrap(value: str, width: int) -> list[str]:
-    """Greedy word wrap at spaces; a word longer than `width` stays whole on its own line."""
+def _whole(word: str, width: int) -> list[str]:
+    return [word]
+
+
+def wrap(value: str, width: int, split: Callable[[str, int], list[str]] = _whole) -> list[str]:
+    """Greedy word wrap at spaces. A word longer than `width` starts a line of its own (whole, or over the lines
+    `split(word, width)` cuts it into); the words after it share its last line while they fit."""
     lines: list[str] = []
     current = ""
     for token in _tokens(value):
-        if current and len(current) + 1 + len(token) > width:
+        if len(token) > width:
+            lines += [current] if current else []
+            *whole, current = split(token, width)
+            lines += whole
+        elif current and len(current) + 1 + len(token) > width:
             lines.append(current)
             current = token
         else:
@@ -331,25 +340,18 @@ def wrap_title(value: str, width: int) -> list[str]:
 
 def message_lines(label: str, message: str, width: int) -> list[str]:
     """A note, hint or error for stderr: `Label: text` wrapped at `width`, continuation lines indented under the
-    text; ids, URLs, flags and `commands` are never split. Line breaks in `message` are kept."""
+    text; ids, URLs, flags and `commands` are never split (a long `command` takes ` \\` continuations, as on
+    stdout). Line breaks in `message` are kept."""
     head = f"{label}: "
     indent = " " * len(head)
     room = max(20, width - len(head))
-    lines: list[str] = []
-    for paragraph in message.split("\n"):
-        current = ""
-        for token in _tokens(paragraph):
-            if len(token) > room and token.startswith("`"):  # a long `command`: ` \` continuations, as on stdout
-                lines += [current] if current else []
-                *whole, current = wrap_command(token, room)
-                lines += whole
-            elif current and len(current) + 1 + len(token) > room:
-                lines.append(current)
-                current = token
-            else:
-                current = f"{current} {token}" if current else token
-        lines.append(current)
+    lines = [line for paragraph in message.split("\n") for line in wrap(paragraph, room, _split_command)]
     return [(head if k == 0 else indent) + line for k, line in enumerate(lines)]
+
+
+def _split_command(word: str, width: int) -> list[str]:
+    """A `command` too long for a line, over several (`wrap_command`); any other word whole."""
+    return wrap_command(word, width) if word.startswith("`") else [word]
 
 
 def bar_cells(segments: Sequence[BarSegment], total: int, width: int) -> list[int]:
