@@ -68,6 +68,23 @@ def test_llama31_405b_bf16_on_h100_spans_two_nodes_with_pipeline_parallel(llama4
     assert d["serving"]["pp"] == 2
 
 
+def test_shapes_across_nodes_share_one_breakdown_per_tp_and_gpu(llama405b, monkeypatch):
+    # 405B in BF16 tries 8 GPUs at TP 8, then 16, 24, ... at TP 8 x PP n: every shape of one GPU type at one TP
+    # starts from the same TP-only breakdown, sized once.
+    sized = []
+    real = api.estimate_serving
+
+    def counted(summary, arch, options, *args, **kwargs):
+        sized.append((options.tp, options.gpu.name))
+        return real(summary, arch, options, *args, **kwargs)
+
+    monkeypatch.setattr(api, "estimate_serving", counted)
+    _, d = plans_of(llama405b, gpu=["H100", "A100 40GB"])
+    assert {(p["gpu"], p["nodes"], p["tp"], p["pp"]) for p in d["recommendations"]} == \
+        {("H100 SXM", 2, 8, 2), ("A100 40GB", 3, 8, 3)}
+    assert sorted(sized) == sorted({*sized}) and {tp for tp, _ in sized} == {1, 2, 4, 8}
+
+
 def test_sglang_across_nodes_runs_its_own_launch_on_every_node_without_ray(llama405b):
     # docs.sglang.io, multi-node deployment: every node runs launch_server with --nnodes, its --node-rank and node
     # 0's --dist-init-addr; pipeline stages are --pp-size.

@@ -290,12 +290,11 @@ def _speed(facts: ModelFacts, arch: Architecture | None, gpu: Gpu, tp: int, opti
                           prompt_tokens=at_tp.context, constants=constants)
 
 
-def plan_on(gpu: Gpu, tp: int, pp: int, breakdown_at: Callable[[int, Gpu], ServingEstimate], facts: ModelFacts,
-            arch: Architecture | None, options: ServingOptions, price: Price | None) -> Plan:
-    """The plan of `tp` x `pp` GPUs of one type."""
+def plan_on(gpu: Gpu, tp: int, pp: int, at_tp: ServingEstimate, facts: ModelFacts, arch: Architecture | None,
+            options: ServingOptions, price: Price | None) -> Plan:
+    """The plan of `tp` x `pp` GPUs of one type, from the TP-only breakdown `at_tp` of one of them."""
     count = tp * pp
     nodes = -(-count // gpu.gpus_per_node)
-    at_tp = breakdown_at(tp, gpu)
     shaped = replace(options, tp=tp, pp=pp, context=at_tp.context, gpu=gpu.target)  # the context capped at the model's maximum
     engine = options.engine_model
     # NCCL buffers come with any multi-GPU plan: pass the GPU count where the engine asks for TP > 1.
@@ -397,8 +396,11 @@ def make_plans(breakdown_at: Callable[[int, Gpu], ServingEstimate], facts: Model
             refused.append(why or Note(gpu.name))
             continue
         plan = None
+        layouts: dict[int, ServingEstimate] = {}  # shapes across nodes share TP = the node's GPUs: one breakdown
         for tp, pp in found:
-            plan = plan_on(gpu, tp, pp, breakdown_at, facts, arch, options, prices.get(gpu.name))
+            if tp not in layouts:
+                layouts[tp] = breakdown_at(tp, gpu)
+            plan = plan_on(gpu, tp, pp, layouts[tp], facts, arch, options, prices.get(gpu.name))
             if plan.fits:
                 break
         assert plan is not None
