@@ -378,6 +378,29 @@ def test_the_table_starts_the_first_plan_with_its_file_and_its_breakdown_is_that
     assert " ".join(line.strip(" \\") for line in start) == command
 
 
+def test_the_report_places_its_first_plan_with_that_plan_s_launch(hub, monkeypatch):
+    # The first plan decides its -ngl (launch_on) for its start line; the report's breakdown on the named GPU reuses
+    # that Launch instead of deciding it again. With the user's --ngl the plan decides nothing and the report once.
+    from gpumem import api
+    from gpumem.planning.plans import PlanRequest
+
+    repo = hub.add_repo(fmt.llama2_gguf_repo())
+    metadata = api.inspect_repo(repo.repo_id, options=api.HubOptions(endpoint=hub.endpoint, use_cache=False))
+    decided = []
+    real = lc.launch_on
+    monkeypatch.setattr(lc, "launch_on", lambda *args: decided.append(real(*args)) or decided[-1])
+    for ngl, plans_decide in ((None, 1), (10, 0)):
+        decided.clear()
+        serving = ServingOptions(engine="llama.cpp", context=32768, ngl=ngl)
+        report = api.estimate(metadata, gpu="RTX 3060", file="llama-2-7b.Q4_K_M.gguf", serving=serving,
+                              plan=PlanRequest(tp=1))[0]
+        first = report.recommendations[0]
+        assert len(decided) == 1 and (first.placement is decided[0]) == bool(plans_decide)
+        assert report.serving.offload == decided[0].offload  # the -ngl table with this GPU's decode speeds
+        largest = report.serving.engine_detail["largest_ngl"]
+        assert 0 < largest < 33 and (f"-ngl {largest} " in first.command) == (ngl is None)
+
+
 def test_a_hybrid_model_keeps_a_recurrent_state_per_slot():
     # Jamba's GGUF keys (llama.cpp's converter): a KV head count per layer, 0 on the Mamba layers.
     kv_heads = [8 if i % 8 == 4 else 0 for i in range(32)]

@@ -332,11 +332,9 @@ def _report(metadata: RepoMetadata, group: Sequence[WeightSet], bits: float | No
     recs = _plans(facts, summary, arch, serving, bits, request)
     if bits is not None and stored_bits is not None and bits != stored_bits and any(r.command for r in recs):
         notes.append(_what_if_note(metadata.repo_id, bits, stored_bits, serving.engine_model, main.format))
-    first = recs[0]
-    estimate_ = first.estimate  # the breakdown shown is the first plan's
+    first = recs[0]  # the breakdown shown is the first plan's
     serving = replace(serving, tp=first.tp, pp=first.pp)
-    estimate_ = serving.engine_model.report_breakdown(estimate_, first.command, serving,
-                                                      first.gpu if request.gpus else None)
+    estimate_ = serving.engine_model.report_breakdown(first, serving, gpu_named=bool(request.gpus))
     return ModelReport(
         metadata.repo_id, metadata.revision, metadata.source, main.format, tuple(f for ws in group for f in ws.files),
         count, formula_bits,

@@ -107,6 +107,7 @@ class Plan:
     speed: Speed | None
     price: Price | None
     notes: tuple[str, ...] = field(default=())
+    placement: object = None  # what the engine decided placing the model on this GPU type (PlanStart.placement)
 
     @property
     def headroom_bytes(self) -> int:
@@ -312,16 +313,19 @@ def plan_on(gpu: Gpu, tp: int, pp: int, at_tp: ServingEstimate, facts: ModelFact
     notes = _plan_notes(gpu, count, nodes, tp, pp, estimate, cap, tokens, arch, options, utilization)
     command: str | None = None
     node_commands: tuple[str, ...] = ()
+    placement = None
     if facts.repo_id:
-        command, launch_notes = engine.plan_command(facts.repo_id, shaped, count, at_tp, gpu.usable_bytes,
-                                                    gpu.bandwidth_gbps, file=facts.file, local=facts.local)
-        notes += launch_notes
+        start = engine.plan_command(facts.repo_id, shaped, count, at_tp, gpu.usable_bytes, gpu.bandwidth_gbps,
+                                    file=facts.file, local=facts.local)
+        command, placement = start.command, start.placement
+        notes += start.notes
         if command and nodes > 1:
             command, node_commands = engine.launch_across_nodes(command, shaped, nodes)
     return Plan(gpu=gpu, count=count, nodes=nodes, tp=tp, pp=pp, estimate=estimate, capacity=cap, fits=fits,
                 gpu_memory_utilization=utilization, kv_cache_tokens=int(tokens), command=command,
                 node_commands=node_commands,
-                speed=_speed(facts, arch, gpu, tp, shaped, at_tp), price=price, notes=tuple(notes))
+                speed=_speed(facts, arch, gpu, tp, shaped, at_tp), price=price, notes=tuple(notes),
+                placement=placement)
 
 
 def _plan_notes(gpu: Gpu, count: int, nodes: int, tp: int, pp: int, estimate: ServingEstimate, cap: Capacity,

@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from ...model.adapters import LoraServing
     from ...model.architecture import Architecture
     from ...model.types import ModelSummary
-    from ..gpus import Gpu
     from ..memory import ServingEstimate, ServingOptions
+    from ..plans import Plan
 
 MIB = 2**20
 
@@ -85,6 +85,17 @@ class GpuTarget:
     name: str
     total_bytes: int
     driver_total_bytes: int | None = None  # nvidia-smi's total (SGLang sizes its default fraction on it)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStart:
+    """How a plan starts: its command line (None: the engine cannot start this shape), what the plan notes about
+    it, and what the engine decided placing the model on the plan's GPU type (llama.cpp: its `Launch`; None:
+    nothing), which `report_breakdown` reuses rather than deciding it again."""
+
+    command: str | None
+    notes: tuple[str, ...] = ()
+    placement: object = None
 
 
 @dataclass(frozen=True)
@@ -217,16 +228,15 @@ class Engine(Generic[C]):
 
     def plan_command(self, repo_id: str, options: ServingOptions, gpus: int, estimate: ServingEstimate,
                      gpu_usable_bytes: int, gpu_bandwidth_gbps: float, *, file: str | None = None,
-                     local: bool = False) -> tuple[str | None, tuple[str, ...]]:
-        """A plan's start line on `gpus` GPUs of one type, given its breakdown `estimate`, and what the plan notes
-        about it; `file` is the GGUF file to start (`local`: a path on this machine). Default: `command`."""
-        return self.command(repo_id, options, gpus), ()
+                     local: bool = False) -> PlanStart:
+        """How a plan on `gpus` GPUs of one type starts, given its breakdown `estimate`; `file` is the GGUF file to
+        start (`local`: a path on this machine). Default: `command`."""
+        return PlanStart(self.command(repo_id, options, gpus))
 
-    def report_breakdown(self, estimate: ServingEstimate, command: str | None, options: ServingOptions,
-                         gpu: Gpu | None) -> ServingEstimate:
-        """The breakdown a report shows: its first plan's `estimate`, whose start line is `command`, on the GPU the
-        user named (`gpu`; None: none named). Default: as it is."""
-        return estimate
+    def report_breakdown(self, plan: Plan, options: ServingOptions, gpu_named: bool) -> ServingEstimate:
+        """The breakdown a report shows: its first `plan`'s estimate, on that plan's GPU when the user named the GPUs
+        (`gpu_named`). Default: the estimate as it is."""
+        return plan.estimate
 
     def serving_estimate(self, summary: ModelSummary, arch: Architecture, options: ServingOptions,
                          bits: float | None = None) -> ServingEstimate | None:

@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any
 from ...errors import UsageError
 from ...model.architecture import MAMBA, SLIDING
 from ...model.types import Note
-from . import MIB, Engine, EngineConstants
+from . import MIB, Engine, EngineConstants, PlanStart
 
 if TYPE_CHECKING:
     from ...model.architecture import Architecture
     from ...model.types import ModelSummary, TensorInfo
-    from ..gpus import Gpu
     from ..memory import ServingEstimate, ServingOptions
+    from ..plans import Plan
 
 # --- ggml types of the KV cache -----------------------------------------------------------------------------
 
@@ -843,11 +843,11 @@ class LlamaCpp(Engine[LlamaCppConstants]):
 
     def plan_command(self, repo_id: str, options: ServingOptions, gpus: int, estimate: ServingEstimate,
                      gpu_usable_bytes: int, gpu_bandwidth_gbps: float, *, file: str | None = None,
-                     local: bool = False) -> tuple[str | None, tuple[str, ...]]:
+                     local: bool = False) -> PlanStart:
         """The GGUF file and the layers this GPU type holds: every layer when they fit, else the most that do, or
-        --n-cpu-moe for a MoE model (the user's -ngl as asked)."""
+        --n-cpu-moe for a MoE model (the user's -ngl as asked). The placement is the `Launch` that decided it."""
         if file is None or options.ngl is not None:
-            return self.command(repo_id, options, gpus, file=file, local=local), ()
+            return PlanStart(self.command(repo_id, options, gpus, file=file, local=local))
         launch = launch_on(estimate, self.budget(gpu_usable_bytes, options), gpu_bandwidth_gbps)
         notes: tuple[str, ...] = ()
         if launch.n_cpu_moe:
@@ -856,23 +856,27 @@ class LlamaCpp(Engine[LlamaCppConstants]):
         elif launch.largest_ngl is not None and launch.largest_ngl <= launch.n_layer:
             notes = (f"-ngl {launch.largest_ngl} of {launch.n_layer + 1} layers fit; the rest run from system memory",)
         ngl = launch.ngl if launch.ngl is not None else launch.n_layer + 1
-        return self.command(repo_id, options, gpus, file=file, ngl=ngl, n_cpu_moe=launch.n_cpu_moe,
-                            local=local), notes
+        return PlanStart(self.command(repo_id, options, gpus, file=file, ngl=ngl, n_cpu_moe=launch.n_cpu_moe,
+                                      local=local), notes, launch)
 
-    def report_breakdown(self, estimate: ServingEstimate, command: str | None, options: ServingOptions,
-                         gpu: Gpu | None) -> ServingEstimate:
-        """The breakdown with its start line, placed on the GPU the user named (`_placed_on`)."""
+    def report_breakdown(self, plan: Plan, options: ServingOptions, gpu_named: bool) -> ServingEstimate:
+        """The breakdown with its start line, placed on the plan's GPU when the user named the GPUs (`_placed_on`)."""
+        estimate = plan.estimate
         if not estimate.offload:  # weights only (no config): no -ngl table
             return estimate
-        if gpu is not None:
-            estimate = self._placed_on(estimate, options, gpu)
-        return replace(estimate, engine_detail={**(estimate.engine_detail or {}), "command": command})
+        if gpu_named:
+            estimate = self._placed_on(plan, options)
+        return replace(estimate, engine_detail={**(estimate.engine_detail or {}), "command": plan.command})
 
-    def _placed_on(self, estimate: ServingEstimate, options: ServingOptions, gpu: Gpu) -> ServingEstimate:
-        """The -ngl table's decode speeds on `gpu`, the most layers that fit its budget, and for a MoE model the
-        --n-cpu-moe setting that keeps every layer on it when that decodes faster."""
+    def _placed_on(self, plan: Plan, options: ServingOptions) -> ServingEstimate:
+        """The -ngl table's decode speeds on the plan's GPU, the most layers that fit its budget, and for a MoE model
+        the --n-cpu-moe setting that keeps every layer on it when that decodes faster: the `Launch` the plan's start
+        line was decided on, or, when the plan kept none (the user's -ngl), decided here. The plan's breakdown and
+        the one its start line saw differ only in overhead, which launch_on does not read."""
+        estimate, gpu = plan.estimate, plan.gpu
         detail = dict(estimate.engine_detail or {})
-        launch = launch_on(estimate, self.budget(gpu.usable_bytes, options), gpu.bandwidth_gbps)
+        launch = plan.placement if isinstance(plan.placement, Launch) else \
+            launch_on(estimate, self.budget(gpu.usable_bytes, options), gpu.bandwidth_gbps)
         fits = launch.largest_ngl
         detail.update(gpu=gpu.name, largest_ngl=fits, ram_bandwidth_gbps=DEFAULT_RAM_BANDWIDTH_GBPS)
         notes = []

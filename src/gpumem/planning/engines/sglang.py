@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...model.activations import activation_bytes_per_token
-from . import MIB, Engine, EngineConstants
+from . import MIB, Engine, EngineConstants, PlanStart
 
 if TYPE_CHECKING:
     from ...model.architecture import Architecture
@@ -128,14 +128,14 @@ class Sglang(Engine[SglangConstants]):
 
     def plan_command(self, repo_id: str, options: ServingOptions, gpus: int, estimate: ServingEstimate,
                      gpu_usable_bytes: int, gpu_bandwidth_gbps: float, *, file: str | None = None,
-                     local: bool = False) -> tuple[str | None, tuple[str, ...]]:
+                     local: bool = False) -> PlanStart:
         """`command`, or why there is none: a version without pipeline parallel cannot start a TP x PP shape."""
         command = self.command(repo_id, options, gpus)
         if command is None:
             version = self.constants(options).version
-            return None, (f"SGLang {version} has no pipeline parallel (--pp-size, modelled from 0.4.8 on): it cannot "
-                          f"start TP {options.tp} x PP {options.pp}",)
-        return command, ()
+            return PlanStart(None, (f"SGLang {version} has no pipeline parallel (--pp-size, modelled from 0.4.8 on): "
+                                    f"it cannot start TP {options.tp} x PP {options.pp}",))
+        return PlanStart(command)
 
     def launch_across_nodes(self, command: str, options: ServingOptions, nodes: int) -> tuple[str, tuple[str, ...]]:
         """The launch line on every node with --nnodes, its --node-rank and node 0's --dist-init-addr; the plan's
