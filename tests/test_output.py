@@ -22,20 +22,8 @@ from conftest import FIXTURES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpumem.output.tables import (
-    BAR_WIDTH,
-    Bar,
-    BarSegment,
-    Cell,
-    Column,
-    Document,
-    Table,
-    _tokens,
-    layout,
-    message_lines,
-    plain_lines,
-    wrap,
-)
+from gpumem.output.tables import BAR_WIDTH, Bar, BarSegment, Cell, Column, Document, Table, layout, plain_lines
+from gpumem.output.wrapping import message_lines, words, wrap
 from gpumem_dev.fakehub import adapter_repo, repo_from_fixture
 from gpumem_dev.fakehub import formats as fmt
 
@@ -247,8 +235,8 @@ def test_wrapping_is_greedy_keeps_every_word_and_fits_but_for_a_longer_word(valu
     lines = wrap(value, width)
     assert " ".join(lines).split() == value.split()
     for line, after in zip(lines, lines[1:]):
-        assert len(line) + 1 + len(_tokens(after)[0]) > width  # the next line's first word did not fit
-    assert all(len(line) <= width or len(_tokens(line)) == 1 for line in lines)
+        assert len(line) + 1 + len(words(after)[0]) > width  # the next line's first word did not fit
+    assert all(len(line) <= width or len(words(line)) == 1 for line in lines)
 
 
 @settings(max_examples=300, deadline=None)
@@ -260,7 +248,7 @@ def test_a_message_wraps_under_its_label_with_long_commands_continued(label, mes
     assert len(lines) >= message.count("\n") + 1  # its line breaks kept
     texts = [line[len(head):].removesuffix(" \\") for line in lines]  # a `command` goes on with ` \` lines
     for line, text in zip(lines, texts):  # only a word longer than a line runs past the width
-        assert len(line) <= max(width, len(head) + 20) or len(_tokens(text)) == 1
+        assert len(line) <= max(width, len(head) + 20) or len(words(text)) == 1
     assert " ".join(texts).split() == message.split()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -166,13 +167,30 @@ def test_a_server_that_does_not_redirect_gets_first_reads_sized_from_the_index_o
     assert len(shard_reads) == 2 and all(r.status == 206 for r in shard_reads)
 
 
-def test_help_imports_no_http_stack_or_rich():
-    code = ("import sys, contextlib, io\n"
+def _modules_loaded_by(argv: list[str]) -> tuple[set[str], str]:
+    """The modules a fresh interpreter holds after `gpumem ARGV` (stdout dropped), and what it said on stderr."""
+    code = ("import contextlib, io, json, sys\n"
             "from gpumem.cli import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
-            "    try:\n        main(['--help'])\n    except SystemExit:\n        pass\n"
-            "print(__import__('json').dumps(sorted(sys.modules)))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    modules = set(json.loads(done.stdout))
-    assert not {name.split(".")[0] for name in modules} & {"requests", "urllib3", "huggingface_hub", "rich"}
+            "    try:\n        main(sys.argv[1:])\n    except SystemExit:\n        pass\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True,
+                          env={**os.environ, "COLUMNS": "80"})
+    return set(json.loads(done.stdout)), done.stderr
+
+
+def test_help_imports_no_http_stack_or_rich():
+    modules, _ = _modules_loaded_by(["--help"])
+    assert not {name.split(".")[0] for name in modules} & {"requests", "urllib3", "huggingface_hub", "rich", "pycurl"}
     assert not modules & {"gpumem.api", "gpumem.reading.hub"}
+
+
+@pytest.mark.parametrize("argv", [["--bogus"], ["hf", "Qwen/Qwen2.5-7B", "--context", "lots"]])
+def test_a_usage_error_is_said_without_loading_the_writers_or_the_api(argv):
+    # Wrapping one line on stderr needs output.wrapping only: not the tables, reports or planner behind render.
+    modules, err = _modules_loaded_by(argv)
+    assert err.startswith("Error: ") and "Hint: see `gpumem" in err
+    assert "gpumem.output.wrapping" in modules
+    assert not modules & {"gpumem.output.render", "gpumem.output.tables", "gpumem.output.views",
+                          "gpumem.output.report", "gpumem.api", "gpumem.planning.memory", "gpumem.reading.hub"}
+    assert not {name.split(".")[0] for name in modules} & {"rich", "pycurl"}

@@ -509,8 +509,7 @@ def hf_extension():
       gpumem hf-extension && hf gpumem hf Qwen/Qwen2.5-7B
     """
     from .hf_extension import extensions_root, register
-    from .output.render import terminal_width
-    from .output.tables import wrap
+    from .output.wrapping import terminal_width, wrap
 
     program = register()
     said = (f"`hf gpumem ARGS` now runs {program} ARGS (manifest in {extensions_root() / 'hf-gpumem'}; "
@@ -739,8 +738,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _say(label: str, message: str) -> None:
-    """A note, hint or error on stderr, wrapped at the terminal's width (render.say)."""
-    from .output.render import say
+    """A note, hint or error on stderr, wrapped at the terminal's width (the writers are not loaded for it)."""
+    from .output.wrapping import say
 
     say(label, message)
 

@@ -15,43 +15,16 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from ..errors import GpumemError, repo_error_record
 from ..model.types import Note
 from ..reading.sanitize import clean, csv_cell
 from . import views
-from .tables import Commands, Document, Line, Table, layout, message_lines, plain_lines, wrap, wrap_command
+from .tables import Commands, Document, Line, Table, layout, plain_lines
+from .wrapping import say, terminal_width, wrap, wrap_command
 
 FORMATS = ("table", "json", "markdown", "csv")
-
-
-def terminal_width() -> int:
-    """The width tables fit: COLUMNS when set, else stdout's terminal, else 80 (a pipe)."""
-    return _width(sys.stdout)
-
-
-def stderr_width() -> int:
-    """The width notes, hints and errors wrap at: COLUMNS when set, else stderr's terminal, else 80."""
-    return _width(sys.stderr)
-
-
-def _width(stream: TextIO) -> int:
-    """COLUMNS when set, else the width of the terminal `stream` writes to, else 80."""
-    try:
-        return max(20, int(os.environ["COLUMNS"]))
-    except (KeyError, ValueError):
-        pass
-    try:
-        return os.get_terminal_size(stream.fileno()).columns if stream.isatty() else 80
-    except (OSError, ValueError, AttributeError):
-        return 80
-
-
-def say(label: str, message: str) -> None:
-    """`Note: ...`, `Hint: ...` or `Error: ...` on stderr, wrapped at its width with the text indented under the
-    label (ids, URLs, flags and `commands` whole)."""
-    sys.stderr.write("".join(line + "\n" for line in message_lines(label, message, stderr_width())))
 
 
 def emit(document: Document, data: object, *, format: str, svg: str | None = None) -> None:

@@ -23,10 +23,11 @@ never wrapped or cut, numbers never truncated.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
+
+from .wrapping import words, wrap, wrap_command, wrap_title
 
 GAP = 2  # spaces between columns
 RULE = "─"
@@ -239,8 +240,8 @@ def _fit_widths(table: Table, columns: list[int], width: int) -> list[int]:
         cells = [row[i].text for row in table.rows]
         longest_cell = max((len(c) for c in cells), default=0)
         header = len(column.header) if table.header else 0
-        header_floor = max((len(word) for word in _tokens(column.header)), default=0) if table.header else 0
-        cell_floor = max((len(word) for c in cells for word in _tokens(c)), default=0) if column.wrap else longest_cell
+        header_floor = max((len(word) for word in words(column.header)), default=0) if table.header else 0
+        cell_floor = max((len(word) for c in cells for word in words(c)), default=0) if column.wrap else longest_cell
         natural.append(max(longest_cell, header))
         floors.append(max(cell_floor, header_floor, 1))
     widths = list(natural)
@@ -274,84 +275,6 @@ def _rstrip(line: Line) -> Line:
     if line:
         line[-1] = (line[-1][0].rstrip(), line[-1][1])
     return line
-
-
-# A number and its unit stay on one line: "18.3 GB", "7.62 B", "4 bit".
-_UNIT = re.compile(r"^(?:[kMGT]i?B|B|M|K|T|bit|bits|×|·|/)$")
-# A word: a run of non-spaces, where a `command` or a "quoted name" counts as one run (never split inside).
-_WORD = re.compile(r'(?:`[^`]*`|"[^"\s][^"]*"|\S)+')
-
-
-def _tokens(value: str) -> list[str]:
-    """Words that wrapping never splits (a unit stays with its number, a separator with what precedes it, a
-    `command` or "quoted name" with itself)."""
-    tokens: list[str] = []
-    for word in _WORD.findall(value):
-        if tokens and _UNIT.match(word):
-            tokens[-1] += " " + word
-        else:
-            tokens.append(word)
-    return tokens
-
-
-def _whole(word: str, width: int) -> list[str]:
-    return [word]
-
-
-def wrap(value: str, width: int, split: Callable[[str, int], list[str]] = _whole) -> list[str]:
-    """Greedy word wrap at spaces. A word longer than `width` starts a line of its own (whole, or over the lines
-    `split(word, width)` cuts it into); the words after it share its last line while they fit."""
-    lines: list[str] = []
-    current = ""
-    for token in _tokens(value):
-        if len(token) > width:
-            lines += [current] if current else []
-            *whole, current = split(token, width)
-            lines += whole
-        elif current and len(current) + 1 + len(token) > width:
-            lines.append(current)
-            current = token
-        else:
-            current = f"{current} {token}" if current else token
-    if current:
-        lines.append(current)
-    return lines or [""]
-
-
-def wrap_title(value: str, width: int) -> list[str]:
-    """A title wrapped at its clause boundaries (after ", " or ": ") where a clause fits, else at spaces:
-    "..., 1 sequence of 1,024 tokens," / "KV fp16 (auto), TP 1", never "..., KV" / "fp16 (auto) ..."."""
-    clauses = re.split(r"(?<=[,:]) (?=\D)", value)  # not inside a number such as "1, 2"
-    lines: list[str] = []
-    current = ""
-    for clause in clauses:
-        if current and len(current) + 1 + len(clause) <= width:
-            current += " " + clause
-            continue
-        if current:
-            lines.append(current)
-        pieces = wrap(clause, width)
-        lines += pieces[:-1]
-        current = pieces[-1]
-    if current:
-        lines.append(current)
-    return lines or [""]
-
-
-def message_lines(label: str, message: str, width: int) -> list[str]:
-    """A note, hint or error for stderr: `Label: text` wrapped at `width`, continuation lines indented under the
-    text; ids, URLs, flags and `commands` are never split (a long `command` takes ` \\` continuations, as on
-    stdout). Line breaks in `message` are kept."""
-    head = f"{label}: "
-    indent = " " * len(head)
-    room = max(20, width - len(head))
-    lines = [line for paragraph in message.split("\n") for line in wrap(paragraph, room, _split_command)]
-    return [(head if k == 0 else indent) + line for k, line in enumerate(lines)]
-
-
-def _split_command(word: str, width: int) -> list[str]:
-    """A `command` too long for a line, over several (`wrap_command`); any other word whole."""
-    return wrap_command(word, width) if word.startswith("`") else [word]
 
 
 def bar_cells(segments: Sequence[BarSegment], total: int, width: int) -> list[int]:
@@ -396,28 +319,6 @@ def layout_commands(block: Commands, width: int) -> list[Line]:
     for command in block.lines:
         parts = wrap_command(command, width - 2)
         lines += [[("  " + part, "")] for part in parts]
-    return lines
-
-
-def wrap_command(command: str, width: int) -> list[str]:
-    """A shell command over several lines joined by ` \\`: breaks before an option (or between an option and a
-    value too long to share its line), never inside a word."""
-    words = command.split(" ")
-    groups: list[str] = []
-    for word in words:  # an option and its value stay together while they fit
-        if groups and not word.startswith("-") and groups[-1].startswith("-") and " " not in groups[-1] \
-                and len("    " + groups[-1] + " " + word + " \\") <= width:
-            groups[-1] += " " + word
-        else:
-            groups.append(word)
-    lines, current = [], ""
-    for group in groups:
-        if current and len(current) + 1 + len(group) + 2 > width:
-            lines.append(current + " \\")
-            current = "    " + group
-        else:
-            current = f"{current} {group}" if current else group
-    lines.append(current)
     return lines
 
 
