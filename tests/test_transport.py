@@ -120,6 +120,87 @@ def test_cancel_ends_every_multiplexed_stream_at_once(https):
     assert outcome and isinstance(outcome[0], Interrupted)
 
 
+# -- a repo's shard wave on the HTTP thread (fetch_repo) ------------------------------------------------------
+
+WIDE = "gpumem-wave/wide-100"  # more shards than MAX_CONCURRENCY (48) worker threads would have in flight
+
+
+@pytest.fixture
+def wide(https):
+    from gpumem_dev.fakehub import synthetic_sharded_repo
+
+    hub = https["h2"]
+    if WIDE not in hub.repos:
+        hub.add_repo(synthetic_sharded_repo(WIDE, n_shards=100, num_layers=24))
+    return hub
+
+
+def test_every_shard_read_of_a_wave_is_in_flight_at_once_over_http2(wide):
+    from gpumem.reading.fetch import fetch_repo
+
+    wide.latency = 0.3
+    with HubClient(wide.endpoint, GOOD_TOKEN) as client:
+        metadata = fetch_repo(client, WIDE)
+    assert metadata.weight_sets[0].summary.count.parameters > 0
+    resolves = [r.timestamp for r in wide.requests if "/resolve/" in r.path and r.path.endswith(".safetensors")]
+    cdn = [r for r in wide.requests if r.path.startswith("/cdn/")]
+    assert len(resolves) == len(cdn) == 100
+    # all 100 reached the Hub before the first could have been answered: none waited for a free worker
+    assert max(resolves) - min(resolves) < 0.3
+    assert {r.protocol for r in wide.requests} == {"HTTP/2"} and len({r.peer for r in wide.requests}) <= 4
+    assert not [r for r in cdn if "authorization" in r.headers]  # the token rules hold on the HTTP thread too
+
+
+def test_a_refused_shard_read_is_retried_after_retry_after_on_the_http_thread(wide):
+    from gpumem.reading.fetch import fetch_repo
+
+    shard = sorted(p for p in wide.repos[WIDE].files if p.endswith(".safetensors"))[7]
+    wide.fail_next(f"/cdn/{WIDE.replace('/', '%2F')}", 429, 1, {"Retry-After": "1"})
+    with HubClient(wide.endpoint, GOOD_TOKEN) as client:
+        metadata = fetch_repo(client, WIDE)
+    assert metadata.weight_sets[0].summary is not None
+    cdn = [r for r in wide.requests if r.path.startswith("/cdn/")]
+    refused = next(r for r in cdn if r.status == 429)
+    retried = [r for r in cdn if r.path == refused.path and r.timestamp > refused.timestamp]
+    assert len(cdn) == 101 and retried and retried[0].timestamp - refused.timestamp >= 0.9
+    assert shard  # (any shard may be the one refused: the first CDN request to arrive)
+
+
+def test_cancel_ends_a_wave_on_the_http_thread_at_once(wide):
+    from gpumem.reading.fetch import fetch_repo
+
+    wide.trickle_next("/cdn/", 0.5)  # every header read hangs in its body
+    client = HubClient(wide.endpoint, GOOD_TOKEN)
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            fetch_repo(client, WIDE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while len([r for r in wide.requests if r.path.startswith("/cdn/")]) < 100 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    started = time.monotonic()
+    client.cancel()
+    thread.join(5)
+    assert not thread.is_alive() and time.monotonic() - started < 2.0
+    assert outcome and isinstance(outcome[0], Interrupted)
+
+
+def test_a_failed_shard_read_on_the_http_thread_is_the_error(wide):
+    from gpumem.errors import EntryNotFound
+    from gpumem.reading.fetch import fetch_repo
+
+    shard = sorted(p for p in wide.repos[WIDE].files if p.endswith(".safetensors"))[42]
+    wide.fail_next(shard, 404, 1, {"X-Error-Code": "EntryNotFound"})  # its resolve, pinned to the sha
+    with pytest.raises(EntryNotFound, match=shard), HubClient(wide.endpoint, GOOD_TOKEN) as client:
+        fetch_repo(client, WIDE)
+
+
 # -- proxies ----------------------------------------------------------------------------------------------------
 
 class _Proxy(socketserver.ThreadingTCPServer):

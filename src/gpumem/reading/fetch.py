@@ -2,7 +2,8 @@
 
 Wave 1: model info (the revision -> commit sha, and the file list), config.json and
 model.safetensors.index.json, all at once. Wave 2, as soon as model info has answered: every weight file's
-header and the remaining small files, all at once. A header read's first range is sized from the index so a
+header and the remaining small files, all at once (safetensors headers on the HTTP thread, which parses each
+as it arrives; the rest on worker threads). A header read's first range is sized from the index so a
 second read is rare; the index (9 MB for DeepSeek-V3) may still be on its way when the read starts, so the
 read asks the Hub first and takes its size when the Hub redirects it to the CDN (HubClient.read_range).
 Every file read in wave 2 is pinned to the commit sha; wave-1 files are checked against it.
@@ -14,8 +15,8 @@ import math
 import posixpath
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Collection
-from dataclasses import replace
+from collections.abc import Callable, Collection, Generator
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..constants import SMALL_FILE_CAP
@@ -31,7 +32,7 @@ from ..model.safetensors_header import (
     read_header_length,
 )
 from ..model.types import RepoMetadata, TensorTable, WeightSet
-from .hub import HubClient, RepoListing
+from .hub import HubClient, RepoListing, Steps
 
 ROOT_CONFIG = "config.json"
 ROOT_INDEX = "model.safetensors.index.json"
@@ -43,6 +44,9 @@ _DEFAULT_FIRST_READ = 64 * 1024  # no index to predict from (single-file repos)
 _MAX_FIRST_READ = 1024 * 1024  # an index of junk names must not turn the first read into a weights download
 _GGUF_FIRST_READ = 64 * 1024  # most of a split part's or a small model's header; bigger ones say how much more
 _SMALL_FILES = ("quantize_config.json", "quant_config.json")
+# Header reads in flight at once on the HTTP thread: every shard of a big repo (over HTTP/2 they share a connection;
+# over HTTP/1.1 the transport opens at most MAX_CONCURRENCY connections per host and queues the rest)
+_WAVE_IN_FLIGHT = 1024
 
 
 def fetch_repo(client: HubClient, repo_id: str, revision: str = "main", *, gguf_file: str | None = None) -> RepoMetadata:
@@ -106,11 +110,25 @@ class _HeaderSizes:
     def __init__(self) -> None:
         self._known = threading.Event()
         self._sizes: dict[str, int] | None = None
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
 
     def publish(self, sizes: dict[str, int] | None) -> None:
         """The index's predictions ({} without an index); None when reading it failed."""
         self._sizes = sizes
-        self._known.set()
+        with self._lock:
+            self._known.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def when_ready(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the index is read or has failed (at once if it has)."""
+        with self._lock:
+            if not self._known.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
 
     def first_read(self, path: str, size: int | None) -> int:
         """The first range to ask of `path`, once the index is read."""
@@ -132,21 +150,107 @@ def _wave2(client: HubClient, listing: RepoListing, gguf_file: str | None,
            sizes: _HeaderSizes) -> tuple[Layout, list[str], dict[str, object], dict[str, NameParts]]:
     """Every header and small file the layout needs, at once (config and root index are wave 1's): the layout,
     the small files' paths, every result by path and, for a set counted into a summary, what each header's names
-    say for counting, made as each header arrives."""
+    say for counting, made as each header arrives. Safetensors headers are read on the HTTP thread (no thread
+    each) and parsed there one at a time as they arrive; small files and GGUF headers on worker threads."""
     listed = {f.path: f.size for f in listing.files}
     layout = plan_layout(listed)
     if gguf_file is not None and layout.sets[0].format == "gguf":
         layout = replace(layout, sets=(pick_gguf_variant(layout.sets, gguf_file),))
     small = small_files_needed(layout.sets, listed.keys(), (ROOT_CONFIG, ROOT_INDEX))
     tasks: list[Callable[[], tuple[str, object]]] = [_small_task(client, listing, path) for path in small]
+    reads: list[_HeaderRead] = []
     name_parts: dict[str, NameParts] = {}
     for plan in layout.sets:
-        if plan.format == "pytorch-bin":
-            continue
-        later = sizes if plan.format == "safetensors" and plan.index == ROOT_INDEX else None
-        parts = name_parts if plan.format == "safetensors" and not keeps_tensors(layout.sets, plan) else None
-        tasks.extend(_header_task(client, listing, plan, path, listed.get(path), later, parts) for path in plan.files)
-    return layout, small, dict(client.map_concurrent(lambda task: task(), tasks)), name_parts
+        if plan.format == "safetensors":
+            later = sizes if plan.index == ROOT_INDEX else None
+            parts = None if keeps_tensors(layout.sets, plan) else name_parts
+            reads.extend(_HeaderRead(path, listed.get(path), later, parts) for path in plan.files)
+        elif plan.format != "pytorch-bin":
+            tasks.extend(_gguf_task(client, listing, path, listed.get(path)) for path in plan.files)
+    wave = _HeaderWave(client, listing, reads)  # under way before the worker threads start
+    outcomes = client.map_concurrent(lambda task: _capture(task), tasks) + wave.outcomes()
+    return layout, small, dict(_unwrap(outcome) for outcome in outcomes), name_parts  # the first error in order
+
+
+@dataclass(frozen=True, slots=True)
+class _HeaderRead:
+    """One safetensors header to read: where its first range's size comes from, and where its NameParts go."""
+
+    path: str
+    size: int | None
+    later: _HeaderSizes | None
+    name_parts: dict[str, NameParts] | None
+
+
+class _HeaderWave:
+    """Safetensors header reads in flight on the HTTP thread, all at once (up to _WAVE_IN_FLIGHT), each parsed
+    there once it has arrived and no transfer needs the thread: parsing overlaps the wave on the one thread that
+    moves it, instead of 48 workers contending for the GIL with it (whose callbacks then waited their turn)."""
+
+    def __init__(self, client: HubClient, listing: RepoListing, reads: list[_HeaderRead]) -> None:
+        self.client, self.listing, self.reads = client, listing, reads
+        self._outcomes: list[tuple[bool, Any]] = [(False, None)] * len(reads)
+        self._left = len(reads)
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._waiting = iter(range(len(reads)))
+        if not reads:
+            self._done.set()
+        for _ in range(min(len(reads), _WAVE_IN_FLIGHT)):
+            self._start_next()
+
+    def outcomes(self) -> list[tuple[bool, Any]]:
+        """Every read's (ok, header or error), in order, once all have ended; Ctrl-C cancels the client."""
+        try:
+            while not self._done.wait(0.2):  # short waits: the signal handler (Ctrl-C) runs between them
+                pass
+        except BaseException:
+            self.client.cancel()
+            raise
+        return self._outcomes
+
+    def _start_next(self) -> None:
+        with self._lock:
+            number = next(self._waiting, None)
+        if number is None:
+            return
+        read, client, listing = self.reads[number], self.client, self.listing
+        path, size, later = read.path, read.size, read.later
+
+        def steps(start: int, length: int) -> Steps[bytes]:
+            if start == 0 and later is not None:  # the first range: sized from the index, taken at the redirect
+                return client.range_steps(listing.repo_id, listing.sha, path, 0, later.first_read_now(path, size, length),
+                                          length_at_redirect=lambda: later.first_read(path, size),
+                                          ready=later.when_ready)
+            return client.range_steps(listing.repo_id, listing.sha, path, start, length)
+
+        client.start(_safetensors_prefix(steps, path, first_read_size(None, size), size),
+                     lambda prefix, error: self._arrived(number, prefix, error))
+
+    def _arrived(self, number: int, prefix: bytes | None, error: BaseException | None) -> None:
+        self._start_next()
+        if error is not None:
+            self._end(number, (False, error))
+        else:
+            self.client.transport.when_idle(lambda: self._parse(number, prefix or b""))
+
+    def _parse(self, number: int, prefix: bytes) -> None:
+        read = self.reads[number]
+        try:
+            header = parse_header(prefix, read.path, read.size)
+            if read.name_parts is not None:  # counting's work on the names, while other headers are on their way
+                read.name_parts[read.path] = NameParts.of(header.table.names)
+            outcome: tuple[bool, Any] = (True, (read.path, header))
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread, in order
+            outcome = (False, exc)
+        self._end(number, outcome)
+
+    def _end(self, number: int, outcome: tuple[bool, Any]) -> None:
+        self._outcomes[number] = outcome
+        with self._lock:
+            self._left -= 1
+            if self._left == 0:
+                self._done.set()
 
 
 def small_files_needed(plans: tuple[WeightSetPlan, ...], listed: Collection[str], have: Collection[str]) -> list[str]:
@@ -169,21 +273,10 @@ def _small_task(client: HubClient, listing: RepoListing, path: str) -> Callable[
     return run
 
 
-def _header_task(client: HubClient, listing: RepoListing, plan: WeightSetPlan, path: str, size: int | None,
-                 later: _HeaderSizes | None, name_parts: dict[str, NameParts] | None) -> Callable[[], tuple[str, object]]:
-    def read(start: int, length: int) -> bytes:
-        if start == 0 and later is not None:  # the first range: sized from the index, taken when the Hub redirects
-            return client.read_range(listing.repo_id, listing.sha, path, start,  # (or at once, if read already)
-                                     later.first_read_now(path, size, length),
-                                     length_at_redirect=lambda: later.first_read(path, size))
-        return client.read_range(listing.repo_id, listing.sha, path, start, length)
-
+def _gguf_task(client: HubClient, listing: RepoListing, path: str, size: int | None) -> Callable[[], tuple[str, object]]:
     def run() -> tuple[str, object]:
-        header = read_weight_header(read, plan.format, path, size)
-        if name_parts is not None:  # counting's work on the names, while other headers are still on their way
-            name_parts[path] = NameParts.of(header.table.names)
-        return path, header
-
+        return path, read_weight_header(lambda start, length: client.read_range(listing.repo_id, listing.sha, path,
+                                                                                start, length), "gguf", path, size)
     return run
 
 
@@ -223,13 +316,31 @@ def predict_header_sizes(index: dict) -> dict[str, int]:
 
 def _read_safetensors_header(read: Callable[[int, int], bytes], path: str, first_read: int,
                              size: int | None) -> SafetensorsHeader:
-    first = read(0, first_read)
+    prefix = _safetensors_prefix(lambda start, length: _at_once(read(start, length)), path, first_read, size)
+    try:
+        next(prefix)
+    except StopIteration as stop:
+        return parse_header(stop.value, path, size)
+    raise AssertionError("reads through a plain callable take no steps")
+
+
+def _safetensors_prefix(read: Callable[[int, int], Generator[Any, Any, bytes]], path: str, first_read: int,
+                        size: int | None) -> Generator[Any, Any, bytes]:
+    """A safetensors file's 8-byte length and JSON header, in one read when `first_read` covers it, else two:
+    as steps, so that the same rule serves a blocking `read` and the Hub client's reads on its HTTP thread."""
+    first = yield from read(0, first_read)
     needed = PREFIX_BYTES + read_header_length(first, path)
     if size is not None and needed > size:
         raise BadHeader(f"{path}: header length {needed - PREFIX_BYTES:,} runs past the end of the {size:,}-byte file")
     if len(first) < needed:
-        first += read(len(first), needed - len(first))
-    return parse_header(first[:needed], path, size)
+        first += yield from read(len(first), needed - len(first))
+    return first[:needed]
+
+
+def _at_once(value: bytes) -> Generator[Any, Any, bytes]:
+    """A value as steps that take none (a read that has already happened)."""
+    yield from ()
+    return value
 
 
 def _read_gguf_header(read: Callable[[int, int], bytes], path: str, size: int | None):

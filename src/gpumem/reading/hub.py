@@ -20,9 +20,9 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, urljoin
 
 from .. import constants
@@ -81,6 +81,36 @@ class RequestRecord:
     status: int | str
     received: int
     seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """A step: send this request and take its answer (or its TransportError)."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    limit: int
+    origin: Origin
+
+
+@dataclass(frozen=True, slots=True)
+class _Sleep:
+    """A step: pause before a retry (cancel() ends the pause with Cancelled, the deadline with DeadlinePassed)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Until:
+    """A step: wait until `ready(callback)` calls back (from any thread)."""
+
+    ready: Callable[[Callable[[], None]], None]
+
+
+Steps = Generator[_Send | _Sleep | _Until, Any, T]
+"""An exchange with the Hub written once, as steps (requests, pauses, waits) yielded to whoever runs it: `_run`
+on the calling thread, or `start` on the HTTP thread. The rules (token, redirects, retries) live in the steps."""
 
 
 class _Secret:
@@ -196,7 +226,7 @@ class HubClient:
             if complete:
                 return content, commit
             if attempt < self.retries:  # cut short: parsing half a JSON file would blame the repo
-                self._sleep_before_retry(attempt, None)
+                self._run(self._pause_before_retry(attempt, None))
         raise HubUnavailable(f"{path}: the Hub kept cutting the response short",
                              hint="retry later; if it persists the file may be damaged on the Hub")
 
@@ -208,17 +238,31 @@ class HubClient:
         the index that sizes them is still arriving): the request asks for `length`, and once the Hub redirects
         it (to its CDN, as it does for weight files) the range asked from there is what the callable returns.
         """
+        return self._run(self.range_steps(repo_id, revision, path, start, length, length_at_redirect=length_at_redirect))
+
+    def range_steps(self, repo_id: str, revision: str, path: str, start: int, length: int, *,
+                    length_at_redirect: Callable[[], int] | None = None,
+                    ready: Callable[[Callable[[], None]], None] | None = None) -> Steps[bytes]:
+        """`read_range` as steps, for `start` (many reads in flight on the HTTP thread, none blocking a thread):
+        `ready(callback)`, when given, calls back once `length_at_redirect` can answer without waiting; a
+        redirected hop waits for it there."""
         asked = length
 
-        def range_header(redirected: bool) -> dict[str, str]:
+        def range_header(redirected: bool) -> Steps[dict[str, str]]:
             nonlocal asked
-            asked = min(length_at_redirect() if redirected and length_at_redirect else length, constants.SMALL_FILE_CAP)
+            if redirected and length_at_redirect:
+                if ready is not None:
+                    yield _Until(ready)
+                asked = min(length_at_redirect(), constants.SMALL_FILE_CAP)
+            else:
+                asked = min(length, constants.SMALL_FILE_CAP)
             return {"Range": f"bytes={start}-{start + asked - 1}"}
 
         url = self.file_url(repo_id, revision, path)
         for attempt in range(self.retries + 1):
-            response, _ = self._request("GET", url, headers=range_header, context=(repo_id, revision, path),
-                                        allow=(416,), limit=lambda: start + asked)
+            response, _ = yield from self._request_steps("GET", url, headers=range_header,
+                                                         context=(repo_id, revision, path), allow=(416,),
+                                                         limit=lambda: start + asked)
             if response.status == 416:
                 response.close()
                 raise BadHeader(f"{path}: the header runs past the end of the file (the Hub has no bytes "
@@ -237,9 +281,49 @@ class HubClient:
                     self.on_range_read(path)
                 return data
             if attempt < self.retries:
-                self._sleep_before_retry(attempt, None)
+                yield from self._pause_before_retry(attempt, None)
         raise HubUnavailable(f"{path}: the Hub kept cutting the response short ({len(data):,} of {expected:,} bytes)",
                              hint="retry later; if it persists the file may be damaged on the Hub")
+
+    def start(self, steps: Steps[T], on_done: Callable[[T | None, BaseException | None], None]) -> None:
+        """Run `steps` (e.g. `range_steps`) without a thread of its own: each request is handed to the HTTP
+        thread, whose callback takes the next step there. `on_done(result, None)` or `on_done(None, error)`
+        runs on that thread (or on this one, if the steps end before their first request): it must be quick.
+        The rules are `_request`'s, as for a blocking call: `start` only changes who waits."""
+        transport = self.transport
+
+        def advance(value: object = None, error: BaseException | None = None) -> None:
+            while True:
+                try:
+                    step = steps.throw(error) if error is not None else steps.send(value)
+                except StopIteration as stop:
+                    on_done(stop.value, None)
+                    return
+                except BaseException as exc:  # noqa: BLE001 - handed to on_done, whose caller raises it
+                    on_done(None, exc)
+                    return
+                value = error = None
+                try:
+                    if isinstance(step, _Send):
+                        transport.start(step.method, step.url, step.headers, limit=step.limit, origin=step.origin,
+                                        on_done=advance)
+                    elif isinstance(step, _Sleep):
+                        transport.call_later(step.seconds, woken)
+                    else:
+                        step.ready(lambda: transport.call_soon(advance))
+                    return
+                except TransportError as exc:  # refused before it was sent: the steps see it as they would
+                    error = exc
+
+        def woken() -> None:  # a retry's pause is over, or the transport was cancelled during it
+            try:
+                transport.raise_if_stopped()
+            except TransportError as exc:
+                advance(None, exc)
+            else:
+                advance()
+
+        advance()
 
     def map_concurrent(self, function: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """Run `function` over `items` at once; the first error (in item order) wins.
@@ -254,15 +338,42 @@ class HubClient:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _request(self, method: str, url: str, *, context: tuple[str, str, str | None], limit: int | Callable[[], int],
-                 headers: dict | Callable[[bool], dict] | None = None,
+    def _request(self, method: str, url: str, *, context: tuple[str, str, str | None], limit: int,
                  allow: tuple[int, ...] = ()) -> tuple[Response, str | None]:
+        return self._run(self._request_steps(method, url, context=context, limit=limit, allow=allow))
+
+    def _run(self, steps: Steps[T]) -> T:
+        """Take `steps` on this thread: each request sent and waited for here, each pause slept here."""
+        value: object = None
+        error: BaseException | None = None
+        while True:
+            try:
+                step = steps.throw(error) if error is not None else steps.send(value)
+            except StopIteration as stop:
+                return stop.value
+            value = error = None
+            try:
+                if isinstance(step, _Send):
+                    value = self.transport.request(step.method, step.url, step.headers, limit=step.limit,
+                                                   origin=step.origin)
+                elif isinstance(step, _Sleep):
+                    self.transport.sleep(step.seconds)
+                else:
+                    ready = threading.Event()
+                    step.ready(ready.set)
+                    ready.wait()
+            except TransportError as exc:
+                error = exc
+
+    def _request_steps(self, method: str, url: str, *, context: tuple[str, str, str | None],
+                       limit: int | Callable[[], int], headers: dict | Callable[[bool], Steps[dict]] | None = None,
+                       allow: tuple[int, ...] = ()) -> Steps[tuple[Response, str | None]]:
         """Send with retries and manual redirects; return a 2xx (or `allow`ed) answer, its body taken up to
         `limit` bytes, and the X-Repo-Commit the Hub sent along the way, or raise a gpumem error. `headers` may be
-        a callable: headers(redirected) gives each hop's; `limit` too, called after `headers` for each hop."""
+        steps: headers(redirected) gives each hop's; `limit` may be a callable, called after `headers` each hop."""
         for attempt in range(self.retries + 1):
             try:
-                response, commit = self._send_following_redirects(method, url, headers or {}, limit)
+                response, commit = yield from self._send_following_redirects(method, url, headers or {}, limit)
             except (DeadlinePassed, Cancelled) as exc:
                 raise _stopped(exc) from None
             except TransportError as exc:
@@ -270,14 +381,14 @@ class HubClient:
                     raise HubUnavailable(f"could not reach {self.endpoint}: {exc.reason}",
                                          hint="check your connection or HF_ENDPOINT; offline uses cached results",
                                          hint_options=("offline",)) from None
-                self._sleep_before_retry(attempt, None)
+                yield from self._pause_before_retry(attempt, None)
                 continue
             if response.status < 300 or response.status in allow:
                 return response, commit
             if response.status in _RETRY_STATUSES and attempt < self.retries:
                 retry_after = response.headers.get("Retry-After")
                 response.close()
-                self._sleep_before_retry(attempt, retry_after)
+                yield from self._pause_before_retry(attempt, retry_after)
                 continue
             raise translate_error(response, self.endpoint, *context, has_token=self.has_token)
         raise AssertionError("unreachable")  # the loop always returns or raises
@@ -288,19 +399,19 @@ class HubClient:
             return {**headers, "Authorization": f"Bearer {self._token.value}"}
         return headers
 
-    def _send_following_redirects(self, method: str, url: str, headers: dict | Callable[[bool], dict],
-                                  limit: int | Callable[[], int]) -> tuple[Response, str | None]:
+    def _send_following_redirects(self, method: str, url: str, headers: dict | Callable[[bool], Steps[dict]],
+                                  limit: int | Callable[[], int]) -> Steps[tuple[Response, str | None]]:
         commit = None
         for hop in range(constants.MAX_REDIRECTS + 1):
             try:
                 origin = Origin.of(url)
             except ValueError:
                 raise HubUnavailable(f"the Hub redirected to an address gpumem cannot use ({clean(_strip_query(url), 200)})") from None
-            sent = headers(hop > 0) if callable(headers) else headers  # (may wait for what a redirected hop asks)
+            sent = (yield from headers(hop > 0)) if callable(headers) else headers  # (may wait for what a hop asks)
             started = time.monotonic()
             try:
-                response = self.transport.request(method, url, self._headers_for(origin, sent),
-                                                  limit=limit() if callable(limit) else limit, origin=origin)
+                response = yield _Send(method, url, self._headers_for(origin, sent),
+                                       limit() if callable(limit) else limit, origin)
             except TransportError as exc:
                 self._record(method, url, type(exc).__name__, 0, started)
                 raise
@@ -321,7 +432,7 @@ class HubClient:
             url = target
         raise HubUnavailable(f"too many redirects (over {constants.MAX_REDIRECTS}) reading {_strip_query(url)}")
 
-    def _sleep_before_retry(self, attempt: int, retry_after: str | None) -> None:
+    def _pause_before_retry(self, attempt: int, retry_after: str | None) -> Steps[None]:
         delay = _retry_after_seconds(retry_after)
         if delay is None:
             delay = self.backoff * (2**attempt) * random.uniform(0.5, 1.0)  # exponential backoff with jitter
@@ -330,7 +441,7 @@ class HubClient:
             raise HubUnavailable("the deadline would pass while waiting to retry the Hub",
                                  hint="retry later or raise deadline", hint_options=("deadline",))
         try:
-            self.transport.sleep(delay)
+            yield _Sleep(delay)
         except (DeadlinePassed, Cancelled) as exc:
             raise _stopped(exc) from None
 

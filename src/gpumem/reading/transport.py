@@ -21,6 +21,10 @@ thread moves them all. What this layer guarantees whatever a server does:
 
 from __future__ import annotations
 
+import collections
+import heapq
+import itertools
+import math
 import os
 import re
 import select
@@ -33,6 +37,8 @@ from typing import overload
 from urllib.parse import unquote, urlsplit
 
 import pycurl
+
+from ..constants import MAX_CONCURRENCY
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HTTP2 = bool(pycurl.version_info()[4] & pycurl.VERSION_HTTP2)  # PyPI's wheels have it; a distro's libcurl may not
@@ -208,6 +214,36 @@ class Transport:
         """Send one request and take its answer, the body up to `limit` bytes; raise TransportError when that
         fails before the status and headers arrived (a body cut short is `read`'s False instead). `origin` is
         the URL's, when the caller has already parsed it (the Hub client does, for the token)."""
+        transfer = self._transfer(method, url, headers, limit, origin, None)
+        _driver().submit(transfer)
+        transfer.done.wait()
+        return transfer.response()
+
+    def start(self, method: str, url: str, headers: dict[str, str], *, limit: int, origin: Origin | None = None,
+              on_done: Callable[[Response | None, TransportError | None], None]) -> None:
+        """`request` without waiting: `on_done(response, None)` or `on_done(None, error)` runs on the HTTP thread
+        once the answer is in, so it must be quick and must not block (a request that cannot be sent at all
+        raises here, as `request` does)."""
+        _driver().submit(self._transfer(method, url, headers, limit, origin, on_done))
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> None:
+        """Run `callback` on the HTTP thread in `seconds`, or at once if this transport is cancelled first
+        (the callback sees `cancelled`)."""
+        _driver().post_timer(self, time.monotonic() + seconds, callback)
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        """Run `callback` on the HTTP thread as soon as it comes round (from any thread)."""
+        _driver().post_timer(self, 0.0, callback)
+
+    def when_idle(self, work: Callable[[], None]) -> None:
+        """Run `work` on the HTTP thread when no transfer needs it (no socket ready, no timer due): CPU work on
+        what the transfers bring, one piece at a time between them, so it never holds the GIL against the
+        thread that moves them. It runs even after `cancel()` (whoever waits for it is told that way); `work`
+        must catch its own errors."""
+        _driver().post_idle(work)
+
+    def _transfer(self, method: str, url: str, headers: dict[str, str], limit: int, origin: Origin | None,
+                  on_done: Callable[[Response | None, TransportError | None], None] | None) -> _Transfer:
         if method not in ("GET", "HEAD"):
             raise ValueError(f"{method} is not a method this client sends")
         origin = origin or Origin.of(url)
@@ -217,7 +253,7 @@ class Transport:
             raise TransportError("the request could not be encoded", permanent=True)
         if self._cafile:
             self._check_ca_bundle()
-        transfer = _Transfer(self, limit)
+        transfer = _Transfer(self, limit, on_done)
         handle = transfer.handle
         handle.setopt(pycurl.URL, url)
         handle.setopt(pycurl.NOBODY, method == "HEAD")
@@ -232,9 +268,7 @@ class Transport:
         if left is not None:
             handle.setopt(pycurl.TIMEOUT_MS, max(1, int(left * 1000)))
         self._set_proxy(handle, origin)
-        _driver().submit(transfer)
-        transfer.done.wait()
-        return transfer.response()
+        return transfer
 
     def _check_ca_bundle(self) -> None:
         """A CA bundle that cannot be read is said so (libcurl would report every certificate as untrusted)."""
@@ -281,9 +315,11 @@ class Transport:
 class _Transfer:
     """One request on one libcurl easy handle: the header block, the body up to the limit, the outcome."""
 
-    def __init__(self, transport: Transport, limit: int) -> None:
+    def __init__(self, transport: Transport, limit: int,
+                 on_done: Callable[[Response | None, TransportError | None], None] | None) -> None:
         self.transport = transport
         self.limit = limit
+        self.on_done = on_done  # None: a thread waits on `done` and takes the response itself
         self.lines: list[bytes] = []  # header lines as libcurl hands them over (parsed once, by the worker)
         self.chunks: list[bytes] = []
         self.size = 0
@@ -342,7 +378,15 @@ class _Transfer:
         self.status = handle.getinfo(pycurl.RESPONSE_CODE) if not (cancelled or error and error[0] < 0) else 0
         handle.close()
         self.error, self.cancelled = error, cancelled
-        self.done.set()
+        if self.on_done is None:
+            self.done.set()
+            return
+        try:
+            response = self.response()
+        except TransportError as exc:
+            self.on_done(None, exc)
+        else:
+            self.on_done(response, None)
 
     def response(self) -> Response:
         transport = self.transport
@@ -362,7 +406,8 @@ class _Transfer:
 
 
 class _Driver:
-    """One CurlMulti for the process and the thread that drives it; workers `submit` and wait on their transfer."""
+    """One CurlMulti for the process and the thread that drives it: threads `submit` a transfer and wait on it,
+    or hand it a callback that runs here when it ends; timers and idle work run here between transfers."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
@@ -370,10 +415,16 @@ class _Driver:
         cap = in_flight_cap()
         self.multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, cap)
         self.multi.setopt(pycurl.M_MAXCONNECTS, cap)
+        self.multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, MAX_CONCURRENCY)  # more wait for one (HTTP/1.1)
         self.lock = threading.Lock()
         self.incoming: list[_Transfer] = []
         self.cancels: list[Transport] = []
+        self.posted_timers: list[tuple[float, Transport, Callable[[], None]]] = []
+        self.posted_idle: list[Callable[[], None]] = []
         self.running: dict[pycurl.Curl, _Transfer] = {}
+        self.timers: list[tuple[float, int, Transport, Callable[[], None]]] = []  # a heap by due time
+        self.idle: collections.deque[Callable[[], None]] = collections.deque()
+        self.order = itertools.count()
         self.wake_read, self.wake_write = os.pipe()
         os.set_blocking(self.wake_read, False)
         os.set_blocking(self.wake_write, False)
@@ -386,6 +437,12 @@ class _Driver:
 
     def cancel(self, transport: Transport) -> None:
         self._post(lambda: self.cancels.append(transport))
+
+    def post_timer(self, transport: Transport, due: float, callback: Callable[[], None]) -> None:
+        self._post(lambda: self.posted_timers.append((due, transport, callback)))
+
+    def post_idle(self, work: Callable[[], None]) -> None:
+        self._post(lambda: self.posted_idle.append(work))
 
     def _post(self, change: Callable[[], None]) -> None:
         with self.lock:
@@ -407,12 +464,18 @@ class _Driver:
                     self._end(handle, (-1, "the HTTP driver failed"))
 
     def _step(self) -> None:
-        """Take what workers posted, move every transfer as far as it goes, hand back the finished ones, wait."""
+        """Take what threads posted, move every transfer as far as it goes, hand back the finished ones, run the
+        timers that are due, then one piece of idle work if nothing else is ready, else wait."""
         multi = self.multi
         with self.lock:
             incoming, self.incoming = self.incoming, []
             cancels, self.cancels = self.cancels, []
+            timers, self.posted_timers = self.posted_timers, []
+            self.idle.extend(self.posted_idle)
+            self.posted_idle = []
             self.woken = False
+        for due, transport, callback in timers:
+            heapq.heappush(self.timers, (due, next(self.order), transport, callback))
         for transfer in incoming:
             if transfer.transport in cancels or transfer.transport.cancelled:
                 transfer.finish(None, cancelled=True)
@@ -422,9 +485,14 @@ class _Driver:
                 multi.add_handle(transfer.handle)
             except pycurl.error:
                 self._end(transfer.handle, (-1, "the HTTP driver refused the transfer"))
-        for handle, transfer in list(self.running.items()):
-            if transfer.transport in cancels:
-                self._end(handle, None, cancelled=True)
+        if cancels:
+            for handle, transfer in list(self.running.items()):
+                if transfer.transport in cancels:
+                    self._end(handle, None, cancelled=True)
+            for index, (_, order, transport, callback) in enumerate(self.timers):
+                if transport in cancels:  # a cancelled wait ends now
+                    self.timers[index] = (0.0, order, transport, callback)
+            heapq.heapify(self.timers)
         multi.perform()
         while True:
             queued, finished, failed = multi.info_read()
@@ -434,6 +502,12 @@ class _Driver:
                 self._end(handle, (code, message))
             if not queued:
                 break
+        now = time.monotonic()
+        while self.timers and self.timers[0][0] <= now:
+            heapq.heappop(self.timers)[3]()
+        if self.idle and not self._ready():
+            self.idle.popleft()()
+            return
         self._wait()
 
     def _end(self, handle: pycurl.Curl, error: tuple[int, str] | None, *, cancelled: bool = False) -> None:
@@ -444,14 +518,7 @@ class _Driver:
             pass  # not (or no longer) on the multi handle
         transfer.finish(error, cancelled=cancelled)
 
-    def _wait(self) -> None:
-        """Until a socket is ready, libcurl's timer fires, or a worker posts something."""
-        wait: int | None = None
-        if self.running:
-            timeout = self.multi.timeout()
-            if timeout == 0:
-                return
-            wait = min(timeout if timeout > 0 else 100, 1000)
+    def _poller(self) -> select.poll:
         poller = select.poll()
         poller.register(self.wake_read, select.POLLIN)
         reads, writes, errors = self.multi.fdset()
@@ -461,7 +528,28 @@ class _Driver:
                 masks[fd] = masks.get(fd, 0) | mask
         for fd, mask in masks.items():
             poller.register(fd, mask)
-        poller.poll(wait)
+        return poller
+
+    def _ready(self) -> bool:
+        """Whether a transfer, a timer or a thread needs the driver now."""
+        if self.running and self.multi.timeout() == 0 or self.timers and self.timers[0][0] <= time.monotonic():
+            return True
+        return bool(self._poller().poll(0))
+
+    def _wait(self) -> None:
+        """Until a socket is ready, libcurl's timer or one of ours fires, or a thread posts something."""
+        wait: float | None = None
+        if self.running:
+            timeout = self.multi.timeout()
+            if timeout == 0:
+                return
+            wait = min(timeout if timeout > 0 else 100, 1000)
+        if self.timers:
+            until = max(0.0, (self.timers[0][0] - time.monotonic()) * 1000)
+            wait = until if wait is None else min(wait, until)
+        if self.idle:
+            wait = 0
+        self._poller().poll(None if wait is None else math.ceil(wait))
         try:
             while os.read(self.wake_read, 4096):
                 pass
