@@ -135,6 +135,8 @@ def test_vllm_slots_cover_every_linear_at_the_max_rank():
     assert lora.slot_bytes_per_gpu == 2 * 16 * (8192 + 5120 + 5120 + 8192 + 3 * 18432) * 32
     two = lora_slots(base, [8, 20])  # two adapters: two slots of rank 32 (the next rank vLLM accepts)
     assert (two.max_loras, two.max_lora_rank) == (2, 32)
+    # vLLM caches --max-cpu-loras adapters in host memory, by default --max-loras: the report says so, no flag needed
+    assert two.to_dict()["max_cpu_loras"] == two.max_cpu_loras == 2
     assert two.slot_bytes_per_gpu == 2 * 2 * lora.slot_bytes_per_gpu
     # TP 2: column layers split their output, row layers (o, down) their input
     tp2 = lora_slots(base, [16], tp=2)

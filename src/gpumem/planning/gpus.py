@@ -127,22 +127,18 @@ def load_catalog() -> tuple[Gpu, ...]:
 
 @cache
 def _catalog_names() -> dict[str, Gpu]:
-    """The packaged catalog's names and aliases, matched as `_key` writes them (made once, as the catalog is read
-    once: prices and --gpu names look up dozens)."""
-    return _names(load_catalog())
-
-
-def _names(gpus: Sequence[Gpu]) -> dict[str, Gpu]:
+    """The catalog's names and aliases, matched as `_key` writes them (made once, as the catalog is read once:
+    prices and --gpu names look up dozens)."""
     names: dict[str, Gpu] = {}
-    for gpu in gpus:
+    for gpu in load_catalog():
         for label in (gpu.name, *gpu.aliases):
             names.setdefault(_key(label), gpu)
     return names
 
 
-def find_gpu(name: str, catalog: Sequence[Gpu] | None = None) -> Gpu:
+def find_gpu(name: str) -> Gpu:
     """The catalog GPU a name or alias means; UsageError listing close matches when none does."""
-    names = _catalog_names() if catalog is None else _names(catalog)
+    names = _catalog_names()
     wanted = _key(name)
     for candidate in (wanted, _BRAND.sub("", wanted)):
         if candidate in names:

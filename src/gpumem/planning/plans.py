@@ -23,7 +23,7 @@ those without by fewest GPUs, then least memory left idle. Only GPUs the engine 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -359,11 +359,10 @@ def _plan_notes(gpu: Gpu, count: int, nodes: int, tp: int, pp: int, estimate: Se
 
 # --- all plans -----------------------------------------------------------------------------------------
 
-def candidate_gpus(options: ServingOptions, request: PlanRequest,
-                   catalog: Sequence[Gpu] | None = None) -> list[Gpu]:
+def candidate_gpus(options: ServingOptions, request: PlanRequest) -> list[Gpu]:
     """The GPU types to plan on: the asked ones, else the engine's vendors (or all with show_all), by --vendor."""
     engine = options.engine_model
-    catalog = list(load_catalog() if catalog is None else catalog)
+    catalog = list(load_catalog())
     if request.gpus:
         chosen = [g for name in request.gpus for g in catalog if g.name == name]
         for gpu in chosen:
@@ -388,13 +387,12 @@ def candidate_gpus(options: ServingOptions, request: PlanRequest,
 
 
 def make_plans(breakdown_at: Callable[[int, Gpu], ServingEstimate], facts: ModelFacts, arch: Architecture | None,
-               options: ServingOptions, request: PlanRequest, prices: PriceTable,
-               catalog: Sequence[Gpu] | None = None) -> list[Plan]:
+               options: ServingOptions, request: PlanRequest, prices: PriceTable) -> list[Plan]:
     """One plan per GPU type (its fewest GPUs that fit, or the largest shape tried), ranked; at most
     `request.limit` unless `show_all` or GPU types were named."""
     plans = []
     refused: list[Note] = []
-    for gpu in candidate_gpus(options, request, catalog):
+    for gpu in candidate_gpus(options, request):
         found, why = shapes(gpu, arch, request, options.engine_model)
         if not found:
             refused.append(why or Note(gpu.name))

@@ -52,9 +52,13 @@ class LoraSlots:
 
     max_loras: int
     max_lora_rank: int
-    max_cpu_loras: int
     slot_bytes_per_gpu: int  # all slots of every wrapped linear, per GPU
     wrapped_modules: int
+
+    @property
+    def max_cpu_loras(self) -> int:
+        """Adapters cached in host memory: vLLM's default --max-cpu-loras, = --max-loras (no GPU memory)."""
+        return self.max_loras
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""

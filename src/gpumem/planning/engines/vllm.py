@@ -348,12 +348,12 @@ def max_lora_rank(rank: int) -> int:
     raise AdapterError(f"LoRA rank {rank} is above vLLM's largest --max-lora-rank ({MAX_LORA_RANKS[-1]})")
 
 
-def lora_slots(modules: Sequence[Module], ranks: Sequence[int], tp: int = 1, dtype_bytes: int = 2,
-               max_loras: int | None = None, max_cpu_loras: int | None = None) -> LoraSlots:
-    """vLLM's LoRA slots for adapters of these ranks on a base with these modules, per GPU at `tp`."""
+def lora_slots(modules: Sequence[Module], ranks: Sequence[int], tp: int = 1, dtype_bytes: int = 2) -> LoraSlots:
+    """vLLM's LoRA slots for adapters of these ranks on a base with these modules, per GPU at `tp`: one slot per
+    adapter (--max-loras), of the smallest rank vLLM accepts that holds the largest (--max-lora-rank)."""
     from ...model.adapters import is_output_head  # the adapter reader loads only when adapters are served
 
-    max_loras = max_loras or max(1, len(ranks))
+    max_loras = max(1, len(ranks))
     rank = max_lora_rank(max(ranks, default=DEFAULT_MAX_LORA_RANK))
     per_slot = 0
     wrapped = 0
@@ -367,8 +367,7 @@ def lora_slots(modules: Sequence[Module], ranks: Sequence[int], tp: int = 1, dty
             in_gpu = -(-in_gpu // tp)
         per_slot += rank * (in_gpu + out_gpu)
         wrapped += 1
-    return LoraSlots(max_loras, rank, max(max_cpu_loras or max_loras, max_loras),
-                     per_slot * max_loras * dtype_bytes, wrapped)
+    return LoraSlots(max_loras, rank, per_slot * max_loras * dtype_bytes, wrapped)
 
 
 def adapter_names(repos: Sequence[str]) -> list[tuple[str, str]]:
@@ -387,7 +386,4 @@ def adapter_names(repos: Sequence[str]) -> list[tuple[str, str]]:
 def lora_flags(slots: LoraSlots, adapters: Sequence[tuple[str, str]]) -> list[str]:
     """vllm serve flags: --enable-lora --lora-modules NAME=REPO ... --max-loras N --max-lora-rank R."""
     flags = ["--enable-lora", "--lora-modules", *(f"{name}={repo}" for name, repo in adapters)]
-    flags += ["--max-loras", str(slots.max_loras), "--max-lora-rank", str(slots.max_lora_rank)]
-    if slots.max_cpu_loras != slots.max_loras:
-        flags += ["--max-cpu-loras", str(slots.max_cpu_loras)]
-    return flags
+    return flags + ["--max-loras", str(slots.max_loras), "--max-lora-rank", str(slots.max_lora_rank)]
