@@ -186,6 +186,11 @@ def test_writer_headers_take_the_fast_path_and_read_as_the_general_parser_reads_
     '{"__metadata__":{"k":"{\\"nested\\": \\"json\\"}"},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}',
     '{}',
     '{"__metadata__":{"format":"pt"}}',
+    # Not JSON, though cut at its quotes each entry has its ten pieces: one entry's offsets (or shape) hold the
+    # next one's, which has none.
+    '{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},:[2,4]},"b":{"dtype":"U8","shape":[2],"data_offsets""c":'
+    '{"dtype":"U8","shape":[2],"data_offsets":[4,6]}}',
+    '{"a":{"dtype":"U8","shape":[2],:[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape""data_offsets":[2,4]}}',
 ])
 def test_odd_headers_read_exactly_as_the_general_parser_reads_them(text):
     data = struct.pack("<Q", len(text.encode())) + text.encode()

@@ -41,6 +41,23 @@ def test_names_read_header_by_header_count_as_the_whole_table(deepseek):
     assert summarize_table(table, weights.config, names=names) == summary
 
 
+@pytest.mark.parametrize("rows", [4999, 7])
+def test_names_read_in_pieces_that_cut_modules_and_mix_plain_names_count_as_the_whole_table(rows):
+    # A module whose tensors run on from one header into the next is one run; gpt-oss's MXFP4 `<proj>_blocks`
+    # names are not cut at their last dot, so some pieces are plain and some are not.
+    from gpumem_dev.fakehub import formats as fmt
+    from gpumem_dev.fakehub.layouts import tensor
+
+    deepseek = load_snapshot("deepseek-ai/DeepSeek-R1").weight_sets[0]
+    gpt_oss = fmt.gpt_oss_config()
+    for tensors, config in ((deepseek.tensors, deepseek.config), ([tensor(*t) for t in fmt.gpt_oss_layout(gpt_oss)],
+                                                                  gpt_oss)):
+        table = TensorTable.of(tensors)
+        names = NameParts.concat(NameParts.of(table.names[i:i + rows]) for i in range(0, len(table), rows))
+        assert names == NameParts.of(table.names)
+        assert summarize_table(table, config, names=names) == summarize_weights(tensors, config)
+
+
 def test_the_summary_round_trips_through_json(deepseek):
     _, summary = deepseek
     assert ModelSummary.from_dict(json.loads(json.dumps(summary.to_dict()))) == summary

@@ -10,12 +10,13 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from itertools import islice
-from operator import itemgetter, ne, sub
+from operator import itemgetter, mul, ne, sub
 from typing import TypeVar
 
 from ..errors import BadConfig, BadHeader
@@ -143,76 +144,148 @@ class _Rows:
     dtypes: Sequence[str]
     shapes: Sequence[tuple[int, ...]]
     sizes: Sequence[int]
-    masked: Sequence[str]  # the name with its index components as `#`
+    labels: Sequence[str]  # NameParts.labels
     suffixes: Sequence[str]  # the name less its module (module_key)
-    cuts: dict[str, tuple[str, int, bool] | None]  # masked name -> _module_cut
     starts: list[int]  # where each module's tensors begin, then the row count
-    modules: list[str]  # each module's name
+    modules: Sequence[str]  # each module's name
+    prefixes: Sequence[str]  # NameParts.prefixes
+    sites: Sequence[str]  # each module's indices ("3.17")
+
+    def masked(self, module: int, index: int) -> str:
+        """The name of row `index`, of the `module`-th module, with its index components as `#`."""
+        return self.prefixes[module] + self.labels[index]
 
 
 @dataclass(frozen=True, slots=True)
 class NameParts:
-    """What counting reads from each tensor name, row by row: the name with its index components as `#`, its
-    module and its suffix (quantization.module_key). A name's parts depend on it alone, so a reader can make them
-    for each header as it arrives, while other headers are still on their way, and join them in table order."""
+    """What counting reads from tensor names, in table order: per run of rows of one module, where it starts, the
+    module, its indices and `prefix`; per row a `label`, so that prefix + label is the name with its index
+    components as `#`, and the suffix (quantization.module_key). A name's parts depend on it alone, so a reader
+    can make them for each header as it arrives, while other headers are still on their way, and join them.
 
-    masked: list[str]
-    modules: list[str]
-    suffixes: list[str]
-    cuts: dict[str, tuple[str, int, bool] | None]  # each masked name's _module_cut
+    When every module is its names' text before the last dot (module_key's plain case; DeepSeek-V3's 92k names),
+    the prefix is the module masked and a dot, and the label the suffix: names are masked one module at a time
+    (46k modules, not 92k names) and a row's label is shared with every row of that suffix. Otherwise the prefix
+    is empty and the label the whole masked name. Columns are tuples: the garbage collector stops visiting a
+    tuple of strings at its first collection, a list never."""
+
+    plain: bool
+    labels: tuple[str, ...]
+    suffixes: tuple[str, ...]
+    starts: tuple[int, ...]  # where each run of one module's rows begins
+    modules: tuple[str, ...]  # each run's module
+    prefixes: tuple[str, ...]  # each run's masked module and a dot (plain), else ""
+    sites: tuple[str, ...]  # each run's module indices
 
     @classmethod
     def of(cls, names: Sequence[str]) -> NameParts:
         """The parts of these names, in order."""
-        masked = _masked(names)
+        module_of = list(map(_BEFORE_SEPARATOR, map(str.rpartition, names, itertools.repeat("."))))
+        starts = _run_starts(module_of)
+        modules = tuple(map(module_of.__getitem__, starts))
+        leaves = _shared(map(_AFTER_SEPARATOR, map(str.rpartition, names, itertools.repeat("."))))
+        if "" not in modules and _plain(names, leaves):  # (a name without a dot has no dot to put back)
+            prefixes, sites = _masked_modules(modules)
+            return cls(True, leaves, leaves, tuple(starts), modules, prefixes, sites)
+        masked = _shared(_masked(names))
         cuts = {m: _module_cut(m) for m in dict.fromkeys(masked)}
-        modules, suffixes = _module_names(names, masked, cuts)
-        return cls(masked, modules, suffixes, cuts)
+        module_of, suffixes = _module_names(names, masked, cuts)
+        starts = _run_starts(module_of)
+        modules = tuple(map(module_of.__getitem__, starts))
+        return cls(False, masked, suffixes, tuple(starts), modules, ("",) * len(starts), tuple(map(_site, modules)))
 
     @classmethod
     def concat(cls, parts: Iterable[NameParts]) -> NameParts:
-        """The parts of tables joined in this order."""
+        """The parts of tables joined in this order (a module whose rows run on from one table into the next is
+        one run)."""
         parts = list(parts)
         if len(parts) == 1:
             return parts[0]
-        cuts = {}
+        plain = all(part.plain for part in parts)
+        if not plain:
+            parts = list(map(_unprefixed, parts))
+        starts: list[int] = []
+        modules: list[str] = []
+        prefixes: list[str] = []
+        sites: list[str] = []
+        offset = 0
         for part in parts:
-            cuts.update(part.cuts)
+            skip = int(bool(modules and part.modules and part.modules[0] == modules[-1]))  # runs on
+            starts.extend(start + offset for start in part.starts[skip:])
+            modules.extend(part.modules[skip:])
+            prefixes.extend(part.prefixes[skip:])
+            sites.extend(part.sites[skip:])
+            offset += len(part.labels)
 
-        def joined(column: Callable[[NameParts], list[str]]) -> list[str]:
-            return list(itertools.chain.from_iterable(map(column, parts)))
+        def joined(column: Callable[[NameParts], tuple[str, ...]]) -> tuple[str, ...]:
+            return tuple(itertools.chain.from_iterable(map(column, parts)))
 
-        return cls(joined(lambda p: p.masked), joined(lambda p: p.modules), joined(lambda p: p.suffixes), cuts)
+        labels = joined(lambda p: p.labels)
+        return cls(plain, labels, labels if plain else joined(lambda p: p.suffixes), tuple(starts), tuple(modules),
+                   tuple(prefixes), tuple(sites))
+
+    def run_lengths(self) -> list[int]:
+        """How many rows each run has."""
+        return list(map(sub, [*self.starts[1:], len(self.labels)], self.starts))
+
+
+def _unprefixed(parts: NameParts) -> NameParts:
+    """The same parts with each row's whole masked name as its label (to join with parts that are not plain)."""
+    if not parts.plain:
+        return parts
+    runs = map(islice, itertools.repeat(iter(parts.labels)), parts.run_lengths())
+    labels = tuple(itertools.chain.from_iterable(map(prefix.__add__, run) for prefix, run in zip(parts.prefixes, runs)))
+    return NameParts(False, labels, parts.suffixes, parts.starts, parts.modules, ("",) * len(parts.starts), parts.sites)
+
+
+def _plain(names: Sequence[str], leaves: Sequence[str]) -> bool:
+    """Whether module_key cuts every name at its last dot: no bitsandbytes `weight.<state>` suffix, no MXFP4
+    `<proj>_blocks` / `<proj>_scales`, no index as the last component, no line break (names are joined by them)."""
+    joined = "\n".join(names)
+    if ".weight." in joined or joined.count("\n") != len(names) - 1:
+        return False
+    return not any(module_key("." + leaf)[1] != leaf or _INDEX.fullmatch(leaf) for leaf in set(leaves))
+
+
+def _shared(column: Iterable[str]) -> tuple[str, ...]:
+    """The column with one object per distinct value: equal keys then compare by identity, and the garbage
+    collector visits few objects."""
+    distinct: dict[str, str] = {}
+    values = list(column)
+    return tuple(map(distinct.setdefault, values, values))
 
 
 def _in_module_order(table: TensorTable, parts: NameParts) -> _Rows:
     """The rows in module order. Writers store a module's tensors together, so that is usually the table's own
     order; otherwise the rows are sorted (stably) by their module's first place."""
-    names, masked, module_of, suffixes, cuts = table.names, parts.masked, parts.modules, parts.suffixes, parts.cuts
-    rows = _Rows(names, table.dtypes, table.shapes, table.nbytes, masked, suffixes, cuts, _run_starts(module_of), [])
-    if len(rows.starts) != len(set(module_of)):  # some module's tensors lie apart
-        first_place = dict(zip(dict.fromkeys(module_of), itertools.count()))
-        order = sorted(range(len(names)), key=list(map(first_place.__getitem__, module_of)).__getitem__)
-        rows = _Rows(_picked(names, order), _picked(rows.dtypes, order), _picked(rows.shapes, order),
-                     _picked(rows.sizes, order), _picked(masked, order), _picked(suffixes, order), cuts, [], [])
-        module_of = _picked(module_of, order)
-        rows.starts = _run_starts(module_of)
-    rows.modules = list(map(module_of.__getitem__, rows.starts))
-    rows.starts.append(len(names))
-    return rows
+    if len(set(parts.modules)) == len(parts.modules):  # every module's tensors together
+        return _Rows(table.names, table.dtypes, table.shapes, table.nbytes, parts.labels, parts.suffixes,
+                     [*parts.starts, len(table)], parts.modules, parts.prefixes, parts.sites)
+    module_of = list(itertools.chain.from_iterable(map(itertools.repeat, parts.modules, parts.run_lengths())))
+    prefix_of = dict(zip(parts.modules, parts.prefixes))  # a module's prefix and sites depend on its name alone
+    site_of = dict(zip(parts.modules, parts.sites))
+    first_place = dict(zip(prefix_of, itertools.count()))
+    order = sorted(range(len(table)), key=list(map(first_place.__getitem__, module_of)).__getitem__)
+    module_of = _picked(module_of, order)
+    starts = _run_starts(module_of)
+    modules = list(map(module_of.__getitem__, starts))
+    return _Rows(_picked(table.names, order), _picked(table.dtypes, order), _picked(table.shapes, order),
+                 _picked(table.nbytes, order), _picked(parts.labels, order), _picked(parts.suffixes, order),
+                 [*starts, len(table)], modules, list(map(prefix_of.__getitem__, modules)),
+                 list(map(site_of.__getitem__, modules)))
 
 
 def _picked(column: Sequence[T], order: list[int]) -> list[T]:
     return list(map(column.__getitem__, order))
 
 
-def _module_names(names: Sequence[str], masked: list[str], cuts: dict) -> tuple[list[str], list[str]]:
+def _module_names(names: Sequence[str], masked: Sequence[str], cuts: dict) -> tuple[list[str], tuple[str, ...]]:
     """Each tensor's module and suffix (quantization.module_key)."""
     if None in cuts.values():  # a suffix with an index in it: name by name
         pairs = list(map(module_key, names))
-        return [m for m, _ in pairs], [s for _, s in pairs]
+        return [m for m, _ in pairs], tuple(s for _, s in pairs)
     suffix_of = {m: cut[0] for m, cut in cuts.items()}
-    suffixes = list(map(suffix_of.__getitem__, masked))
+    suffixes = tuple(map(suffix_of.__getitem__, masked))
     if all("." not in suffix and tail == len(suffix) + 1 for suffix, tail, _ in cuts.values()):
         # Every module is its names' text before the last dot (module_key's plain case): one rpartition each.
         return list(map(_BEFORE_SEPARATOR, map(str.rpartition, names, itertools.repeat(".")))), suffixes
@@ -222,7 +295,8 @@ def _module_names(names: Sequence[str], masked: list[str], cuts: dict) -> tuple[
     return list(map(str.__getitem__, names, map(slice, ends))), suffixes
 
 
-_BEFORE_SEPARATOR = itemgetter(0)
+_BEFORE_SEPARATOR, _AFTER_SEPARATOR = itemgetter(0), itemgetter(2)
+_KEY_NUMBER_BYTES = array("I").itemsize
 
 
 def _run_starts(values: Sequence[object]) -> list[int]:
@@ -251,14 +325,17 @@ class _Group:
 
 
 def _alike_modules(rows: _Rows) -> list[_Group]:
-    """Modules grouped by signature (their tensors' masked names, dtypes, shapes and sizes), in first-seen order."""
-    # Number each distinct key and signature by its first place (setdefault: one lookup each).
+    """Modules grouped by signature (their tensors' masked names, dtypes, shapes and sizes: a module's prefix and
+    its rows' labels, dtypes, shapes and sizes), in first-seen order."""
+    # Number each distinct key and signature by its first place (setdefault: one lookup each). A module's key
+    # numbers are a slice of bytes, not a tuple: 46k tuples made and dropped would each count towards the next
+    # garbage collection (the tuple free list keeps what it frees), which visits all 92k rows' columns.
     key_numbers: dict[tuple, int] = {}
-    keys = zip(rows.masked, rows.dtypes, rows.shapes, rows.sizes)
-    numbered = iter(list(map(key_numbers.setdefault, keys, itertools.count())))
-    module_sizes = map(sub, rows.starts[1:], rows.starts[:-1])
-    signatures = map(tuple, map(islice, itertools.repeat(numbered), module_sizes))
-    group_numbers: dict[tuple[int, ...], int] = {}
+    keys = zip(rows.labels, rows.dtypes, rows.shapes, rows.sizes)
+    numbered = array("I", map(key_numbers.setdefault, keys, itertools.count())).tobytes()
+    bounds = list(map(mul, rows.starts, itertools.repeat(_KEY_NUMBER_BYTES)))
+    signatures = zip(rows.prefixes, map(numbered.__getitem__, map(slice, bounds[:-1], bounds[1:])))
+    group_numbers: dict[tuple[str, bytes], int] = {}
     first_of_group: list[int] = list(map(group_numbers.setdefault, signatures, itertools.count()))  # its first module
     by_group = sorted(range(len(first_of_group)), key=first_of_group.__getitem__)  # stable: in module order
     groups = []
@@ -291,12 +368,11 @@ def _tensor_kinds(rows: _Rows, groups: list[_Group], scan: QuantScan) -> _Kinds:
     """Each group's tensors: class key (TP split, role, module, leaf, dtype, shape, bytes, parameters, template),
     buffers and parameters (times the group's modules), and candidate tied embeddings."""
     kinds = _Kinds()
-    templates = {m: _kind(m) for m in rows.cuts}  # masked name -> (split, role unless side data or buffer, module, leaf)
     for number, group in enumerate(groups):
         for position, index in enumerate(group.rows):
             t = _tensor(rows, index)
-            template = rows.masked[index]
-            split, role, module, leaf = templates[template]
+            template = rows.masked(group.order, index)
+            split, role, module, leaf = _kind(template)
             claimed = t.name in scan.claimed
             if t.name in scan.side:
                 role, unpacked = "side", 0
@@ -313,7 +389,7 @@ def _tensor_kinds(rows: _Rows, groups: list[_Group], scan: QuantScan) -> _Kinds:
                         kinds.outputs.append((group.order, position, t.numel))
             kinds.class_keys[number, position] = (split, role, module, leaf, t.dtype, t.shape, t.nbytes, unpacked,
                                                   template)
-            cut = rows.cuts[template]
+            cut = _module_cut(template)
             if cut is None or not cut[2]:  # MXFP4's `<proj>_blocks`: module `<proj>`, indices its own
                 kinds.own_sites.add((number, position))
     return kinds
@@ -325,9 +401,7 @@ def _classes(rows: _Rows, groups: list[_Group], kinds: _Kinds) -> tuple[TensorCl
     places: dict[tuple, list[tuple[int, int]]] = {}  # class key -> its (group, position)s
     for place, key in kinds.class_keys.items():  # groups in first-seen order: first places come first
         places.setdefault(key, []).append(place)
-    need_sites = any("#" in key[-1] for key in places)
-    module_sites = _module_sites(rows.modules, list(map(rows.masked.__getitem__, rows.starts[:-1])), rows.cuts) \
-        if need_sites else []
+    module_sites = rows.sites
 
     def site(module: int, group: int, position: int) -> str:
         if (group, position) in kinds.own_sites:
@@ -376,19 +450,23 @@ def _one_per_name(table: TensorTable) -> TensorTable:
                        tuple(map(table.files.__getitem__, keep)))
 
 
-def _module_sites(modules: list[str], templates: list[str], cuts: dict[str, tuple[str, int, bool] | None]) -> list[str]:
-    """Each module's indices ("3.17"), given the masked name of one of its tensors: one regex pass over all the
-    module names joined, the indices dealt out by how many each template has."""
-    joined = "\n.".join(modules)
-    if (None in cuts.values() or "#" in joined or joined.count("\n") != len(modules) - 1) or not modules:
-        return list(map(_site, modules))
-    indices = _INDEX_AFTER_DOT.findall("." + joined + "\n")
-    hashes = {template: template.count("#") for template in cuts}
-    counts = list(map(hashes.__getitem__, templates))
-    if sum(counts) != len(indices):  # not one index per `#`: look again module by module
-        return list(map(_site, modules))
-    join: Callable[[Iterable[str]], str] = ".".join
-    return list(map(join, map(islice, itertools.repeat(iter(indices)), counts)))
+def _masked_modules(modules: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Each module with its index components as `#` and a dot after it, and its indices ("3.17"): one regex pass
+    over the modules joined. When every run of digits was an index, the indices are what is left once all but
+    digits, dots and line breaks is deleted and runs of dots are folded (a few byte passes, no call per module)."""
+    framed = "." + ".\n.".join(modules) + ".\n"
+    marked = _INDEX_AFTER_DOT.sub(".#", framed)
+    prefixes = tuple(marked[1:-1].split("\n."))
+    if not framed.isascii() or any(digit in marked for digit in "0123456789"):
+        return prefixes, tuple(map(_site, modules))
+    kept = ("\n" + framed).encode("ascii").translate(None, _NOT_IN_SITES)
+    while b".." in kept:
+        kept = kept.replace(b"..", b".")
+    sites = kept.replace(b"\n.", b"\n").replace(b".\n", b"\n")[1:-1].decode("ascii").split("\n")
+    return prefixes, tuple(sites)
+
+
+_NOT_IN_SITES = bytes(sorted(set(range(128)) - set(b"0123456789.\n")))
 
 
 def _site(name: str) -> str:

@@ -7,6 +7,7 @@ Offsets are relative to the data region that follows the header and must tile it
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -155,72 +156,95 @@ def _parse_canonical(payload: bytes, file: str) -> tuple[TensorTable, dict[str, 
     count, rest = divmod(len(parts) - 1, 10)
     if rest or parts[0] or any(parts[at::10].count(fixed) != count for at, fixed in _FIXED):
         return None
-    names, dtypes = parts[1::10], parts[5::10]
-    shapes_text, offsets_text = "".join(parts[8::10]), "".join(parts[10::10])  # ":[S],:[S],..." ":[B,E]},...:[B,E]}"
-    if not (shapes_text.startswith(":[") and shapes_text.endswith("],") and offsets_text.startswith(":[")
-            and offsets_text.endswith("]}")):
-        return None
-    shapes, offsets = shapes_text[2:-2].split("],:["), offsets_text[2:-2].split("]},:[")
-    if len(shapes) != count or len(offsets) != count:
-        return None
-    strings = "".join(names) + "".join(dtypes)
-    if "\\" in strings or not strings.isprintable() or not all(dtypes):
+    names = parts[1::10]
+    if payload.translate(None, _PLAIN_BYTES) and not _plain_strings(names, parts[5::10]):
         return None  # escapes, control characters or an empty dtype: the general parser decides
     distinct = set(names)
     if len(distinct) != count or "__metadata__" in distinct:
         return None
-    joined = ";".join(offsets)  # "B,E;B,E;...": two plain decimal numbers each (no sign, space, fraction or
-    if joined.translate(_DIGITS) != ",;" * (count - 1) + "," or _leading_zero(joined):  # leading zero), nothing else
+    columns = _kind_columns(parts[5::10], parts[8::10])
+    if columns is None:
         return None
-    try:
-        dims = {shape: tuple(map(int, shape.split(","))) if shape else () for shape in set(shapes)}
-    except ValueError:
+    dtypes, shapes, sizes = columns
+    offsets = parts[10::10]  # ":[B,E]}," each, the last without its comma
+    joined = ";".join(offsets)  # two plain decimal numbers each (no sign, space or fraction), nothing else
+    if joined.encode().translate(None, b"0123456789") != _OFFSETS_LAID_OUT * (count - 1) + _LAST_OFFSETS_LAID_OUT:
         return None
-    if any(",".join(map(str, d)) != shape or (d and max(d) >= _U64) for shape, d in dims.items()):
-        return None  # a shape not as JSON writes it, or values past 64 bits
-    if not set(dtypes) <= DTYPE_BITS.keys():
-        return None  # unknown dtypes: the general parser lists them
-    bits = {(dtype, shape): math.prod(dims[shape]) * DTYPE_BITS[dtype] for dtype, shape in set(zip(dtypes, shapes))}
-    if any(size % 8 for size in bits.values()):
-        return None  # no whole number of bytes: no offsets can match
-    sizes = list(map({key: size // 8 for key, size in bits.items()}.__getitem__, zip(dtypes, shapes)))
-    numbers = joined.replace(";", ",").split(",")  # B, E, B, E, ... as written
-    try:
-        if numbers[0] == "0" and numbers[2::2] == numbers[1:-1:2]:  # each begins where the one before ends, as the
-            ends = list(map(int, numbers[1::2]))  # writers write them: the ends say it all
-            if ends != list(accumulate(sizes)) or ends[-1] >= _U64:
-                return None
-            nbytes = tuple(sizes)
-        else:
-            values = list(map(int, numbers))
-            if max(values) >= _U64:
-                return None
-            begins, stops = values[0::2], values[1::2]
-            if count > 1:  # data order, ties in the header's order (as the general parser sorts)
-                pick = itemgetter(*sorted(range(count), key=list(zip(begins, stops)).__getitem__))
-                names, dtypes, shapes, begins, stops, sizes = (pick(names), pick(dtypes), pick(shapes), pick(begins),
-                                                               pick(stops), pick(sizes))
-            nbytes = tuple(map(sub, stops, begins))
-            if not _tiled(begins, stops) or list(nbytes) != list(sizes):
-                return None
-    except ValueError:  # an empty number
+    ends = list(accumulate(sizes))
+    if ends[-1] >= _U64:
         return None
-    return TensorTable(tuple(names), tuple(dtypes), tuple(map(dims.__getitem__, shapes)), nbytes,
-                       (file,) * count), metadata
+    if joined.replace("]},;:[", ",") == _offsets_text(ends):  # each begins where the one before ends, as the writers
+        nbytes = tuple(sizes)  # write them, and every size is its dtype x shape
+    else:  # another order (or sizes that do not match, found below)
+        if _LEADING_ZERO.search(joined):  # JSON writes none; int() would read one
+            return None
+        try:
+            values = list(map(int, joined[2:-2].replace("]},;:[", ",").split(",")))  # B, E, B, E, ... as written
+        except ValueError:  # an empty number
+            return None
+        if max(values) >= _U64:
+            return None
+        begins, stops = values[0::2], values[1::2]
+        if count > 1:  # data order, ties in the header's order (as the general parser sorts)
+            pick = itemgetter(*sorted(range(count), key=list(zip(begins, stops)).__getitem__))
+            names, dtypes, shapes, begins, stops, sizes = (pick(names), pick(dtypes), pick(shapes), pick(begins),
+                                                           pick(stops), pick(sizes))
+        nbytes = tuple(map(sub, stops, begins))
+        if not _tiled(begins, stops) or list(nbytes) != list(sizes):
+            return None
+    return TensorTable(tuple(names), tuple(dtypes), tuple(shapes), nbytes, (file,) * count), metadata
 
 
-_DIGITS = str.maketrans("", "", "0123456789")
+# Every byte of a header as the writers write it, but for escapes (a backslash): printable ASCII.
+_PLAIN_BYTES = bytes(range(32, 127)).replace(b"\\", b"")
+_OFFSETS_LAID_OUT, _LAST_OFFSETS_LAID_OUT = b":[,]},;", b":[,]}"
+_DTYPE_NAMES = {dtype: dtype for dtype in DTYPE_BITS}  # one string object per dtype
 
 
-def _leading_zero(numbers: str) -> bool:
-    """Whether a number in "B,E;B,E;..." has a leading zero (JSON writes none; int() would read one)."""
-    if numbers[:1] == "0" and numbers[1:2].isdigit():
-        return True
-    return ((",0" in numbers or ";0" in numbers)  # rare in a header (0 starts only the first tensor): look closer
-            and _LEADING_ZERO.search(numbers) is not None)
+def _plain_strings(names: list[str], dtypes: list[str]) -> bool:
+    """Whether names and dtypes hold no escape or control character (what JSON would read differently), and no
+    dtype is empty."""
+    strings = "".join(names) + "".join(dtypes)
+    return "\\" not in strings and strings.isprintable() and all(dtypes)
 
 
-_LEADING_ZERO = re.compile(r"[,;]0[0-9]")
+def _kind_columns(dtypes: list[str], shape_pieces: list[str]) -> tuple[list[str], list[tuple[int, ...]], list[int]] | None:
+    """Each tensor's dtype, shape and byte size from its dtype and its `:[S],` piece, when every dtype is known, every
+    shape is written as JSON writes it and every size is a whole number of bytes; else None. Each distinct
+    (dtype, shape) is read once and its objects are shared by its tensors (a header has a few dozen)."""
+    first_of_kind: dict[tuple[str, str], int] = {}
+    kind_of = list(map(first_of_kind.setdefault, zip(dtypes, shape_pieces), itertools.count()))
+    dtype_of, shape_of, size_of = {}, {}, {}
+    for (dtype, piece), kind in first_of_kind.items():
+        bits = DTYPE_BITS.get(dtype)
+        text = piece[2:-2]
+        if bits is None or not (piece.startswith(":[") and piece.endswith("],")):
+            return None  # unknown dtypes: the general parser lists them
+        try:
+            shape = tuple(map(int, text.split(","))) if text else ()
+        except ValueError:
+            return None
+        if ",".join(map(str, shape)) != text or (shape and max(shape) >= _U64):
+            return None  # a shape not as JSON writes it, or values past 64 bits
+        size, odd_bits = divmod(math.prod(shape) * bits, 8)
+        if odd_bits:
+            return None  # no whole number of bytes: no offsets can match
+        dtype_of[kind], shape_of[kind], size_of[kind] = _DTYPE_NAMES[dtype], shape, size
+    return (list(map(dtype_of.__getitem__, kind_of)), list(map(shape_of.__getitem__, kind_of)),
+            list(map(size_of.__getitem__, kind_of)))
+
+
+def _offsets_text(ends: list[int]) -> str:
+    """":[B,E,B,E,...]}" for tensors laid end to end from byte 0 with these ends."""
+    numbers = [""] * (2 * len(ends))
+    numbers[0] = "0"
+    ends_text = list(map(str, ends))
+    numbers[1::2] = ends_text
+    numbers[2::2] = ends_text[:-1]
+    return ":[" + ",".join(numbers) + "]}"
+
+
+_LEADING_ZERO = re.compile(r"[\[,]0[0-9]")
 
 
 def _tiled(begins: Sequence[int], stops: Sequence[int]) -> bool:
