@@ -312,8 +312,8 @@ class HubClient:
                     else:
                         step.ready(lambda: transport.call_soon(advance))
                     return
-                except TransportError as exc:  # refused before it was sent: the steps see it as they would
-                    error = exc
+                except Exception as exc:  # noqa: BLE001 - refused before it was sent (TransportError), or a fault:
+                    error = exc  # the steps see it and end through on_done, never lost on the HTTP thread
 
         def woken() -> None:  # a retry's pause is over, or the transport was cancelled during it
             try:
@@ -404,6 +404,8 @@ class HubClient:
         commit = None
         for hop in range(constants.MAX_REDIRECTS + 1):
             try:
+                if not url.isascii() or _PATH_CONTROL.search(url):  # a raw byte in a Location: no URL to send
+                    raise ValueError("not a plain ASCII URL")
                 origin = Origin.of(url)
             except ValueError:
                 raise HubUnavailable(f"the Hub redirected to an address gpumem cannot use ({clean(_strip_query(url), 200)})") from None

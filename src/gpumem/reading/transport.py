@@ -249,7 +249,7 @@ class Transport:
         origin = origin or Origin.of(url)
         self.raise_if_stopped()
         fields = {"User-Agent": self.user_agent, "Accept-Encoding": "identity", **headers}
-        if _UNSAFE_IN_HEADERS.search("".join(name + value for name, value in fields.items())):
+        if not url.isascii() or _UNSAFE_IN_HEADERS.search(url + "".join(name + value for name, value in fields.items())):
             raise TransportError("the request could not be encoded", permanent=True)
         if self._cafile:
             self._check_ca_bundle()
@@ -461,7 +461,10 @@ class _Driver:
                 self._step()
             except Exception:  # noqa: BLE001 - a fault here must fail the transfers in flight, not hang their threads
                 for handle in list(self.running):
-                    self._end(handle, (-1, "the HTTP driver failed"))
+                    try:
+                        self._end(handle, (-1, "the HTTP driver failed"))
+                    except Exception:  # noqa: BLE001 - a callback's fault must not end the thread every read needs
+                        pass
 
     def _step(self) -> None:
         """Take what threads posted, move every transfer as far as it goes, hand back the finished ones, run the
