@@ -169,11 +169,13 @@ def test_a_server_that_does_not_redirect_gets_first_reads_sized_from_the_index_o
 
 def _modules_loaded_by(argv: list[str]) -> tuple[set[str], str]:
     """The modules a fresh interpreter holds after `gpumem ARGV` (stdout dropped), and what it said on stderr."""
-    code = ("import contextlib, io, json, sys\n"
+    code = ("import contextlib, io, sys\n"
             "from gpumem.cli import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    try:\n        main(sys.argv[1:])\n    except SystemExit:\n        pass\n"
-            "print(json.dumps(sorted(sys.modules)))")
+            "modules = sorted(sys.modules)\n"
+            "import json\n"
+            "print(json.dumps(modules))")
     done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True,
                           env={**os.environ, "COLUMNS": "80"})
     return set(json.loads(done.stdout)), done.stderr
@@ -193,4 +195,15 @@ def test_a_usage_error_is_said_without_loading_the_writers_or_the_api(argv):
     assert "gpumem.output.wrapping" in modules
     assert not modules & {"gpumem.output.render", "gpumem.output.tables", "gpumem.output.views",
                           "gpumem.output.report", "gpumem.api", "gpumem.planning.memory", "gpumem.reading.hub"}
+    assert not {name.split(".")[0] for name in modules} & {"rich", "pycurl"}
+
+
+def test_calc_loads_neither_the_readers_nor_a_config_parser():
+    # `gpumem calc` prints a formula and weights-only plans: no Hub, cache or config reading, no rich (piped),
+    # no json or csv writer for a table, no traceback formatting.
+    modules, err = _modules_loaded_by(["calc", "--params", "70B"])
+    assert err == ""
+    assert "gpumem.planning.plans" in modules
+    assert not modules & {"gpumem.model.architecture", "gpumem.reading.hub", "gpumem.reading.cache",
+                          "gpumem.reading.fetch", "gpumem.planning.training", "json", "csv", "traceback"}
     assert not {name.split(".")[0] for name in modules} & {"rich", "pycurl"}

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .constants import CALC_BITS
 from .errors import AdapterTraining, BadConfig, GpumemError, UsageError, repo_error_record
-from .model.architecture import Architecture, parse_architecture
 from .model.types import VOCAB, ModelSummary, Note, RepoMetadata, WeightCount, WeightSet
 from .output.report import FORMULA_BITS, CalcReport, ComponentCount, FitReport, ModelReport, TrainingReport
 from .planning.engines import Engine
@@ -21,6 +20,7 @@ from .planning.plans import ModelFacts, Plan, PlanRequest, make_plans
 from .reading.sources import HubOptions, is_offline, open_client
 
 if TYPE_CHECKING:
+    from .model.architecture import Architecture
     from .planning.training import TrainingBase, TrainingOptions
 
 # The Hub client, cache, snapshot and counting modules are imported where they are used, so that
@@ -412,6 +412,8 @@ def _components(group: Sequence[WeightSet]) -> tuple[ComponentCount, ...]:
 def _architecture(config: dict | None) -> tuple[Architecture | None, str | None]:
     if not config:
         return None, None  # the memory model says what a weights-only answer leaves out
+    from .model.architecture import parse_architecture  # here: `gpumem calc` reads no config
+
     try:
         return parse_architecture(config), None
     except BadConfig as exc:

@@ -12,7 +12,6 @@ import functools
 import os
 import re
 import sys
-import traceback
 
 import click
 
@@ -723,6 +722,8 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, Interrupted):
             _interrupted()
         if _State.debug:
+            import traceback
+
             for line in "".join(traceback.format_exception(exc)).splitlines():
                 click.echo(clean(line, 2000), err=True)
             _print_request_log()

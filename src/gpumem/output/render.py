@@ -3,14 +3,12 @@ reports' `to_dict()`. `emit` picks one. stdout carries data only; notes, warning
 
 Plain text and rich share one layout (`tables.layout`) at the terminal's width, so a pipe and a terminal show
 the same lines; rich adds colour on a terminal and records SVGs. It is imported only for those, so `--json`,
-CSV and piped `gpumem calc` never load it.
+CSV and piped `gpumem calc` never load it; json and csv load only for their formats.
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -30,6 +28,8 @@ FORMATS = ("table", "json", "markdown", "csv")
 def emit(document: Document, data: object, *, format: str, svg: str | None = None) -> None:
     """Write one command's output to stdout in `format`; `svg` also saves the table view as an SVG image."""
     if format == "json":  # json.dumps escapes control characters itself
+        import json
+
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         if svg:
             save_svg(_safe(document), svg)
@@ -139,6 +139,8 @@ def to_csv(document: Document) -> str:
     """CSV: exact values (bytes as integers, decimals without float noise, true/false). Tables with the same
     columns (`fit` of several models) make one CSV; different tables are sections, each a `# title` line, its
     header row and rows, separated by a blank line. Text a spreadsheet would run as a formula starts with '."""
+    import csv
+
     sections: list[tuple[str, list[str], list[list[object]]]] = []
     for table in document.tables:
         header = [name for name, _ in table.keys] + [c.name for c in table.columns]

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..model.architecture import Architecture
 from ..model.types import WeightCount
 from ..planning.gpus import Recommendation
 from ..planning.memory import FormulaResult, ServingEstimate
 from ..planning.plans import RANKING, Plan
 
-if TYPE_CHECKING:  # annotations only: a calc or hf report does not load the training model
+if TYPE_CHECKING:  # annotations only: a calc or hf report does not load the training model, calc no config
     from ..model.adapters import Adapter
+    from ..model.architecture import Architecture
     from ..planning.engines import LoraSlots
     from ..planning.training import TrainingEstimate, TrainingPlan
 

@@ -13,14 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..constants import GB
 from ..errors import UsageError
-from ..model.architecture import Architecture
 from ..model.types import ModelSummary
 from .engines import MIB, GpuTarget
 from .memory import ServingOptions, capacity, check_tp, estimate_serving
+
+if TYPE_CHECKING:  # annotations only: `gpumem calc` reads no config
+    from ..model.architecture import Architecture
 
 GPU_COUNTS = (1, 2, 4, 8)
 # Package data beside this module (a plain path: importlib.resources costs start-up time for nothing here).

@@ -13,13 +13,15 @@ Where each constant comes from (see ../shared/reference/memory-model.md and fixt
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..constants import GB
 from ..errors import UsageError
-from ..model.architecture import Architecture
 from ..model.types import REPLICATED, ModelSummary, TensorClass
 from .options import KV_DTYPE_BYTES, ServingOptions  # noqa: F401 (re-exported with the memory model)
+
+if TYPE_CHECKING:  # annotations only: `gpumem calc` reads no config
+    from ..model.architecture import Architecture
 
 
 def formula_memory_gb(parameters: int, bits: float, overhead: float = 1.2) -> float:

@@ -25,17 +25,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..constants import GB
 from ..errors import UsageError
-from ..model.architecture import Architecture
 from ..model.types import Note
 from .engines import DEFAULT_ENGINE, ENGINES, Engine, get_engine
 from .gpus import Gpu, load_catalog, tp_fits_heads
 from .memory import Capacity, ServingEstimate, ServingOptions, capacity, check_tp
 from .prices import Price, PriceTable
 from .throughput import LLAMA_CPP, SERVING, ModelShape, Speed, estimate_speed
+
+if TYPE_CHECKING:  # annotations only: `gpumem calc` reads no config
+    from ..model.architecture import Architecture
 
 GIB = 2**30
 TP_SIZES = (1, 2, 4, 8, 16)
