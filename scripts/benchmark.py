@@ -260,12 +260,20 @@ elif stack.startswith("pycurl"):
             handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
         multi.add_handle(handle)
 else:
+    import threading
     from gpumem.reading.hub import HubClient
     client = HubClient(endpoint, False)
-    read = lambda url: client.read_range(repo, "main", url.rsplit("/", 1)[1], 0, urls[url])
+    ended, left = threading.Event(), [len(urls)]
+    def done(data, error):  # on the HTTP thread, as fetch's header wave takes each answer
+        assert error is None and data is not None, error
+        left[0] -= 1
+        if not left[0]:
+            ended.set()
 wall, cpu = time.perf_counter(), time.process_time()
-if stack == "gpumem (HubClient, libcurl)":
-    client.map_concurrent(read, list(urls))
+if stack == "gpumem (HubClient, libcurl)":  # every read in flight at once, driven from the HTTP thread
+    for url in urls:
+        client.start(client.range_steps(repo, "main", url.rsplit("/", 1)[1], 0, urls[url]), done)
+    ended.wait()
 elif stack.startswith("pycurl"):  # one thread drives every transfer; each 302 is followed by hand, as gpumem does
     for url, n in urls.items():
         add(url, n)

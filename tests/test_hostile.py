@@ -188,6 +188,10 @@ def test_the_sanitiser():
     register_secret("hf_abcdefghijklmnop")
     assert clean("a\x1b[2Jb\x07c\u202ed\nz") == "a\\x1b[2Jb\\x07c\\u202ed\\x0az"
     assert redact("Bearer hf_abcdefghijklmnop https://u:p@h.example/x") == "Bearer *** https://***@h.example/x"
+    # each pattern also where the text is ASCII without its other triggers, and where it is not ASCII at all
+    assert redact("x BASIC abcdefgh1234") == "x BASIC ***" and redact("see hf_zyxwvuts99") == "see hf_***"
+    assert redact("é https://u@h/ baſic abcdefgh1234") == "é https://***@h/ baſic ***"
+    assert clean("plain text") == "plain text" and clean("x\x7f") == "x\\x7f"
     assert [csv_cell(v) for v in ("=1+1", "+x", "-x", "@SUM(A1)", "-1.5", 3, "ok")] == \
         ["'=1+1", "'+x", "'-x", "'@SUM(A1)", "-1.5", 3, "ok"]
 
