@@ -93,6 +93,7 @@ def test_progress_appears_only_on_a_terminal_after_a_moment(monkeypatch, capsys)
         for repo in ("a/b", "c/d"):
             shown.header_read("model.safetensors")
             shown.repo_done(repo)
+        assert shown.shown.wait(10)  # built on a thread of its own: a callback (the HTTP thread) never waits
     assert shown._progress is not None  # the bar was started, and stopped on exit
     silenced = progress.ReadProgress(3, quiet=True)
     with silenced:
