@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from itertools import islice
-from operator import itemgetter, mul, ne, sub
+from operator import add, itemgetter, mul, ne, sub
 from typing import TypeVar
 
 from ..errors import BadConfig, BadHeader
@@ -92,11 +92,14 @@ def summarize_table(table: TensorTable, config: dict | None = None, quantize_con
     names say (NameParts, made per header as it arrived and joined in table order).
     """
     _check_configs(config, quantize_config)
-    counted = _one_per_name(table)
-    if names is None or counted is not table:
-        names = NameParts.of(counted.names)
-    rows = _in_module_order(counted, names)
+    counted = table
+    rows = _in_module_order(table, NameParts.of(table.names) if names is None else names)
     groups = _alike_modules(rows)
+    if not _names_distinct(rows, groups):
+        counted = _one_per_name(table)
+        if counted is not table:
+            rows = _in_module_order(counted, NameParts.of(counted.names))
+            groups = _alike_modules(rows)
     scan = scan_modules([(g.module, g.tensors, g.count) for g in groups], config, quantize_config)
     kinds = _tensor_kinds(rows, groups, scan)
     classes = _classes(rows, groups, kinds)
@@ -211,7 +214,7 @@ class NameParts:
         offset = 0
         for part in parts:
             skip = int(bool(modules and part.modules and part.modules[0] == modules[-1]))  # runs on
-            starts.extend(start + offset for start in part.starts[skip:])
+            starts.extend(map(add, part.starts[skip:], itertools.repeat(offset)))
             modules.extend(part.modules[skip:])
             prefixes.extend(part.prefixes[skip:])
             sites.extend(part.sites[skip:])
@@ -439,6 +442,13 @@ def _module_cut(masked: str) -> tuple[str, int, bool] | None:
     return suffix, len(masked) - len(module), masked[len(module)] == "."  # not so for MXFP4's `<proj>_blocks`
 
 
+def _names_distinct(rows: _Rows, groups: list[_Group]) -> bool:
+    """Whether no name is listed twice, looked at once per group of modules alike: modules are distinct, a name
+    is its module and its label's tail, and modules alike have the same labels. (Names of one module whose
+    suffixes differ only in an index share a label: they are looked at the long way, by _one_per_name.)"""
+    return all(len(set(map(rows.labels.__getitem__, group.rows))) == len(group.rows) for group in groups)
+
+
 def _one_per_name(table: TensorTable) -> TensorTable:
     """The table as counting groups it: a name listed twice (no header parser lets that through) counts once,
     its last entry in its first place, as {module: {suffix: tensor}} keeps it."""
@@ -456,7 +466,7 @@ def _masked_modules(modules: Sequence[str]) -> tuple[tuple[str, ...], tuple[str,
     digits, dots and line breaks is deleted and runs of dots are folded (a few byte passes, no call per module)."""
     framed = "." + ".\n.".join(modules) + ".\n"
     marked = _INDEX_AFTER_DOT.sub(".#", framed)
-    prefixes = tuple(marked[1:-1].split("\n."))
+    prefixes = _shared(marked[1:-1].split("\n."))
     if not framed.isascii() or any(digit in marked for digit in "0123456789"):
         return prefixes, tuple(map(_site, modules))
     kept = ("\n" + framed).encode("ascii").translate(None, _NOT_IN_SITES)
