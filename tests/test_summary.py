@@ -121,3 +121,17 @@ def test_the_hub_reader_keeps_the_summary_of_a_lone_model_and_no_tensors(hub):
     (weights,) = metadata.weight_sets
     assert weights.tensors == () and weights.summary is not None
     assert weights.summary.count.parameters == 46_702_792_704
+
+
+def test_a_joined_table_reads_as_the_tables_it_joins():
+    tensors = load_snapshot("openai-community/gpt2").weight_sets[0].tensors
+    pieces = [TensorTable.of(tensors[i:i + 25]) for i in range(0, len(tensors), 25)] + [TensorTable()]
+    joined, whole = TensorTable.concat(pieces), TensorTable.of(tensors)
+    assert joined == whole and len(joined) == len(whole) and joined.tensors() == whole.tensors()
+    for column, expected in zip(
+            (joined.names, joined.dtypes, joined.shapes, joined.nbytes, joined.files),
+            (whole.names, whole.dtypes, whole.shapes, whole.nbytes, whole.files), strict=True):
+        assert [column[i] for i in range(-len(expected), len(expected))] == list(expected) * 2
+        assert column[3:30:4] == expected[3:30:4] and hash(column) == hash(expected)
+        with pytest.raises(IndexError):
+            column[len(expected)]

@@ -26,6 +26,7 @@ from .types import (
     REPLICATED,
     SPLIT,
     VOCAB,
+    Joined,
     ModelSummary,
     TensorClass,
     TensorInfo,
@@ -169,12 +170,12 @@ class NameParts:
     When every module is its names' text before the last dot (module_key's plain case; DeepSeek-V3's 92k names),
     the prefix is the module masked and a dot, and the label the suffix: names are masked one module at a time
     (46k modules, not 92k names) and a row's label is shared with every row of that suffix. Otherwise the prefix
-    is empty and the label the whole masked name. Columns are tuples: the garbage collector stops visiting a
-    tuple of strings at its first collection, a list never."""
+    is empty and the label the whole masked name. Columns are tuples (the garbage collector stops visiting a
+    tuple of strings at its first collection, a list never); joined parts read their rows in place (`Joined`)."""
 
     plain: bool
-    labels: tuple[str, ...]
-    suffixes: tuple[str, ...]
+    labels: Sequence[str]
+    suffixes: Sequence[str]
     starts: tuple[int, ...]  # where each run of one module's rows begins
     modules: tuple[str, ...]  # each run's module
     prefixes: tuple[str, ...]  # each run's masked module and a dot (plain), else ""
@@ -220,12 +221,9 @@ class NameParts:
             sites.extend(part.sites[skip:])
             offset += len(part.labels)
 
-        def joined(column: Callable[[NameParts], tuple[str, ...]]) -> tuple[str, ...]:
-            return tuple(itertools.chain.from_iterable(map(column, parts)))
-
-        labels = joined(lambda p: p.labels)
-        return cls(plain, labels, labels if plain else joined(lambda p: p.suffixes), tuple(starts), tuple(modules),
-                   tuple(prefixes), tuple(sites))
+        labels = Joined(part.labels for part in parts)
+        return cls(plain, labels, labels if plain else Joined(part.suffixes for part in parts), tuple(starts),
+                   tuple(modules), tuple(prefixes), tuple(sites))
 
     def run_lengths(self) -> list[int]:
         """How many rows each run has."""
@@ -279,7 +277,7 @@ def _in_module_order(table: TensorTable, parts: NameParts) -> _Rows:
 
 
 def _picked(column: Sequence[T], order: list[int]) -> list[T]:
-    return list(map(column.__getitem__, order))
+    return list(map(tuple(column).__getitem__, order))  # (a joined column is read row by row slowly: copy it first)
 
 
 def _module_names(names: Sequence[str], masked: Sequence[str], cuts: dict) -> tuple[list[str], tuple[str, ...]]:
@@ -455,25 +453,30 @@ def _one_per_name(table: TensorTable) -> TensorTable:
     if len(set(table.names)) == len(table):
         return table
     keep = list(dict(zip(table.names, range(len(table)))).values())
-    return TensorTable(tuple(map(table.names.__getitem__, keep)), tuple(map(table.dtypes.__getitem__, keep)),
-                       tuple(map(table.shapes.__getitem__, keep)), tuple(map(table.nbytes.__getitem__, keep)),
-                       tuple(map(table.files.__getitem__, keep)))
+    return TensorTable(tuple(_picked(table.names, keep)), tuple(_picked(table.dtypes, keep)),
+                       tuple(_picked(table.shapes, keep)), tuple(_picked(table.nbytes, keep)),
+                       tuple(_picked(table.files, keep)))
 
 
 def _masked_modules(modules: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Each module with its index components as `#` and a dot after it, and its indices ("3.17"): one regex pass
-    over the modules joined. When every run of digits was an index, the indices are what is left once all but
-    digits, dots and line breaks is deleted and runs of dots are folded (a few byte passes, no call per module)."""
+    over the modules joined for the prefixes. When every run of digits was an index, the indices are what is left
+    once all but digits, dots and line breaks is deleted and runs of dots are folded (a few byte passes); else
+    one more regex pass finds them, dealt out by the `#`s of each prefix."""
     framed = "." + ".\n.".join(modules) + ".\n"
     marked = _INDEX_AFTER_DOT.sub(".#", framed)
     prefixes = _shared(marked[1:-1].split("\n."))
-    if not framed.isascii() or any(digit in marked for digit in "0123456789"):
+    if framed.isascii() and not any(digit in marked for digit in "0123456789"):
+        kept = ("\n" + framed).encode("ascii").translate(None, _NOT_IN_SITES)
+        while b".." in kept:
+            kept = kept.replace(b"..", b".")
+        return prefixes, tuple(kept.replace(b"\n.", b"\n").replace(b".\n", b"\n")[1:-1].decode("ascii").split("\n"))
+    if "#" in framed:  # a `#` of a module's own: not one index per `#`
         return prefixes, tuple(map(_site, modules))
-    kept = ("\n" + framed).encode("ascii").translate(None, _NOT_IN_SITES)
-    while b".." in kept:
-        kept = kept.replace(b"..", b".")
-    sites = kept.replace(b"\n.", b"\n").replace(b".\n", b"\n")[1:-1].decode("ascii").split("\n")
-    return prefixes, tuple(sites)
+    indices = iter(_INDEX_AFTER_DOT.findall(framed))
+    join: Callable[[Iterable[str]], str] = ".".join
+    return prefixes, tuple(map(join, map(islice, itertools.repeat(indices), map(str.count, prefixes,
+                                                                                 itertools.repeat("#")))))
 
 
 _NOT_IN_SITES = bytes(sorted(set(range(128)) - set(b"0123456789.\n")))
