@@ -60,7 +60,7 @@ def test_readme_starts_with_the_two_setup_commands():
 
 def test_package_metadata_for_pipx_uvx_and_the_hf_extension():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["scripts"] == {"gpumem": "gpumem.cli:main", "hf-gpumem": "gpumem.cli:main"}
+    assert project["scripts"] == {"gpumem": "gpumem.cli:run", "hf-gpumem": "gpumem.cli:run"}
     assert project["description"] and project["requires-python"] == ">=3.11"
     assert set(project["dependencies"]) >= {"click>=8.1", "certifi", "rich>=13"}
 

@@ -207,3 +207,19 @@ def test_calc_loads_neither_the_readers_nor_a_config_parser():
     assert not modules & {"gpumem.model.architecture", "gpumem.reading.hub", "gpumem.reading.cache",
                           "gpumem.reading.fetch", "gpumem.planning.training", "json", "csv", "traceback"}
     assert not {name.split(".")[0] for name in modules} & {"rich", "pycurl"}
+
+
+def test_the_command_runs_without_the_cyclic_collector_and_exits_past_it(monkeypatch):
+    import gc
+
+    from gpumem import cli
+
+    seen = []
+    monkeypatch.setattr(cli, "main", lambda: seen.append(gc.isenabled()))
+    try:
+        cli.run()
+        frozen = gc.get_freeze_count()
+    finally:  # this test process goes on: its objects collectable again
+        gc.unfreeze()
+        gc.enable()
+    assert seen == [False] and frozen > 0

@@ -1,6 +1,6 @@
 """`python -m gpumem`."""
 
-from gpumem.cli import main
+from gpumem.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

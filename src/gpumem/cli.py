@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import gc
 import os
 import re
 import sys
@@ -689,6 +690,17 @@ def _note_in_flag_words(note: str) -> str:
     if not isinstance(note, Note):
         return note
     return note_with_hint(*_flag_words(note.text, note.option, note.hint, note.hint_options))
+
+
+def run() -> None:
+    """The `gpumem` command in a process of its own (the console scripts, `python -m gpumem`): `main` without the
+    cyclic garbage collector. A run is short and leaves little cyclic garbage, so its collections would mostly walk
+    what start-up loaded, and the interpreter's last one at exit everything (about 5% of `gpumem calc`)."""
+    gc.disable()
+    try:
+        main()
+    finally:
+        gc.freeze()  # the exit's collection skips frozen objects
 
 
 def main(argv: list[str] | None = None) -> None:
