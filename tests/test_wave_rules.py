@@ -286,3 +286,33 @@ def test_the_progress_display_is_never_built_on_the_thread_that_reports_a_header
         assert time.monotonic() - started < 0.1
         assert shown.shown.wait(5)
     assert len(built_on) == 1 and built_on[0] != threading.current_thread().name
+
+
+def test_cancel_is_answered_without_parsing_the_headers_already_arrived(wave_hub, monkeypatch):
+    """cancel() from another thread (the API's way) once every header has arrived: the wave ends with Interrupted
+    at once instead of parsing each queued header first (each parse slowed to 0.3 s here)."""
+    from gpumem.errors import Interrupted
+    from gpumem.reading import fetch
+
+    real_parse, parsed = fetch.parse_header, []
+
+    def slow_parse(*args, **kwargs):
+        parsed.append(time.monotonic())
+        time.sleep(0.3)
+        return real_parse(*args, **kwargs)
+
+    monkeypatch.setattr(fetch, "parse_header", slow_parse)
+    client = HubClient(wave_hub.endpoint, False)
+    arrived: list[str] = []
+    cancelled_at: list[float] = []
+
+    def count(path: str) -> None:  # on the HTTP thread, as each header's bytes are in
+        arrived.append(path)
+        if len(arrived) == 8:
+            cancelled_at.append(time.monotonic())
+            threading.Thread(target=client.cancel).start()
+
+    client.on_range_read = count
+    _, error, _ = bounded(lambda: fetch_repo(client, SHARDED), 20)
+    assert isinstance(error, Interrupted) and cancelled_at
+    assert len([t for t in parsed if t > cancelled_at[0] + 0.05]) <= 1  # at most the one under way

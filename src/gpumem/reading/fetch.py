@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..constants import SMALL_FILE_CAP
-from ..errors import BadConfig, BadHeader, EntryNotFound, GpumemError
+from ..errors import BadConfig, BadHeader, EntryNotFound, GpumemError, Interrupted
 from ..model.gguf_header import IncompleteGGUF, gguf_config, parse_gguf
 from ..model.jsondoc import load_json_object
 from ..model.layout import ADAPTER_CONFIG, Layout, WeightSetPlan, is_adapter_set, pick_gguf_variant, plan_layout
@@ -237,6 +237,8 @@ class _HeaderWave:
     def _parse(self, number: int, prefix: bytes) -> None:
         read = self.reads[number]
         try:
+            if self.client.transport.cancelled:  # cancel() is answered now, not after every parse already queued
+                raise Interrupted("interrupted")
             header = parse_header(prefix, read.path, read.size)
             if read.name_parts is not None:  # counting's work on the names, while other headers are on their way
                 read.name_parts[read.path] = NameParts.of(header.table.names)
