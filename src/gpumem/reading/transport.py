@@ -42,6 +42,7 @@ from ..constants import MAX_CONCURRENCY
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HTTP2 = bool(pycurl.version_info()[4] & pycurl.VERSION_HTTP2)  # PyPI's wheels have it; a distro's libcurl may not
+_MAX_STREAMS = 256  # per HTTP/2 connection, at most (the server's own limit applies when lower)
 _REDIRECT_BODY_CAP = 64 * 1024  # a redirect's body up to this is taken whole (it ends the exchange cleanly)
 _UNSAFE_IN_HEADERS = re.compile("[\r\n\0]")  # a line break in a header would start another header
 
@@ -216,6 +217,7 @@ class Transport:
         the URL's, when the caller has already parsed it (the Hub client does, for the token)."""
         transfer = self._transfer(method, url, headers, limit, origin, None)
         _driver().submit(transfer)
+        assert transfer.done is not None
         transfer.done.wait()
         return transfer.response()
 
@@ -327,7 +329,7 @@ class _Transfer:
         self.status = 0
         self.error: tuple[int, str] | None = None
         self.cancelled = False
-        self.done = threading.Event()
+        self.done = threading.Event() if on_done is None else None  # a thread waits on it, or on_done is called
         handle = self.handle = pycurl.Curl()
         handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         if _HTTP2:
@@ -379,6 +381,7 @@ class _Transfer:
         handle.close()
         self.error, self.cancelled = error, cancelled
         if self.on_done is None:
+            assert self.done is not None
             self.done.set()
             return
         try:
@@ -416,6 +419,9 @@ class _Driver:
         self.multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, cap)
         self.multi.setopt(pycurl.M_MAXCONNECTS, cap)
         self.multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, MAX_CONCURRENCY)  # more wait for one (HTTP/1.1)
+        # a wave's streams on one HTTP/2 connection per host where the server allows as many (libcurl's default, 100,
+        # opened a second connection for DeepSeek-R1's 163 shards: two more TLS handshakes, two more server threads)
+        self.multi.setopt(pycurl.M_MAX_CONCURRENT_STREAMS, _MAX_STREAMS)
         self.lock = threading.Lock()
         self.incoming: list[_Transfer] = []
         self.cancels: list[Transport] = []
