@@ -188,8 +188,9 @@ class NameParts:
         starts = _run_starts(module_of)
         modules = tuple(map(module_of.__getitem__, starts))
         leaves = _shared(map(_AFTER_SEPARATOR, map(str.rpartition, names, itertools.repeat("."))))
-        if "" not in modules and _plain(names, leaves):  # (a name without a dot has no dot to put back)
-            prefixes, sites = _masked_modules(modules)
+        framed = "." + ".\n.".join(modules) + ".\n"  # each module between dots, one a line
+        if "" not in modules and _plain(framed, len(modules), leaves):  # (a name without a dot has none to put back)
+            prefixes, sites = _masked_modules(modules, framed)
             return cls(True, leaves, leaves, tuple(starts), modules, prefixes, sites)
         masked = _shared(_masked(names))
         cuts = {m: _module_cut(m) for m in dict.fromkeys(masked)}
@@ -239,11 +240,11 @@ def _unprefixed(parts: NameParts) -> NameParts:
     return NameParts(False, labels, parts.suffixes, parts.starts, parts.modules, ("",) * len(parts.starts), parts.sites)
 
 
-def _plain(names: Sequence[str], leaves: Sequence[str]) -> bool:
-    """Whether module_key cuts every name at its last dot: no bitsandbytes `weight.<state>` suffix, no MXFP4
-    `<proj>_blocks` / `<proj>_scales`, no index as the last component, no line break (names are joined by them)."""
-    joined = "\n".join(names)
-    if ".weight." in joined or joined.count("\n") != len(names) - 1:
+def _plain(framed: str, modules: int, leaves: Sequence[str]) -> bool:
+    """Whether module_key cuts every name at its last dot (its module framed as _masked_modules frames them): no
+    bitsandbytes `weight.<state>` suffix, no MXFP4 `<proj>_blocks` / `<proj>_scales`, no index as the last
+    component; and no module with a line break."""
+    if ".weight." in framed or framed.count("\n") != modules:
         return False
     return not any(module_key("." + leaf)[1] != leaf or _INDEX.fullmatch(leaf) for leaf in set(leaves))
 
@@ -458,12 +459,11 @@ def _one_per_name(table: TensorTable) -> TensorTable:
                        tuple(_picked(table.files, keep)))
 
 
-def _masked_modules(modules: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Each module with its index components as `#` and a dot after it, and its indices ("3.17"): one regex pass
-    over the modules joined for the prefixes. When every run of digits was an index, the indices are what is left
-    once all but digits, dots and line breaks is deleted and runs of dots are folded (a few byte passes); else
-    one more regex pass finds them, dealt out by the `#`s of each prefix."""
-    framed = "." + ".\n.".join(modules) + ".\n"
+def _masked_modules(modules: Sequence[str], framed: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Each module with its index components as `#` and a dot after it, and its indices ("3.17"), from the modules
+    framed (each between dots, one a line): one regex pass for the prefixes. When every run of digits was an
+    index, the indices are what is left once all but digits, dots and line breaks is deleted and runs of dots are
+    folded (a few byte passes); else one more regex pass finds them, dealt out by the `#`s of each prefix."""
     marked = _INDEX_AFTER_DOT.sub(".#", framed)
     prefixes = _shared(marked[1:-1].split("\n."))
     if framed.isascii() and not any(digit in marked for digit in "0123456789"):
