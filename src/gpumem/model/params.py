@@ -150,7 +150,7 @@ class _Rows:
     sizes: Sequence[int]
     labels: Sequence[str]  # NameParts.labels
     suffixes: Sequence[str]  # the name less its module (module_key)
-    starts: list[int]  # where each module's tensors begin, then the row count
+    starts: Sequence[int]  # where each module's tensors begin, then the row count
     modules: Sequence[str]  # each module's name
     prefixes: Sequence[str]  # NameParts.prefixes
     sites: Sequence[str]  # each module's indices ("3.17")
@@ -171,15 +171,16 @@ class NameParts:
     the prefix is the module masked and a dot, and the label the suffix: names are masked one module at a time
     (46k modules, not 92k names) and a row's label is shared with every row of that suffix. Otherwise the prefix
     is empty and the label the whole masked name. Columns are tuples (the garbage collector stops visiting a
-    tuple of strings at its first collection, a list never); joined parts read their rows in place (`Joined`)."""
+    tuple of strings at its first collection, a list never) or, for numbers, arrays (never visited); joined parts
+    read their rows in place (`Joined`)."""
 
     plain: bool
     labels: Sequence[str]
     suffixes: Sequence[str]
-    starts: tuple[int, ...]  # where each run of one module's rows begins
-    modules: tuple[str, ...]  # each run's module
-    prefixes: tuple[str, ...]  # each run's masked module and a dot (plain), else ""
-    sites: tuple[str, ...]  # each run's module indices
+    starts: array  # where each run of one module's rows begins
+    modules: Sequence[str]  # each run's module
+    prefixes: Sequence[str]  # each run's masked module and a dot (plain), else ""
+    sites: Sequence[str]  # each run's module indices
 
     @classmethod
     def of(cls, names: Sequence[str]) -> NameParts:
@@ -191,13 +192,14 @@ class NameParts:
         framed = "." + ".\n.".join(modules) + ".\n"  # each module between dots, one a line
         if "" not in modules and _plain(framed, len(modules), leaves):  # (a name without a dot has none to put back)
             prefixes, sites = _masked_modules(modules, framed)
-            return cls(True, leaves, leaves, tuple(starts), modules, prefixes, sites)
+            return cls(True, leaves, leaves, array("q", starts), modules, prefixes, sites)
         masked = _shared(_masked(names))
         cuts = {m: _module_cut(m) for m in dict.fromkeys(masked)}
         module_of, suffixes = _module_names(names, masked, cuts)
         starts = _run_starts(module_of)
         modules = tuple(map(module_of.__getitem__, starts))
-        return cls(False, masked, suffixes, tuple(starts), modules, ("",) * len(starts), tuple(map(_site, modules)))
+        return cls(False, masked, suffixes, array("q", starts), modules, ("",) * len(starts),
+                   tuple(map(_site, modules)))
 
     @classmethod
     def concat(cls, parts: Iterable[NameParts]) -> NameParts:
@@ -209,22 +211,19 @@ class NameParts:
         plain = all(part.plain for part in parts)
         if not plain:
             parts = list(map(_unprefixed, parts))
-        starts: list[int] = []
-        modules: list[str] = []
-        prefixes: list[str] = []
-        sites: list[str] = []
-        offset = 0
+        starts = array("q")
+        runs: list[tuple[Sequence[str], Sequence[str], Sequence[str]]] = []  # each part's modules, prefixes, sites
+        offset, last = 0, None
         for part in parts:
-            skip = int(bool(modules and part.modules and part.modules[0] == modules[-1]))  # runs on
+            skip = int(bool(part.modules) and part.modules[0] == last)  # its first run runs on from the part before
             starts.extend(map(add, part.starts[skip:], itertools.repeat(offset)))
-            modules.extend(part.modules[skip:])
-            prefixes.extend(part.prefixes[skip:])
-            sites.extend(part.sites[skip:])
+            runs.append((part.modules[skip:], part.prefixes[skip:], part.sites[skip:]))
             offset += len(part.labels)
-
+            last = part.modules[-1] if part.modules else last
+        modules, prefixes, sites = (Joined(column) for column in zip(*runs))
         labels = Joined(part.labels for part in parts)
-        return cls(plain, labels, labels if plain else Joined(part.suffixes for part in parts), tuple(starts),
-                   tuple(modules), tuple(prefixes), tuple(sites))
+        return cls(plain, labels, labels if plain else Joined(part.suffixes for part in parts), starts, modules,
+                   prefixes, sites)
 
     def run_lengths(self) -> list[int]:
         """How many rows each run has."""
@@ -261,19 +260,21 @@ def _in_module_order(table: TensorTable, parts: NameParts) -> _Rows:
     """The rows in module order. Writers store a module's tensors together, so that is usually the table's own
     order; otherwise the rows are sorted (stably) by their module's first place."""
     if len(set(parts.modules)) == len(parts.modules):  # every module's tensors together
-        return _Rows(table.names, table.dtypes, table.shapes, table.nbytes, parts.labels, parts.suffixes,
-                     [*parts.starts, len(table)], parts.modules, parts.prefixes, parts.sites)
+        starts = array("q", parts.starts)
+        starts.append(len(table))
+        return _Rows(table.names, table.dtypes, table.shapes, table.nbytes, parts.labels, parts.suffixes, starts,
+                     parts.modules, parts.prefixes, parts.sites)
     module_of = list(itertools.chain.from_iterable(map(itertools.repeat, parts.modules, parts.run_lengths())))
     prefix_of = dict(zip(parts.modules, parts.prefixes))  # a module's prefix and sites depend on its name alone
     site_of = dict(zip(parts.modules, parts.sites))
     first_place = dict(zip(prefix_of, itertools.count()))
     order = sorted(range(len(table)), key=list(map(first_place.__getitem__, module_of)).__getitem__)
     module_of = _picked(module_of, order)
-    starts = _run_starts(module_of)
-    modules = list(map(module_of.__getitem__, starts))
+    run_starts = _run_starts(module_of)
+    modules = list(map(module_of.__getitem__, run_starts))
     return _Rows(_picked(table.names, order), _picked(table.dtypes, order), _picked(table.shapes, order),
                  _picked(table.nbytes, order), _picked(parts.labels, order), _picked(parts.suffixes, order),
-                 [*starts, len(table)], modules, list(map(prefix_of.__getitem__, modules)),
+                 array("q", [*run_starts, len(table)]), modules, list(map(prefix_of.__getitem__, modules)),
                  list(map(site_of.__getitem__, modules)))
 
 
@@ -313,7 +314,7 @@ class _Group:
     module: str  # the first module's name
     tensors: dict[str, TensorInfo]  # its tensors by suffix, in order (what the quantization scan reads)
     rows: range  # its tensors' rows
-    members: list[int]  # every module of the group, in order
+    members: Sequence[int]  # every module of the group, in order
 
     @property
     def order(self) -> int:
@@ -335,11 +336,11 @@ def _alike_modules(rows: _Rows) -> list[_Group]:
     key_numbers: dict[tuple, int] = {}
     keys = zip(rows.labels, rows.dtypes, rows.shapes, rows.sizes)
     numbered = array("I", map(key_numbers.setdefault, keys, itertools.count())).tobytes()
-    bounds = list(map(mul, rows.starts, itertools.repeat(_KEY_NUMBER_BYTES)))
+    bounds = array("q", map(mul, rows.starts, itertools.repeat(_KEY_NUMBER_BYTES)))
     signatures = zip(rows.prefixes, map(numbered.__getitem__, map(slice, bounds[:-1], bounds[1:])))
     group_numbers: dict[tuple[str, bytes], int] = {}
     first_of_group: list[int] = list(map(group_numbers.setdefault, signatures, itertools.count()))  # its first module
-    by_group = sorted(range(len(first_of_group)), key=first_of_group.__getitem__)  # stable: in module order
+    by_group = array("q", sorted(range(len(first_of_group)), key=first_of_group.__getitem__))  # stable: in module order
     groups = []
     for start, stop in itertools.pairwise([*_run_starts(list(map(first_of_group.__getitem__, by_group))), len(by_group)]):
         members = by_group[start:stop]
@@ -403,7 +404,7 @@ def _classes(rows: _Rows, groups: list[_Group], kinds: _Kinds) -> tuple[TensorCl
     places: dict[tuple, list[tuple[int, int]]] = {}  # class key -> its (group, position)s
     for place, key in kinds.class_keys.items():  # groups in first-seen order: first places come first
         places.setdefault(key, []).append(place)
-    module_sites = rows.sites
+    module_sites = tuple(rows.sites)  # (read by index: a joined column reads its parts in order only fast)
 
     def site(module: int, group: int, position: int) -> str:
         if (group, position) in kinds.own_sites:
