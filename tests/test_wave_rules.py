@@ -316,3 +316,28 @@ def test_cancel_is_answered_without_parsing_the_headers_already_arrived(wave_hub
     _, error, _ = bounded(lambda: fetch_repo(client, SHARDED), 20)
     assert isinstance(error, Interrupted) and cancelled_at
     assert len([t for t in parsed if t > cancelled_at[0] + 0.05]) <= 1  # at most the one under way
+
+
+def test_an_index_that_cannot_be_read_is_the_error_and_the_waiting_shard_reads_end(wave_hub):
+    """Shard reads redirected before the index is in wait for its sizes; when the index fails, they end and the
+    index's own error is raised (the documented order: model info, config, index, then wave 2)."""
+    wave_hub.latency = 0.2  # the shards' resolves are answered while the index is still being retried
+    wave_hub.fail_next("model.safetensors.index.json", 500, count=10)
+    client = HubClient(wave_hub.endpoint, False, backoff=0.1, retries=2)
+    _, error, took = bounded(lambda: fetch_repo(client, SHARDED), 20)
+    assert isinstance(error, HubUnavailable) and "HTTP 500 for model.safetensors.index.json" in str(error), error
+    assert nothing_in_flight(client) and took < 10
+    resolved = [r for r in wave_hub.requests if "/resolve/" in r.path and r.path.endswith(".safetensors")]
+    assert resolved and not [r for r in wave_hub.requests if r.path.startswith("/cdn/")]  # none read unsized
+
+
+def test_a_gzip_bomb_for_a_shard_range_is_inflated_only_up_to_the_range(wave_hub):
+    """A CDN answering a range read with 200 and a gzip body of 64 MiB of spaces: only the asked bytes are
+    inflated, so the header read ends with the header's own error (8 spaces as its length), at once."""
+    from gpumem.errors import BadHeader
+
+    wave_hub.gzip_bomb_next("/cdn/", 64 << 20, count=1)
+    client = HubClient(wave_hub.endpoint, False)
+    _, error, took = bounded(lambda: fetch_repo(client, SHARDED), 20)
+    assert isinstance(error, BadHeader) and "exceeds" in str(error), error
+    assert took < 5 and nothing_in_flight(client)
