@@ -19,7 +19,7 @@ _EXPORTS = {
     **dict.fromkeys(["ModelReport", "CalcReport", "FitReport", "TrainingReport", "ComponentCount"], ".output.report"),
     **dict.fromkeys(["ModelSummary", "TensorClass", "TensorInfo", "WeightCount", "WeightSet", "RepoMetadata",
                      "Quantization", "Note"], ".model.types"),
-    **dict.fromkeys(["Engine", "ENGINES", "GpuTarget", "get_engine"], ".planning.engines"),
+    **dict.fromkeys(["Engine", "ENGINES", "GpuTarget", "PlanStart", "get_engine"], ".planning.engines"),
     **dict.fromkeys(["PlanRequest", "Plan"], ".planning.plans"),
     **dict.fromkeys(["Gpu", "Recommendation", "load_catalog", "find_gpu"], ".planning.gpus"),
     **dict.fromkeys(["Architecture"], ".model.architecture"),
