@@ -694,8 +694,9 @@ def _note_in_flag_words(note: str) -> str:
 
 def run() -> None:
     """The `gpumem` command in a process of its own (the console scripts, `python -m gpumem`): `main` without the
-    cyclic garbage collector. A run is short and leaves little cyclic garbage, so its collections would mostly walk
-    what start-up loaded, and the interpreter's last one at exit everything (about 5% of `gpumem calc`)."""
+    cyclic garbage collector: its collections would mostly walk what start-up loaded, and the interpreter's last one
+    at exit everything (about 5% of `gpumem calc`). The price: what a run leaves in reference cycles stays until
+    exit, so a read must not leave a cycle per file or per repo (`gpumem hf` over many repos would grow by it)."""
     gc.disable()
     try:
         main()
