@@ -289,8 +289,8 @@ def test_the_progress_display_is_never_built_on_the_thread_that_reports_a_header
 
 
 def test_cancel_is_answered_without_parsing_the_headers_already_arrived(wave_hub, monkeypatch):
-    """cancel() from another thread (the API's way) once every header has arrived: the wave ends with Interrupted
-    at once instead of parsing each queued header first (each parse slowed to 0.3 s here)."""
+    """cancel() once every header has arrived: the wave ends with Interrupted at once instead of parsing each
+    queued header first (each parse slowed to 0.3 s here)."""
     from gpumem.errors import Interrupted
     from gpumem.reading import fetch
 
@@ -310,12 +310,12 @@ def test_cancel_is_answered_without_parsing_the_headers_already_arrived(wave_hub
         arrived.append(path)
         if len(arrived) == 8:
             cancelled_at.append(time.monotonic())
-            threading.Thread(target=client.cancel).start()
+            client.cancel()  # (from the HTTP thread itself: no parse is under way meanwhile)
 
     client.on_range_read = count
     _, error, _ = bounded(lambda: fetch_repo(client, SHARDED), 20)
     assert isinstance(error, Interrupted) and cancelled_at
-    assert len([t for t in parsed if t > cancelled_at[0] + 0.05]) <= 1  # at most the one under way
+    assert not [t for t in parsed if t > cancelled_at[0]]
 
 
 def test_an_index_that_cannot_be_read_is_the_error_and_the_waiting_shard_reads_end(wave_hub):
