@@ -135,3 +135,16 @@ def test_a_joined_table_reads_as_the_tables_it_joins():
         assert column[3:30:4] == expected[3:30:4] and hash(column) == hash(expected)
         with pytest.raises(IndexError):
             column[len(expected)]
+
+
+def test_tensors_stored_by_dtype_count_as_in_model_order():
+    # safetensors' writer stores a file's tensors by dtype, then name: a module's FP8 weight and its F32 scale lie
+    # apart, within a header and across headers, and a module's runs are joined in counting.
+    deepseek = load_snapshot("deepseek-ai/DeepSeek-R1").weight_sets[0]
+    tensors = sorted(deepseek.tensors, key=lambda t: (t.dtype != "BF16", t.dtype, t.name))
+    table = TensorTable.of(tensors)
+    names = NameParts.concat(NameParts.of(table.names[i:i + 564]) for i in range(0, len(table), 564))
+    summary = summarize_table(table, deepseek.config, names=names)
+    assert summary == summarize_weights(tensors, deepseek.config)
+    assert summary.count == summarize_weights(deepseek.tensors, deepseek.config).count
+    assert sorted(t.name for t in summary.tensors()) == sorted(t.name for t in tensors)

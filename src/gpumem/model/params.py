@@ -189,9 +189,13 @@ class NameParts:
         starts = _run_starts(module_of)
         modules = tuple(map(module_of.__getitem__, starts))
         leaves = _shared(map(_AFTER_SEPARATOR, map(str.rpartition, names, itertools.repeat("."))))
-        framed = "." + ".\n.".join(modules) + ".\n"  # each module between dots, one a line
-        if "" not in modules and _plain(framed, len(modules), leaves):  # (a name without a dot has none to put back)
-            prefixes, sites = _masked_modules(modules, framed)
+        distinct = tuple(dict.fromkeys(modules))  # (a writer storing tensors by dtype puts a module in several runs)
+        framed = "." + ".\n.".join(distinct) + ".\n"  # each module between dots, one a line
+        if "" not in distinct and _plain(framed, len(distinct), leaves):  # (a name without a dot has none to put back)
+            prefixes, sites = _masked_modules(distinct, framed)
+            if len(distinct) < len(modules):
+                prefix_of, site_of = dict(zip(distinct, prefixes)), dict(zip(distinct, sites))
+                prefixes, sites = tuple(map(prefix_of.__getitem__, modules)), tuple(map(site_of.__getitem__, modules))
             return cls(True, leaves, leaves, array("q", starts), modules, prefixes, sites)
         masked = _shared(_masked(names))
         cuts = {m: _module_cut(m) for m in dict.fromkeys(masked)}
@@ -264,18 +268,18 @@ def _in_module_order(table: TensorTable, parts: NameParts) -> _Rows:
         starts.append(len(table))
         return _Rows(table.names, table.dtypes, table.shapes, table.nbytes, parts.labels, parts.suffixes, starts,
                      parts.modules, parts.prefixes, parts.sites)
-    module_of = list(itertools.chain.from_iterable(map(itertools.repeat, parts.modules, parts.run_lengths())))
-    prefix_of = dict(zip(parts.modules, parts.prefixes))  # a module's prefix and sites depend on its name alone
-    site_of = dict(zip(parts.modules, parts.sites))
-    first_place = dict(zip(prefix_of, itertools.count()))
-    order = sorted(range(len(table)), key=list(map(first_place.__getitem__, module_of)).__getitem__)
-    module_of = _picked(module_of, order)
-    run_starts = _run_starts(module_of)
-    modules = list(map(module_of.__getitem__, run_starts))
+    # Each row's module as the run where it first comes (a module's name, prefix and sites are that run's).
+    first_run: dict[str, int] = {}
+    module_runs = list(map(first_run.setdefault, parts.modules, itertools.count()))
+    row_runs = list(itertools.chain.from_iterable(map(itertools.repeat, module_runs, parts.run_lengths())))
+    order = sorted(range(len(table)), key=row_runs.__getitem__)
+    row_runs = _picked(row_runs, order)
+    run_starts = _run_starts(row_runs)
+    runs = list(map(row_runs.__getitem__, run_starts))
     return _Rows(_picked(table.names, order), _picked(table.dtypes, order), _picked(table.shapes, order),
                  _picked(table.nbytes, order), _picked(parts.labels, order), _picked(parts.suffixes, order),
-                 array("q", [*run_starts, len(table)]), modules, list(map(prefix_of.__getitem__, modules)),
-                 list(map(site_of.__getitem__, modules)))
+                 array("q", [*run_starts, len(table)]), _picked(parts.modules, runs), _picked(parts.prefixes, runs),
+                 _picked(parts.sites, runs))
 
 
 def _picked(column: Sequence[T], order: list[int]) -> list[T]:
@@ -415,9 +419,10 @@ def _classes(rows: _Rows, groups: list[_Group], kinds: _Kinds) -> tuple[TensorCl
     for (split, role, module, leaf, dtype, shape, nbytes, per_tensor, template), where in places.items():
         count = sum(groups[g].count for g, _ in where)
         sites: tuple[str, ...] = ()
-        if "#" in template and len(where) == 1 and where[0] not in kinds.own_sites:
-            sites = tuple(map(module_sites.__getitem__, groups[where[0][0]].members))
-        elif "#" in template:  # in several groups (or indices of its own): merged in module order
+        if "#" in template and kinds.own_sites.isdisjoint(where):  # its module's indices, each module once
+            members = itertools.chain.from_iterable(groups[g].members for g, _ in where)
+            sites = tuple(map(module_sites.__getitem__, sorted(members) if len(where) > 1 else members))
+        elif "#" in template:  # indices of its own (a module may hold several): merged in module order
             sites = tuple(site(m, g, p) for m, p, g in sorted((m, p, g) for g, p in where for m in groups[g].members))
         classes.append(TensorClass(split, role, module, leaf, dtype, shape, nbytes, per_tensor, count, template,
                                    sites))
