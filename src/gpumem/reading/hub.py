@@ -53,6 +53,9 @@ _SHA = re.compile(r"^[0-9a-f]{40}$")
 _PATH_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # checked for every listed file and every request:
 _REVISION_CONTROL = re.compile("[\x00-\x1f\x7f]")  # one regex search, not a loop over characters
 _USER_AGENT = "gpumem (+https://github.com/gpumem/gpumem)"
+# whole small answers (model info, config, index) asked compressed, as the Hub's CDN serves text (CloudFront gzips
+# JSON of 1 KB-10 MB): DeepSeek-R1's 8,898,324-byte index arrives as ~289 KB; range reads keep identity
+_COMPRESSED = {"Accept-Encoding": "gzip"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +198,8 @@ class HubClient:
         validate_repo_id(repo_id)
         validate_revision(revision)
         url = f"{self.endpoint}/api/models/{repo_id}/revision/{quote(revision, safe='')}?blobs=true"
-        response, _ = self._request("GET", url, context=(repo_id, revision, None), limit=constants.SMALL_FILE_CAP + 1)
+        response, _ = self._request("GET", url, context=(repo_id, revision, None), limit=constants.SMALL_FILE_CAP + 1,
+                                    headers=_COMPRESSED)
         body, complete = _read(response, constants.SMALL_FILE_CAP + 1)
         if len(body) > constants.SMALL_FILE_CAP:
             raise HubUnavailable(f"the Hub's model-info answer for {repo_id} is over "
@@ -212,7 +216,7 @@ class HubClient:
         """Read a small file whole; returns (content, the commit sha the Hub served it from)."""
         for attempt in range(self.retries + 1):
             response, commit = self._request("GET", self.file_url(repo_id, revision, path),
-                                             context=(repo_id, revision, path), limit=max_bytes + 1)
+                                             context=(repo_id, revision, path), limit=max_bytes + 1, headers=_COMPRESSED)
             if response.status != 200:  # 204, 206...: no file content to parse as the repo's
                 response.close()
                 raise HubUnavailable(f"the Hub answered HTTP {response.status} with no file content for {path}",
@@ -339,8 +343,8 @@ class HubClient:
     # -- plumbing -------------------------------------------------------------------------
 
     def _request(self, method: str, url: str, *, context: tuple[str, str, str | None], limit: int,
-                 allow: tuple[int, ...] = ()) -> tuple[Response, str | None]:
-        return self._run(self._request_steps(method, url, context=context, limit=limit, allow=allow))
+                 allow: tuple[int, ...] = (), headers: dict[str, str] | None = None) -> tuple[Response, str | None]:
+        return self._run(self._request_steps(method, url, context=context, limit=limit, allow=allow, headers=headers))
 
     def _run(self, steps: Steps[T]) -> T:
         """Take `steps` on this thread: each request sent and waited for here, each pause slept here."""

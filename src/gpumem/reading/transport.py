@@ -6,11 +6,12 @@ C: the 405B wave's client CPU fell from ~0.48 s (http.client on threads) to 0.2-
 threads (0.07 s for libcurl alone; the rest is handing transfers between threads). HTTP/1.1 servers still
 work (libcurl negotiates). Worker threads hand transfers to one process-wide `CurlMulti` and wait; the driver
 thread moves them all. What this layer guarantees whatever a server does:
-- it adds no header of its own but Host, User-Agent, Accept and Accept-Encoding: identity; no redirect is
+- it adds no header of its own but Host, User-Agent, Accept and Accept-Encoding: identity (unless the caller
+  asks gzip: the Hub's CDN then compresses text answers, and `read` inflates them); no redirect is
   followed, no Referer, cookie or .netrc credential is ever sent (which headers go where — the token — is
   the caller's business: this layer sends what it is given);
 - a body is never taken past the caller's limit: the transfer is aborted when more arrives (gzip is
-  inflated only up to the limit, never more);
+  inflated only up to the limit, never more: the limit is on the inflated size);
 - every exchange ends by the deadline (libcurl's total timeout for each transfer), and `cancel()` ends
   every transfer of this transport at once, so a trickling body, header block or TLS handshake cannot
   hold a read open;
@@ -145,10 +146,13 @@ class Response:
         body, self._body = self._body or b"", None
         encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
         if encoding in ("gzip", "x-gzip"):
+            inflater = zlib.decompressobj(wbits=31)
             try:
-                return zlib.decompressobj(wbits=31).decompress(body, limit), self._complete
+                content = inflater.decompress(body, limit)
             except zlib.error:
-                return b"", False
+                raise TransportError("its gzip-compressed body is damaged", permanent=True) from None
+            # a gzip stream that stops before its end (and before the limit) is a body cut short
+            return content, self._complete and (inflater.eof or len(content) >= limit)
         if encoding != "identity":
             raise TransportError(f"the server sent a body in an encoding gpumem did not ask for ({encoding[:20]!r})",
                                  permanent=True)

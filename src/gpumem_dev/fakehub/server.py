@@ -7,6 +7,18 @@ different host name), so a client that carries the Authorization header across h
 `FakeHub(tls=trustme.CA())` serves both over HTTPS (the handshake runs in each connection's thread) and, as the
 real Hub and its CDN do, offers HTTP/2 in ALPN beside HTTP/1.1 on the same port (http2.py; `http2=False`: HTTP/1.1
 only); `resolve_cache=True` answers small files as the real Hub does: a 307 to /api/resolve-cache/... on the same host.
+
+Compression, as the real Hub's CloudFront sends it: huggingface.co is served through CloudFront, and a /resolve/
+answer for a text file comes `Content-Encoding: gzip`, `Vary: Origin,accept-encoding`, `X-Cache: Hit from
+cloudfront` (headers quoted in huggingface_hub issue #3269). CloudFront compresses on the fly when the request's
+Accept-Encoding names gzip (or br), the Content-Type is one it compresses (application/json, text/plain, ...), the
+origin's answer has a Content-Length between 1,000 and 10,000,000 bytes and no Content-Encoding, caches the
+compressed copy, and turns a strong ETag weak (AWS CloudFront Developer Guide, "Serving compressed files"). So does
+the fake Hub, for every 200 answer with the whole body (model info, small files, resolve-cache; not the CDN's
+octet-streams, errors or redirects), gzip only (requests asks `gzip, deflate`; Brotli is never asked here), each
+document compressed once and cached (a CDN's cache hit: the benchmark does not charge this process's CPU for
+compressing each request). A Range request is never compressed (the guide is silent on ranges; a range names bytes
+of the stored object, and gpumem asks identity for them). `compress=False` serves identity to everyone.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ import re
 import ssl
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -28,6 +41,10 @@ from .repos import GOOD_TOKEN, NO_ACCESS_TOKEN, FakeFile, FakeRepo
 _RESOLVE = re.compile(r"^/(?P<repo>.+?)/resolve/(?P<rev>refs/pr/\d+|[^/]+)/(?P<path>.+)$")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _RESOLVE_CACHE = re.compile(r"^/api/resolve-cache/models/(?P<repo>[^/]+/[^/]+)/(?P<sha>[0-9a-f]{40})/(?P<path>.+)$")
+# CloudFront's compressible types (the guide's list, those the Hub's small files and API answers can have)
+_COMPRESSIBLE = frozenset({"application/json", "application/javascript", "application/xml", "text/plain", "text/html",
+                           "text/css", "text/csv", "text/xml", "text/javascript", "text/tab-separated-values"})
+_COMPRESSED_SIZES = range(1_000, 10_000_001)  # bytes of the identity body CloudFront compresses
 
 
 @dataclass
@@ -72,6 +89,19 @@ def _json(status: int, document: object, headers: dict[str, str] | None = None) 
     return _Reply(status, {"Content-Type": "application/json; charset=utf-8", **(headers or {})}, body, 0, body.size)
 
 
+def _accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding value names gzip (or *) with a q-value above 0."""
+    for item in accept_encoding.lower().split(","):
+        coding, _, params = item.partition(";")
+        if coding.strip() in ("gzip", "x-gzip", "*"):
+            quality = params.strip().removeprefix("q=")
+            try:
+                return not params.strip().startswith("q=") or float(quality) > 0
+            except ValueError:
+                return False
+    return False
+
+
 def _hub_error(status: int, code: str | None, message: str) -> _Reply:
     headers = {"X-Error-Message": message, **({"X-Error-Code": code} if code else {})}
     return _json(status, {"error": message}, headers)
@@ -82,7 +112,7 @@ class FakeHub:
 
     def __init__(self, repos: tuple[FakeRepo, ...] | list[FakeRepo] = (),
                  tokens: tuple[str, ...] = (GOOD_TOKEN, NO_ACCESS_TOKEN), *, tls=None,
-                 resolve_cache: bool = False, http2: bool = True) -> None:
+                 resolve_cache: bool = False, http2: bool = True, compress: bool = True) -> None:
         self.repos: dict[str, FakeRepo] = {}
         self.tokens = set(tokens)  # valid tokens; each repo's allowed_tokens are valid too
         self.latency = 0.0  # seconds slept before every response
@@ -100,6 +130,8 @@ class FakeHub:
             context.set_alpn_protocols(["h2", "http/1.1"] if http2 else ["http/1.1"])
             self._server.tls = context
         self.resolve_cache = resolve_cache
+        self.compress = compress  # gzip whole text answers to a request that accepts it, as CloudFront does
+        self._gzipped: dict[bytes, FakeFile] = {}  # document -> its gzip copy (CloudFront's cache of compressed objects)
         self.port = self._server.server_address[1]
         scheme = "https" if tls is not None else "http"
         self.endpoint = f"{scheme}://127.0.0.1:{self.port}"
@@ -223,7 +255,25 @@ class FakeHub:
             body = FakeFile.of(b"Found")
             return _Reply(302, {"Location": f"{self.endpoint.partition(':')[0]}://{record.host}{target}"}, body, 0,
                           body.size), fault
-        return self.answer(record), fault
+        return self._encoded(record, self.answer(record)), fault
+
+    def _encoded(self, record: RequestRecord, reply: _Reply) -> _Reply:
+        """`reply` gzip-compressed where CloudFront would compress it (see the module's docstring), else as is."""
+        body = reply.body
+        if not (self.compress and reply.status == 200 and "range" not in record.headers
+                and reply.start == 0 and reply.stop == body.size == len(body.prefix) and body.size in _COMPRESSED_SIZES
+                and "Content-Encoding" not in reply.headers and _accepts_gzip(record.headers.get("accept-encoding", ""))
+                and reply.headers.get("Content-Type", "").partition(";")[0].strip().lower() in _COMPRESSIBLE):
+            return reply
+        gzipped = self._gzipped.get(body.prefix)
+        if gzipped is None:  # a miss: compressed once, then served from here (dict reads and writes are atomic)
+            packer = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: the gzip format
+            gzipped = self._gzipped[body.prefix] = FakeFile.of(packer.compress(body.prefix) + packer.flush())
+        headers = {**reply.headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+        etag = headers.get("ETag", "")
+        if etag.startswith('"'):  # CloudFront turns a strong ETag weak when it compresses
+            headers["ETag"] = f"W/{etag}"
+        return _Reply(200, headers, gzipped, 0, gzipped.size)
 
     def answer(self, record: RequestRecord) -> _Reply:
         """Route one request (API, resolve or CDN) to its reply."""
