@@ -341,3 +341,13 @@ def test_a_gzip_bomb_for_a_shard_range_is_inflated_only_up_to_the_range(wave_hub
     _, error, took = bounded(lambda: fetch_repo(client, SHARDED), 20)
     assert isinstance(error, BadHeader) and "exceeds" in str(error), error
     assert took < 5 and nothing_in_flight(client)
+
+
+def test_the_http_thread_starts_with_a_pycurl_that_lacks_the_stream_limit(monkeypatch):
+    """M_MAX_CONCURRENT_STREAMS needs libcurl 7.67: a pycurl built on an older one (a distro's) has no such name,
+    and the driver must still start (libcurl's own limit then), not fail every request with a traceback."""
+    import pycurl
+
+    monkeypatch.delattr(pycurl, "M_MAX_CONCURRENT_STREAMS")
+    driver = transport._Driver()  # (its idle thread waits on its pipe for the rest of the session)
+    assert driver.multi is not None

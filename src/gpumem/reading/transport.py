@@ -425,7 +425,10 @@ class _Driver:
         self.multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, MAX_CONCURRENCY)  # more wait for one (HTTP/1.1)
         # a wave's streams on one HTTP/2 connection per host where the server allows as many (libcurl's default, 100,
         # opened a second connection for DeepSeek-R1's 163 shards: two more TLS handshakes, two more server threads)
-        self.multi.setopt(pycurl.M_MAX_CONCURRENT_STREAMS, _MAX_STREAMS)
+        try:  # libcurl >= 7.67: a pycurl built on an older one lacks the name, an older libcurl refuses it
+            self.multi.setopt(pycurl.M_MAX_CONCURRENT_STREAMS, _MAX_STREAMS)
+        except (AttributeError, pycurl.error):
+            pass  # libcurl's own limit then (100 streams, more on a second connection)
         self.lock = threading.Lock()
         self.incoming: list[_Transfer] = []
         self.cancels: list[Transport] = []
