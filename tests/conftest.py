@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 
 from gpumem_dev import fakehub
 from gpumem_dev.fixtures import FIXTURES, HUB_FIXTURES, load_fixture_json, manifest_tensors
 
-__all__ = ["FIXTURES", "HUB_FIXTURES", "load_fixture_json", "manifest_tensors"]  # tests import them from here
+__all__ = ["FIXTURES", "HUB_FIXTURES", "assert_interrupted_at_once", "load_fixture_json",
+           "manifest_tensors"]  # tests import them from here
 
 
 @pytest.fixture(autouse=True)
@@ -100,3 +108,27 @@ def gpumem_raw(capsys):
 
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", help="Rewrite tests/golden/ from the current output.")
+
+
+def assert_interrupted_at_once(endpoint: str, args: Sequence[str], started: Callable[[], bool]) -> None:
+    """`python -m gpumem ARGS` against the Hub at `endpoint`, sent SIGINT once `started()` (its requests are in
+    flight; at most 20 s): it must exit 130 within 1.5 s, its last line "Interrupted.", no traceback."""
+    env = {**os.environ, "HF_ENDPOINT": endpoint, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    # A shell without job control starts background jobs with SIGINT ignored, and Python then keeps ignoring it
+    # (CI may run us that way): give the child the default disposition, as a terminal's foreground job has.
+    process = subprocess.Popen([sys.executable, "-m", "gpumem", *args], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 20
+        while not started() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started()
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=10)
+        elapsed = time.monotonic() - sent
+    finally:
+        process.kill()
+    assert process.returncode == 130 and err.strip().splitlines()[-1] == "Interrupted.", err
+    assert "Traceback" not in err and elapsed < 1.5
