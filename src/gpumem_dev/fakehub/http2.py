@@ -97,9 +97,12 @@ class H2Connection:
         for event in self.h2.receive_data(data):
             if isinstance(event, h2.events.RequestReceived):
                 self._arrived(event.stream_id, dict(event.headers))
-            elif isinstance(event, h2.events.WindowUpdated):
-                for stream in list(self.blocked.values()):
-                    self._send_body(stream)
+            elif isinstance(event, h2.events.WindowUpdated):  # a stream's window: that stream; the connection's: all
+                if event.stream_id == 0:
+                    for stream in list(self.blocked.values()):
+                        self._send_body(stream)
+                elif event.stream_id in self.blocked:
+                    self._send_body(self.blocked[event.stream_id])
             elif isinstance(event, h2.events.StreamReset):
                 self.blocked.pop(event.stream_id, None)
             elif isinstance(event, h2.events.ConnectionTerminated):
