@@ -201,6 +201,25 @@ def test_a_failed_shard_read_on_the_http_thread_is_the_error(wide):
         fetch_repo(client, WIDE)
 
 
+def test_a_wave_leaves_no_reference_cycles(https):
+    # The CLI runs without the cyclic collector (cli.run): a cycle per shard read would keep every parsed header
+    # of the repo until exit (a DeepSeek-class read: ~30 MB).
+    import gc
+
+    from gpumem.reading.fetch import fetch_repo
+
+    hub = https["h2"]
+    with HubClient(hub.endpoint, GOOD_TOKEN) as client:
+        fetch_repo(client, LLAMA70)  # imports and the connections are made before counting
+        gc.collect()
+        gc.disable()
+        try:
+            fetch_repo(client, LLAMA70)  # its result dropped at once: what stays is what a cycle holds
+            assert gc.collect() == 0
+        finally:
+            gc.enable()
+
+
 # -- proxies ----------------------------------------------------------------------------------------------------
 
 class _Proxy(socketserver.ThreadingTCPServer):

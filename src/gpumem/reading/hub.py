@@ -294,40 +294,7 @@ class HubClient:
         thread, whose callback takes the next step there. `on_done(result, None)` or `on_done(None, error)`
         runs on that thread (or on this one, if the steps end before their first request): it must be quick.
         The rules are `_request`'s, as for a blocking call: `start` only changes who waits."""
-        transport = self.transport
-
-        def advance(value: object = None, error: BaseException | None = None) -> None:
-            while True:
-                try:
-                    step = steps.throw(error) if error is not None else steps.send(value)
-                except StopIteration as stop:
-                    on_done(stop.value, None)
-                    return
-                except BaseException as exc:  # noqa: BLE001 - handed to on_done, whose caller raises it
-                    on_done(None, exc)
-                    return
-                value = error = None
-                try:
-                    if isinstance(step, _Send):
-                        transport.start(step.method, step.url, step.headers, limit=step.limit, origin=step.origin,
-                                        on_done=advance)
-                    elif isinstance(step, _Sleep):
-                        transport.call_later(step.seconds, woken)
-                    else:
-                        step.ready(lambda: transport.call_soon(advance))
-                    return
-                except Exception as exc:  # noqa: BLE001 - refused before it was sent (TransportError), or a fault:
-                    error = exc  # the steps see it and end through on_done, never lost on the HTTP thread
-
-        def woken() -> None:  # a retry's pause is over, or the transport was cancelled during it
-            try:
-                transport.raise_if_stopped()
-            except TransportError as exc:
-                advance(None, exc)
-            else:
-                advance()
-
-        advance()
+        _StepRun(self.transport, steps, on_done).advance()
 
     def map_concurrent(self, function: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """Run `function` over `items` at once; the first error (in item order) wins.
@@ -455,6 +422,52 @@ class HubClient:
         # list.append is atomic: no lock, which 64 threads would queue on behind the GIL
         self.log.append(RequestRecord(method, clean(_strip_query(url), 300), status, received,
                                       time.monotonic() - started))
+
+
+class _StepRun:
+    """One run of steps on the HTTP thread (HubClient.start). An object rather than closures: a closure passing
+    itself on as the next callback is a reference cycle, which kept each read's answer (and, through on_done,
+    every parsed header of its repo) alive until a garbage collection, and the CLI runs without one."""
+
+    def __init__(self, transport: Transport, steps: Steps[Any], on_done: Callable[[Any, BaseException | None], None]):
+        self.transport, self.steps, self.on_done = transport, steps, on_done
+
+    def advance(self, value: object = None, error: BaseException | None = None) -> None:
+        steps, transport = self.steps, self.transport
+        while True:
+            try:
+                step = steps.throw(error) if error is not None else steps.send(value)
+            except StopIteration as stop:
+                self.on_done(stop.value, None)
+                return
+            except BaseException as exc:  # noqa: BLE001 - handed to on_done, whose caller raises it
+                self.on_done(None, exc)
+                return
+            value = error = None
+            try:
+                if isinstance(step, _Send):
+                    transport.start(step.method, step.url, step.headers, limit=step.limit, origin=step.origin,
+                                    on_done=self.advance)
+                elif isinstance(step, _Sleep):
+                    transport.call_later(step.seconds, self.woken)
+                else:
+                    step.ready(self.ready)
+                return
+            except Exception as exc:  # noqa: BLE001 - refused before it was sent (TransportError), or a fault:
+                error = exc  # the steps see it and end through on_done, never lost on the HTTP thread
+
+    def woken(self) -> None:
+        """A retry's pause is over, or the transport was cancelled during it."""
+        try:
+            self.transport.raise_if_stopped()
+        except TransportError as exc:
+            self.advance(None, exc)
+        else:
+            self.advance()
+
+    def ready(self) -> None:
+        """What a step waited for is there (called from any thread): go on on the HTTP thread."""
+        self.transport.call_soon(self.advance)
 
 
 def _run_in_threads(function: Callable[[T], R], items: list[T], workers: int, cancel: Callable[[], None]) -> list[R]:
