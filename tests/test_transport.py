@@ -220,6 +220,35 @@ def test_a_wave_leaves_no_reference_cycles(https):
             gc.enable()
 
 
+def test_transfers_waiting_for_an_http11_connection_do_not_time_out(hub):
+    # Over HTTP/1.1 at most MAX_CONCURRENCY (48) transfers run per origin; the rest of a 100-shard wave waits in the
+    # transport, not in libcurl, whose connect timeout (here 1 s) would run out while they wait for a connection.
+    from gpumem.reading.fetch import fetch_repo
+    from gpumem_dev.fakehub import synthetic_sharded_repo
+
+    repo = hub.add_repo(synthetic_sharded_repo("gpumem-wave/http11-100", n_shards=100, num_layers=12))
+    hub.latency = 0.6
+    try:
+        with HubClient(hub.endpoint, GOOD_TOKEN, timeout=1) as client:
+            fetch_repo(client, repo.repo_id)
+    finally:
+        hub.latency = 0.0
+    assert {r.protocol for r in hub.requests} == {"HTTP/1.1"}
+    assert not [r for r in client.log if isinstance(r.status, str)]  # no transfer failed (and was retried)
+
+
+def test_a_wave_whose_read_was_lost_ends_a_little_after_the_deadline(wide, monkeypatch):
+    # Every read ends by the deadline; should a callback chain be lost all the same, the caller stops waiting.
+    from gpumem.reading import fetch
+
+    monkeypatch.setattr(fetch, "_DEADLINE_GRACE_S", 0.2)
+    monkeypatch.setattr(HubClient, "start", lambda self, steps, on_done: None)  # every header read lost
+    started = time.monotonic()
+    with pytest.raises(HubUnavailable, match="deadline"), HubClient(wide.endpoint, GOOD_TOKEN, deadline=1) as client:
+        fetch.fetch_repo(client, WIDE)
+    assert time.monotonic() - started < 3
+
+
 # -- proxies ----------------------------------------------------------------------------------------------------
 
 class _Proxy(socketserver.ThreadingTCPServer):

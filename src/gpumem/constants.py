@@ -15,9 +15,9 @@ DEFAULT_DEADLINE_S = 120.0  # whole run, retries included
 MAX_RETRIES = 4
 RETRY_AFTER_CAP_S = 30.0
 MAX_REDIRECTS = 5
-MAX_CONCURRENCY = 48  # worker threads per run (wave 1, small files, GGUF headers, repos), and HTTP/1.1 connections
-# per host: more costs a TLS handshake each. Safetensors header reads run on the HTTP thread, all at once over HTTP/2
-# (docs/benchmark.md#http-stack)
+MAX_CONCURRENCY = 48  # worker threads per run (wave 1, small files, GGUF headers, repos), and transfers per origin
+# until it answers over HTTP/2 (over HTTP/1.1 each is a connection: more costs a TLS handshake each). Safetensors header
+# reads run on the HTTP thread, all at once over HTTP/2 (docs/benchmark.md#http-stack)
 ALL_LINEAR = "all-linear"  # PEFT's target_modules word for every linear layer but the output head
 CALC_BITS = 16  # the load width `calc` assumes for a bare parameter count
 GB = 10**9  # sizes are decimal: a GB is 10^9 bytes, an MB 10^6

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..constants import SMALL_FILE_CAP
-from ..errors import BadConfig, BadHeader, EntryNotFound, GpumemError, Interrupted
+from ..errors import BadConfig, BadHeader, EntryNotFound, GpumemError, HubUnavailable, Interrupted
 from ..model.gguf_header import IncompleteGGUF, gguf_config, parse_gguf
 from ..model.jsondoc import load_json_object
 from ..model.layout import ADAPTER_CONFIG, Layout, WeightSetPlan, is_adapter_set, pick_gguf_variant, plan_layout
@@ -47,6 +47,7 @@ _SMALL_FILES = ("quantize_config.json", "quant_config.json")
 # Header reads in flight at once on the HTTP thread: every shard of a big repo (over HTTP/2 they share a connection;
 # over HTTP/1.1 the transport opens at most MAX_CONCURRENCY connections per host and queues the rest)
 _WAVE_IN_FLIGHT = 1024
+_DEADLINE_GRACE_S = 5.0  # past the client's deadline every read has ended; if one has not, the wave stops waiting
 
 
 def fetch_repo(client: HubClient, repo_id: str, revision: str = "main", *, gguf_file: str | None = None) -> RepoMetadata:
@@ -200,10 +201,15 @@ class _HeaderWave:
             self._start_next()
 
     def outcomes(self) -> list[tuple[bool, Any]]:
-        """Every read's (ok, header or error), in order, once all have ended; Ctrl-C cancels the client."""
+        """Every read's (ok, header or error), in order, once all have ended; Ctrl-C cancels the client. Every read
+        ends by the client's deadline; should one be lost all the same, the wave ends a little after it."""
         try:
             while not self._done.wait(0.2):  # short waits: the signal handler (Ctrl-C) runs between them
-                pass
+                left = self.client.deadline_remaining()
+                if left is not None and left < -_DEADLINE_GRACE_S:
+                    self.client.cancel()
+                    raise HubUnavailable("the deadline passed before the Hub answered", hint="retry later or raise deadline",
+                                         hint_options=("deadline",))
         except BaseException:
             self.client.cancel()
             raise
@@ -228,7 +234,7 @@ class _HeaderWave:
                      lambda prefix, error: self._arrived(number, prefix, error))
 
     def _arrived(self, number: int, prefix: bytes | None, error: BaseException | None) -> None:
-        self._start_next()
+        self.client.transport.call_soon(self._start_next)  # not from here: reads failing at once would recurse
         if error is not None:
             self._end(number, (False, error))
         else:

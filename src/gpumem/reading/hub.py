@@ -162,7 +162,7 @@ class HubClient:
         self._deadline = _Deadline(deadline)
         self.transport.set_deadline(self._deadline.end)
         self.log: list[RequestRecord] = []
-        self.on_range_read: Callable[[str], None] | None = None  # progress display hook (called from threads)
+        self.on_range_read: Callable[[str], None] | None = None  # progress hook, called on the HTTP thread: no blocking
 
     def __repr__(self) -> str:
         return f"HubClient({self.endpoint!r}, token={self._token!r})"
@@ -176,6 +176,10 @@ class HubClient:
         """Start the total deadline afresh: it bounds one operation, not the client's whole life."""
         self._deadline = _Deadline(self._deadline_s)
         self.transport.set_deadline(self._deadline.end)
+
+    def deadline_remaining(self) -> float | None:
+        """Seconds left before the total deadline (negative once past); None without one."""
+        return self._deadline.remaining()
 
     def cancel(self) -> None:
         """Stop every request in flight now and send no more (Ctrl-C)."""
@@ -234,22 +238,20 @@ class HubClient:
         raise HubUnavailable(f"{path}: the Hub kept cutting the response short",
                              hint="retry later; if it persists the file may be damaged on the Hub")
 
-    def read_range(self, repo_id: str, revision: str, path: str, start: int, length: int, *,
-                   length_at_redirect: Callable[[], int] | None = None) -> bytes:
-        """Read `length` bytes at `start` with a Range request; never more, even if Range is ignored.
-
-        `length_at_redirect` serves a read started before its size is known (fetch starts header reads while
-        the index that sizes them is still arriving): the request asks for `length`, and once the Hub redirects
-        it (to its CDN, as it does for weight files) the range asked from there is what the callable returns.
-        """
-        return self._run(self.range_steps(repo_id, revision, path, start, length, length_at_redirect=length_at_redirect))
+    def read_range(self, repo_id: str, revision: str, path: str, start: int, length: int) -> bytes:
+        """Read `length` bytes at `start` with a Range request; never more, even if Range is ignored."""
+        return self._run(self.range_steps(repo_id, revision, path, start, length))
 
     def range_steps(self, repo_id: str, revision: str, path: str, start: int, length: int, *,
                     length_at_redirect: Callable[[], int] | None = None,
                     ready: Callable[[Callable[[], None]], None] | None = None) -> Steps[bytes]:
-        """`read_range` as steps, for `start` (many reads in flight on the HTTP thread, none blocking a thread):
-        `ready(callback)`, when given, calls back once `length_at_redirect` can answer without waiting; a
-        redirected hop waits for it there."""
+        """`read_range` as steps, for `start` (many reads in flight on the HTTP thread, none blocking a thread).
+
+        `length_at_redirect` serves a read started before its size is known (fetch starts header reads while
+        the index that sizes them is still arriving): the request asks for `length`, and once the Hub redirects
+        it (to its CDN, as it does for weight files) the range asked from there is what the callable returns;
+        `ready(callback)`, when given, calls back once it can answer without waiting, and the hop waits for that.
+        """
         asked = length
 
         def range_header(redirected: bool) -> Steps[dict[str, str]]:

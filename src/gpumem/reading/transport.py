@@ -4,8 +4,10 @@ Chosen by measurement (docs/benchmark.md#http-stack): over HTTPS a shard wave's 
 connection per host (the Hub and its CDN offer h2 in ALPN) instead of ~90 TLS handshakes, and libcurl parses in
 C: the 405B wave's client CPU fell from ~0.48 s (http.client on threads) to 0.2-0.3 s through the Hub client's
 threads (0.07 s for libcurl alone; the rest is handing transfers between threads). HTTP/1.1 servers still
-work (libcurl negotiates). Worker threads hand transfers to one process-wide `CurlMulti` and wait; the driver
-thread moves them all. What this layer guarantees whatever a server does:
+work (libcurl negotiates). One process-wide `CurlMulti` is moved by one driver thread (the HTTP thread): a
+thread hands it a transfer and waits (`request`), or hands it a callback that the HTTP thread runs when the
+answer is in (`start`; the Hub client's shard waves), with timers and idle work between transfers. What this
+layer guarantees whatever a server does:
 - it adds no header of its own but Host, User-Agent, Accept and Accept-Encoding: identity (unless the caller
   asks gzip: the Hub's CDN then compresses text answers, and `read` inflates them); no redirect is
   followed, no Referer, cookie or .netrc credential is ever sent (which headers go where — the token — is
@@ -15,7 +17,9 @@ thread moves them all. What this layer guarantees whatever a server does:
 - every exchange ends by the deadline (libcurl's total timeout for each transfer), and `cancel()` ends
   every transfer of this transport at once, so a trickling body, header block or TLS handshake cannot
   hold a read open;
-- at most `in_flight_cap()` connections are open in the whole process (set from `ulimit -n`);
+- at most `in_flight_cap()` connections are open in the whole process (set from `ulimit -n`), and at most
+  MAX_CONCURRENCY transfers run at once per origin until it has answered over HTTP/2 (the rest wait here, not in
+  libcurl, whose connect timeout would run while they wait);
 - HTTP(S)_PROXY / NO_PROXY are read as urllib reads them, http:// proxies only; the CA bundle is
   REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, SSL_CERT_FILE or certifi's, loaded once per process.
 """
@@ -43,6 +47,8 @@ from ..constants import MAX_CONCURRENCY
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HTTP2 = bool(pycurl.version_info()[4] & pycurl.VERSION_HTTP2)  # PyPI's wheels have it; a distro's libcurl may not
+_INFO_HTTP_VERSION = getattr(pycurl, "INFO_HTTP_VERSION", 0x200000 + 46)  # CURLINFO_HTTP_VERSION (libcurl >= 7.50)
+_HTTP_VERSION_2 = 3  # CURL_HTTP_VERSION_2_0, as CURLINFO_HTTP_VERSION reports an HTTP/2 answer
 _MAX_STREAMS = 256  # per HTTP/2 connection, at most (the server's own limit applies when lower)
 _REDIRECT_BODY_CAP = 64 * 1024  # a redirect's body up to this is taken whole (it ends the exchange cleanly)
 _UNSAFE_IN_HEADERS = re.compile("[\r\n\0]")  # a line break in a header would start another header
@@ -233,8 +239,8 @@ class Transport:
         _driver().submit(self._transfer(method, url, headers, limit, origin, on_done))
 
     def call_later(self, seconds: float, callback: Callable[[], None]) -> None:
-        """Run `callback` on the HTTP thread in `seconds`, or at once if this transport is cancelled first
-        (the callback sees `cancelled`)."""
+        """Run `callback` on the HTTP thread in `seconds`, or at once when this transport is cancelled while it
+        waits (the callback sees `cancelled`)."""
         _driver().post_timer(self, time.monotonic() + seconds, callback)
 
     def call_soon(self, callback: Callable[[], None]) -> None:
@@ -259,7 +265,7 @@ class Transport:
             raise TransportError("the request could not be encoded", permanent=True)
         if self._cafile:
             self._check_ca_bundle()
-        transfer = _Transfer(self, limit, on_done)
+        transfer = _Transfer(self, limit, on_done, origin)
         handle = transfer.handle
         handle.setopt(pycurl.URL, url)
         handle.setopt(pycurl.NOBODY, method == "HEAD")
@@ -322,11 +328,12 @@ class _Transfer:
     """One request on one libcurl easy handle: the header block, the body up to the limit, the outcome."""
 
     def __init__(self, transport: Transport, limit: int,
-                 on_done: Callable[[Response | None, TransportError | None], None] | None) -> None:
+                 on_done: Callable[[Response | None, TransportError | None], None] | None, origin: Origin) -> None:
         self.transport = transport
         self.limit = limit
+        self.origin = origin
         self.on_done = on_done  # None: a thread waits on `done` and takes the response itself
-        self.lines: list[bytes] = []  # header lines as libcurl hands them over (parsed once, by the worker)
+        self.lines: list[bytes] = []  # header lines as libcurl hands them over (parsed once, when taken)
         self.chunks: list[bytes] = []
         self.size = 0
         self.capped = False  # more than the limit arrived: the transfer was aborted on purpose
@@ -422,13 +429,15 @@ class _Driver:
         cap = in_flight_cap()
         self.multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, cap)
         self.multi.setopt(pycurl.M_MAXCONNECTS, cap)
-        self.multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, MAX_CONCURRENCY)  # more wait for one (HTTP/1.1)
         # a wave's streams on one HTTP/2 connection per host where the server allows as many (libcurl's default, 100,
         # opened a second connection for DeepSeek-R1's 163 shards: two more TLS handshakes, two more server threads)
         try:  # libcurl >= 7.67: a pycurl built on an older one lacks the name, an older libcurl refuses it
             self.multi.setopt(pycurl.M_MAX_CONCURRENT_STREAMS, _MAX_STREAMS)
         except (AttributeError, pycurl.error):
             pass  # libcurl's own limit then (100 streams, more on a second connection)
+        self.multiplexing: set[Origin] = set()  # origins that answered over HTTP/2: no cap on their transfers
+        self.active: collections.Counter[Origin] = collections.Counter()  # running transfers per origin
+        self.queued: dict[Origin, collections.deque[_Transfer]] = {}  # waiting for one of MAX_CONCURRENCY
         self.lock = threading.Lock()
         self.incoming: list[_Transfer] = []
         self.cancels: list[Transport] = []
@@ -473,6 +482,11 @@ class _Driver:
             try:
                 self._step()
             except Exception:  # noqa: BLE001 - a fault here must fail the transfers in flight, not hang their threads
+                waiting = [t for queue in self.queued.values() for t in queue]
+                self.queued.clear()
+                for transfer in waiting:
+                    self.active[transfer.origin] += 1  # as if started, so that _end's count stays right
+                    self.running[transfer.handle] = transfer
                 for handle in list(self.running):
                     try:
                         self._end(handle, (-1, "the HTTP driver failed"))
@@ -496,15 +510,15 @@ class _Driver:
             if transfer.transport in cancels or transfer.transport.cancelled:
                 transfer.finish(None, cancelled=True)
                 continue
-            self.running[transfer.handle] = transfer
-            try:
-                multi.add_handle(transfer.handle)
-            except pycurl.error:
-                self._end(transfer.handle, (-1, "the HTTP driver refused the transfer"))
+            self._add(transfer)
         if cancels:
             for handle, transfer in list(self.running.items()):
                 if transfer.transport in cancels:
                     self._end(handle, None, cancelled=True)
+            for waiting in self.queued.values():
+                for transfer in [t for t in waiting if t.transport in cancels]:
+                    waiting.remove(transfer)
+                    transfer.finish(None, cancelled=True)
             for index, (_, order, transport, callback) in enumerate(self.timers):
                 if transport in cancels:  # a cancelled wait ends now
                     self.timers[index] = (0.0, order, transport, callback)
@@ -526,12 +540,40 @@ class _Driver:
             return
         self._wait()
 
+    def _add(self, transfer: _Transfer) -> None:
+        """Start a transfer, or queue it while its origin (not known to multiplex) has MAX_CONCURRENCY running."""
+        origin = transfer.origin
+        if origin not in self.multiplexing and self.active[origin] >= MAX_CONCURRENCY:
+            self.queued.setdefault(origin, collections.deque()).append(transfer)
+            return
+        left = transfer.transport.remaining()
+        if left is not None:  # the deadline's share from now, not from when the transfer was made (it may have waited)
+            if left <= 0:
+                transfer.finish((pycurl.E_OPERATION_TIMEDOUT, "the deadline passed"))
+                return
+            transfer.handle.setopt(pycurl.TIMEOUT_MS, max(1, int(left * 1000)))
+        self.active[origin] += 1
+        self.running[transfer.handle] = transfer
+        try:
+            self.multi.add_handle(transfer.handle)
+        except pycurl.error:
+            self._end(transfer.handle, (-1, "the HTTP driver refused the transfer"))
+
     def _end(self, handle: pycurl.Curl, error: tuple[int, str] | None, *, cancelled: bool = False) -> None:
         transfer = self.running.pop(handle)
+        origin = transfer.origin
+        self.active[origin] -= 1
+        if error is None and not cancelled and handle.getinfo(_INFO_HTTP_VERSION) >= _HTTP_VERSION_2:
+            self.multiplexing.add(origin)
         try:
             self.multi.remove_handle(handle)
         except pycurl.error:
             pass  # not (or no longer) on the multi handle
+        waiting = self.queued.get(origin)
+        while waiting and (origin in self.multiplexing or self.active[origin] < MAX_CONCURRENCY):
+            self._add(waiting.popleft())
+        if waiting is not None and not waiting:
+            del self.queued[origin]
         transfer.finish(error, cancelled=cancelled)
 
     def _poller(self) -> select.poll:
