@@ -115,6 +115,37 @@ def test_shard_reads_start_before_the_index_arrives_and_are_still_sized_by_it(hu
         assert len(repo.files[shard].prefix) <= record.bytes_sent <= 1.25 * len(repo.files[shard].prefix) + 16 * 1024
 
 
+def test_a_big_index_is_not_waited_for_and_reads_stay_one_per_shard_and_bounded(hub, monkeypatch):
+    # An index over fetch._WAIT_FOR_INDEX_UP_TO (DeepSeek-V3's: 8.9 MB) is not waited for: each CDN read takes a size
+    # guessed from the listing. The threshold is lowered so that Llama-2-70B's index counts as big, and the index is
+    # held until every shard's CDN read has reached the Hub: none waited, one read each, bytes still bounded.
+    from gpumem.reading import fetch
+
+    monkeypatch.setattr(fetch, "_WAIT_FOR_INDEX_UP_TO", 0)
+    repo = hub.add_repo(llama2_70b_repo())
+    shards = sorted(p for p in repo.files if p.endswith(".safetensors"))
+    state = {"cdn": 0, "all_in": threading.Event(), "held_until_all_in": None}
+    answer = hub.answer
+
+    def gated(record):
+        if record.path.endswith("model.safetensors.index.json"):
+            state["held_until_all_in"] = state["all_in"].wait(20)
+        elif record.path.startswith("/cdn/"):
+            state["cdn"] += 1
+            if state["cdn"] == len(shards):
+                state["all_in"].set()
+        return answer(record)
+
+    monkeypatch.setattr(hub, "answer", gated)
+    _read(hub, repo.repo_id)
+    assert state["held_until_all_in"] is True
+    resolves, cdn = _shard_requests(hub, shards)
+    assert len(resolves) == len(cdn) == len(shards)
+    for record in cdn:
+        shard = record.path.rsplit("/", 1)[-1]
+        assert len(repo.files[shard].prefix) <= record.bytes_sent <= 1.25 * len(repo.files[shard].prefix) + 16 * 1024
+
+
 def test_a_failed_index_read_is_the_error_and_no_shard_is_read_past_the_hub(hub):
     from gpumem.errors import AccessError
 

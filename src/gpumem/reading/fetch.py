@@ -5,7 +5,8 @@ model.safetensors.index.json, all at once. Wave 2, as soon as model info has ans
 header and the remaining small files, all at once (safetensors headers on the HTTP thread, which parses each
 as it arrives; the rest on worker threads). A header read's first range is sized from the index so a
 second read is rare; the index (9 MB for DeepSeek-V3) may still be on its way when the read starts, so the
-read asks the Hub first and takes its size when the Hub redirects it to the CDN (HubClient.read_range).
+read asks the Hub first and takes its size when the Hub redirects it to the CDN (HubClient.range_steps); an
+index over 1 MiB is not waited for: a read redirected before it is in takes a size guessed from the listing.
 Every file read in wave 2 is pinned to the commit sha; wave-1 files are checked against it.
 """
 
@@ -47,6 +48,13 @@ _SMALL_FILES = ("quantize_config.json", "quant_config.json")
 # Header reads in flight at once on the HTTP thread: every shard of a big repo (over HTTP/2 they share a connection;
 # over HTTP/1.1 the transport opens at most MAX_CONCURRENCY connections per host and queues the rest)
 _WAVE_IN_FLIGHT = 1024
+# An index bigger than this (DeepSeek-V3's: 8.9 MB, 92k tensors) is not waited for: its JSON alone takes ~0.1 s of
+# CPU, so a shard's CDN read takes a size guessed from the listing instead (the index's own size spread over the
+# shards by file size, x1.5 for what a header entry holds beyond the index's, + 8 KiB); one a guess falls short
+# of gets a second read. A smaller index arrives with the redirects and sizes the reads exactly.
+_WAIT_FOR_INDEX_UP_TO = 1024 * 1024
+_GUESS_PER_INDEX_BYTE = 1.5
+_GUESS_SLACK = 8 * 1024
 _DEADLINE_GRACE_S = 5.0  # past the client's deadline every read has ended; if one has not, the wave stops waiting
 
 
@@ -165,7 +173,8 @@ def _wave2(client: HubClient, listing: RepoListing, gguf_file: str | None,
         if plan.format == "safetensors":
             later = sizes if plan.index == ROOT_INDEX else None
             parts = None if keeps_tensors(layout.sets, plan) else name_parts
-            reads.extend(_HeaderRead(path, listed.get(path), later, parts) for path in plan.files)
+            guesses = _guessed_first_reads(plan.files, listed) if later is not None else {}
+            reads.extend(_HeaderRead(path, listed.get(path), later, parts, guesses.get(path)) for path in plan.files)
         elif plan.format != "pytorch-bin":
             tasks.extend(_gguf_task(client, listing, path, listed.get(path)) for path in plan.files)
     wave = _HeaderWave(client, listing, reads)  # under way before the worker threads start
@@ -181,6 +190,7 @@ class _HeaderRead:
     size: int | None
     later: _HeaderSizes | None
     name_parts: dict[str, NameParts] | None
+    guess: int | None = None  # the first range when the index is not there yet (a big index is not waited for)
 
 
 class _HeaderWave:
@@ -221,9 +231,12 @@ class _HeaderWave:
         if number is None:
             return
         read, client, listing = self.reads[number], self.client, self.listing
-        path, size, later = read.path, read.size, read.later
+        path, size, later, guess = read.path, read.size, read.later, read.guess
 
         def steps(start: int, length: int) -> Steps[bytes]:
+            if start == 0 and later is not None and guess is not None:  # the index's size if it is there, else the guess
+                return client.range_steps(listing.repo_id, listing.sha, path, 0, later.first_read_now(path, size, guess),
+                                          length_at_redirect=lambda: later.first_read_now(path, size, guess))
             if start == 0 and later is not None:  # the first range: sized from the index, taken at the redirect
                 return client.range_steps(listing.repo_id, listing.sha, path, 0, later.first_read_now(path, size, length),
                                           length_at_redirect=lambda: later.first_read(path, size),
@@ -259,6 +272,17 @@ class _HeaderWave:
             self._left -= 1
             if self._left == 0:
                 self._done.set()
+
+
+def _guessed_first_reads(files: tuple[str, ...], listed: dict[str, int | None]) -> dict[str, int]:
+    """First ranges for the shards of a set whose index is too big to wait for ({} for a small or unlisted one)."""
+    index = listed.get(ROOT_INDEX)
+    sizes = {path: listed.get(path) or 0 for path in files}
+    total = sum(sizes.values())
+    if not index or index <= _WAIT_FOR_INDEX_UP_TO or not all(sizes.values()):
+        return {}
+    return {path: first_read_size(math.ceil(_GUESS_PER_INDEX_BYTE * index * size / total) + _GUESS_SLACK, size)
+            for path, size in sizes.items()}
 
 
 def small_files_needed(plans: tuple[WeightSetPlan, ...], listed: Collection[str], have: Collection[str]) -> list[str]:
