@@ -173,13 +173,14 @@ def _parse_canonical(payload: bytes, file: str) -> tuple[TensorTable, dict[str, 
     ends = list(accumulate(sizes))
     if ends[-1] >= _U64:
         return None
-    if joined.replace("]},;:[", ",") == _offsets_text(ends):  # each begins where the one before ends, as the writers
+    flat = joined.replace("]},;:[", ",")  # ':[B,E,B,E,...,B,E]}': the pieces' framing is only at its two ends
+    if flat == _offsets_text(ends):  # each begins where the one before ends, as the writers
         nbytes = tuple(sizes)  # write them, and every size is its dtype x shape
     else:  # another order (or sizes that do not match, found below)
         if _LEADING_ZERO.search(joined):  # JSON writes none; int() would read one
             return None
         try:
-            values = list(map(int, joined[2:-2].replace("]},;:[", ",").split(",")))  # B, E, B, E, ... as written
+            values = list(map(int, flat[2:-2].split(",")))  # B, E, B, E, ... as written
         except ValueError:  # an empty number
             return None
         if max(values) >= _U64:
