@@ -276,9 +276,6 @@ class Transport:
         handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(self.timeout * 1000)))
         handle.setopt(pycurl.LOW_SPEED_LIMIT, 1)  # no byte for `timeout` seconds: give up
         handle.setopt(pycurl.LOW_SPEED_TIME, max(1, round(self.timeout)))
-        left = self.remaining()
-        if left is not None:
-            handle.setopt(pycurl.TIMEOUT_MS, max(1, int(left * 1000)))
         self._set_proxy(handle, origin)
         return transfer
 
@@ -484,9 +481,11 @@ class _Driver:
             except Exception:  # noqa: BLE001 - a fault here must fail the transfers in flight, not hang their threads
                 waiting = [t for queue in self.queued.values() for t in queue]
                 self.queued.clear()
-                for transfer in waiting:
-                    self.active[transfer.origin] += 1  # as if started, so that _end's count stays right
-                    self.running[transfer.handle] = transfer
+                for transfer in waiting:  # never started: nothing of theirs to take back from libcurl
+                    try:
+                        transfer.finish((-1, "the HTTP driver failed"))
+                    except Exception:  # noqa: BLE001 - a callback's fault must not end the thread every read needs
+                        pass
                 for handle in list(self.running):
                     try:
                         self._end(handle, (-1, "the HTTP driver failed"))
