@@ -828,7 +828,7 @@ class LlamaCpp(Engine[LlamaCppConstants]):
     def activation_peak(self, arch: Architecture, options: ServingOptions, context: int) -> tuple[int, int]:
         """The GPU compute buffer at full offload (sized from the config when no GGUF tensors are at hand)."""
         model = GGUFModel.from_architecture(arch)
-        memory = plan(model, self.settings(model, replace_context(options, context)))
+        memory = plan(model, self.settings(model, replace(options, context=context)))
         return memory.max_gpu.compute, 0
 
     def sliding_window_tokens(self, window: int, context: int, options: ServingOptions) -> int:
@@ -949,11 +949,6 @@ def rescaled(model: GGUFModel, factor: float) -> GGUFModel:
 def cache_type_needs_fa(cache: str) -> bool:
     """A quantized V cache needs flash attention (llama.cpp turns "auto" on for it, refuses "off")."""
     return CACHE_TYPES[cache][0] > 1
-
-
-def replace_context(options: ServingOptions, context: int) -> ServingOptions:
-    """`options` with another context."""
-    return replace(options, context=context)
 
 
 LLAMACPP = LlamaCpp(
