@@ -98,7 +98,7 @@ def test_does_not_fit_beyond_one_machine_of_gddr_cards(llama70b):
 def test_tp_sizes_that_do_not_split_heads_are_skipped():
     # Qwen2.5-7B has 28 heads and 4 KV heads: TP 8 is impossible, so 4 is the widest it can go.
     arch = parse_architecture(real_config("Qwen__Qwen2.5-7B"))
-    found, _ = shapes(find_gpu("T4"), arch, PlanRequest())
+    found, _ = shapes(find_gpu("T4"), arch, PlanRequest(), ServingOptions())
     assert {tp for tp, _ in found} == {1, 2, 4}
     assert not tp_fits_heads(arch, 8) and tp_fits_heads(arch, 4)
 

@@ -9,12 +9,13 @@ import pytest
 
 from gpumem import api
 from gpumem.errors import UsageError
+from gpumem.model.architecture import parse_architecture
 from gpumem.output.units import size
 from gpumem.planning.engines import get_engine
 from gpumem.planning.engines.sglang import PRE_LOAD_BYTES
 from gpumem.planning.gpus import find_gpu, load_catalog
 from gpumem.planning.memory import ServingOptions
-from gpumem.planning.plans import PlanRequest
+from gpumem.planning.plans import PlanRequest, shapes
 from gpumem.planning.prices import load_prices
 from gpumem_dev.fakehub import GOOD_TOKEN, synthetic_sharded_repo
 
@@ -116,12 +117,35 @@ def test_vllm_across_nodes_keeps_its_ray_cluster_then_the_server_on_node_0(llama
     assert len(block.lines) == 3 and block.lines[2].startswith("vllm serve meta-llama/Llama-3.1-405B ")
 
 
-def test_sglang_without_pipeline_parallel_says_it_cannot_start_a_pp_shape(llama405b):
-    _, d = plans_of(llama405b, gpu="h100", serving=ServingOptions(engine="sglang", engine_version="0.4"))
+def test_sglang_without_pipeline_parallel_is_offered_no_pp_shape_and_no_node_but_its_own(llama405b):
+    # --pp-size is first in SGLang 0.4.6.post2's server_args.py (absent from 0.4.0-0.4.6.post1's wheels), so the
+    # modelled 0.4 (0.4.0-0.4.5) gets tensor-parallel shapes inside one node only: 405B in BF16 fits no 8 H100.
+    old = ServingOptions(engine="sglang", engine_version="0.4")
+    _, d = plans_of(llama405b, gpu="h100", serving=old)
     first = d["recommendations"][0]
-    assert first["pp"] == 2 and first["command"] is None and first["node_commands"] == []
-    assert "SGLang 0.4 has no pipeline parallel (--pp-size, modelled from 0.4.8 on): it cannot start TP 8 x PP 2" \
-        in first["notes"]
+    assert (first["count"], first["nodes"], first["tp"], first["pp"], first["fits"]) == (8, 1, 8, 1, False)
+    assert first["command"].startswith("python -m sglang.launch_server --model-path meta-llama/Llama-3.1-405B --tp 8 ")
+    assert first["node_commands"] == [] and first["notes"][-1] == "does not fit on 8 H100 SXM"
+    refusal = "SGLang 0.4 has no pipeline parallel (--pp-size came in 0.4.6.post2)"
+    for plan, said in ((PlanRequest(nodes=2), f"{refusal}: no plan spans nodes"),
+                       (PlanRequest(pp=2), f"{refusal}: it cannot run PP 2"),
+                       (PlanRequest(tp=16), f"TP 16 spans more than one node of 8 H100 SXM: {refusal}")):
+        with pytest.raises(UsageError) as caught:
+            plans_of(llama405b, gpu="h100", serving=old, plan=plan)
+        assert (caught.value.message, caught.value.hint) == (said, "engine_version 0.5 runs pipeline stages")
+    # a model whose heads split 4 ways at most: vLLM and SGLang 0.5 take 8 GPUs as TP 4 x PP 2, SGLang 0.4 does not
+    config = api.inspect_repo("Qwen/Qwen2.5-7B", options=OFFLINE).weight_sets[0].config
+    qwen, h100 = parse_architecture(config), find_gpu("H100")
+    assert (4, 2) in shapes(h100, qwen, PlanRequest(), ServingOptions(engine="sglang"))[0]
+    assert shapes(h100, qwen, PlanRequest(), old)[0] == [(1, 1), (2, 1), (4, 1)]
+
+
+def test_sglang_0_4_refusals_name_the_flag(hub, gpumem):
+    code, _, err = gpumem("hf", "Qwen/Qwen2.5-7B", "--engine", "sglang", "--engine-version", "0.4", "--nodes", "2",
+                          "--gpu", "h100", "--no-cache")
+    assert code == 2
+    assert "no pipeline parallel (--pp-size came in 0.4.6.post2): no plan spans nodes" in err
+    assert "--engine-version 0.5 runs pipeline stages" in err
 
 
 def test_sglang_plans_and_fit_size_its_fraction_on_nvidia_smis_total():
@@ -151,13 +175,11 @@ def test_engines_on_one_machine_offer_no_plan_across_nodes(llama405b):
         plans_of(llama405b, gpu="h100", serving=ServingOptions(engine="transformers"), plan=PlanRequest(nodes=2))
     assert caught.value.message == "transformers runs on one machine: no plan spans nodes"
     # llama.cpp / Ollama split the layers over one machine's GPUs
-    from gpumem.planning.plans import shapes
-
     h100 = find_gpu("H100")
     for engine in ("llama.cpp", "ollama"):
-        found, _ = shapes(h100, None, PlanRequest(), get_engine(engine))
+        found, _ = shapes(h100, None, PlanRequest(), ServingOptions(engine=engine))
         assert max(tp * pp for tp, pp in found) == 8
-        _, why = shapes(h100, None, PlanRequest(nodes=2), get_engine(engine))
+        _, why = shapes(h100, None, PlanRequest(nodes=2), ServingOptions(engine=engine))
         assert why is not None and why.text == f"{get_engine(engine).label} splits the layers over the GPUs of one machine"
 
 

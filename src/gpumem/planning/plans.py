@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..constants import GB
 from ..errors import UsageError
 from ..model.types import Note
-from .engines import DEFAULT_ENGINE, ENGINES, Engine, get_engine
+from .engines import ENGINES, get_engine
 from .gpus import Gpu, load_catalog, tp_fits_heads
 from .memory import Capacity, ServingEstimate, ServingOptions, capacity, check_tp
 from .prices import Price, PriceTable
@@ -181,13 +181,14 @@ def _scale_up(gpu: Gpu) -> str:
 
 
 def shapes(gpu: Gpu, arch: Architecture | None, request: PlanRequest,
-           engine: Engine[Any] | None = None) -> tuple[list[tuple[int, int]], Note | None]:
-    """(TP x PP shapes to try on `gpu` with `engine` (default: vLLM's), fewest GPUs first; why there are none).
+           options: ServingOptions) -> tuple[list[tuple[int, int]], Note | None]:
+    """(TP x PP shapes to try on `gpu` with the engine version `options` names, fewest GPUs first; why there are none).
 
     An engine that splits the layers over its GPUs itself (llama.cpp's -sm layer, asked as --tp N) gets one shape
-    per GPU count inside a node, no heads to divide and no pipeline stages; only an engine with `across_nodes`
-    gets shapes that span nodes."""
-    engine = engine or get_engine(DEFAULT_ENGINE)
+    per GPU count inside a node, no heads to divide and no pipeline stages; an engine version without pipeline
+    parallel gets TP shapes only; only an engine with `across_nodes` (and pipeline parallel) gets shapes that span
+    nodes."""
+    engine = options.engine_model
     node = gpu.gpus_per_node
     if engine.splits_layers:
         if request.pp not in (None, 1) or request.nodes not in (None, 1):
@@ -196,17 +197,25 @@ def shapes(gpu: Gpu, arch: Architecture | None, request: PlanRequest,
         if request.tp is not None and request.tp > node:
             return [], Note(f"{request.tp} GPUs are more than one node of {node} {gpu.name}")
         return [(c, 1) for c in ((request.tp,) if request.tp else (1, 2, 4, 8)) if c <= node], None
-    if engine.across_nodes is None and request.nodes not in (None, 1):
-        across = " or ".join(name for name, other in ENGINES.items() if other.across_nodes)
+    no_stages = engine.without_pipeline_parallel(options)
+    across = None if no_stages else engine.across_nodes  # plans across nodes are pipeline stages across them
+    if no_stages and (request.pp not in (None, 1) or request.nodes not in (None, 1)):
+        refused = "no plan spans nodes" if request.nodes not in (None, 1) else f"it cannot run PP {request.pp}"
+        return [], _without_stages(f"{no_stages}: {refused}", options)
+    if across is None and request.nodes not in (None, 1):
+        engines = " or ".join(name for name, other in ENGINES.items() if other.across_nodes is not None)
         return [], Note(f"{engine.label} runs on one machine: no plan spans nodes",
-                        hint=f"engine {across} runs one model over several machines", hint_options=("engine",))
+                        hint=f"engine {engines} runs one model over several machines", hint_options=("engine",))
     layers = arch.num_layers if arch else 1_000_000
     if request.tp is not None:
         if request.tp > node:
-            if engine.across_nodes is None:
-                return [], Note(f"TP {request.tp} spans more than one node of {node} {gpu.name}: {engine.label} runs "
-                                "on one machine", hint=f"e.g. tp {node}", hint_options=("tp",))
-            return [], Note(f"TP {request.tp} spans more than one node of {node} {gpu.name}: {engine.across_nodes}",
+            wider = f"TP {request.tp} spans more than one node of {node} {gpu.name}"
+            if no_stages:
+                return [], _without_stages(f"{wider}: {no_stages}", options)
+            if across is None:
+                return [], Note(f"{wider}: {engine.label} runs on one machine", hint=f"e.g. tp {node}",
+                                hint_options=("tp",))
+            return [], Note(f"{wider}: {across}",
                             hint=f"e.g. tp {node} and pp {-(-request.tp // node)}", hint_options=("tp", "pp"))
         check_tp(arch, request.tp)  # a TP the heads cannot split over: the UsageError says why
         tps = [request.tp]
@@ -215,7 +224,7 @@ def shapes(gpu: Gpu, arch: Architecture | None, request: PlanRequest,
     if request.pp is not None and request.pp > layers:
         return [], Note(f"PP {request.pp} is more pipeline stages than the model's {layers} layers")
     counts = sorted({c for c in (1, 2, 4, 8) if c <= node} |
-                    ({node * n for n in range(2, MAX_NODES + 1)} if spans_nodes(gpu) and engine.across_nodes
+                    ({node * n for n in range(2, MAX_NODES + 1)} if spans_nodes(gpu) and across is not None
                      else set()))
     found = []
     for count in counts:
@@ -223,7 +232,7 @@ def shapes(gpu: Gpu, arch: Architecture | None, request: PlanRequest,
             if count % tp or tp > count:
                 continue
             pp = count // tp
-            if pp > layers or (request.pp is not None and pp != request.pp):
+            if pp > layers or (request.pp is not None and pp != request.pp) or (no_stages and pp > 1):
                 continue
             if request.nodes is not None and -(-count // node) != request.nodes:
                 continue
@@ -231,7 +240,7 @@ def shapes(gpu: Gpu, arch: Architecture | None, request: PlanRequest,
             break
     if request.pp is not None and request.tp is not None and not found:
         count = request.tp * request.pp
-        if count <= node or (engine.across_nodes and count % node == 0):
+        if count <= node or (across is not None and count % node == 0):
             found.append((request.tp, request.pp))
     if not found:
         fixed = ", ".join(f"{k} {v}" for k, v in (("TP", request.tp), ("PP", request.pp), ("nodes", request.nodes))
@@ -239,6 +248,16 @@ def shapes(gpu: Gpu, arch: Architecture | None, request: PlanRequest,
         return [], Note(f"no shape with {fixed} fills whole nodes of {node} {gpu.name}" if fixed
                         else f"the model's heads cannot be split over {gpu.name} nodes")
     return found, None
+
+
+def _without_stages(text: str, options: ServingOptions) -> Note:
+    """A refused shape that needs pipeline stages, with the newest modelled version of the engine that runs them."""
+    engine = options.engine_model
+    newer = next((v for v in engine.versions
+                  if engine.without_pipeline_parallel(replace(options, engine_version=v)) is None), None)
+    if newer is None:
+        return Note(text)
+    return Note(text, hint=f"engine_version {newer} runs pipeline stages", hint_options=("engine_version",))
 
 
 def stage_estimate(estimate: ServingEstimate, arch: Architecture | None, pp: int, vocab_bytes: int,
@@ -395,7 +414,7 @@ def make_plans(breakdown_at: Callable[[int, Gpu], ServingEstimate], facts: Model
     plans = []
     refused: list[Note] = []
     for gpu in candidate_gpus(options, request):
-        found, why = shapes(gpu, arch, request, options.engine_model)
+        found, why = shapes(gpu, arch, request, options)
         if not found:
             refused.append(why or Note(gpu.name))
             continue

@@ -10,7 +10,9 @@ How to add an engine (one module, one registry line):
    the defaults below: `budget`, `overhead`, `activation_peak`, `sliding_window_tokens`, `max_sequences`,
    `command`, `loaded_summary` / `loaded_weights` when it holds the checkpoint otherwise than stored,
    `plan_command` / `report_breakdown` when a plan's start line or the report's breakdown depend on the GPU,
-   `across_nodes` / `launch_across_nodes` when it starts one model over several machines. Every byte figure is per GPU. Cite where each constant comes from (a log, the engine's source).
+   `across_nodes` / `launch_across_nodes` when it starts one model over several machines,
+   `without_pipeline_parallel` when some versions have no pipeline stages (plans then offer none). Every byte
+   figure is per GPU. Cite where each constant comes from (a log, the engine's source).
 2. Give it `versions`: a mapping version -> constants, NEWEST FIRST (the first one is the default when
    `ServingOptions.engine_version` is None), `vendors` (catalog vendor names it runs on: "NVIDIA", "AMD",
    "Intel", "Apple") and `formats` (the checkpoint formats it serves: "safetensors", "gguf", "pytorch-bin").
@@ -122,7 +124,8 @@ class Engine(Generic[C]):
     # What a MoE model's plan on several GPUs notes about placing whole experts per GPU (None: nothing).
     expert_parallel_note: ClassVar[str | None] = None
     # How the engine runs one model over several machines, in its words (None: it does not, and no plan spans
-    # nodes). Plans across nodes are tensor parallel inside each node and pipeline parallel across them.
+    # nodes). Plans across nodes are tensor parallel inside each node and pipeline parallel across them, so a
+    # version without pipeline parallel (`without_pipeline_parallel`) gets none either.
     across_nodes: ClassVar[str | None] = None
     # What a plan across nodes notes about starting it, and how the report titles its commands (NODE0_IP: node 0).
     start_across_nodes: ClassVar[str] = ""
@@ -160,6 +163,11 @@ class Engine(Generic[C]):
     def shape_words(self, tp: int, pp: int) -> str:
         """A plan's parallel shape as the engine words it."""
         return f"TP {tp}" + (f" × PP {pp}" if pp > 1 else "")
+
+    def without_pipeline_parallel(self, options: ServingOptions) -> str | None:
+        """Why the version `options` asks for cannot run pipeline stages, in the engine's words (None: it can). Plans
+        then offer no TP x PP shape and no shape across nodes."""
+        return None
 
     def overhead(self, options: ServingOptions) -> int:
         """Runtime memory per GPU that is neither weights, KV nor activations, at TP `options.tp`."""

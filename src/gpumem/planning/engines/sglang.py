@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...model.activations import activation_bytes_per_token
-from . import MIB, Engine, EngineConstants, PlanStart
+from . import MIB, Engine, EngineConstants
 
 if TYPE_CHECKING:
     from ...model.architecture import Architecture
-    from ..memory import ServingEstimate, ServingOptions
+    from ..memory import ServingOptions
 
 GIB = 2**30
 # Free memory SGLang measures before loading weights, below the CUDA-visible total: the CUDA context and
@@ -41,8 +41,9 @@ class SglangConstants(EngineConstants):
 
     fraction_rule: str = "reserve-0.5.3"  # "tp-table-0.4" | "band-0.4.8" | "reserve-0.5.3"
     cuda_graph_bytes: int = 512 * MIB  # in the (1 - f) part (logs: 0.11-0.93 GiB)
-    # --pp-size: 0.4.8's server_args.py sizes its reserve on tp_size x pp_size (../shared/reference/sglang-memory.md);
-    # the 0.4.0-0.4.5 rules modelled as "0.4" predate it.
+    # --pp-size (--pipeline-parallel-size): first in 0.4.6.post2's server_args.py, absent from 0.4.0-0.4.6.post1's
+    # (the PyPI wheels), so the 0.4.0-0.4.5 rules modelled as "0.4" have none. --nnodes / --node-rank /
+    # --dist-init-addr are older (0.4.0), but without stages they span nodes only as one TP group, which plans do not.
     pipeline_parallel: bool = True
 
 
@@ -110,10 +111,14 @@ class Sglang(Engine[SglangConstants]):
         """SGLang caps running requests at 4096 (tp_worker.py)."""
         return 4096
 
-    def command(self, repo_id: str, options: ServingOptions, gpus: int) -> str | None:
-        """The SGLang launch line (None: a pipeline-parallel shape on a version without --pp-size)."""
-        if options.pp > 1 and not self.constants(options).pipeline_parallel:
+    def without_pipeline_parallel(self, options: ServingOptions) -> str | None:
+        """A version before --pp-size: no TP x PP shape, no plan across nodes."""
+        if self.constants(options).pipeline_parallel:
             return None
+        return f"SGLang {self.constants(options).version} has no pipeline parallel (--pp-size came in 0.4.6.post2)"
+
+    def command(self, repo_id: str, options: ServingOptions, gpus: int) -> str:
+        """The SGLang launch line."""
         parts = [f"python -m sglang.launch_server --model-path {repo_id}"]
         if options.tp > 1:
             parts.append(f"--tp {options.tp}")
@@ -125,17 +130,6 @@ class Sglang(Engine[SglangConstants]):
         if options.kv_dtype == "fp8":
             parts.append("--kv-cache-dtype fp8_e5m2")
         return " ".join(parts)
-
-    def plan_command(self, repo_id: str, options: ServingOptions, gpus: int, estimate: ServingEstimate,
-                     gpu_usable_bytes: int, gpu_bandwidth_gbps: float, *, file: str | None = None,
-                     local: bool = False) -> PlanStart:
-        """`command`, or why there is none: a version without pipeline parallel cannot start a TP x PP shape."""
-        command = self.command(repo_id, options, gpus)
-        if command is None:
-            version = self.constants(options).version
-            return PlanStart(None, (f"SGLang {version} has no pipeline parallel (--pp-size, modelled from 0.4.8 on): "
-                                    f"it cannot start TP {options.tp} x PP {options.pp}",))
-        return PlanStart(command)
 
     def launch_across_nodes(self, command: str, options: ServingOptions, nodes: int) -> tuple[str, tuple[str, ...]]:
         """The launch line on every node with --nnodes, its --node-rank and node 0's --dist-init-addr; the plan's
