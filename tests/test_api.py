@@ -50,3 +50,28 @@ def test_calc_json_has_the_keys_that_apply(gpumem):
 def test_absurd_counts_are_usage_errors_not_overflows(text):
     with pytest.raises(UsageError, match="between 1 and 100T"):
         api.parse_parameter_count(text)
+
+
+def test_hf_hands_the_api_its_flags_and_prints_what_the_api_answers(hub, gpumem, monkeypatch):
+    # The CLI is a thin layer: --gpu is api.estimate's `gpu` and the serving options are the flags' (each plan sizes
+    # on its own GPU); the same call through the API answers the same JSON.
+    import json
+
+    from gpumem.planning.options import ServingOptions
+
+    passed = {}
+    real = api.estimate_many
+
+    def spy(*args, **kwargs):
+        passed.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "estimate_many", spy)
+    code, out, _ = gpumem("hf", "Qwen/Qwen2.5-7B", "--gpu", "A10", "--context", "8k", "--engine", "sglang", "--json",
+                          "--no-cache")
+    assert code == 0
+    serving = ServingOptions(engine="sglang", context=8192)
+    assert (passed["gpu"], passed["serving"]) == (("A10",), serving)
+    metadata = api.inspect_repo("Qwen/Qwen2.5-7B", options=api.HubOptions(use_cache=False))
+    (report,) = api.estimate(metadata, gpu="A10", serving=serving)
+    assert json.loads(out) == json.loads(json.dumps(report.to_dict()))

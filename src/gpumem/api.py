@@ -66,7 +66,8 @@ def estimate(metadata: RepoMetadata, *, bits: float | None = None, serving: Serv
              adapters: Sequence[RepoMetadata] = (), plan: PlanRequest | None = None) -> list[ModelReport]:
     """Count, size and place a model: one report (or one per GGUF variant; `file` picks one).
 
-    `gpu` names the GPU type (or types) to answer for; default: the whole catalog.
+    `gpu` names the GPU type (or types) to answer for; default: the whole catalog. Each plan is sized on its own
+    GPU (`serving.gpu` is set per plan), so `serving` carries no GPU.
 
     `adapters` are PEFT adapter repos served on this model: each is checked against it, and the report
     counts base + adapters (and, for vLLM, the LoRA slots it preallocates). `plan` fixes the plans' shape,

@@ -200,8 +200,6 @@ def _serving_options(command):
     @functools.wraps(command)
     def wrapper(*args, bits, gpus, context, concurrency, kv_dtype, engine, engine_version, engine_settings, plan,
                 **kwargs):
-        from .planning.gpus import find_gpu
-
         split = engine_settings.get("tensor_split")
         if split and plan.tp not in (None, len(split)):
             raise click.BadParameter(f"--tensor-split names {len(split)} GPUs and --tp {plan.tp}",
@@ -209,9 +207,8 @@ def _serving_options(command):
         if split:  # llama.cpp splits the layers over as many GPUs as -ts has shares
             plan = dataclasses.replace(plan, tp=len(split))
         gpu = _gpu_names(gpus, kwargs.get("quiet", False)) or None  # unknown names fail now, before any traffic
-        target = find_gpu(gpu[0]).target if gpu else None  # the breakdown takes the (first) GPU's engine defaults
         serving = ServingOptions(engine=engine, engine_version=engine_version, context=context,
-                                 concurrency=concurrency, kv_dtype=kv_dtype, gpu=target, context_asked=_context_asked(),
+                                 concurrency=concurrency, kv_dtype=kv_dtype, context_asked=_context_asked(),
                                  **engine_settings)
         return command(*args, bits=bits, gpu=gpu, serving=serving, plan=plan, **kwargs)
     return wrapper
