@@ -6,7 +6,8 @@ header and the remaining small files, all at once (safetensors headers on the HT
 as it arrives; the rest on worker threads). A header read's first range is sized from the index so a
 second read is rare; the index (9 MB for DeepSeek-V3) may still be on its way when the read starts, so the
 read asks the Hub first and takes its size when the Hub redirects it to the CDN (HubClient.range_steps); an
-index over 1 MiB is not waited for: a read redirected before it is in takes a size guessed from the listing.
+index over 1 MiB is not waited for: its shards' reads take sizes guessed from the listing, and it is read only for
+the shard names it uses (model/safetensors_index.py), which must be listed.
 Every file read in wave 2 is pinned to the commit sha; wave-1 files are checked against it.
 """
 
@@ -18,7 +19,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Collection, Generator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from ..constants import SMALL_FILE_CAP
 from ..errors import BadConfig, BadHeader, EntryNotFound, GpumemError, HubUnavailable, Interrupted
@@ -32,6 +33,7 @@ from ..model.safetensors_header import (
     parse_header,
     read_header_length,
 )
+from ..model.safetensors_index import weight_map_shards
 from ..model.types import RepoMetadata, TensorTable, WeightSet
 from .hub import HubClient, RepoListing, Steps
 
@@ -49,13 +51,15 @@ _SMALL_FILES = ("quantize_config.json", "quant_config.json")
 # over HTTP/1.1 the transport opens at most MAX_CONCURRENCY connections per host and queues the rest)
 _WAVE_IN_FLIGHT = 1024
 # An index bigger than this (DeepSeek-V3's: 8.9 MB, 92k tensors) is not waited for: its JSON alone takes ~0.1 s of
-# CPU, so a shard's CDN read takes a size guessed from the listing instead (the index's own size spread over the
+# CPU, so a shard's first read takes a size guessed from the listing instead (the index's own size spread over the
 # shards by file size, x1.5 for what a header entry holds beyond the index's, + 8 KiB); one a guess falls short
 # of gets a second read. A smaller index arrives with the redirects and sizes the reads exactly.
 _WAIT_FOR_INDEX_UP_TO = 1024 * 1024
 _GUESS_PER_INDEX_BYTE = 1.5
 _GUESS_SLACK = 8 * 1024
 _DEADLINE_GRACE_S = 5.0  # past the client's deadline every read has ended; if one has not, the wave stops waiting
+
+T = TypeVar("T")
 
 
 def fetch_repo(client: HubClient, repo_id: str, revision: str = "main", *, gguf_file: str | None = None) -> RepoMetadata:
@@ -66,20 +70,20 @@ def fetch_repo(client: HubClient, repo_id: str, revision: str = "main", *, gguf_
     """
     sizes = _HeaderSizes()
 
-    def read_json(path: str) -> tuple[dict | None, str | None]:
+    def read_document(path: str, parse: Callable[[bytes, str], T]) -> tuple[T | None, str | None]:
         try:
             content, commit = client.read_file(repo_id, revision, path)
         except EntryNotFound:
             return None, None
-        return parse_json(content, path), commit
+        return parse(content, path), commit
 
-    def index_then_sizes() -> tuple[dict | None, str | None]:
-        predictions = None
+    def index_then_sizes() -> tuple[Index | None, str | None]:
         try:
-            index, commit = read_json(ROOT_INDEX)
-            predictions = predict_header_sizes(index or {})
-        finally:  # always published: on failure (None) the waiting header reads stop, and this error is raised
-            sizes.publish(predictions)
+            index, commit = read_document(ROOT_INDEX, parse_index)
+        except BaseException:
+            sizes.fail()  # the waiting header reads stop, and this error is raised
+            raise
+        sizes.publish(index)
         return index, commit
 
     def listing_then_wave2() -> tuple[RepoListing, tuple[bool, Any]]:
@@ -88,17 +92,16 @@ def fetch_repo(client: HubClient, repo_id: str, revision: str = "main", *, gguf_
 
     # The index first: with a single worker the calls run in this order, and wave 2 waits for its sizes.
     index_outcome, config_outcome, listing_outcome = client.map_concurrent(
-        _capture, [index_then_sizes, lambda: read_json(ROOT_CONFIG), listing_then_wave2])
+        _capture, [index_then_sizes, lambda: read_document(ROOT_CONFIG, parse_json), listing_then_wave2])
     listing, wave2 = _unwrap(listing_outcome)  # the model-info error (not found, bad revision) explains best
-    documents: dict[str, dict | None] = {}
-    for path, outcome in ((ROOT_CONFIG, config_outcome), (ROOT_INDEX, index_outcome)):
+    documents: dict[str, dict | Index | None] = {}
+    for path, outcome, parse in ((ROOT_CONFIG, config_outcome, parse_json), (ROOT_INDEX, index_outcome, parse_index)):
         document, commit = _unwrap(outcome)
         if commit and commit != listing.sha:  # a push raced us: read the file at the sha
             content, _ = client.read_file(repo_id, listing.sha, path)
-            document = parse_json(content, path)
+            document = parse(content, path)
         documents[path] = document
-    layout, small, results, name_parts = _unwrap(wave2)
-    listed = {f.path: f.size for f in listing.files}
+    layout, small, results, name_parts, listed = _unwrap(wave2)
     documents.update((path, results[path]) for path in small)
     sets = tuple(build_weight_set(plan, listed.get, listed.keys(), documents, results,
                                   keep_tensors=keeps_tensors(layout.sets, plan), name_parts=name_parts)
@@ -113,18 +116,52 @@ def keeps_tensors(sets: tuple[WeightSetPlan, ...], plan: WeightSetPlan) -> bool:
     return (len(sets) > 1 and sets[0].format != "gguf") or is_adapter_set(plan)
 
 
+@dataclass(frozen=True, slots=True)
+class LargeIndex:
+    """A root index over _WAIT_FOR_INDEX_UP_TO read without building its weight map (DeepSeek-V3's: 92k entries):
+    the shard names it uses, and its text, parsed in full only should a shard need wording or reads need sizes."""
+
+    content: bytes
+    shards: frozenset[str]
+
+    def document(self, path: str) -> dict:
+        return parse_json(self.content, path)
+
+
+Index = dict | LargeIndex
+
+
+def parse_index(content: bytes, path: str) -> Index:
+    """The root index: an index too big to wait for, laid out as the writers lay it out, is read for its shard names
+    alone (~0.04 s where JSON takes ~0.1 s); any other as JSON, which words what is wrong with it."""
+    if len(content) > _WAIT_FOR_INDEX_UP_TO and (shards := weight_map_shards(content)) is not None:
+        return LargeIndex(content, frozenset(shards))
+    return parse_json(content, path)
+
+
 class _HeaderSizes:
-    """First-read sizes of the shards the root index names, published once wave 1 has read it (or failed to)."""
+    """First-read sizes of the shards the root index names, for the header reads that wait for them: the index is
+    published once wave 1 has read it (or has failed to), and its sizes are predicted when a read first asks."""
 
     def __init__(self) -> None:
         self._known = threading.Event()
+        self._index: Index | None = None
+        self._failed = False
         self._sizes: dict[str, int] | None = None
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[], None]] = []
 
-    def publish(self, sizes: dict[str, int] | None) -> None:
-        """The index's predictions ({} without an index); None when reading it failed."""
-        self._sizes = sizes
+    def publish(self, index: Index | None) -> None:
+        """The index (None: the repo has none)."""
+        self._index = index
+        self._announce()
+
+    def fail(self) -> None:
+        """Reading the index failed: the reads waiting for it stop (its own error is raised)."""
+        self._failed = True
+        self._announce()
+
+    def _announce(self) -> None:
         with self._lock:
             self._known.set()
             callbacks, self._callbacks = self._callbacks, []
@@ -142,25 +179,32 @@ class _HeaderSizes:
     def first_read(self, path: str, size: int | None) -> int:
         """The first range to ask of `path`, once the index is read."""
         self._known.wait()
-        if self._sizes is None:
+        if self._failed:
             raise _IndexFailed(f"{path}: left unread, as the index could not be read")
-        return first_read_size(self._sizes.get(path) or self._sizes.get(posixpath.basename(path)), size)
+        with self._lock:
+            if self._sizes is None:
+                index = self._index
+                self._sizes = predict_header_sizes(index.document(ROOT_INDEX) if isinstance(index, LargeIndex)
+                                                   else index or {})
+            sizes = self._sizes
+        return first_read_size(sizes.get(path) or sizes.get(posixpath.basename(path)), size)
 
     def first_read_now(self, path: str, size: int | None, default: int) -> int:
         """The first range to ask of `path` if the index is read already, else `default` (without waiting)."""
-        return self.first_read(path, size) if self._known.is_set() and self._sizes is not None else default
+        return self.first_read(path, size) if self._known.is_set() and not self._failed else default
 
 
 class _IndexFailed(GpumemError):
     """A header read left off because reading the index failed (whose own error is raised instead)."""
 
 
-def _wave2(client: HubClient, listing: RepoListing, gguf_file: str | None,
-           sizes: _HeaderSizes) -> tuple[Layout, list[str], dict[str, object], dict[str, NameParts]]:
+def _wave2(client: HubClient, listing: RepoListing, gguf_file: str | None, sizes: _HeaderSizes
+           ) -> tuple[Layout, list[str], dict[str, object], dict[str, NameParts], dict[str, int | None]]:
     """Every header and small file the layout needs, at once (config and root index are wave 1's): the layout,
-    the small files' paths, every result by path and, for a set counted into a summary, what each header's names
-    say for counting, made as each header arrives. Safetensors headers are read on the HTTP thread (no thread
-    each) and parsed there one at a time as they arrive; small files and GGUF headers on worker threads."""
+    the small files' paths, every result by path, for a set counted into a summary what each header's names
+    say for counting (made as each header arrives), and the listed files' sizes. Safetensors headers are read on
+    the HTTP thread (no thread each) and parsed there one at a time as they arrive; small files and GGUF headers
+    on worker threads."""
     listed = {f.path: f.size for f in listing.files}
     layout = plan_layout(listed)
     if gguf_file is not None and layout.sets[0].format == "gguf":
@@ -174,23 +218,28 @@ def _wave2(client: HubClient, listing: RepoListing, gguf_file: str | None,
             later = sizes if plan.index == ROOT_INDEX else None
             parts = None if keeps_tensors(layout.sets, plan) else name_parts
             guesses = _guessed_first_reads(plan.files, listed) if later is not None else {}
-            reads.extend(_HeaderRead(path, listed.get(path), later, parts, guesses.get(path)) for path in plan.files)
+            if guesses:  # a big index is not waited for, nor asked: its shards' first reads are the guesses
+                later = None
+            reads.extend(_HeaderRead(path, listed.get(path), guesses.get(path) or first_read_size(None, listed.get(path)),
+                                     later, parts) for path in plan.files)
         elif plan.format != "pytorch-bin":
             tasks.extend(_gguf_task(client, listing, path, listed.get(path)) for path in plan.files)
     wave = _HeaderWave(client, listing, reads)  # under way before the worker threads start
     outcomes = client.map_concurrent(lambda task: _capture(task), tasks) + wave.outcomes()
-    return layout, small, dict(_unwrap(outcome) for outcome in outcomes), name_parts  # the first error in order
+    results = dict(_unwrap(outcome) for outcome in outcomes)  # the first error in order
+    return layout, small, results, name_parts, listed
 
 
 @dataclass(frozen=True, slots=True)
 class _HeaderRead:
-    """One safetensors header to read: where its first range's size comes from, and where its NameParts go."""
+    """One safetensors header to read: its first range (a guess, a default, or `later` the index's size for it,
+    taken when the Hub redirects the read), and where its NameParts go."""
 
     path: str
     size: int | None
+    first_read: int
     later: _HeaderSizes | None
     name_parts: dict[str, NameParts] | None
-    guess: int | None = None  # the first range when the index is not there yet (a big index is not waited for)
 
 
 class _HeaderWave:
@@ -231,19 +280,16 @@ class _HeaderWave:
         if number is None:
             return
         read, client, listing = self.reads[number], self.client, self.listing
-        path, size, later, guess = read.path, read.size, read.later, read.guess
+        path, size, later = read.path, read.size, read.later
 
         def steps(start: int, length: int) -> Steps[bytes]:
-            if start == 0 and later is not None and guess is not None:  # the index's size if it is there, else the guess
-                return client.range_steps(listing.repo_id, listing.sha, path, 0, later.first_read_now(path, size, guess),
-                                          length_at_redirect=lambda: later.first_read_now(path, size, guess))
             if start == 0 and later is not None:  # the first range: sized from the index, taken at the redirect
                 return client.range_steps(listing.repo_id, listing.sha, path, 0, later.first_read_now(path, size, length),
                                           length_at_redirect=lambda: later.first_read(path, size),
                                           ready=later.when_ready)
             return client.range_steps(listing.repo_id, listing.sha, path, start, length)
 
-        client.start(_safetensors_prefix(steps, path, first_read_size(None, size), size),
+        client.start(_safetensors_prefix(steps, path, read.first_read, size),
                      lambda prefix, error: self._arrived(number, prefix, error))
 
     def _arrived(self, number: int, prefix: bytes | None, error: BaseException | None) -> None:
@@ -449,7 +495,13 @@ def _merge_tables(parsed: list) -> TensorTable:
     return table
 
 
-def _check_index(path: str, index: dict, listed: Collection[str]) -> None:
+def _check_index(path: str, index: Index, listed: Collection[str]) -> None:
+    """Every shard the index's weight map names is listed (the first one that is not, in map order, is the error)."""
+    if isinstance(index, LargeIndex):
+        folder = posixpath.dirname(path)
+        if all(posixpath.join(folder, shard) in listed for shard in index.shards):
+            return
+        index = index.document(path)  # which shard comes first in the map, as the JSON reads it
     weight_map = index.get("weight_map")
     if not isinstance(weight_map, dict):
         raise BadConfig(f"{path}: field 'weight_map' is missing or not an object")
