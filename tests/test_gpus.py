@@ -12,7 +12,7 @@ from test_architecture import real_config
 from gpumem import api
 from gpumem.errors import UsageError
 from gpumem.model.architecture import parse_architecture
-from gpumem.planning.gpus import find_gpu, load_catalog, tp_fits_heads
+from gpumem.planning.gpus import find_gpu, load_catalog, metal_working_set_bytes, tp_fits_heads
 from gpumem.planning.memory import ServingOptions
 from gpumem.planning.plans import PlanRequest, shapes
 
@@ -116,3 +116,18 @@ def test_weights_only_plans_without_config(llama70b):
 def test_catalog_is_package_data():
     text = (Path(__file__).resolve().parent.parent / "src" / "gpumem" / "data" / "gpus.toml").read_text()
     assert len(re.findall(r"^\[\[gpu\]\]", text, re.M)) == len(load_catalog())
+
+
+def test_a_macs_usable_memory_is_metals_working_set_of_its_ram():
+    # the logged recommendedMaxWorkingSetSize: 2/3 of RAM up to 32 GiB, 3/4 above
+    mib, gib = 2**20, 2**30
+    assert metal_working_set_bytes(16 * gib) / mib == pytest.approx(10922.67, abs=0.01)
+    assert metal_working_set_bytes(32 * gib) / mib == pytest.approx(21845.33, abs=0.01)
+    assert metal_working_set_bytes(64 * gib) / mib == 49152
+    assert metal_working_set_bytes(96 * gib) / mib == 73728
+    # the catalog's Macs carry their RAM only; what the plans budget against is derived from it
+    text = (Path(__file__).resolve().parent.parent / "src" / "gpumem" / "data" / "gpus.toml").read_text()
+    macs = [g for g in load_catalog() if g.vendor == "Apple"]
+    assert [(g.name, g.usable_mib) for g in macs] == [("Apple M4 Max 128GB", 98304), ("Apple M3 Ultra 512GB", 393216)]
+    assert all(g.usable_bytes == metal_working_set_bytes(int(g.marketed_gb) * gib) for g in macs)
+    assert "usable_mib = 98304" not in text and "usable_mib = 393216" not in text

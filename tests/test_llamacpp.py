@@ -1,5 +1,5 @@
 """llama.cpp and Ollama: KV cache, model and compute buffers against llama.cpp's own load logs, the -ngl table,
-Apple's working set, the commands, and the engines in the CLI."""
+the commands, and the engines in the CLI."""
 
 from __future__ import annotations
 
@@ -145,13 +145,6 @@ def test_offload_table_is_complete_and_monotonic():
     assert lc.largest_ngl(rows, 0) == 0
 
 
-def test_metal_working_set_follows_the_logged_fractions():
-    assert lc.metal_working_set_bytes(16 * GIB) / MIB == pytest.approx(10922.67, abs=0.01)
-    assert lc.metal_working_set_bytes(32 * GIB) / MIB == pytest.approx(21845.33, abs=0.01)
-    assert lc.metal_working_set_bytes(64 * GIB) / MIB == 49152
-    assert lc.metal_working_set_bytes(96 * GIB) / MIB == 73728
-
-
 def test_llama_server_command_names_the_file_ngl_and_total_context():
     engine = get_engine("llama.cpp")
     options = ServingOptions(engine="llama.cpp", context=8192, concurrency=4, kv_dtype="q8_0")
@@ -166,7 +159,6 @@ def test_ollama_is_llama_server_with_ollama_defaults():
     ollama = get_engine("ollama")
     options = ServingOptions(engine="ollama", context=8192, kv_dtype="q8_0")
     assert ollama.setting(options, "n_ubatch") == 512 and ollama.setting(options, "n_batch") == 512
-    assert ollama.default_num_ctx(options, 24 * GIB) == 32768 and ollama.default_num_ctx(options, 8 * GIB) == 4096
     command = ollama.command("bartowski/X-GGUF", options, 1, file="X-Q4_K_M.gguf", ngl=30)
     assert "PARAMETER num_ctx 8192" in command and "PARAMETER num_gpu 30" in command
     assert "OLLAMA_KV_CACHE_TYPE=q8_0" in command and "hf.co/bartowski/X-GGUF:Q4_K_M" in command

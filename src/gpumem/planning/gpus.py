@@ -114,12 +114,33 @@ def _key(text: str) -> str:
 _BRAND = re.compile(r"^(nvidia|amd|intel|habana)?(geforce|tesla|instinct|quadro)?")
 
 
+def metal_working_set_bytes(ram_bytes: int) -> int:
+    """Metal's recommendedMaxWorkingSetSize on Apple Silicon: two thirds of RAM up to 32 GiB, three quarters
+    above (the GPU budget llama.cpp's Metal backend reports and ollama schedules against).
+
+    Logged values: 16 GiB -> 10,922.67 MiB and 32 GiB -> 21,845.34 MiB (2/3; llama-cpp-python #687,
+    ollama #434); 64 GiB -> 49,152 MiB and 96 GiB -> 73,728 MiB (3/4; llama.cpp #1870, #3213). macOS 26
+    reports more on some machines (an M5 Max 128 GB: 107.52 GiB, antirez/ds4 #893); `sudo sysctl
+    iogpu.wired_limit_mb=...` raises it.
+    """
+    gib = 2**30
+    return ram_bytes * 2 // 3 if ram_bytes <= 32 * gib else ram_bytes * 3 // 4
+
+
+def _usable_mib(entry: dict[str, Any]) -> int:
+    """A catalog entry's usable memory: its own figure, or for a Mac (no figure given) Metal's working set of its
+    RAM (the marketed GB of a Mac are GiB of RAM)."""
+    if "usable_mib" not in entry and entry["vendor"] == "Apple":
+        return metal_working_set_bytes(int(entry["marketed_gb"] * 2**30)) // MIB
+    return entry["usable_mib"]
+
+
 @cache
 def load_catalog() -> tuple[Gpu, ...]:
     """Every GPU of the packaged gpus.toml, in file order."""
     data = tomllib.loads(CATALOG_FILE.read_text(encoding="utf-8"))
     return tuple(Gpu(name=g["name"], aliases=tuple(g.get("aliases", ())), vendor=g["vendor"],
-                     memory_type=g["memory_type"], marketed_gb=g["marketed_gb"], usable_mib=g["usable_mib"],
+                     memory_type=g["memory_type"], marketed_gb=g["marketed_gb"], usable_mib=_usable_mib(g),
                      bandwidth_gbps=g["bandwidth_gbps"], bf16_tflops=g.get("bf16_tflops"), fp8=g["fp8"],
                      fp4=g["fp4"], interconnect=g["interconnect"], derived=g.get("derived", False),
                      note=g.get("note", ""), gpus_per_node=g.get("gpus_per_node", 8),

@@ -713,22 +713,6 @@ def bytes_read_per_token(model: GGUFModel, memory: LlamaCppMemory, context: int)
     return gpu_bytes, host_bytes
 
 
-# --- Apple Silicon ------------------------------------------------------------------------------------------
-
-
-def metal_working_set_bytes(ram_bytes: int) -> int:
-    """Metal's recommendedMaxWorkingSetSize on Apple Silicon: two thirds of RAM up to 32 GiB, three quarters
-    above (the GPU budget llama.cpp's Metal backend reports and ollama schedules against).
-
-    Logged values: 16 GiB -> 10,922.67 MiB and 32 GiB -> 21,845.34 MiB (2/3; llama-cpp-python #687,
-    ollama #434); 64 GiB -> 49,152 MiB and 96 GiB -> 73,728 MiB (3/4; llama.cpp #1870, #3213). macOS 26
-    reports more on some machines (an M5 Max 128 GB: 107.52 GiB, antirez/ds4 #893); `sudo sysctl
-    iogpu.wired_limit_mb=...` raises it.
-    """
-    gib = 2**30
-    return ram_bytes * 2 // 3 if ram_bytes <= 32 * gib else ram_bytes * 3 // 4
-
-
 # --- the engines -------------------------------------------------------------------------------------------
 
 
@@ -966,8 +950,6 @@ class OllamaConstants(LlamaCppConstants):
     # api.DefaultOptions: NumBatch 512, passed as -b and -ub; OLLAMA_NUM_PARALLEL 1; OLLAMA_KV_CACHE_TYPE f16.
     n_batch: int = 512
     n_ubatch: int = 512
-    # server/routes.go: the default num_ctx by total VRAM: 4096 below 23 GiB, 32768 below 47 GiB, 262144 above.
-    num_ctx_tiers: tuple[tuple[int, int], ...] = ((47, 262144), (23, 32768), (0, 4096))
     # The llama-server of 2026 releases: b8198's graph (GLU op, V indices, input selection were in by January
     # 2026); which build Ollama bundles is not known here, so not b11434's f16 mask.
     graph: GraphRules = B8198.graph
@@ -975,16 +957,10 @@ class OllamaConstants(LlamaCppConstants):
 
 @dataclass(frozen=True)
 class Ollama(LlamaCpp):
-    """Ollama v0.30+ starts `llama-server -c num_ctx x OLLAMA_NUM_PARALLEL -np OLLAMA_NUM_PARALLEL`."""
+    """Ollama v0.30+ starts `llama-server -c num_ctx x OLLAMA_NUM_PARALLEL -np OLLAMA_NUM_PARALLEL`. The Modelfile a plan
+    prints sets num_ctx, so Ollama's own default (by total VRAM, server/routes.go) never applies to it."""
 
     binary: str = "ollama"
-
-    def default_num_ctx(self, options: ServingOptions, vram_bytes: int) -> int:
-        """Ollama's num_ctx when none is set: by the total VRAM (server/routes.go, capped at the model's)."""
-        c = self.constants(options)
-        assert isinstance(c, OllamaConstants)  # Ollama's versions are OllamaConstants
-        gib = vram_bytes / 2**30
-        return next(ctx for floor, ctx in c.num_ctx_tiers if gib >= floor)
 
     def command(self, repo_id: str, options: ServingOptions, gpus: int, *, file: str | None = None,
                 ngl: int | None = None, n_cpu_moe: int = 0, local: bool = False) -> str:
