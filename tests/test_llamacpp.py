@@ -393,6 +393,17 @@ def test_the_report_places_its_first_plan_with_that_plan_s_launch(hub, monkeypat
         assert 0 < largest < 33 and (f"-ngl {largest} " in first.command) == (ngl is None)
 
 
+def test_a_plan_s_placement_is_typed_as_an_engine_s_decision():
+    # Plan.placement and PlanStart.placement hold a Placement (llama.cpp's Launch is one), not any object.
+    from typing import get_type_hints
+
+    from gpumem.planning.engines import Placement, PlanStart
+    from gpumem.planning.plans import Plan
+
+    assert get_type_hints(Plan)["placement"] == get_type_hints(PlanStart)["placement"] == Placement | None
+    assert isinstance(lc.Launch(largest_ngl=33, n_layer=32), Placement)
+
+
 def test_a_hybrid_model_keeps_a_recurrent_state_per_slot():
     # Jamba's GGUF keys (llama.cpp's converter): a KV head count per layer, 0 on the Mamba layers.
     kv_heads = [8 if i % 8 == 4 else 0 for i in range(32)]

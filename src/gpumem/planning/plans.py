@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..constants import GB
 from ..errors import UsageError
 from ..model.types import Note
-from .engines import ENGINES, get_engine
+from .engines import ENGINES, Placement, get_engine
 from .gpus import Gpu, load_catalog, tp_fits_heads
 from .memory import Capacity, ServingEstimate, ServingOptions, capacity, check_tp
 from .prices import Price, PriceTable
@@ -109,7 +109,7 @@ class Plan:
     speed: Speed | None
     price: Price | None
     notes: tuple[str, ...] = field(default=())
-    placement: object = None  # what the engine decided placing the model on this GPU type (PlanStart.placement)
+    placement: Placement | None = None  # what the engine decided placing the model on this GPU type
 
     @property
     def headroom_bytes(self) -> int:
@@ -334,7 +334,7 @@ def plan_on(gpu: Gpu, tp: int, pp: int, at_tp: ServingEstimate, facts: ModelFact
     notes = _plan_notes(gpu, count, nodes, tp, pp, estimate, cap, tokens, arch, options, utilization)
     command: str | None = None
     node_commands: tuple[str, ...] = ()
-    placement = None
+    placement: Placement | None = None
     if facts.repo_id:
         start = engine.plan_command(facts.repo_id, shaped, count, at_tp, gpu.usable_bytes, gpu.bandwidth_gbps,
                                     file=facts.file, local=facts.local)

@@ -93,15 +93,22 @@ class GpuTarget:
     driver_total_bytes: int | None = None  # nvidia-smi's total (SGLang sizes its default fraction on it)
 
 
+class Placement:
+    """What an engine decided placing a model on one GPU type (llama.cpp's `Launch`: the -ngl or --n-cpu-moe it
+    starts with): kept on the plan, so that `report_breakdown` reuses it rather than deciding it again. An engine
+    with such a decision subclasses it."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class PlanStart:
     """How a plan starts: its command line (None: the engine cannot start this shape), what the plan notes about
-    it, and what the engine decided placing the model on the plan's GPU type (llama.cpp: its `Launch`; None:
-    nothing), which `report_breakdown` reuses rather than deciding it again."""
+    it, and what the engine decided placing the model on the plan's GPU type (None: nothing)."""
 
     command: str | None
     notes: tuple[str, ...] = ()
-    placement: object = None
+    placement: Placement | None = None
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import UsageError
 from ...model.architecture import MAMBA, SLIDING
 from ...model.types import Note
-from . import MIB, Engine, EngineConstants, PlanStart
+from . import MIB, Engine, EngineConstants, Placement, PlanStart
 
 if TYPE_CHECKING:
     from ...model.architecture import Architecture
@@ -644,7 +644,7 @@ def largest_ngl(rows: Sequence[Mapping[str, Any]], budget_bytes: int) -> int | N
 
 
 @dataclass(frozen=True, slots=True)
-class Launch:
+class Launch(Placement):
     """How to start llama.cpp on one GPU type: the layers it holds, and the rows that decided it."""
 
     largest_ngl: int | None  # the most layers that fit (None: not even -ngl 0)
