@@ -116,8 +116,69 @@ def _context_asked() -> bool:
     return ctx is None or ctx.get_parameter_source("context") is not click.core.ParameterSource.DEFAULT
 
 
+def _repo_references(ctx, param, value) -> list[tuple[str, str | None]]:
+    """Click callback of the repo-id arguments: (repo id, revision or None) of each id or pasted Hub URL, checked while
+    the command line is read, so a malformed one is refused before the API or the HTTP stack loads."""
+    return _checked_references([value] if isinstance(value, str) else value)
+
+
+def _file_references(ctx, param, file) -> list[tuple[str, str | None]]:
+    """Click callback of --from-file (a file, a pipe or `-`): its repo ids, one per line (# starts a comment), read
+    (at most 16 MiB, as UTF-8 text) and checked like the command line's."""
+    if file is None:
+        return []
+    from .constants import SMALL_FILE_CAP
+    from .errors import UsageError
+
+    data = file.read(SMALL_FILE_CAP + 1)
+    if len(data) > SMALL_FILE_CAP:
+        raise UsageError(f"--from-file: over {SMALL_FILE_CAP:,} bytes; refusing to read it as a list of repo ids")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--from-file: not UTF-8 text (byte {exc.start + 1:,})",
+                         hint="one repo id per line, # starts a comment") from None
+    return _checked_references([line.split("#", 1)[0].strip() for line in text.splitlines()])
+
+
+def _checked_references(texts) -> list[tuple[str, str | None]]:
+    """(repo id, revision or None) of each non-empty text (pasted Hub URLs read as ids), each one the Hub can hold."""
+    from urllib.parse import urlsplit
+
+    from .constants import hf_endpoint
+    from .inputs import parse_repo_reference
+    from .reading.repo_ids import validate_repo_id, validate_revision
+
+    host = urlsplit(hf_endpoint(None)).hostname
+    references = [parse_repo_reference(text, host) for text in texts if text]
+    for repo_id, revision in references:
+        validate_repo_id(repo_id)
+        if revision is not None:
+            validate_revision(revision)
+    return references
+
+
+def _valid_revision(ctx, param, value: str) -> str:
+    """Click callback of --revision: one no git ref can be is refused while the command line is read."""
+    from .reading.repo_ids import validate_revision
+
+    validate_revision(value)
+    return value
+
+
+def _known_gpus(ctx, param, value):
+    """Click callback of every --gpu: an unknown name is refused while the command line is read, before the API, the
+    writers or the HTTP stack load (a one-line error, exit code 2)."""
+    if value:
+        from .planning.gpus import find_gpu
+
+        for name in (value,) if isinstance(value, str) else value:
+            find_gpu(name)
+    return value
+
+
 def _gpu_names(names: tuple[str, ...], quiet: bool) -> tuple[str, ...]:
-    """Check --gpu names before any network traffic; say which GPU a short name picked when it could mean several."""
+    """The --gpu names, each once; say which GPU a short name picked when it could mean several."""
     from .inputs import gpu_choice_note
     from .planning.gpus import find_gpu, load_catalog
 
@@ -190,7 +251,7 @@ def _serving_options(command):
     """--bits and the serving flags shared by hf, local and compare."""
     @click.option("--bits", type=click.FloatRange(1, 64),
                   help="Load width for the formula and the what-if (default: the checkpoint's own).")
-    @click.option("--gpu", "gpus", multiple=True, help=_GPU_HELP)
+    @click.option("--gpu", "gpus", multiple=True, callback=_known_gpus, help=_GPU_HELP)
     @_CONTEXT_OPTION
     @click.option("--concurrency", type=click.IntRange(1, 1_000_000), default=_SERVING["concurrency"], show_default=True,
                   help="Sequences served at once.")
@@ -206,7 +267,7 @@ def _serving_options(command):
                                      param_hint="'--tensor-split'")
         if split:  # llama.cpp splits the layers over as many GPUs as -ts has shares
             plan = dataclasses.replace(plan, tp=len(split))
-        gpu = _gpu_names(gpus, kwargs.get("quiet", False)) or None  # unknown names fail now, before any traffic
+        gpu = _gpu_names(gpus, kwargs.get("quiet", False)) or None
         serving = ServingOptions(engine=engine, engine_version=engine_version, context=context,
                                  concurrency=concurrency, kv_dtype=kv_dtype, context_asked=_context_asked(),
                                  **engine_settings)
@@ -239,7 +300,8 @@ def _plan_options(command):
 
 def _hub_options(command):
     """--revision / --token / --offline / --no-cache / --timeout."""
-    @click.option("--revision", default="main", show_default=True, help="Branch, tag, commit sha or refs/pr/N.")
+    @click.option("--revision", default="main", show_default=True, callback=_valid_revision,
+                  help="Branch, tag, commit sha or refs/pr/N.")
     @click.option("--token", help="Hugging Face token (default: HF_TOKEN or the saved login).")
     @click.option("--offline", is_flag=True, help="No network: answer from the cache or the built-in snapshot.")
     @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
@@ -286,8 +348,9 @@ def cli(ctx):
 
 
 @cli.command()
-@click.argument("repo_ids", nargs=-1, metavar="REPO_ID...")
-@click.option("--from-file", type=click.File("rb"), help="Read more repo ids from a file (one per line, # comments).")
+@click.argument("references", nargs=-1, metavar="REPO_ID...", callback=_repo_references)
+@click.option("--from-file", "file_references", type=click.File("rb"), callback=_file_references,
+              help="Read more repo ids from a file (one per line, # comments).")
 @click.option("--file", "gguf_file", help="GGUF repos: the variant (file name) to report on.")
 @click.option("--lora", "loras", multiple=True, metavar="REPO",
               help="A PEFT LoRA adapter repo to serve on the model (repeatable).")
@@ -295,7 +358,7 @@ def cli(ctx):
 @_hub_options
 @_serving_options
 @_output_options
-def hf(repo_ids, from_file, gguf_file, loras, base, revision, hub, bits, gpu, serving, plan, output):
+def hf(references, file_references, gguf_file, loras, base, revision, hub, bits, gpu, serving, plan, output):
     """Audit one or more Hugging Face Hub repos without downloading weights.
 
     An adapter repo (adapter_config.json + adapter_model.safetensors) is answered on its base model.
@@ -307,31 +370,32 @@ def hf(repo_ids, from_file, gguf_file, loras, base, revision, hub, bits, gpu, se
       gpumem hf TheBloke/Llama-2-7B-GGUF --file llama-2-7b.Q4_K_M.gguf --json
       gpumem hf meta-llama/Llama-3.1-8B --lora org/adapter-a --lora org/adapter-b
     """
-    ids, revision = _repo_ids(repo_ids, from_file, revision)
+    ids, revision = _repo_ids([*references, *file_references], revision)
     _report(ids, revision, hub, output, compare=False,
             bits=bits, serving=serving, gpu=gpu, plan=plan, file=gguf_file, loras=list(dict.fromkeys(loras)),
             base=base)
 
 
 @cli.command()
-@click.argument("repo_ids", nargs=-1, required=True, metavar="REPO_ID...")
+@click.argument("references", nargs=-1, required=True, metavar="REPO_ID...", callback=_repo_references)
 @_hub_options
 @_serving_options
 @_output_options
-def compare(repo_ids, revision, hub, bits, gpu, serving, plan, output):
+def compare(references, revision, hub, bits, gpu, serving, plan, output):
     """Put models side by side: parameters, stored size, memory at 16/8/4 bit, cheapest GPU option.
 
     \b
     Example:
       gpumem compare Qwen/Qwen2.5-7B mistralai/Mixtral-8x7B-v0.1
     """
-    ids, revision = _repo_ids(repo_ids, None, revision)
+    ids, revision = _repo_ids(references, revision)
     _report(ids, revision, hub, output, compare=True, bits=bits, serving=serving, gpu=gpu, plan=plan, file=None)
 
 
 @cli.command()
-@click.argument("repo_ids", nargs=-1, required=True, metavar="REPO_ID...")
-@click.option("--gpu", "gpus", required=True, multiple=True, help='The GPU type, e.g. "RTX 4090" (repeatable).')
+@click.argument("references", nargs=-1, required=True, metavar="REPO_ID...", callback=_repo_references)
+@click.option("--gpu", "gpus", required=True, multiple=True, callback=_known_gpus,
+              help='The GPU type, e.g. "RTX 4090" (repeatable).')
 @click.option("--count", "counts", type=click.IntRange(1, 64), multiple=True,
               help="GPU counts to try (repeatable; default 1, 2, 4, 8).")
 @click.option("--file", "gguf_file", help="GGUF repos: the variant to check.")
@@ -340,7 +404,7 @@ def compare(repo_ids, revision, hub, bits, gpu, serving, plan, output):
 @_engine_options
 @_hub_options
 @_output_options
-def fit(repo_ids, gpus, counts, gguf_file, context, kv_dtype, engine, engine_version, engine_settings, revision, hub,
+def fit(references, gpus, counts, gguf_file, context, kv_dtype, engine, engine_version, engine_settings, revision, hub,
         output):
     """What fits here: at which bit width, context and concurrency a model fits N GPUs of one type.
 
@@ -354,7 +418,7 @@ def fit(repo_ids, gpus, counts, gguf_file, context, kv_dtype, engine, engine_ver
     names = _gpu_names(gpus, output["quiet"])
     serving = ServingOptions(engine=engine, engine_version=engine_version, context=context, kv_dtype=kv_dtype,
                              context_asked=_context_asked(), **engine_settings)
-    ids, revision = _repo_ids(repo_ids, None, revision)
+    ids, revision = _repo_ids(references, revision)
     outcomes = _run_many(api.fit_many, ids, revision, hub, output["quiet"], gpu=names, serving=serving,
                          counts=counts or None, file=gguf_file)
     _emit_outcomes(outcomes, output,
@@ -365,7 +429,7 @@ _TRAIN = TrainingOptions()  # its defaults and choices are the train command's
 
 
 @cli.command()
-@click.argument("repo_id")
+@click.argument("reference", metavar="REPO_ID", callback=_repo_references)
 @click.option("--method", type=click.Choice(TRAINING_METHODS), default=_TRAIN.method, show_default=True,
               help="Full fine-tuning, LoRA on the 16-bit model, or QLoRA on the model quantized to NF4.")
 @click.option("--rank", type=click.IntRange(1), default=_TRAIN.rank, show_default=True, help="LoRA rank r.")
@@ -385,12 +449,12 @@ _TRAIN = TrainingOptions()  # its defaults and choices are the train command's
               show_default=True, help="Keep only each layer's input and recompute the rest in the backward pass.")
 @click.option("--zero", type=click.IntRange(0, 3), default=_TRAIN.zero, show_default=True,
               help="ZeRO stage across a plan's GPUs (3 = FSDP full shard; 0 = plain data parallel).")
-@click.option("--gpu", help='Answer for one GPU type, e.g. "RTX 4090", a100-80gb, h100.')
+@click.option("--gpu", callback=_known_gpus, help='Answer for one GPU type, e.g. "RTX 4090", a100-80gb, h100.')
 @click.option("--price", "prices", multiple=True, metavar="GPU=USD",
               help="Price of one GPU-hour (repeatable), over the package table and your prices file.")
 @_hub_options
 @_output_options
-def train(repo_id, method, rank, target_modules, optimizer, precision, master_weights, batch, seq_len,
+def train(reference, method, rank, target_modules, optimizer, precision, master_weights, batch, seq_len,
           gradient_checkpointing, zero, gpu, prices, revision, hub, output):
     """Fine-tuning memory: full, LoRA or QLoRA, per GPU, and the GPUs that hold it.
 
@@ -404,16 +468,13 @@ def train(repo_id, method, rank, target_modules, optimizer, precision, master_we
     from . import api
     from .errors import AdapterTraining, UsageError
     from .output import render
-    from .planning.gpus import find_gpu
     from .planning.prices import parse_price_option
 
-    if gpu:
-        find_gpu(gpu)  # an unknown name fails now, before any network traffic
     overrides = [parse_price_option(text) for text in prices]
     options = TrainingOptions(method=method, rank=rank, target_modules=_target_modules(target_modules),
                               optimizer=optimizer, precision=precision, master_weights=master_weights, batch=batch, seq_len=seq_len,
                               gradient_checkpointing=gradient_checkpointing, zero=zero)
-    (repo_id,), revision = _repo_ids((repo_id,), None, revision)
+    (repo_id,), revision = _repo_ids(reference, revision)
     (metadata,) = _run_many(api.inspect_repos, [repo_id], revision, hub, output["quiet"])
     try:
         report = api.train(metadata, options, gpu=gpu, prices=overrides)
@@ -464,7 +525,7 @@ def local(path, gguf_file, base, bits, gpu, serving, plan, output):
 @click.option("--params", "params", required=True, help="Parameter count: 70B, 7.24B, 125M, 70e9 or 68976648192.")
 @click.option("--bits", type=click.FloatRange(1, 64), default=CALC_BITS, show_default=True,
               help="Bits per parameter when loaded (Q).")
-@click.option("--gpu", "gpus", multiple=True, help=_GPU_HELP)
+@click.option("--gpu", "gpus", multiple=True, callback=_known_gpus, help=_GPU_HELP)
 @_plan_options
 @_output_options
 def calc(params, bits, gpus, plan, output):
@@ -611,27 +672,11 @@ def _emit_outcomes(outcomes: list, output: dict, emit) -> None:
         sys.exit(max(codes))
 
 
-def _repo_ids(repo_ids: tuple[str, ...], from_file, revision: str) -> tuple[list[str], str]:
-    """Repo ids (pasted Hub URLs read as ids) and the run's revision (--revision, or the URLs' /tree/REV)."""
-    from urllib.parse import urlsplit
-
-    from .constants import SMALL_FILE_CAP, hf_endpoint
+def _repo_ids(references: list[tuple[str, str | None]], revision: str) -> tuple[list[str], str]:
+    """The run's repo ids, each once, and its revision (--revision, or the pasted URLs' /tree/REV)."""
     from .errors import UsageError
-    from .inputs import one_revision, parse_repo_reference
+    from .inputs import one_revision
 
-    texts = list(repo_ids)
-    if from_file is not None:  # a file, a pipe or `-`: read at most 16 MiB, as UTF-8 text
-        data = from_file.read(SMALL_FILE_CAP + 1)
-        if len(data) > SMALL_FILE_CAP:
-            raise UsageError(f"--from-file: over {SMALL_FILE_CAP:,} bytes; refusing to read it as a list of repo ids")
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise UsageError(f"--from-file: not UTF-8 text (byte {exc.start + 1:,})",
-                             hint="one repo id per line, # starts a comment") from None
-        texts += [line.split("#", 1)[0].strip() for line in text.splitlines()]
-    host = urlsplit(hf_endpoint(None)).hostname
-    references = [parse_repo_reference(text, host) for text in texts if text]
     ids = list(dict.fromkeys(repo_id for repo_id, _ in references))
     if not ids:
         raise UsageError("no repo id given", hint="e.g. `gpumem hf meta-llama/Llama-2-7b-hf`")

@@ -41,6 +41,7 @@ from ..errors import (
     RevisionNotFound,
     UsageError,
 )
+from .repo_ids import validate_repo_id, validate_revision
 from .sanitize import clean, redact, register_secret
 from .transport import Cancelled, DeadlinePassed, Origin, Response, Transport, TransportError
 
@@ -50,8 +51,7 @@ R = TypeVar("R")
 _RETRY_STATUSES = {429, 500, 502, 503, 504}
 _REDIRECTS = {301, 302, 303, 307, 308}
 _SHA = re.compile(r"^[0-9a-f]{40}$")
-_PATH_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # checked for every listed file and every request:
-_REVISION_CONTROL = re.compile("[\x00-\x1f\x7f]")  # one regex search, not a loop over characters
+_PATH_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # every listed file and request: one regex search
 _USER_AGENT = "gpumem (+https://github.com/gpumem/gpumem)"
 # whole small answers (model info, config, index) asked compressed, as the Hub's CDN serves text (CloudFront gzips
 # JSON of 1 KB-10 MB): DeepSeek-R1's 8,898,324-byte index arrives as ~289 KB; range reads keep identity
@@ -558,28 +558,6 @@ def _valid_path(path: str) -> bool:
 
 def _valid_sha(value: str | None) -> str | None:
     return value if value and _SHA.match(value) else None
-
-
-_REPO_PART = re.compile(r"^[A-Za-z0-9_.-]{1,96}$")
-
-
-def validate_repo_id(repo_id: str) -> None:
-    """Refuse ids the Hub cannot hold (huggingface_hub's rules: [namespace/]name of letters, digits, '-', '_'
-    and '.', at most 96 characters each, no '--' or '..', not starting or ending with '-' or '.'), as a UsageError."""
-    parts = repo_id.split("/") if isinstance(repo_id, str) else []
-    if (len(parts) in (1, 2) and all(_REPO_PART.match(p) and p[0] not in "-." and p[-1] not in "-." for p in parts)
-            and "--" not in repo_id and ".." not in repo_id and not repo_id.endswith(".git")):
-        return
-    raise UsageError(f"invalid repo id {clean(repo_id, 120)!r}: expected ORG/NAME of letters, digits, '-', '_' and '.'",
-                     hint="use the form ORG/NAME, e.g. meta-llama/Llama-2-7b-hf")
-
-
-def validate_revision(revision: str) -> None:
-    """Refuse revisions no git ref or sha can be, as a UsageError: '.' and '..' would even turn into
-    another URL path (HTTP clients resolve dot segments), so `--revision ..` must never reach the Hub."""
-    if not revision or revision == "." or ".." in revision or _REVISION_CONTROL.search(revision):
-        raise UsageError(f"invalid revision {clean(revision, 120)!r}: git refs cannot be empty, contain '..' or control "
-                         "characters", hint="use a branch, tag, full commit sha or refs/pr/N")
 
 
 def translate_error(response: Response, endpoint: str, repo_id: str, revision: str, path: str | None,

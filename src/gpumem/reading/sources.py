@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from .. import constants
 from ..errors import AccessError, GatedRepo, GpumemError, HubUnavailable, OfflineMiss
+from .repo_ids import validate_repo_id, validate_revision
 
 if TYPE_CHECKING:  # HubOptions' defaults (the CLI's flags) need neither at start-up
     from ..model.types import RepoMetadata
@@ -51,7 +52,6 @@ def read_repos(repo_ids: Sequence[str], revision: str = "main", options: HubOpti
                gguf_file: str | None = None) -> list:
     """Each repo's metadata (or, with `return_errors`, its error in its place), read over one client."""
     from .cache import ResultCache
-    from .hub import validate_repo_id, validate_revision
 
     options = options or HubOptions()
     validate_revision(revision)
