@@ -160,6 +160,19 @@ def test_writer_headers_take_the_fast_path_and_read_as_the_general_parser_reads_
         assert parse_header(data, path, size) == _general(data, path, size)
 
 
+def test_one_shape_under_several_dtypes_takes_the_fast_path_with_each_tensors_own_dtype():
+    from gpumem.model.safetensors_header import _parse_canonical
+
+    entries = {"a": entry("F32", [2], 0, 8), "b": entry("BF16", [2], 8, 12), "c": entry("F32", [2], 12, 20),
+               "d": entry("I8", [2, 3], 20, 26)}
+    data = header_bytes(entries, pad=False)
+    assert _parse_canonical(data[8:], "f.safetensors") is not None
+    header = parse_header(data, "f.safetensors", len(data) + 26)
+    assert [(t.name, t.dtype, t.shape, t.nbytes) for t in header.tensors] == [
+        ("a", "F32", (2,), 8), ("b", "BF16", (2,), 4), ("c", "F32", (2,), 8), ("d", "I8", (2, 3), 6)]
+    assert header == _general(data, "f.safetensors", len(data) + 26)
+
+
 @pytest.mark.parametrize("text", [
     '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[12]}}',
     '{"a":{"dtype":"F32","shape":[2],"data_offsets":[00,8]}}',  # a leading zero: not JSON

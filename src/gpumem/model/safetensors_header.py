@@ -12,10 +12,11 @@ import json
 import math
 import re
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from operator import itemgetter, le, sub
+from typing import Any
 
 from ..errors import BadHeader
 from .jsondoc import load_json_object
@@ -156,9 +157,9 @@ def _parse_canonical(payload: bytes, file: str) -> tuple[TensorTable, dict[str, 
     count, rest = divmod(len(parts) - 1, 10)
     if rest or parts[0] or any(parts[at::10].count(fixed) != count for at, fixed in _FIXED):
         return None
-    names = parts[1::10]
-    if payload.translate(None, _PLAIN_BYTES) and not _plain_strings(names, parts[5::10]):
-        return None  # escapes, control characters or an empty dtype: the general parser decides
+    names: Sequence[str] = parts[1::10]
+    if not _plain_names(names):
+        return None  # escapes or control characters: the general parser decides
     distinct = set(names)
     if len(distinct) != count or "__metadata__" in distinct:
         return None
@@ -175,7 +176,7 @@ def _parse_canonical(payload: bytes, file: str) -> tuple[TensorTable, dict[str, 
         return None
     flat = joined.replace("]},;:[", ",")  # ':[B,E,B,E,...,B,E]}': the pieces' framing is only at its two ends
     if flat == _offsets_text(ends):  # each begins where the one before ends, as the writers
-        nbytes = tuple(sizes)  # write them, and every size is its dtype x shape
+        nbytes = sizes  # write them, and every size is its dtype x shape
     else:  # another order (or sizes that do not match, found below)
         if _LEADING_ZERO.search(joined):  # JSON writes none; int() would read one
             return None
@@ -185,38 +186,48 @@ def _parse_canonical(payload: bytes, file: str) -> tuple[TensorTable, dict[str, 
             return None
         if max(values) >= _U64:
             return None
-        begins, stops = values[0::2], values[1::2]
-        if count > 1:  # data order, ties in the header's order (as the general parser sorts)
-            pick = itemgetter(*sorted(range(count), key=list(zip(begins, stops)).__getitem__))
-            names, dtypes, shapes, begins, stops, sizes = (pick(names), pick(dtypes), pick(shapes), pick(begins),
-                                                           pick(stops), pick(sizes))
+        begins: Sequence[int] = values[0::2]
+        stops: Sequence[int] = values[1::2]
+        # data order, ties in the header's order (as the general parser sorts)
+        pick = _picker(sorted(range(count), key=list(zip(begins, stops)).__getitem__))
+        names, dtypes, shapes, begins, stops, sizes = (pick(names), pick(dtypes), pick(shapes), pick(begins),
+                                                       pick(stops), pick(sizes))
         nbytes = tuple(map(sub, stops, begins))
         if not _tiled(begins, stops) or list(nbytes) != list(sizes):
             return None
-    return TensorTable(tuple(names), tuple(dtypes), tuple(shapes), nbytes, (file,) * count), metadata
+    return TensorTable(tuple(names), dtypes, shapes, nbytes, (file,) * count), metadata
 
 
-# Every byte of a header as the writers write it, but for escapes (a backslash): printable ASCII.
+# Every ASCII byte of a name as the writers write it, but for escapes (a backslash): printable ASCII.
 _PLAIN_BYTES = bytes(range(32, 127)).replace(b"\\", b"")
 _OFFSETS_LAID_OUT, _LAST_OFFSETS_LAID_OUT = b":[,]},;", b":[,]}"
 _DTYPE_NAMES = {dtype: dtype for dtype in DTYPE_BITS}  # one string object per dtype
 
 
-def _plain_strings(names: list[str], dtypes: list[str]) -> bool:
-    """Whether names and dtypes hold no escape or control character (what JSON would read differently), and no
-    dtype is empty."""
-    strings = "".join(names) + "".join(dtypes)
-    return "\\" not in strings and strings.isprintable() and all(dtypes)
+def _plain_names(names: Sequence[str]) -> bool:
+    """Whether no name holds an escape or a control character (what JSON would read differently). Names are the
+    only free text of an entry: every other piece is checked as what it is (fixed text, a known dtype, digits)."""
+    joined = "".join(names)
+    if joined.isascii():
+        return not joined.encode("ascii").translate(None, _PLAIN_BYTES)
+    return "\\" not in joined and joined.isprintable()
 
 
-def _kind_columns(dtypes: list[str], shape_pieces: list[str]) -> tuple[list[str], list[tuple[int, ...]], list[int]] | None:
+def _kind_columns(dtypes: list[str], shape_pieces: list[str]) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...],
+                                                                       tuple[int, ...]] | None:
     """Each tensor's dtype, shape and byte size from its dtype and its `:[S],` piece, when every dtype is known, every
     shape is written as JSON writes it and every size is a whole number of bytes; else None. Each distinct
-    (dtype, shape) is read once and its objects are shared by its tensors (a header has a few dozen)."""
-    first_of_kind: dict[tuple[str, str], int] = {}
-    kind_of = list(map(first_of_kind.setdefault, zip(dtypes, shape_pieces), itertools.count()))
+    (dtype, shape) is read once and its objects are shared by its tensors (a header has a few dozen), picked into
+    columns in one C call each. Tensors are told apart by their shape piece alone when no shape comes with two
+    dtypes (the usual case: numbering strings is three times as fast as numbering pairs)."""
+    first_of_kind: dict[object, int] = {}  # each kind's first row
+    pick = _picker(list(map(first_of_kind.setdefault, shape_pieces, itertools.count())))
+    if pick(dtypes) != tuple(dtypes):  # a shape with two dtypes: (dtype, shape) pairs
+        first_of_kind = {}
+        pick = _picker(list(map(first_of_kind.setdefault, zip(dtypes, shape_pieces), itertools.count())))
     dtype_of, shape_of, size_of = {}, {}, {}
-    for (dtype, piece), kind in first_of_kind.items():
+    for row in first_of_kind.values():
+        dtype, piece = dtypes[row], shape_pieces[row]
         bits = DTYPE_BITS.get(dtype)
         text = piece[2:-2]
         if bits is None or not (piece.startswith(":[") and piece.endswith("],")):
@@ -230,9 +241,16 @@ def _kind_columns(dtypes: list[str], shape_pieces: list[str]) -> tuple[list[str]
         size, odd_bits = divmod(math.prod(shape) * bits, 8)
         if odd_bits:
             return None  # no whole number of bytes: no offsets can match
-        dtype_of[kind], shape_of[kind], size_of[kind] = _DTYPE_NAMES[dtype], shape, size
-    return (list(map(dtype_of.__getitem__, kind_of)), list(map(shape_of.__getitem__, kind_of)),
-            list(map(size_of.__getitem__, kind_of)))
+        dtype_of[row], shape_of[row], size_of[row] = _DTYPE_NAMES[dtype], shape, size
+    return pick(dtype_of), pick(shape_of), pick(size_of)
+
+
+def _picker(rows: list[int]) -> Callable[[Any], tuple]:
+    """What picks these rows of a column (or keys of a dict), as a tuple, in one C call."""
+    if len(rows) == 1:  # (itemgetter of one item returns the item itself)
+        row = rows[0]
+        return lambda column: (column[row],)
+    return itemgetter(*rows)
 
 
 def _offsets_text(ends: list[int]) -> str:
