@@ -2,9 +2,10 @@
 its per-GPU breakdown, the engine's command, decode speed, time to first token and price.
 
 Shapes tried per GPU type, fewest GPUs first: 1, 2, 4, 8 GPUs inside one node (TP = count; when the
-attention heads cannot be split that wide, the widest TP that divides them and PP for the rest), then, for an
-engine that runs one model over several machines (its `across_nodes`: vLLM and SGLang), whole
-nodes, 2 to 8 of them, with TP = the node's GPUs and PP = nodes — vLLM's advice for multi-node serving
+attention heads cannot be split that wide, the widest TP that divides them and PP for the rest; an engine
+version without pipeline stages, `without_pipeline_parallel`, gets TP alone), then, for an engine that runs one
+model over several machines (its `across_nodes`: vLLM and SGLang) in a version with stages, whole nodes, 2 to 8 of
+them, with TP = the node's GPUs and PP = nodes — vLLM's advice for multi-node serving
 (tensor parallel over NVLink inside a node, pipeline stages across the slower network); the engine words each
 node's start line (`launch_across_nodes`). `--tp`, `--pp` and `--nodes` fix the shape; a shape the model, the GPU
 or the engine cannot take is an error that says why.
