@@ -249,6 +249,97 @@ def test_a_wave_whose_read_was_lost_ends_a_little_after_the_deadline(wide, monke
     assert time.monotonic() - started < 3
 
 
+def test_a_fault_in_a_small_file_read_stops_the_header_wave_at_once(hub, monkeypatch):
+    # A small-file (or GGUF) read failing with anything but a gpumem error ends wave 2 at once: the header reads in
+    # flight are cancelled then, not left running unobserved until they end. Here every shard's resolve is held at
+    # the Hub until the fault is raised: released then, none goes on to the CDN.
+    from gpumem.reading import fetch
+    from gpumem_dev.fakehub import synthetic_sharded_repo
+
+    repo = hub.add_repo(synthetic_sharded_repo("gpumem-wave/fault-in-small-file", n_shards=8, num_layers=4))
+    all_held, release = threading.Event(), threading.Event()
+    held = []
+    answer = hub.answer
+
+    def gated(record):
+        if "/resolve/" in record.path and record.path.endswith(".safetensors"):
+            held.append(record.path)
+            if len(held) == 8:
+                all_held.set()
+            release.wait(10)
+        return answer(record)
+
+    def faulty_task(client, listing, path):
+        def run():
+            all_held.wait(10)
+            raise RuntimeError("a fault, not a gpumem error")
+        return run
+
+    monkeypatch.setattr(hub, "answer", gated)
+    monkeypatch.setattr(fetch, "small_files_needed", lambda plans, listed, have: ["quantize_config.json"])
+    monkeypatch.setattr(fetch, "_small_task", faulty_task)
+    try:
+        with pytest.raises(RuntimeError, match="a fault"), HubClient(hub.endpoint, GOOD_TOKEN) as client:
+            fetch.fetch_repo(client, repo.repo_id)
+    finally:
+        release.set()
+    assert all_held.is_set()
+    time.sleep(1.0)  # the held answers go out now: a wave still running would follow them to the CDN
+    assert not [r for r in hub.requests if r.path.startswith("/cdn/")]
+
+
+def test_a_wait_for_a_callback_is_refused_on_a_calling_thread(hub):
+    # `ready` serves reads on the HTTP thread (HubClient.start); a blocking read never waits on another thread.
+    from gpumem_dev.fakehub import synthetic_sharded_repo
+
+    repo = hub.add_repo(synthetic_sharded_repo("gpumem-wave/blocking-ready", n_shards=2, num_layers=2))
+    shard = sorted(p for p in repo.files if p.endswith(".safetensors"))[0]
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        with HubClient(hub.endpoint, GOOD_TOKEN) as client:
+            steps = client.range_steps(repo.repo_id, "main", shard, 0, 8, length_at_redirect=lambda: 8,
+                                       ready=lambda callback: None)
+            try:
+                client._run(steps)
+            except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+                outcome.append(exc)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert outcome and isinstance(outcome[0], TypeError)
+
+
+def test_what_the_http_thread_posts_to_itself_costs_no_extra_poll(monkeypatch):
+    # Work the HTTP thread hands itself (the next hop of a read, a header to parse) is taken at its next step: no
+    # byte through the wake-up pipe, and one poll per piece of idle work (it was three: the pipe's byte made the
+    # driver poll, poll again and read it).
+    from gpumem.reading import transport
+
+    client_transport = Transport(timeout=5, user_agent="test")
+    polls, left, done = [0], [40], threading.Event()
+    poller = transport._Driver._poller
+
+    def counted(self):
+        polls[0] += 1
+        return poller(self)
+
+    def piece() -> None:
+        left[0] -= 1
+        if left[0] == 0:
+            done.set()
+            return
+        client_transport.call_soon(lambda: None)
+        client_transport.when_idle(piece)
+
+    transport._driver()  # started before counting
+    monkeypatch.setattr(transport._Driver, "_poller", counted)
+    client_transport.when_idle(piece)
+    assert done.wait(5)
+    assert polls[0] <= 40 + 5
+
+
 # -- proxies ----------------------------------------------------------------------------------------------------
 
 class _Proxy(socketserver.ThreadingTCPServer):

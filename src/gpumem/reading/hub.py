@@ -106,7 +106,7 @@ class _Sleep:
 
 @dataclass(frozen=True, slots=True)
 class _Until:
-    """A step: wait until `ready(callback)` calls back (from any thread)."""
+    """A step: wait until `ready(callback)` calls back (from any thread); taken by `start` only."""
 
     ready: Callable[[Callable[[], None]], None]
 
@@ -250,7 +250,8 @@ class HubClient:
         `length_at_redirect` serves a read started before its size is known (fetch starts header reads while
         the index that sizes them is still arriving): the request asks for `length`, and once the Hub redirects
         it (to its CDN, as it does for weight files) the range asked from there is what the callable returns;
-        `ready(callback)`, when given, calls back once it can answer without waiting, and the hop waits for that.
+        `ready(callback)`, when given, calls back once it can answer without waiting, and the hop waits for that
+        (run by `start` only: a blocking read knows its length).
         """
         asked = length
 
@@ -331,10 +332,8 @@ class HubClient:
                                                    origin=step.origin)
                 elif isinstance(step, _Sleep):
                     self.transport.sleep(step.seconds)
-                else:
-                    ready = threading.Event()
-                    step.ready(ready.set)
-                    ready.wait()
+                else:  # no blocking read passes range_steps a `ready`: this thread would only wait on another
+                    raise TypeError("a step that waits for a callback runs on the HTTP thread only (start)")
             except TransportError as exc:
                 error = exc
 

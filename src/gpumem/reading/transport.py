@@ -447,9 +447,11 @@ class _Driver:
         self.wake_read, self.wake_write = os.pipe()
         os.set_blocking(self.wake_read, False)
         os.set_blocking(self.wake_write, False)
-        self.woken = False
+        self.woken = False  # a byte is in the wake-up pipe since the step began
+        self.posted_here = False  # the HTTP thread itself posted something since the step began
         thread = threading.Thread(target=self._run, name="gpumem-http", daemon=True)
-        thread.start()
+        thread.start()  # nothing is posted from it before a transfer is submitted, after this returns
+        self.thread_id = thread.ident
 
     def submit(self, transfer: _Transfer) -> None:
         self._post(lambda: self.incoming.append(transfer))
@@ -466,6 +468,9 @@ class _Driver:
     def _post(self, change: Callable[[], None]) -> None:
         with self.lock:
             change()
+            if threading.get_ident() == self.thread_id:  # a callback here: taken at the next step, no pipe to wake
+                self.posted_here = True  # (a write, a poll and a read per step, each letting go of the GIL)
+                return
             if self.woken:
                 return
             self.woken = True
@@ -502,7 +507,7 @@ class _Driver:
             timers, self.posted_timers = self.posted_timers, []
             self.idle.extend(self.posted_idle)
             self.posted_idle = []
-            self.woken = False
+            self.woken = self.posted_here = False
         for due, transport, callback in timers:
             heapq.heappush(self.timers, (due, next(self.order), transport, callback))
         for transfer in incoming:
@@ -534,10 +539,12 @@ class _Driver:
         now = time.monotonic()
         while self.timers and self.timers[0][0] <= now:
             heapq.heappop(self.timers)[3]()
-        if self.idle and not self._ready():
+        if not self.idle:
+            self._wait()
+        elif self._ready():  # a socket, a timer or a thread first: no need to poll again
+            self._drain()
+        else:
             self.idle.popleft()()
-            return
-        self._wait()
 
     def _add(self, transfer: _Transfer) -> None:
         """Start a transfer, or queue it while its origin (not known to multiplex) has MAX_CONCURRENCY running."""
@@ -589,12 +596,15 @@ class _Driver:
 
     def _ready(self) -> bool:
         """Whether a transfer, a timer or a thread needs the driver now."""
-        if self.running and self.multi.timeout() == 0 or self.timers and self.timers[0][0] <= time.monotonic():
+        if (self.posted_here or self.running and self.multi.timeout() == 0
+                or self.timers and self.timers[0][0] <= time.monotonic()):
             return True
         return bool(self._poller().poll(0))
 
     def _wait(self) -> None:
         """Until a socket is ready, libcurl's timer or one of ours fires, or a thread posts something."""
+        if self.posted_here:
+            return
         wait: float | None = None
         if self.running:
             timeout = self.multi.timeout()
@@ -604,9 +614,11 @@ class _Driver:
         if self.timers:
             until = max(0.0, (self.timers[0][0] - time.monotonic()) * 1000)
             wait = until if wait is None else min(wait, until)
-        if self.idle:
-            wait = 0
         self._poller().poll(None if wait is None else math.ceil(wait))
+        self._drain()
+
+    def _drain(self) -> None:
+        """Empty the wake-up pipe (what the threads posted is taken at the next step)."""
         try:
             while os.read(self.wake_read, 4096):
                 pass
