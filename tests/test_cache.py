@@ -82,7 +82,7 @@ def test_non_sha_revisions_are_not_cached_and_clear_empties(tmp_path):
 
 def test_default_location_is_under_hf_home(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
-    assert ResultCache().root == tmp_path / "home" / "gpumem" / "v2"
+    assert ResultCache().root == tmp_path / "home" / "gpumem" / "v3"
 
 
 def test_cache_list_and_clearing_one_repo(hub, gpumem, monkeypatch):

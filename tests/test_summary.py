@@ -63,6 +63,17 @@ def test_the_summary_round_trips_through_json(deepseek):
     assert ModelSummary.from_dict(json.loads(json.dumps(summary.to_dict()))) == summary
 
 
+@pytest.mark.parametrize(("template", "sites"), [("m.#.w", ("3",)), ("m.#.#.w", ("3.0", "3.1", "12.255")),
+                                                 ("x.#", ("",)), ("x.#", ("", "")), ("m.w", ())])
+def test_a_class_round_trips_its_sites_as_one_string(template, sites):
+    # A name's own `#` (not an index) leaves an empty site: one empty site is not no sites.
+    from gpumem.model.types import TensorClass
+
+    row = TensorClass("split", "dense", "m", "w", "BF16", (2, 3), 12, 6, max(1, len(sites)), template, sites)
+    encoded = json.loads(json.dumps(row.to_row()))
+    assert isinstance(encoded[-1], str) and TensorClass.from_row(encoded) == row
+
+
 @pytest.mark.parametrize("tp", [1, 2, 4, 8, 16])
 @pytest.mark.parametrize("bits", [None, 4, 4.5])
 def test_per_gpu_bytes_equal_the_per_tensor_sum(deepseek, tp, bits):

@@ -230,15 +230,17 @@ class TensorClass:
         return names
 
     def to_row(self) -> list:
-        """Compact JSON row (the cache stores summaries as rows)."""
+        """Compact JSON row (the cache stores summaries as rows). The sites are one string, joined by commas (a site
+        is digits and dots): DeepSeek-V3's 46k sites encode and decode as one JSON string, not 46k."""
         return [self.split, self.role, self.module, self.leaf, self.dtype, list(self.shape), self.nbytes,
-                self.parameters, self.count, self.template, list(self.sites)]
+                self.parameters, self.count, self.template, ",".join(self.sites)]
 
     @classmethod
     def from_row(cls, row: list) -> TensorClass:
-        """Inverse of to_row."""
+        """Inverse of to_row (a class has sites, one per tensor, exactly when its template has a `#`)."""
         split, role, module, leaf, dtype, shape, nbytes, parameters, count, template, sites = row
-        return cls(split, role, module, leaf, dtype, tuple(shape), nbytes, parameters, count, template, tuple(sites))
+        return cls(split, role, module, leaf, dtype, tuple(shape), nbytes, parameters, count, template,
+                   tuple(sites.split(",")) if "#" in template else ())
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,10 @@
 """On-disk cache of what gpumem read, keyed by endpoint, repo and commit sha.
 
 Layout under `constants.cache_dir()` (HF_HOME/gpumem by default):
-    v2/<endpoint key>/<repo key>/refs/<revision key>   -> the commit sha that revision resolved to
-    v2/<endpoint key>/<repo key>/<sha>.json            -> RepoMetadata.to_dict(), weight sets as ModelSummary
-                                                          (v1 kept tensors: read by older gpumem, not by this one)
+    v3/<endpoint key>/<repo key>/refs/<revision key>   -> the commit sha that revision resolved to
+    v3/<endpoint key>/<repo key>/<sha>.json            -> RepoMetadata.to_dict(), weight sets as ModelSummary
+                                                          (v1 kept tensors, v2 each class's sites as a list: read
+                                                          by older gpumem, not by this one)
 A commit's content never changes, so entries never expire. Keys are percent-encoded and checked,
 so no repo id or revision can name a path outside the cache, and no path is read or written whose real
 location (links followed) is outside it: a shared HF_HOME where someone links `refs` elsewhere cannot make
@@ -29,7 +30,7 @@ from ..model.types import RepoMetadata, WeightSet
 from .files import read_capped, write_atomically
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
-_VERSION = "v2"
+_VERSION = "v3"
 
 
 @dataclass(frozen=True, slots=True)
