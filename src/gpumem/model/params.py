@@ -256,12 +256,11 @@ def _plain(framed: str, modules: int, leaves: Sequence[str]) -> bool:
     return not any(module_key("." + leaf)[1] != leaf or _INDEX.fullmatch(leaf) for leaf in set(leaves))
 
 
-def _shared(column: Iterable[str]) -> tuple[str, ...]:
+def _shared(column: Sequence[str]) -> tuple[str, ...]:
     """The column with one object per distinct value: equal keys then compare by identity, and the garbage
     collector visits few objects."""
     distinct: dict[str, str] = {}
-    values = list(column)
-    return tuple(map(distinct.setdefault, values, values))
+    return tuple(map(distinct.setdefault, column, column))
 
 
 def _in_module_order(table: TensorTable, parts: NameParts) -> _Rows:
@@ -470,9 +469,9 @@ def _masked_modules(modules: Sequence[str], framed: str) -> tuple[tuple[str, ...
     framed (each between dots, one a line). When every run of digits was an index, the indices are what is left
     once all but digits, dots and line breaks is deleted and runs of dots are folded (a few byte passes); else one
     more regex pass finds them, dealt out by the `#`s of each prefix."""
-    marked = _masked_framed(framed)
+    marked, digits_all_indices = _masked_framed(framed)
     prefixes = _shared(marked[1:-1].split("\n."))
-    if framed.isascii() and not any(digit in marked for digit in "0123456789"):
+    if digits_all_indices:
         kept = ("\n" + framed).encode("ascii").translate(None, _NOT_IN_SITES)
         while b".." in kept:
             kept = kept.replace(b"..", b".")
@@ -488,10 +487,11 @@ def _masked_modules(modules: Sequence[str], framed: str) -> tuple[tuple[str, ...
 _NOT_IN_SITES = bytes(sorted(set(range(128)) - set(b"0123456789.\n")))
 
 
-def _masked_framed(framed: str) -> str:
-    """The modules framed, each index component as `#`. When every run of digits is a whole component (ASCII, no
-    empty component: the usual case) by byte passes: the digits deleted leave each index an empty component, which
-    is marked (half the instructions of the regex pass that does it otherwise)."""
+def _masked_framed(framed: str) -> tuple[str, bool]:
+    """The modules framed, each index component as `#`, and whether the text is ASCII and every run of digits in it
+    an index. When every run of digits is a whole component (ASCII, no empty component: the usual case) by byte
+    passes: the digits deleted leave each index an empty component, which is marked (half the instructions of the
+    regex pass that does it otherwise)."""
     if framed.isascii() and ".." not in framed:
         data = framed.encode("ascii")
         classes = data.translate(_DIGIT_CLASSES)
@@ -499,8 +499,9 @@ def _masked_framed(framed: str) -> str:
             masked = data.translate(None, b"0123456789")
             while b".." in masked:  # (indices in a row leave a run of dots: each pass marks every other one)
                 masked = masked.replace(b"..", b".#.")
-            return masked.decode("ascii")
-    return _INDEX_AFTER_DOT.sub(".#", framed)
+            return masked.decode("ascii"), True
+    marked = _INDEX_AFTER_DOT.sub(".#", framed)
+    return marked, framed.isascii() and not any(digit in marked for digit in "0123456789")
 
 
 # Each byte as a digit (0), a separator (.: a dot or a line break) or anything else (a).
