@@ -14,7 +14,7 @@ from .errors import AdapterTraining, BadConfig, GpumemError, UsageError, repo_er
 from .model.types import VOCAB, ModelSummary, Note, RepoMetadata, WeightCount, WeightSet
 from .output.report import FORMULA_BITS, CalcReport, ComponentCount, FitReport, ModelReport, TrainingReport
 from .planning.engines import Engine
-from .planning.gpus import GPU_COUNTS, Gpu, find_gpu, fit_options, load_catalog
+from .planning.gpus import GPU_COUNTS, find_gpu, fit_options, load_catalog
 from .planning.memory import FormulaResult, ServingEstimate, ServingOptions, active_parameters, estimate_serving
 from .planning.plans import ModelFacts, Plan, PlanRequest, make_plans
 from .reading.sources import HubOptions, is_offline, open_client
@@ -291,9 +291,8 @@ def _plans(facts: ModelFacts, summary: ModelSummary, arch: Architecture | None, 
     """Plans for one model, every layout sized from the engine's loaded summary, derived once here."""
     loaded = serving.engine_model.loaded_summary(summary, arch, bits)
 
-    def at(tp: int, gpu: Gpu) -> ServingEstimate:  # engines' defaults differ by GPU class (vLLM's batch tokens)
-        return estimate_serving(summary, arch, replace(serving, tp=tp, pp=1, gpu=gpu.target),
-                                bits, loaded=loaded)
+    def at(layout: ServingOptions) -> ServingEstimate:
+        return estimate_serving(summary, arch, layout, bits, loaded=loaded)
 
     assert request.prices is not None
     return make_plans(at, facts, arch, serving, request, request.prices)

@@ -6,7 +6,7 @@ defaults, as the CLI's flags do at start-up, loads neither those models nor the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from ..constants import ALL_LINEAR
@@ -102,6 +102,21 @@ class ServingOptions:
         """Bytes per cached element."""
         return KV_DTYPE_BYTES[self.kv_dtype]
 
+    def laid_out(self, **layout: Any) -> ServingOptions:
+        """These options at one plan's layout: some of `tp`, `pp`, `context`, `gpu` and `gpu_memory_utilization`
+        changed, the rest as checked when they were made. The planner derives a few of these per GPU type, with
+        values it chose within their bounds (TP sizes, the context capped at the model's, a utilization up to its
+        maximum); `dataclasses.replace` would check every field again each time (16 us against 6 here, ~130 times
+        per report)."""
+        assert layout.keys() <= _LAYOUT_FIELDS, layout.keys() - _LAYOUT_FIELDS
+        laid = object.__new__(ServingOptions)
+        for name in _FIELD_NAMES:
+            object.__setattr__(laid, name, layout[name] if name in layout else getattr(self, name))
+        return laid
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(ServingOptions))
+_LAYOUT_FIELDS = frozenset({"tp", "pp", "context", "gpu", "gpu_memory_utilization"})
 
 
 TRAINING_METHODS = ("full", "lora", "qlora")

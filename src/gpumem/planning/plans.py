@@ -24,9 +24,9 @@ those without by fewest GPUs, then least memory left idle. Only GPUs the engine 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..constants import GB
 from ..errors import UsageError
@@ -265,7 +265,7 @@ def stage_estimate(estimate: ServingEstimate, arch: Architecture | None, pp: int
                    tied: bool, overhead_bytes: int) -> ServingEstimate:
     """The busiest pipeline stage's GPU, from the TP-only breakdown `estimate` (PP 1: unchanged but overhead)."""
     if pp == 1:
-        return replace(estimate, overhead_bytes=overhead_bytes)
+        return estimate if overhead_bytes == estimate.overhead_bytes else replace(estimate, overhead_bytes=overhead_bytes)
     layers = arch.num_layers if arch else pp
     share = math.ceil(layers / pp) / layers
     ends = vocab_bytes if tied else vocab_bytes // 2  # first stage: the embedding; last: the head
@@ -313,40 +313,70 @@ def _speed(facts: ModelFacts, arch: Architecture | None, gpu: Gpu, tp: int, opti
                           prompt_tokens=at_tp.context, constants=constants)
 
 
-def plan_on(gpu: Gpu, tp: int, pp: int, at_tp: ServingEstimate, facts: ModelFacts, arch: Architecture | None,
-            options: ServingOptions, price: Price | None) -> Plan:
-    """The plan of `tp` x `pp` GPUs of one type, from the TP-only breakdown `at_tp` of one of them."""
+class Sized(NamedTuple):
+    """One shape on one GPU type, sized: what decides whether it fits. A plan's command, speed and notes are
+    worked out only for the shape its GPU type keeps (`plan_on`), not for each shape tried before it."""
+
+    tp: int
+    pp: int
+    at_tp: ServingEstimate  # the TP-only breakdown the shape was sized from
+    estimate: ServingEstimate  # one GPU of the busiest pipeline stage
+    options: ServingOptions  # the shape's: TP, PP, the capped context, the GPU and the utilization it runs at
+    utilization: float | None
+    capacity: Capacity
+    fits: bool
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.pp
+
+
+def size_on(gpu: Gpu, tp: int, pp: int, layout: ServingOptions, at_tp: ServingEstimate, facts: ModelFacts,
+            arch: Architecture | None) -> Sized:
+    """`tp` x `pp` GPUs of one type, from the TP-only breakdown `at_tp` of one of them at `layout` (TP `tp`, PP 1)."""
     count = tp * pp
-    nodes = -(-count // gpu.gpus_per_node)
-    shaped = replace(options, tp=tp, pp=pp, context=at_tp.context, gpu=gpu.target)  # the context capped at the model's maximum
-    engine = options.engine_model
+    shaped = layout  # the context capped at the model's maximum, as the breakdown capped it
+    if pp != 1 or layout.context != at_tp.context:
+        shaped = layout.laid_out(pp=pp, context=at_tp.context)
+    engine = layout.engine_model
     # NCCL buffers come with any multi-GPU plan: pass the GPU count where the engine asks for TP > 1.
-    overhead = engine.overhead(replace(shaped, tp=count))
-    estimate = stage_estimate(at_tp, arch, pp, facts.vocab_bytes_at(tp), bool(arch and arch.tie_word_embeddings),
-                              overhead)
+    overhead = engine.overhead(shaped if count == tp else shaped.laid_out(tp=count))
+    estimate = stage_estimate(at_tp, arch, pp, facts.vocab_bytes_at(tp) if pp > 1 else 0,
+                              bool(arch and arch.tie_word_embeddings), overhead)
     utilization = _utilization(shaped, gpu, estimate)
-    if utilization is not None:
-        shaped = replace(shaped, gpu_memory_utilization=utilization)
+    if utilization is not None and utilization != engine.setting(shaped, "gpu_memory_utilization"):
+        shaped = shaped.laid_out(gpu_memory_utilization=utilization)  # raised above the default
     cap = capacity(estimate, arch, shaped, gpu.usable_bytes)
     in_budget = estimate.total_bytes - cap.outside_budget_bytes  # vLLM holds context and graphs beside its budget
     fits = in_budget <= cap.budget_bytes and estimate.total_bytes <= gpu.usable_bytes
+    return Sized(tp, pp, at_tp, estimate, shaped, utilization, cap, fits)
+
+
+def plan_on(gpu: Gpu, sized: Sized, facts: ModelFacts, arch: Architecture | None, options: ServingOptions,
+            price: Price | None, refusals: tuple[str, ...] = ()) -> Plan:
+    """The plan of a sized shape of one GPU type: its command, speed and notes (`refusals` last: they make it not
+    fit). `options` are the report's."""
+    tp, pp, estimate, cap, shaped = sized.tp, sized.pp, sized.estimate, sized.capacity, sized.options
+    count = sized.gpus
+    nodes = -(-count // gpu.gpus_per_node)
+    engine = options.engine_model
     tokens = cap.kv_cache_tokens or (cap.kv_pool_bytes // estimate.kv_bytes_per_token if estimate.kv_bytes_per_token
                                      else 0)
-    notes = _plan_notes(gpu, count, nodes, tp, pp, estimate, cap, tokens, arch, options, utilization)
+    notes = _plan_notes(gpu, count, nodes, tp, pp, estimate, cap, tokens, arch, options, sized.utilization)
     command: str | None = None
     node_commands: tuple[str, ...] = ()
     placement: Placement | None = None
     if facts.repo_id:
-        start = engine.plan_command(facts.repo_id, shaped, count, at_tp, gpu.usable_bytes, gpu.bandwidth_gbps,
+        start = engine.plan_command(facts.repo_id, shaped, count, sized.at_tp, gpu.usable_bytes, gpu.bandwidth_gbps,
                                     file=facts.file, local=facts.local)
         command, placement = start.command, start.placement
         notes += start.notes
         if command and nodes > 1:
             command, node_commands = engine.launch_across_nodes(command, shaped, nodes)
-    return Plan(gpu=gpu, count=count, nodes=nodes, tp=tp, pp=pp, estimate=estimate, capacity=cap, fits=fits,
-                gpu_memory_utilization=utilization, kv_cache_tokens=int(tokens), command=command,
-                node_commands=node_commands,
-                speed=_speed(facts, arch, gpu, tp, shaped, at_tp), price=price, notes=tuple(notes),
+    return Plan(gpu=gpu, count=count, nodes=nodes, tp=tp, pp=pp, estimate=estimate, capacity=cap,
+                fits=sized.fits and not refusals, gpu_memory_utilization=sized.utilization, kv_cache_tokens=int(tokens),
+                command=command, node_commands=node_commands,
+                speed=_speed(facts, arch, gpu, tp, shaped, sized.at_tp), price=price, notes=(*notes, *refusals),
                 placement=placement)
 
 
@@ -408,33 +438,47 @@ def candidate_gpus(options: ServingOptions, request: PlanRequest) -> list[Gpu]:
     return chosen
 
 
-def make_plans(breakdown_at: Callable[[int, Gpu], ServingEstimate], facts: ModelFacts, arch: Architecture | None,
+def make_plans(breakdown: Callable[[ServingOptions], ServingEstimate], facts: ModelFacts, arch: Architecture | None,
                options: ServingOptions, request: PlanRequest, prices: PriceTable) -> list[Plan]:
     """One plan per GPU type (its fewest GPUs that fit, or the largest shape tried), ranked; at most
-    `request.limit` unless `show_all` or GPU types were named."""
+    `request.limit` unless `show_all` or GPU types were named. `breakdown(layout)`: the per-GPU breakdown at the
+    options of one layout (TP, PP 1, a GPU)."""
     plans = []
     refused: list[Note] = []
+    engine = options.engine_model
+    shapes_by_node: dict[tuple[int, bool], list[tuple[int, int]]] = {}  # GPU types alike in these get the same
+    breakdowns: dict[tuple[int, Hashable], ServingEstimate] = {}  # by TP and the engine's class of GPU
     for gpu in candidate_gpus(options, request):
-        found, why = shapes(gpu, arch, request, options)
-        if not found:
-            refused.append(why or Note(gpu.name))
-            continue
-        plan = None
-        layouts: dict[int, ServingEstimate] = {}  # shapes across nodes share TP = the node's GPUs: one breakdown
+        node = (gpu.gpus_per_node, spans_nodes(gpu))
+        found = shapes_by_node.get(node)
+        if found is None:
+            found, why = shapes(gpu, arch, request, options)
+            if not found:
+                refused.append(why or Note(gpu.name))  # it names the GPU type: not shared
+                continue
+            shapes_by_node[node] = found
+        target = gpu.target
+        gpu_class = engine.gpu_class(target)  # engines' defaults differ by GPU class (vLLM's batch tokens)
+        sized = None
+        layouts: dict[int, tuple[ServingOptions, ServingEstimate]] = {}  # shapes across nodes share TP: one breakdown
         for tp, pp in found:
             if tp not in layouts:
-                layouts[tp] = breakdown_at(tp, gpu)
-            plan = plan_on(gpu, tp, pp, layouts[tp], facts, arch, options, prices.get(gpu.name))
-            if plan.fits:
+                layout = options.laid_out(tp=tp, pp=1, gpu=target)
+                if (tp, gpu_class) not in breakdowns:
+                    breakdowns[tp, gpu_class] = breakdown(layout)
+                layouts[tp] = layout, breakdowns[tp, gpu_class]
+            sized = size_on(gpu, tp, pp, *layouts[tp], facts, arch)
+            if sized.fits:
                 break
-        assert plan is not None
-        if not plan.fits and not request.shape_fixed:
-            where = f"{plan.nodes} nodes of {gpu.gpus_per_node}" if plan.nodes > 1 else f"{plan.count}"
-            plan = replace(plan, notes=(*plan.notes, f"does not fit on {where} {gpu.name}"))
-        if gpu.vendor not in options.engine_model.vendors:
-            refusal = f"{options.engine_model.label} does not run on {gpu.vendor} GPUs"
-            plan = replace(plan, fits=False, notes=(*plan.notes, refusal))
-        plans.append(plan)
+        assert sized is not None
+        refusals: tuple[str, ...] = ()
+        if not sized.fits and not request.shape_fixed:
+            nodes = -(-sized.gpus // gpu.gpus_per_node)
+            where = f"{nodes} nodes of {gpu.gpus_per_node}" if nodes > 1 else f"{sized.gpus}"
+            refusals += (f"does not fit on {where} {gpu.name}",)
+        if gpu.vendor not in engine.vendors:
+            refusals += (f"{engine.label} does not run on {gpu.vendor} GPUs",)
+        plans.append(plan_on(gpu, sized, facts, arch, options, prices.get(gpu.name), refusals))
     if not plans:
         reasons = list(dict.fromkeys(refused))[:3]  # GPU types refused alike are said once
         hints = [r.hint for r in reasons if r.hint]

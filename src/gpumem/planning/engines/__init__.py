@@ -29,9 +29,9 @@ version's default"; read them with `engine.setting(options, "name")`, never from
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -143,16 +143,27 @@ class Engine(Generic[C]):
         """The default version: the newest one modelled."""
         return next(iter(self.versions))
 
+    @cached_property
+    def _resolved(self) -> dict[str | None, str]:
+        """Versions asked -> the modelled one each means: a plan asks for its constants a dozen times."""
+        return {}
+
     def resolve_version(self, version: str | None) -> str:
         """The modelled version a requested one means (None = newest); UsageError when none matches."""
+        resolved = self._resolved.get(version)
+        if resolved is not None:
+            return resolved
         if version is None:
-            return self.newest
-        wanted = version.strip().removeprefix("v")
-        matches = [v for v in self.versions if wanted == v or wanted.startswith(v + ".")]
-        if not matches:
-            raise UsageError(f"{self.label} version {version!r} is not modelled; modelled versions: "
-                             f"{', '.join(self.versions)}")
-        return max(matches, key=len)
+            resolved = self.newest
+        else:
+            wanted = version.strip().removeprefix("v")
+            matches = [v for v in self.versions if wanted == v or wanted.startswith(v + ".")]
+            if not matches:
+                raise UsageError(f"{self.label} version {version!r} is not modelled; modelled versions: "
+                                 f"{', '.join(self.versions)}")
+            resolved = max(matches, key=len)
+        self._resolved[version] = resolved
+        return resolved
 
     def constants(self, options: ServingOptions) -> C:
         """The constants of the version `options` asks for."""
@@ -166,6 +177,12 @@ class Engine(Generic[C]):
     def budget(self, usable_bytes: int, options: ServingOptions) -> int:
         """Bytes of a GPU with `usable_bytes` that weights, KV pool, activations and overhead may use."""
         return usable_bytes
+
+    def gpu_class(self, gpu: GpuTarget) -> Hashable:
+        """What of a plan's GPU the per-GPU breakdown (`memory.estimate_serving`, `options.gpu` = `gpu`) reads: the
+        planner sizes each layout once per class and GPU types of one class share it. Default: the GPU itself
+        (nothing shared). The budget and the start line may read more of the GPU: they are not shared."""
+        return gpu
 
     def shape_words(self, tp: int, pp: int) -> str:
         """A plan's parallel shape as the engine words it."""
@@ -273,10 +290,15 @@ _REGISTRY = {"vllm": ("vllm", "VLLM"), "sglang": ("sglang", "SGLANG"), "transfor
 class _Registry(Mapping[str, Engine[Any]]):
     """The engines by name, each imported when first looked up."""
 
+    def __init__(self) -> None:
+        self._loaded: dict[str, Engine[Any]] = {}  # plans look engines up a thousand times per report
+
     def __getitem__(self, name: str) -> Engine[Any]:
-        module, instance = _REGISTRY[name]
-        path = f"{__name__}.{module}"  # sys.modules first: plans look engines up thousands of times
-        return getattr(sys.modules.get(path) or import_module(path), instance)
+        engine = self._loaded.get(name)
+        if engine is None:
+            module, instance = _REGISTRY[name]
+            engine = self._loaded[name] = getattr(import_module(f"{__name__}.{module}"), instance)
+        return engine
 
     def __iter__(self) -> Iterator[str]:
         return iter(_REGISTRY)

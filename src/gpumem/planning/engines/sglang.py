@@ -16,11 +16,12 @@ activations and NCCL live in the rest. Rules read from SGLang's released sources
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...model.activations import activation_bytes_per_token
-from . import MIB, Engine, EngineConstants
+from . import MIB, Engine, EngineConstants, GpuTarget
 
 if TYPE_CHECKING:
     from ...model.architecture import Architecture
@@ -90,6 +91,10 @@ class Sglang(Engine[SglangConstants]):
         if gpu_mem > 60 * 1024:
             reserved = max(reserved, 10 * 1024)
         return round((gpu_mem - reserved) / gpu_mem, 3)
+
+    def gpu_class(self, gpu: GpuTarget) -> Hashable:
+        """None: only the budget reads the GPU (the default --mem-fraction-static), not the breakdown."""
+        return None
 
     def budget(self, usable_bytes: int, options: ServingOptions) -> int:
         """f x the free memory before weights load (CUDA-visible total less the context)."""

@@ -22,11 +22,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...model.activations import ACTIVATION_BYTES, LOGIT_BYTES, activation_bytes_per_token, mlp_width
-from . import MIB, Engine, EngineConstants
+from . import MIB, Engine, EngineConstants, GpuTarget
 
 if TYPE_CHECKING:
     from ...model.architecture import Architecture
@@ -80,6 +81,10 @@ class TransformersConstants(EngineConstants):
 @dataclass(frozen=True)
 class Transformers(Engine[TransformersConstants]):
     """transformers' memory behaviour: whole-prompt prefill, activations per sequence, no budget fraction."""
+
+    def gpu_class(self, gpu: GpuTarget) -> Hashable:
+        """None: nothing transformers holds depends on the GPU."""
+        return None
 
     def overhead(self, options: ServingOptions) -> int:
         """CUDA context, the BLAS workspaces and NCCL at TP > 1."""

@@ -59,13 +59,13 @@ from __future__ import annotations
 import math
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ...model.activations import LOGIT_BYTES, activation_bytes_per_token
 from ...model.types import ModelSummary
-from . import MIB, Engine, EngineConstants, LoraSlots
+from . import MIB, Engine, EngineConstants, GpuTarget, LoraSlots
 
 if TYPE_CHECKING:
     from ...model.adapters import LoraServing, Module
@@ -130,12 +130,9 @@ class Vllm(Engine[VllmConstants]):
                 f"in KV cache ({kv_tokens}). Try increasing `gpu_memory_utilization` or decreasing `max_model_len` "
                 f"when initializing the engine: the largest context that fits is {largest_context:,} tokens")
 
-    def _large_gpu(self, options: ServingOptions) -> bool:
-        """vLLM's "H100-class" test; without a GPU the breakdown assumes one (the default in JSON notes)."""
-        gpu = options.gpu
-        if gpu is None:
-            return True
-        return gpu.total_bytes >= LARGE_GPU_BYTES and "a100" not in gpu.name.lower()
+    def gpu_class(self, gpu: GpuTarget) -> Hashable:
+        """The scheduler's defaults by the GPU's size class, and the MXFP4 kernels' padding by its generation."""
+        return _large_gpu(gpu), _mxfp4_generation(gpu)
 
     def setting(self, options: ServingOptions, name: str) -> Any:
         """A setting: the user's value, else this version's default (per GPU class for the scheduler's two)."""
@@ -144,7 +141,7 @@ class Vllm(Engine[VllmConstants]):
             return value
         c = self.constants(options)
         if name in ("max_num_batched_tokens", "max_num_seqs"):
-            size = "large" if self._large_gpu(options) else "small"
+            size = "large" if _large_gpu(options.gpu) else "small"
             if name == "max_num_batched_tokens" and not c.v1:  # V0 without chunked prefill: one whole sequence
                 return max(options.context, c.small_gpu_max_num_batched_tokens)
             return getattr(c, f"{size}_gpu_{name}")
@@ -215,12 +212,10 @@ class Vllm(Engine[VllmConstants]):
         if arch is None or quant is None or quant.method != "mxfp4":
             return 1.0
         hidden, inter = arch.hidden_size, (arch.moe_intermediate_size or arch.intermediate_size) // options.tp
-        name = options.gpu.name.lower() if options.gpu else "h100"
-        blackwell = any(k in name for k in ("b200", "b300", "gb200", "rtx 50", "5090", "5080", "pro 6000"))
-        hopper = any(k in name for k in ("h100", "h200", "h20", "h800", "gh200"))
-        if blackwell:
+        generation = _mxfp4_generation(options.gpu)
+        if generation == "blackwell":
             return _round_up(hidden, 256) * _round_up(inter, 256) / (hidden * inter)
-        if hopper and not self.constants(options).mxfp4_marlin_on_hopper:
+        if generation == "hopper" and not self.constants(options).mxfp4_marlin_on_hopper:
             return _round_up(hidden, 256) / hidden
         return _round_up(hidden, 256) * _round_up(inter, 128) / (hidden * inter)
 
@@ -283,6 +278,23 @@ class Vllm(Engine[VllmConstants]):
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
+
+
+def _large_gpu(gpu: GpuTarget | None) -> bool:
+    """vLLM's "H100-class" test; without a GPU the breakdown assumes one (the default in JSON notes)."""
+    if gpu is None:
+        return True
+    return gpu.total_bytes >= LARGE_GPU_BYTES and "a100" not in gpu.name.lower()
+
+
+def _mxfp4_generation(gpu: GpuTarget | None) -> str:
+    """Which MXFP4 kernels vLLM runs on the GPU: "blackwell", "hopper" or "other" (Marlin); none named: an H100."""
+    name = gpu.name.lower() if gpu else "h100"
+    if any(k in name for k in ("b200", "b300", "gb200", "rtx 50", "5090", "5080", "pro 6000")):
+        return "blackwell"
+    if any(k in name for k in ("h100", "h200", "h20", "h800", "gh200")):
+        return "hopper"
+    return "other"
 
 
 _V0_6 = VllmConstants(version="0.6", v1=False, large_gpu_max_num_seqs=256, non_torch_bytes=int(0.3 * GIB),
