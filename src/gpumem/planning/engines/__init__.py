@@ -11,8 +11,8 @@ How to add an engine (one module, one registry line):
    `command`, `loaded_summary` / `loaded_weights` when it holds the checkpoint otherwise than stored,
    `plan_command` / `report_breakdown` when a plan's start line or the report's breakdown depend on the GPU,
    `across_nodes` / `launch_across_nodes` when it starts one model over several machines,
-   `without_pipeline_parallel` when some versions have no pipeline stages (plans then offer none). Every byte
-   figure is per GPU. Cite where each constant comes from (a log, the engine's source).
+   `without_pipeline_parallel` when some versions have no pipeline stages (plans then offer none), `gpu_class`
+   when the breakdown reads less of the plan's GPU than all of it (plans then share it). Every byte figure is per GPU. Cite where each constant comes from (a log, the engine's source).
 2. Give it `versions`: a mapping version -> constants, NEWEST FIRST (the first one is the default when
    `ServingOptions.engine_version` is None), `vendors` (catalog vendor names it runs on: "NVIDIA", "AMD",
    "Intel", "Apple") and `formats` (the checkpoint formats it serves: "safetensors", "gguf", "pytorch-bin").
