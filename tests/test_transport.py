@@ -11,6 +11,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gpumem.errors import HubUnavailable, Interrupted
 from gpumem.reading.hub import HubClient
@@ -517,3 +519,37 @@ def test_the_origin_of_a_url(url, origin):
             Origin.of(url)
     else:
         assert str(Origin.of(url)) == origin
+
+
+def _outcome(call, *args):
+    try:
+        return call(*args)
+    except ValueError as exc:
+        return ("ValueError", str(exc))
+
+
+_URL_TEXT = st.text(st.sampled_from(list("aZ09.-_~:@/?#[];%=& \t\n\x00\u00e9\uff0fxX")), max_size=14)
+_URL_STARTS = st.sampled_from(["https://", "http://", "HTTPS://", "https:", "//", "/", "", "ftp://", "https://h",
+                               "http://localhost:8080", "https://[::1]:443", "https://u:p@cdn.example"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(_URL_STARTS, _URL_TEXT, _URL_TEXT, _URL_TEXT)
+def test_known_origins_are_what_urlsplit_finds(start, host, first, second):
+    # Origin.of looks a known origin up by the URL's text up to its path: a second URL with the same text before
+    # its path must get what urlsplit finds in it, as must the first.
+    from gpumem.reading.transport import Origin
+
+    for url in (start + host + first, start + host + second, start + host + "/" + first, start + host + "?" + second):
+        assert _outcome(Origin.of, url) == _outcome(Origin._parse, url)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_URL_STARTS, _URL_TEXT, st.sampled_from(["https://hub.example/org/m/resolve/main/x", "http://h:8080/a/b?c"]))
+def test_a_redirect_target_is_what_urljoin_makes_of_it(start, rest, base):
+    from urllib.parse import urljoin
+
+    from gpumem.reading.hub import _redirect_target
+
+    location = start + rest
+    assert _outcome(_redirect_target, base, location) == _outcome(urljoin, base, location)

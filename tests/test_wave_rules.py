@@ -107,6 +107,15 @@ def test_a_shard_redirect_to_an_address_curl_cannot_take_is_one_clean_error_not_
     assert took < 5 and nothing_in_flight(client)
 
 
+def test_a_shard_redirect_to_an_address_urlsplit_refuses_is_one_clean_error():
+    with ScriptedServer() as server:
+        scripted_repo(server, Reply(302, {"Location": "http://[cdn/model.safetensors"}))  # its bracket never closes
+        client = HubClient(server.url, False, deadline=30)
+        _, error, took = bounded(lambda: fetch_repo(client, "org/m"), 10)
+    assert isinstance(error, HubUnavailable) and "redirected to an address gpumem cannot use" in str(error)
+    assert took < 5 and nothing_in_flight(client)
+
+
 def test_a_shard_redirect_from_https_to_http_is_refused_and_the_token_stays_with_the_hub(ca, monkeypatch):
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca[1])
     with ScriptedServer(tls=ca[0]) as server, ScriptedServer() as plain:

@@ -399,7 +399,10 @@ class HubClient:
             if not location:
                 raise HubUnavailable(f"the Hub answered HTTP {response.status} without saying where to "
                                      f"({_strip_query(url)})", hint="retry later; the server is misbehaving")
-            target = urljoin(url, location.strip())
+            try:
+                target = _redirect_target(url, location.strip())
+            except ValueError:  # urlsplit refuses it, e.g. a host in brackets that do not close
+                raise HubUnavailable(f"the Hub redirected to an address gpumem cannot use ({clean(_strip_query(location), 200)})") from None
             if origin.scheme == "https" and not target.lower().startswith("https://"):
                 raise HubUnavailable(f"the Hub redirected from https to an insecure address ({clean(_strip_query(target), 200)}); "
                                      "refusing to follow it", hint="check HF_ENDPOINT; the server may be compromised")
@@ -672,6 +675,17 @@ def _retry_after_seconds(value: str | None) -> float | None:
         except (TypeError, ValueError, OverflowError, IndexError):
             return None
     return max(0.0, min(seconds, constants.RETRY_AFTER_CAP_S))
+
+
+def _redirect_target(url: str, location: str) -> str:
+    """urljoin(url, location), without its cost (~45 us a hop on the HTTP thread) for what a CDN redirect sends:
+    a lower-case http(s) URL with a host, in printable ASCII without brackets, a fragment or an empty query, which
+    urljoin gives back unchanged."""
+    if (location.startswith(("https://", "http://")) and location.isascii() and location.isprintable()
+            and not any(mark in location for mark in "[]#") and not location.endswith("?")
+            and location.partition("://")[2][:1] not in ("", "/", "?")):
+        return location
+    return urljoin(url, location)
 
 
 def _strip_query(url: str) -> str:

@@ -87,7 +87,25 @@ class Origin:
 
     @classmethod
     def of(cls, url: str) -> Origin:
-        """The origin of an absolute http(s) URL; ValueError for anything else (ports over 65535 included)."""
+        """The origin of an absolute http(s) URL; ValueError for anything else (ports over 65535 included).
+
+        Known origins are looked up by the URL's text up to its path (urlsplit took ~25 us of the HTTP thread
+        for each of a read's 326 hops): for a plain prefix that text alone decides what urlsplit finds."""
+        end = url.find("://") + 3
+        if end > 2:
+            path = min((at for at in (url.find("/", end), url.find("?", end), url.find("#", end)) if at >= 0),
+                       default=len(url))
+            key = url[:path]
+            if key.isascii() and key.isprintable() and " " not in key:  # nothing urlsplit strips or removes
+                if (known := _KNOWN_ORIGINS.get(key)) is None:
+                    known = cls._parse(url)
+                    if len(_KNOWN_ORIGINS) < _KNOWN_ORIGINS_CAP:
+                        _KNOWN_ORIGINS[key] = known
+                return known
+        return cls._parse(url)
+
+    @classmethod
+    def _parse(cls, url: str) -> Origin:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS:
@@ -103,6 +121,10 @@ class Origin:
 
     def __str__(self) -> str:
         return f"{self.scheme}://{self.netloc}"
+
+
+_KNOWN_ORIGINS: dict[str, Origin] = {}  # by scheme://netloc as written
+_KNOWN_ORIGINS_CAP = 64
 
 
 def ca_bundle() -> str | None:
