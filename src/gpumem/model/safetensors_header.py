@@ -168,18 +168,18 @@ def _parse_canonical(payload: bytes, file: str) -> tuple[TensorTable, dict[str, 
         return None
     dtypes, shapes, sizes = columns
     offsets = parts[10::10]  # ":[B,E]}," each, the last without its comma
-    joined = ";".join(offsets)  # two plain decimal numbers each (no sign, space or fraction), nothing else
-    if joined.encode().translate(None, b"0123456789") != _OFFSETS_LAID_OUT * (count - 1) + _LAST_OFFSETS_LAID_OUT:
-        return None
+    joined = ";".join(offsets)
     ends = list(accumulate(sizes))
     if ends[-1] >= _U64:
         return None
-    flat = joined.replace("]},;:[", ",")  # ':[B,E,B,E,...,B,E]}': the pieces' framing is only at its two ends
-    if flat == _offsets_text(ends):  # each begins where the one before ends, as the writers
-        nbytes = sizes  # write them, and every size is its dtype x shape
+    if joined == _offsets_text(ends):  # each begins where the one before ends, as the writers write them, and
+        nbytes = sizes  # every size is its dtype x shape
     else:  # another order (or sizes that do not match, found below)
-        if _LEADING_ZERO.search(joined):  # JSON writes none; int() would read one
+        # two plain decimal numbers each (no sign, space or fraction), nothing else
+        if (joined.encode().translate(None, b"0123456789") != _OFFSETS_LAID_OUT * (count - 1) + _LAST_OFFSETS_LAID_OUT
+                or _LEADING_ZERO.search(joined)):  # (JSON writes no leading zero; int() would read one)
             return None
+        flat = joined.replace("]},;:[", ",")  # ':[B,E,B,E,...,B,E]}': the pieces' framing is only at its two ends
         try:
             values = list(map(int, flat[2:-2].split(",")))  # B, E, B, E, ... as written
         except ValueError:  # an empty number
@@ -254,13 +254,15 @@ def _picker(rows: list[int]) -> Callable[[Any], tuple]:
 
 
 def _offsets_text(ends: list[int]) -> str:
-    """":[B,E,B,E,...]}" for tensors laid end to end from byte 0 with these ends."""
-    numbers = [""] * (2 * len(ends))
-    numbers[0] = "0"
-    ends_text = list(map(str, ends))
-    numbers[1::2] = ends_text
-    numbers[2::2] = ends_text[:-1]
-    return ":[" + ",".join(numbers) + "]}"
+    """The offsets pieces of tensors laid end to end from byte 0 with these ends, joined by ";" as the parser joins
+    them: ":[0,E1]},;:[E1,E2]},;...;:[E(n-1),En]}"."""
+    ends_text = list(map(repr, ends))  # (a call of repr costs less per number than a call of the str type)
+    pieces = [","] * (4 * len(ends) + 1)  # ":[", then B "," E and what follows, per tensor
+    pieces[0] = ":["
+    pieces[1::4] = ["0", *ends_text[:-1]]
+    pieces[3::4] = ends_text
+    pieces[4::4] = [*itertools.repeat("]},;:[", len(ends) - 1), "]}"]
+    return "".join(pieces)
 
 
 _LEADING_ZERO = re.compile(r"[\[,]0[0-9]")
