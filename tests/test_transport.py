@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gpumem.errors import HubUnavailable, Interrupted
@@ -431,6 +431,26 @@ def test_plain_http_goes_through_the_proxy_unless_no_proxy_names_the_host(proxy,
         assert len(proxy.seen) == before and len(hub.requests) == 2
 
 
+def test_a_proxy_login_never_reaches_the_other_schemes_proxy(https, proxy, monkeypatch):
+    """HTTP_PROXY has a login, HTTPS_PROXY none: the https transfer on the handle the http one left sends no login
+    (a reused handle kept the last transfer's PROXYUSERNAME / PROXYPASSWORD)."""
+    other = _Proxy()
+    threading.Thread(target=other.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+    try:
+        with FakeHub(fixture_repos()) as plain:
+            monkeypatch.setenv("HTTP_PROXY", other.url.replace("http://", "http://alice:s3cret@"))
+            monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+            transport = Transport(timeout=5, user_agent="test")
+            for endpoint in (plain.endpoint, https["h2"].endpoint):
+                assert transport.request("GET", f"{endpoint}/api/models/{GPT2}/revision/main", {}, limit=100_000).status == 200
+            transport.close()
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert other.seen[0][1]["proxy-authorization"] == "Basic " + base64.b64encode(b"alice:s3cret").decode()
+    assert proxy.seen and all("proxy-authorization" not in headers for _, headers in proxy.seen)
+
+
 def test_only_http_proxies_are_used(https, monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "https://127.0.0.1:9")
     with pytest.raises(HubUnavailable, match="only http:// proxies are supported"), \
@@ -546,6 +566,8 @@ def test_known_origins_are_what_urlsplit_finds(start, host, first, second):
 
 @settings(max_examples=500, deadline=None)
 @given(_URL_STARTS, _URL_TEXT, st.sampled_from(["https://hub.example/org/m/resolve/main/x", "http://h:8080/a/b?c"]))
+@example("https://", "0/;", "http://h:8080/a/b?c")  # urljoin drops an empty ;params
+@example("https://", "cdn/f;?Expires=1", "http://h:8080/a/b?c")
 def test_a_redirect_target_is_what_urljoin_makes_of_it(start, rest, base):
     from urllib.parse import urljoin
 

@@ -345,7 +345,10 @@ class Transport:
 
     def _set_proxy(self, handle: pycurl.Curl, origin: Origin) -> None:
         """The proxy for this origin from HTTP(S)_PROXY, honouring NO_PROXY; "" (never libcurl's own reading
-        of the environment) for a direct connection."""
+        of the environment) for a direct connection. The proxy's login is cleared first: a reused handle would
+        otherwise send the last transfer's login (HTTP_PROXY's) to another proxy (HTTPS_PROXY's)."""
+        handle.unsetopt(pycurl.PROXYUSERNAME)
+        handle.unsetopt(pycurl.PROXYPASSWORD)
         url = self._proxies.get(origin.scheme)
         if url:
             import urllib.request
