@@ -265,7 +265,9 @@ def stage_estimate(estimate: ServingEstimate, arch: Architecture | None, pp: int
                    tied: bool, overhead_bytes: int) -> ServingEstimate:
     """The busiest pipeline stage's GPU, from the TP-only breakdown `estimate` (PP 1: unchanged but overhead)."""
     if pp == 1:
-        return estimate if overhead_bytes == estimate.overhead_bytes else replace(estimate, overhead_bytes=overhead_bytes)
+        if overhead_bytes == estimate.overhead_bytes:
+            return estimate
+        return replace(estimate, overhead_bytes=overhead_bytes)
     layers = arch.num_layers if arch else pp
     share = math.ceil(layers / pp) / layers
     ends = vocab_bytes if tied else vocab_bytes // 2  # first stage: the embedding; last: the head
@@ -460,14 +462,18 @@ def make_plans(breakdown: Callable[[ServingOptions], ServingEstimate], facts: Mo
         target = gpu.target
         gpu_class = engine.gpu_class(target)  # engines' defaults differ by GPU class (vLLM's batch tokens)
         sized = None
-        layouts: dict[int, tuple[ServingOptions, ServingEstimate]] = {}  # shapes across nodes share TP: one breakdown
+        layouts: dict[int, ServingOptions] = {}  # shapes across nodes share TP: one layout, one breakdown
         for tp, pp in found:
-            if tp not in layouts:
-                layout = options.laid_out(tp=tp, pp=1, gpu=target)
-                if (tp, gpu_class) not in breakdowns:
-                    breakdowns[tp, gpu_class] = breakdown(layout)
-                layouts[tp] = layout, breakdowns[tp, gpu_class]
-            sized = size_on(gpu, tp, pp, *layouts[tp], facts, arch)
+            layout = layouts.get(tp)
+            at_tp = breakdowns.get((tp, gpu_class))
+            if at_tp is None:
+                layout = layouts[tp] = layout or options.laid_out(tp=tp, pp=1, gpu=target)
+                at_tp = breakdowns[tp, gpu_class] = breakdown(layout)
+            if pp == 1 and at_tp.weights_bytes > gpu.usable_bytes and (tp, pp) != found[-1]:
+                continue  # its weights alone exceed the GPU: it cannot fit, and it is not the last shape tried
+            if layout is None:
+                layout = layouts[tp] = options.laid_out(tp=tp, pp=1, gpu=target)
+            sized = size_on(gpu, tp, pp, layout, at_tp, facts, arch)
             if sized.fits:
                 break
         assert sized is not None

@@ -12,7 +12,8 @@ How to add an engine (one module, one registry line):
    `plan_command` / `report_breakdown` when a plan's start line or the report's breakdown depend on the GPU,
    `across_nodes` / `launch_across_nodes` when it starts one model over several machines,
    `without_pipeline_parallel` when some versions have no pipeline stages (plans then offer none), `gpu_class`
-   when the breakdown reads less of the plan's GPU than all of it (plans then share it). Every byte figure is per GPU. Cite where each constant comes from (a log, the engine's source).
+   when the breakdown reads less of the plan's GPU than all of it (plans then share it). Every byte figure is
+   per GPU. Cite where each constant comes from (a log, the engine's source).
 2. Give it `versions`: a mapping version -> constants, NEWEST FIRST (the first one is the default when
    `ServingOptions.engine_version` is None), `vendors` (catalog vendor names it runs on: "NVIDIA", "AMD",
    "Intel", "Apple") and `formats` (the checkpoint formats it serves: "safetensors", "gguf", "pytorch-bin").
@@ -145,7 +146,12 @@ class Engine(Generic[C]):
 
     @cached_property
     def _resolved(self) -> dict[str | None, str]:
-        """Versions asked -> the modelled one each means: a plan asks for its constants a dozen times."""
+        """Versions asked -> the modelled one each means."""
+        return {}
+
+    @cached_property
+    def _constants_asked(self) -> dict[str | None, C]:
+        """Versions asked -> their constants: a plan asks for them a dozen times."""
         return {}
 
     def resolve_version(self, version: str | None) -> str:
@@ -167,7 +173,11 @@ class Engine(Generic[C]):
 
     def constants(self, options: ServingOptions) -> C:
         """The constants of the version `options` asks for."""
-        return self.versions[self.resolve_version(options.engine_version)]
+        asked = options.engine_version
+        constants = self._constants_asked.get(asked)
+        if constants is None:
+            constants = self._constants_asked[asked] = self.versions[self.resolve_version(asked)]
+        return constants
 
     def setting(self, options: ServingOptions, name: str) -> Any:
         """An engine setting: the user's value on `options`, else this version's default."""
