@@ -205,11 +205,11 @@ def test_concurrent_processes_share_one_valid_cache(hub, tmp_path):
 
 
 def test_ctrl_c_mid_write_leaves_no_entry_then_the_next_run_refetches(hub, gpumem, monkeypatch):
-    def interrupted(fd: int) -> None:
+    def interrupted(*args) -> None:
         raise KeyboardInterrupt
 
-    with monkeypatch.context() as patch:
-        patch.setattr("gpumem.reading.files.os.fsync", interrupted)
+    with monkeypatch.context() as patch:  # the entry is written, not yet renamed into place
+        patch.setattr("gpumem.reading.files.os.replace", interrupted)
         code, _, err = gpumem("hf", GPT2, "--json")
     assert code == 130 and err.strip() == "Interrupted."
     assert not list(cache_root().rglob("*.part")) and not list(cache_root().rglob("*.json"))

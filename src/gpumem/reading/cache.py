@@ -131,11 +131,13 @@ class ResultCache:
         return path
 
     def _write(self, path: Path, text: str) -> None:
-        """An atomic write inside the cache; something not a regular file in the way is removed first."""
+        """An atomic write inside the cache; something not a regular file in the way is removed first. Not flushed
+        to disk (an fsync: 10-60 ms of a cold DeepSeek-R1 read's wall here): an entry a crash left short or empty
+        is refused when read and fetched again, as any damaged entry is."""
         self._inside(path)
         if os.path.lexists(path) and not path.is_file():
             _remove(path)
-        write_atomically(self._inside(path), text)
+        write_atomically(self._inside(path), text, durable=False)
 
     def _repo_dir(self, endpoint: str, repo_id: str) -> Path:
         host = re.sub(r"[^A-Za-z0-9.-]", "_", urlsplit(endpoint).netloc or "endpoint")

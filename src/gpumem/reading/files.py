@@ -46,8 +46,10 @@ def read_capped(path: str | os.PathLike, limit: int = SMALL_FILE_CAP, name: str 
     return data
 
 
-def write_atomically(path: Path, text: str, *, mode: int | None = None) -> None:
-    """Write `text` to a temp file beside the final path, flush it to disk, then rename it into place.
+def write_atomically(path: Path, text: str, *, mode: int | None = None, durable: bool = True) -> None:
+    """Write `text` to a temp file beside the final path, flush it to disk (unless not `durable`), then rename it
+    into place: a reader sees the old file or the new one, never part of one. Without `durable` a crash of the
+    machine soon after may leave the file empty or short, which suits what is checked on reading and made again.
 
     The final path is resolved first (a link is written through to its target's folder, never replaced by a
     file), and only a regular file or nothing may be there: a device node, FIFO or folder is refused with an
@@ -65,8 +67,9 @@ def write_atomically(path: Path, text: str, *, mode: int | None = None) -> None:
         os.fchmod(fd, (0o666 if mode is None else mode) & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(temp, target)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
