@@ -182,6 +182,8 @@ def test_one_shape_under_several_dtypes_takes_the_fast_path_with_each_tensors_ow
     '{"__metadata__":{"format":"pt"},"__metadata__":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',
     '{"a\\u0062":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',  # an escape in a name
     '{"a\\"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',
+    '{"__metadata__":{"format":"pt"}',  # no brace left to close the header
+    '{"__metadata__":' + '{"k":' * 3000 + '"v"' + '}' * 3001,  # metadata nested past the JSON parser's depth
     '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}, "b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}',
     '{"a":{"shape":[2],"dtype":"F32","data_offsets":[0,8]}}',  # another key order
     '{"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',

@@ -140,10 +140,10 @@ def _parse_canonical(payload: bytes, file: str) -> tuple[TensorTable, dict[str, 
     if text.startswith(_METADATA):
         try:
             value, start = _JSON.raw_decode(text, len(_METADATA))
-        except ValueError:
+        except (ValueError, RecursionError):  # the general parser words both ("nested too deeply")
             return None
-        if type(value) is not dict or not all(type(v) is str for v in value.values()):
-            return None
+        if type(value) is not dict or not all(type(v) is str for v in value.values()) or start == len(text):
+            return None  # (the text ending with the metadata: no brace left to close the header)
         metadata = value
         if text[start] == ",":
             start += 1
