@@ -140,6 +140,23 @@ def test_sglang_without_pipeline_parallel_is_offered_no_pp_shape_and_no_node_but
     assert shapes(h100, qwen, PlanRequest(), old)[0] == [(1, 1), (2, 1), (4, 1)]
 
 
+@pytest.mark.parametrize("version", ["0.4.6.post2", "0.4.7", "v0.4.7.post1"])
+def test_sglang_versions_with_pp_size_that_the_modelled_04_serves_get_pipeline_stages(llama405b, version):
+    # Their memory rules are the modelled 0.4's (the tp-table fraction), but --pp-size is there from 0.4.6.post2.
+    _, d = plans_of(llama405b, gpu="h100", serving=ServingOptions(engine="sglang", engine_version=version))
+    first = d["recommendations"][0]
+    assert (first["nodes"], first["tp"], first["pp"], first["fits"]) == (2, 8, 2, True)
+    assert "--tp 8 --pp-size 2 " in first["command"]
+
+
+def test_sglang_before_pp_size_is_refused_in_the_version_asked(llama405b):
+    with pytest.raises(UsageError) as caught:
+        plans_of(llama405b, gpu="h100", serving=ServingOptions(engine="sglang", engine_version="0.4.6.post1"),
+                 plan=PlanRequest(pp=2))
+    assert caught.value.message == ("SGLang 0.4.6.post1 has no pipeline parallel (--pp-size came in 0.4.6.post2): "
+                                    "it cannot run PP 2")
+
+
 def test_sglang_0_4_refusals_name_the_flag(hub, gpumem):
     code, _, err = gpumem("hf", "Qwen/Qwen2.5-7B", "--engine", "sglang", "--engine-version", "0.4", "--nodes", "2",
                           "--gpu", "h100", "--no-cache")

@@ -117,10 +117,13 @@ class Sglang(Engine[SglangConstants]):
         return 4096
 
     def without_pipeline_parallel(self, options: ServingOptions) -> str | None:
-        """A version before --pp-size: no TP x PP shape, no plan across nodes."""
-        if self.constants(options).pipeline_parallel:
+        """A version before --pp-size (0.4.6.post2): no TP x PP shape, no plan across nodes. Decided on the version
+        asked: the modelled 0.4's memory rules also serve 0.4.6.post2-0.4.7, which have --pp-size."""
+        constants = self.constants(options)
+        asked = options.engine_version or constants.version
+        if constants.pipeline_parallel or _release(asked) >= _FIRST_WITH_PIPELINE_STAGES:
             return None
-        return f"SGLang {self.constants(options).version} has no pipeline parallel (--pp-size came in 0.4.6.post2)"
+        return f"SGLang {asked} has no pipeline parallel (--pp-size came in 0.4.6.post2)"
 
     def command(self, repo_id: str, options: ServingOptions, gpus: int) -> str:
         """The SGLang launch line."""
@@ -142,6 +145,16 @@ class Sglang(Engine[SglangConstants]):
         lines = tuple(f"{command} --nnodes {nodes} --node-rank {rank} --dist-init-addr NODE0_IP:20000"
                       for rank in range(nodes))
         return lines[0], lines
+
+_FIRST_WITH_PIPELINE_STAGES = (0, 4, 6, 2)  # 0.4.6.post2: --pp-size is first in its server_args.py
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """A release's numbers, a .postN as one more ("0.4.6.post2" -> (0, 4, 6, 2)); "0.4" -> (0, 4), before every 0.4.x.
+    Versions reach here only once resolve_version has matched them to a modelled one."""
+    numbers, _, post = version.strip().removeprefix("v").partition(".post")
+    return (*(int(part) for part in numbers.split(".") if part.isdigit()), *((int(post),) if post.isdigit() else ()))
+
 
 _RESERVE = SglangConstants(version="0.5")
 _BAND = SglangConstants(version="0.4.8", fraction_rule="band-0.4.8")
