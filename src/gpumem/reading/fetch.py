@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from ..constants import SMALL_FILE_CAP
-from ..errors import BadConfig, BadHeader, EntryNotFound, GpumemError, HubUnavailable, Interrupted
+from ..errors import BadConfig, BadHeader, EntryNotFound, GpumemError, Interrupted
 from ..model.gguf_header import IncompleteGGUF, gguf_config, parse_gguf
 from ..model.jsondoc import load_json_object
 from ..model.layout import ADAPTER_CONFIG, Layout, WeightSetPlan, is_adapter_set, pick_gguf_variant, plan_layout
@@ -35,7 +35,7 @@ from ..model.safetensors_header import (
 )
 from ..model.safetensors_index import weight_map_shards
 from ..model.types import RepoMetadata, TensorTable, WeightSet
-from .hub import HubClient, RepoListing, Steps
+from .hub import HubClient, RepoListing, Steps, deadline_error
 
 ROOT_CONFIG = "config.json"
 ROOT_INDEX = "model.safetensors.index.json"
@@ -269,11 +269,9 @@ class _HeaderWave:
         ends by the client's deadline; should one be lost all the same, the wave ends a little after it."""
         try:
             while not self._done.wait(0.2):  # short waits: the signal handler (Ctrl-C) runs between them
-                left = self.client.deadline_remaining()
+                left = self.client.transport.remaining()
                 if left is not None and left < -_DEADLINE_GRACE_S:
-                    self.client.cancel()
-                    raise HubUnavailable("the deadline passed before the Hub answered", hint="retry later or raise deadline",
-                                         hint_options=("deadline",))
+                    raise deadline_error()  # (cancelled below)
         except BaseException:
             self.client.cancel()
             raise
@@ -502,15 +500,14 @@ def _merge_tables(parsed: list) -> TensorTable:
 
 def _check_index(path: str, index: Index, listed: Collection[str]) -> None:
     """Every shard the index's weight map names is listed (the first one that is not, in map order, is the error)."""
+    folder = posixpath.dirname(path)
     if isinstance(index, LargeIndex):
-        folder = posixpath.dirname(path)
         if all(posixpath.join(folder, shard) in listed for shard in index.shards):
             return
         index = index.document(path)  # which shard comes first in the map, as the JSON reads it
     weight_map = index.get("weight_map")
     if not isinstance(weight_map, dict):
         raise BadConfig(f"{path}: field 'weight_map' is missing or not an object")
-    folder = posixpath.dirname(path)
     try:
         shards = list(dict.fromkeys(weight_map.values()))  # 163 distinct shards, not 92k entries (DeepSeek-V3)
     except TypeError:  # a list or object where a shard name belongs

@@ -177,10 +177,6 @@ class HubClient:
         self._deadline = _Deadline(self._deadline_s)
         self.transport.set_deadline(self._deadline.end)
 
-    def deadline_remaining(self) -> float | None:
-        """Seconds left before the total deadline (negative once past); None without one."""
-        return self._deadline.remaining()
-
     def cancel(self) -> None:
         """Stop every request in flight now and send no more (Ctrl-C)."""
         self.transport.cancel()
@@ -522,8 +518,11 @@ def _read(response: Response, limit: int) -> tuple[bytes, bool]:
 
 
 def _stopped(exc: TransportError) -> GpumemError:
-    if isinstance(exc, Cancelled):
-        return Interrupted("interrupted")
+    return Interrupted("interrupted") if isinstance(exc, Cancelled) else deadline_error()
+
+
+def deadline_error() -> HubUnavailable:
+    """What a read stopped by the client's total deadline raises."""
     return HubUnavailable("the deadline passed before the Hub answered", hint="retry later or raise deadline",
                           hint_options=("deadline",))
 
