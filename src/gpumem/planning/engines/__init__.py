@@ -149,11 +149,6 @@ class Engine(Generic[C]):
         """Versions asked -> the modelled one each means."""
         return {}
 
-    @cached_property
-    def _constants_asked(self) -> dict[str | None, C]:
-        """Versions asked -> their constants: a plan asks for them a dozen times."""
-        return {}
-
     def resolve_version(self, version: str | None) -> str:
         """The modelled version a requested one means (None = newest); UsageError when none matches."""
         resolved = self._resolved.get(version)
@@ -173,11 +168,7 @@ class Engine(Generic[C]):
 
     def constants(self, options: ServingOptions) -> C:
         """The constants of the version `options` asks for."""
-        asked = options.engine_version
-        constants = self._constants_asked.get(asked)
-        if constants is None:
-            constants = self._constants_asked[asked] = self.versions[self.resolve_version(asked)]
-        return constants
+        return self.versions[self.resolve_version(options.engine_version)]
 
     def setting(self, options: ServingOptions, name: str) -> Any:
         """An engine setting: the user's value on `options`, else this version's default."""

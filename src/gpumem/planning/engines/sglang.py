@@ -42,10 +42,6 @@ class SglangConstants(EngineConstants):
 
     fraction_rule: str = "reserve-0.5.3"  # "tp-table-0.4" | "band-0.4.8" | "reserve-0.5.3"
     cuda_graph_bytes: int = 512 * MIB  # in the (1 - f) part (logs: 0.11-0.93 GiB)
-    # --pp-size (--pipeline-parallel-size): first in 0.4.6.post2's server_args.py, absent from 0.4.0-0.4.6.post1's
-    # (the PyPI wheels), so the 0.4.0-0.4.5 rules modelled as "0.4" have none. --nnodes / --node-rank /
-    # --dist-init-addr are older (0.4.0), but without stages they span nodes only as one TP group, which plans do not.
-    pipeline_parallel: bool = True
 
 
 @dataclass(frozen=True)
@@ -119,9 +115,8 @@ class Sglang(Engine[SglangConstants]):
     def without_pipeline_parallel(self, options: ServingOptions) -> str | None:
         """A version before --pp-size (0.4.6.post2): no TP x PP shape, no plan across nodes. Decided on the version
         asked: the modelled 0.4's memory rules also serve 0.4.6.post2-0.4.7, which have --pp-size."""
-        constants = self.constants(options)
-        asked = options.engine_version or constants.version
-        if constants.pipeline_parallel or _release(asked) >= _FIRST_WITH_PIPELINE_STAGES:
+        asked = options.engine_version or self.constants(options).version
+        if _release(asked) >= _FIRST_WITH_PIPELINE_STAGES:
             return None
         return f"SGLang {asked} has no pipeline parallel (--pp-size came in 0.4.6.post2)"
 
@@ -146,7 +141,10 @@ class Sglang(Engine[SglangConstants]):
                       for rank in range(nodes))
         return lines[0], lines
 
-_FIRST_WITH_PIPELINE_STAGES = (0, 4, 6, 2)  # 0.4.6.post2: --pp-size is first in its server_args.py
+# --pp-size (--pipeline-parallel-size): first in 0.4.6.post2's server_args.py, absent from 0.4.0-0.4.6.post1's (the
+# PyPI wheels). --nnodes / --node-rank / --dist-init-addr are older (0.4.0), but without stages they span nodes only as
+# one TP group, which plans do not.
+_FIRST_WITH_PIPELINE_STAGES = (0, 4, 6, 2)
 
 
 def _release(version: str) -> tuple[int, ...]:
@@ -168,7 +166,7 @@ SGLANG = Sglang(
         "0.4.10": SglangConstants(version="0.4.10", fraction_rule="band-0.4.8"),
         "0.4.9": SglangConstants(version="0.4.9", fraction_rule="band-0.4.8"),
         "0.4.8": _BAND,
-        "0.4": SglangConstants(version="0.4", fraction_rule="tp-table-0.4", pipeline_parallel=False),
+        "0.4": SglangConstants(version="0.4", fraction_rule="tp-table-0.4"),
     },
     vendors=frozenset({"NVIDIA", "AMD"}),
     formats=frozenset({"safetensors", "pytorch-bin"}),
