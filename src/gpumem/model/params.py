@@ -96,7 +96,6 @@ def summarize_table(table: TensorTable, config: dict | None = None, quantize_con
     names say (NameParts, made per header as it arrived and joined in table order).
     """
     _check_configs(config, quantize_config)
-    counted = table
     rows = _in_module_order(table, NameParts.of(table.names) if names is None else names)
     groups = _alike_modules(rows)
     if not _names_distinct(rows, groups):
@@ -192,10 +191,10 @@ class NameParts:
         module_of, _, leaf_of = zip(*map(str.rpartition, names, itertools.repeat("."))) if names else ((), (), ())
         starts = _run_starts(module_of)
         modules = tuple(map(module_of.__getitem__, starts))
-        leaves = _shared(leaf_of)
         distinct = tuple(dict.fromkeys(modules))  # (a writer storing tensors by dtype puts a module in several runs)
         framed = "." + ".\n.".join(distinct) + ".\n"  # each module between dots, one a line
-        if "" not in distinct and _plain(framed, len(distinct), leaves):  # (a name without a dot has none to put back)
+        if "" not in distinct and _plain(framed, len(distinct), leaf_of):  # (a name without a dot has none to put back)
+            leaves = _shared(leaf_of)
             prefixes, sites = _masked_modules(distinct, framed)
             if len(distinct) < len(modules):
                 prefix_of, site_of = dict(zip(distinct, prefixes)), dict(zip(distinct, sites))
@@ -276,7 +275,7 @@ def _in_module_order(table: TensorTable, parts: NameParts) -> _Rows:
     module_runs = list(map(first_run.setdefault, parts.modules, itertools.count()))
     row_runs = list(itertools.chain.from_iterable(map(itertools.repeat, module_runs, parts.run_lengths())))
     order = sorted(range(len(table)), key=row_runs.__getitem__)
-    row_runs = _picked(row_runs, order)
+    row_runs.sort()  # (the rows' runs in `order`)
     run_starts = _run_starts(row_runs)
     runs = list(map(row_runs.__getitem__, run_starts))
     return _Rows(_picked(table.names, order), _picked(table.dtypes, order), _picked(table.shapes, order),
@@ -469,7 +468,7 @@ def _masked_modules(modules: Sequence[str], framed: str) -> tuple[tuple[str, ...
     framed (each between dots, one a line). When every run of digits was an index, the indices are what is left
     once all but digits, dots and line breaks is deleted and runs of dots are folded (a few byte passes); else one
     more regex pass finds them, dealt out by the `#`s of each prefix."""
-    marked, digits_all_indices = _masked_framed(framed)
+    marked, digits_all_indices, indices_found = _masked_framed(framed)
     prefixes = _shared(marked[1:-1].split("\n."))
     if digits_all_indices:
         kept = ("\n" + framed).encode("ascii").translate(None, _NOT_IN_SITES)
@@ -478,7 +477,7 @@ def _masked_modules(modules: Sequence[str], framed: str) -> tuple[tuple[str, ...
         return prefixes, tuple(kept.replace(b"\n.", b"\n").replace(b".\n", b"\n")[1:-1].decode("ascii").split("\n"))
     if "#" in framed:  # a `#` of a module's own: not one index per `#`
         return prefixes, tuple(map(_site, modules))
-    indices = iter(_INDEX_AFTER_DOT.findall(framed))
+    indices = iter(indices_found)
     join: Callable[[Iterable[str]], str] = ".".join
     return prefixes, tuple(map(join, map(islice, itertools.repeat(indices), map(str.count, prefixes,
                                                                                  itertools.repeat("#")))))
@@ -487,9 +486,9 @@ def _masked_modules(modules: Sequence[str], framed: str) -> tuple[tuple[str, ...
 _NOT_IN_SITES = bytes(sorted(set(range(128)) - set(b"0123456789.\n")))
 
 
-def _masked_framed(framed: str) -> tuple[str, bool]:
-    """The modules framed, each index component as `#`, and whether the text is ASCII and every run of digits in it
-    an index. When every run of digits is a whole component (ASCII, no empty component: the usual case) by byte
+def _masked_framed(framed: str) -> tuple[str, bool, list[str]]:
+    """The modules framed, each index component as `#`; whether the text is ASCII and every run of digits in it
+    an index; and, when not, the indices in order (else []: the digits left in the text are they). When every run of digits is a whole component (ASCII, no empty component: the usual case) by byte
     passes: the digits deleted leave each index an empty component, which is marked (half the instructions of the
     regex pass that does it otherwise)."""
     if framed.isascii() and ".." not in framed:
@@ -499,9 +498,10 @@ def _masked_framed(framed: str) -> tuple[str, bool]:
             masked = data.translate(None, b"0123456789")
             while b".." in masked:  # (indices in a row leave a run of dots: each pass marks every other one)
                 masked = masked.replace(b"..", b".#.")
-            return masked.decode("ascii"), True
-    marked = _INDEX_AFTER_DOT.sub(".#", framed)
-    return marked, framed.isascii() and not any(digit in marked for digit in "0123456789")
+            return masked.decode("ascii"), True, []
+    pieces = _INDEX_AFTER_DOT.split(framed)  # text, index, text, ...: marked and found in one regex pass
+    marked = ".#".join(pieces[0::2])
+    return marked, framed.isascii() and not any(digit in marked for digit in "0123456789"), pieces[1::2]
 
 
 # Each byte as a digit (0), a separator (.: a dot or a line break) or anything else (a).
